@@ -1,0 +1,8 @@
+//! `litert` turns version-controlled YAML recipes into LiteRT (`.tflite`) models.
+//!
+//! Data flows one way: [`recipe`] loads, validates and resolves recipes into build plans;
+//! [`diag`] renders located diagnostics; [`cli`] owns the command line and nothing else.
+
+pub mod cli;
+pub mod diag;
+pub mod recipe;
