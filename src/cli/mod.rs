@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use output::Exit;
+pub use output::{Exit, Hinted};
 
 /// Turn version-controlled YAML recipes into LiteRT (`.tflite`) models, reproducibly.
 #[derive(Debug, Parser)]

@@ -43,14 +43,18 @@ pub fn stderr_color() -> bool {
     io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// A hint attached to an error with `.context(Hint(...))` is printed as `hint:` rather than
-/// as a cause.
-#[derive(Debug)]
-pub struct Hint(pub String);
+/// An error that knows what the user can do about it: printed as the message, then a
+/// `hint:` line after the whole cause chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
 
-impl std::fmt::Display for Hint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: hint.into() }
     }
 }
 
@@ -62,19 +66,15 @@ pub fn print_error(err: &anyhow::Error) {
 fn render_error(err: &anyhow::Error) -> String {
     let mut text = String::new();
     let mut hints = Vec::new();
-    let mut headline_done = false;
     for (i, cause) in err.chain().enumerate() {
-        if let Some(Hint(hint)) = cause.downcast_ref::<Hint>() {
-            hints.push(hint.clone());
-            continue;
+        if let Some(hinted) = cause.downcast_ref::<Hinted>() {
+            hints.push(hinted.hint.clone());
         }
-        if !headline_done {
+        if i == 0 {
             text.push_str(&format!("error: {cause}\n"));
-            headline_done = true;
         } else {
             text.push_str(&format!("  Caused by: {cause}\n"));
         }
-        let _ = i;
     }
     for hint in hints {
         text.push_str(&format!("\nhint: {hint}\n"));
@@ -89,9 +89,8 @@ mod tests {
 
     #[test]
     fn error_chain_renders_causes_and_hints() {
-        let err = Err::<(), _>(std::io::Error::other("disk on fire"))
+        let err = Err::<(), _>(Hinted::new("disk on fire", "free some space"))
             .context("cannot write `a.tflite`")
-            .context(Hint("free some space".into()))
             .unwrap_err();
         assert_eq!(
             render_error(&err),
