@@ -1,7 +1,10 @@
 //! The command line: argument parsing (clap) and one module per verb. Verbs print data to
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
+mod check;
 mod output;
+mod plan;
+mod recipes;
 mod schema;
 
 use std::process::ExitCode;
@@ -25,6 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Check(check::CheckArgs),
+    Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
 }
 
@@ -33,12 +38,18 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() { Exit::Usage } else { Exit::Success };
+            let code = if err.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
             let _ = err.print();
             return code.into();
         }
     };
     let exit = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),
     };
     match exit {

@@ -1,2 +1,106 @@
-//! Recipes.
+//! Recipes: the wire types, loading with spans, schema validation, resolution (`extends`,
+//! variants, templates, defaults) into build plans, and the semantic rules between them.
+//! Nothing here knows about the worker or the `.tflite` format.
+//!
+//! The pipeline for one recipe file: [`resolve::load_chain`] (parse, follow `extends`) →
+//! [`resolve::render_variants`] (split variants, render templates) → per variant
+//! [`schema::validate`] → typed [`types::Recipe`] → [`rules::build_plan`].
+
+pub mod load;
+pub mod plan;
+pub mod resolve;
+pub mod rules;
 pub mod schema;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, FileId, Sources};
+pub use plan::BuildPlan;
+pub use resolve::Overrides;
+
+/// What checking one recipe file found: its plans (when every variant passed) and every
+/// diagnostic, warnings included.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub plans: Vec<BuildPlan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Load, validate and resolve one recipe file into build plans, collecting every problem.
+pub fn check_file(path: &Path, overrides: &Overrides, sources: &mut Sources) -> Checked {
+    let doc = match resolve::load_chain(path, sources) {
+        Ok(doc) => doc,
+        Err(diagnostics) => {
+            return Checked {
+                plans: Vec::new(),
+                diagnostics,
+            };
+        }
+    };
+    let variants = match resolve::render_variants(path, &doc, overrides) {
+        Ok(v) => v,
+        Err(diagnostics) => {
+            return Checked {
+                plans: Vec::new(),
+                diagnostics,
+            };
+        }
+    };
+    let file_dirs: Vec<PathBuf> = (0..sources.len())
+        .map(|i| rules::parent_of(sources.path(FileId(i))))
+        .collect();
+    let mut plans = Vec::new();
+    let mut diagnostics = Vec::new();
+    for rv in &variants {
+        let schema_errors = schema::validate(&rv.value, &rv.spans);
+        if !schema_errors.is_empty() {
+            diagnostics.extend(schema_errors);
+            continue;
+        }
+        let recipe: types::Recipe = match serde_json::from_value(rv.value.clone()) {
+            Ok(r) => r,
+            Err(err) => {
+                // The schema is generated from these types, so this means the two disagree.
+                diagnostics.push(Diagnostic::error(
+                    "E0000",
+                    format!("internal error: recipe passed the schema but not the types: {err}"),
+                ));
+                continue;
+            }
+        };
+        match rules::build_plan(rv, &recipe, &file_dirs) {
+            Ok(plan) => plans.push(plan),
+            Err(diags) => diagnostics.extend(diags),
+        }
+    }
+    let mut diagnostics = resolve::dedupe(diagnostics);
+    check_outputs_distinct(&plans, &mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        plans.clear();
+    }
+    Checked { plans, diagnostics }
+}
+
+/// Two artifacts of one recipe must not overwrite each other.
+fn check_outputs_distinct(plans: &[BuildPlan], diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen: BTreeMap<&Path, &str> = BTreeMap::new();
+    for plan in plans {
+        if let Some(first) = seen.insert(&plan.output, &plan.id) {
+            diagnostics.push(
+                Diagnostic::error(
+                    "E0232",
+                    format!("`{first}` and `{}` both write `{}`", plan.id, plan.output.display()),
+                )
+                .hint("give each variant its own file, e.g. `output: build/{{ name }}-{{ variant }}.tflite`"),
+            );
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `litert plan`: print the fully resolved build plan of each recipe variant, the exact
+//! data `apply` would hand the worker.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::recipes::{self, RecipeArgs};
+use super::{Exit, output};
+use crate::diag::Sources;
+use crate::recipe;
+
+/// Print each variant's fully resolved build plan: defaults applied, templates rendered,
+/// paths normalised, and the exact converter settings each quantization mode maps to.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  litert plan recipes/mlp.yaml\n  litert plan recipes/gemma_int8.yaml --set preset=presets/tiny_gemma --json\n\nExit codes: 0 printed, 2 an invalid recipe or bad arguments."
+)]
+pub struct PlanArgs {
+    /// Recipe files, directories or glob patterns.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print JSON (an array of plans) instead of YAML documents.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
+    let overrides = args.recipe.overrides()?;
+    let files = recipes::expand(&args.paths)?;
+    let mut sources = Sources::default();
+    let mut plans = Vec::new();
+    let mut failed = false;
+    for file in &files {
+        let checked = recipe::check_file(file, &overrides, &mut sources);
+        recipes::print_diagnostics(&checked.diagnostics, &sources);
+        failed |= checked.has_errors();
+        plans.extend(checked.plans);
+    }
+    if failed {
+        output::stderr("error: no plan printed: fix the recipe errors above\n");
+        return Ok(Exit::Usage);
+    }
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&plans)?)
+    } else {
+        let mut text = String::new();
+        for plan in &plans {
+            text.push_str("---\n");
+            text.push_str(&serde_saphyr::to_string(plan)?);
+        }
+        text
+    };
+    output::stdout(&text)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,396 @@
+//! The resolved build plan: one per artifact (recipe × variant), with every default applied,
+//! paths resolved, and quantization mapped to the exact converter settings. This is what
+//! `litert plan` prints and what the worker receives as data. It has no optional knobs left
+//! for the worker to interpret.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::types::{
+    ChannelOrder, Dtype, InputOverride, InputSpec, LitertKwargs, OpsSet, Optimize,
+    QuantizationMode, QuantizedIo, SupportedType,
+};
+
+/// Everything needed to build one artifact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildPlan {
+    /// `name` or `name:variant`: how reports, the lock and snapshots refer to the artifact.
+    pub id: String,
+    pub name: String,
+    pub variant: Option<String>,
+    pub recipe: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub model: ModelPlan,
+    /// True when building runs Python code from the recipe's project (factories, custom
+    /// objects, generators): `litert apply` then needs `--allow-code`.
+    pub runs_code: bool,
+    pub inputs: InputsPlan,
+    pub quantization: QuantizationPlan,
+    pub calibration: Option<CalibrationPlan>,
+    pub converter: ConverterSettings,
+    pub parity: ParityPlan,
+    pub gates: GatesPlan,
+    pub output: PathBuf,
+    pub snapshot: PathBuf,
+}
+
+/// The model source, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelPlan {
+    Keras {
+        path: PathBuf,
+        custom_objects: Vec<CallablePlan>,
+    },
+    H5 {
+        path: PathBuf,
+        custom_objects: Vec<CallablePlan>,
+    },
+    SavedModel {
+        path: PathBuf,
+    },
+    Weights {
+        path: PathBuf,
+        architecture: ArchitecturePlan,
+        custom_objects: Vec<CallablePlan>,
+    },
+    Preset {
+        preset: PresetRef,
+        task: String,
+        args: BTreeMap<String, Value>,
+    },
+    Factory {
+        factory: CallablePlan,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchitecturePlan {
+    Config { path: PathBuf },
+    Factory { factory: CallablePlan },
+}
+
+/// A preset by name (needs the network) or by local directory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresetRef {
+    Name(String),
+    Path(PathBuf),
+}
+
+/// `file.py:function` split, with the file resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallablePlan {
+    pub file: PathBuf,
+    pub function: String,
+    pub args: BTreeMap<String, Value>,
+}
+
+/// What the input signature will be. The worker applies these to the model's own inputs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InputsPlan {
+    /// The whole signature, when the recipe gives it.
+    pub signature: Option<Vec<InputSpec>>,
+    /// Per-input changes by name.
+    pub overrides: BTreeMap<String, InputOverride>,
+    pub batch_size: Option<u32>,
+    pub sequence_length: Option<u32>,
+    /// `[height, width]`.
+    pub image_size: Option<[u32; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantizationPlan {
+    /// The typed mode, or `None` when `litert_kwargs` alone decides.
+    pub mode: Option<QuantizationMode>,
+    pub io: QuantizedIo,
+}
+
+/// Exactly what is set on `tf.lite.TFLiteConverter` before `convert()`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConverterSettings {
+    pub optimizations: Vec<Optimize>,
+    pub supported_ops: Vec<OpsSet>,
+    pub supported_types: Vec<SupportedType>,
+    pub inference_input_type: Option<QuantizedIo>,
+    pub inference_output_type: Option<QuantizedIo>,
+    /// Whether a representative dataset (from `calibration`) is attached.
+    pub representative_dataset: bool,
+    pub allow_custom_ops: bool,
+    /// The remaining boolean attributes by converter name, only those that are set.
+    pub flags: BTreeMap<String, bool>,
+    pub experimental_select_user_tf_ops: Vec<String>,
+}
+
+impl ConverterSettings {
+    /// The settings a typed mode stands for, before any raw `litert_kwargs`.
+    pub fn for_mode(mode: QuantizationMode, io: QuantizedIo, flex: bool, custom: bool) -> Self {
+        let mut ops = match mode {
+            QuantizationMode::FullInt8 => vec![OpsSet::TfliteBuiltinsInt8],
+            QuantizationMode::Int16x8 => vec![OpsSet::Int16x8],
+            _ => vec![OpsSet::TfliteBuiltins],
+        };
+        if flex {
+            ops.push(OpsSet::SelectTfOps);
+        }
+        let optimizations = match mode {
+            QuantizationMode::None => vec![],
+            _ => vec![Optimize::Default],
+        };
+        let integer_io = matches!(mode, QuantizationMode::FullInt8 | QuantizationMode::Int16x8)
+            && io != QuantizedIo::Float32;
+        let mut flags = BTreeMap::new();
+        // Keras sets this for every export; keeping it makes our bytes match Keras'.
+        flags.insert("experimental_enable_resource_variables".to_string(), true);
+        Self {
+            optimizations,
+            supported_ops: ops,
+            supported_types: if mode == QuantizationMode::Float16 {
+                vec![SupportedType::Float16]
+            } else {
+                vec![]
+            },
+            inference_input_type: integer_io.then_some(io),
+            inference_output_type: integer_io.then_some(io),
+            representative_dataset: mode.needs_calibration(),
+            allow_custom_ops: custom,
+            flags,
+            experimental_select_user_tf_ops: vec![],
+        }
+    }
+
+    /// Apply raw converter attributes over these settings (the rules have already refused
+    /// conflicting ones).
+    pub fn apply_kwargs(&mut self, kw: &LitertKwargs) {
+        if let Some(o) = &kw.optimizations {
+            self.optimizations.clone_from(o);
+        }
+        if let Some(ts) = &kw.target_spec {
+            if let Some(ops) = &ts.supported_ops {
+                self.supported_ops.clone_from(ops);
+            }
+            if let Some(types) = &ts.supported_types {
+                self.supported_types.clone_from(types);
+            }
+            if let Some(user) = &ts.experimental_select_user_tf_ops {
+                self.experimental_select_user_tf_ops.clone_from(user);
+            }
+        }
+        if kw.inference_input_type.is_some() {
+            self.inference_input_type = kw.inference_input_type;
+        }
+        if kw.inference_output_type.is_some() {
+            self.inference_output_type = kw.inference_output_type;
+        }
+        if let Some(b) = kw.allow_custom_ops {
+            self.allow_custom_ops = b;
+        }
+        for (name, value) in kwargs_flags(kw) {
+            self.flags.insert(name.to_string(), value);
+        }
+    }
+}
+
+/// The boolean converter attributes of `litert_kwargs` that are set, by converter name.
+pub fn kwargs_flags(kw: &LitertKwargs) -> Vec<(&'static str, bool)> {
+    let all = [
+        (
+            "exclude_conversion_metadata",
+            kw.exclude_conversion_metadata,
+        ),
+        ("experimental_new_converter", kw.experimental_new_converter),
+        ("experimental_new_quantizer", kw.experimental_new_quantizer),
+        (
+            "experimental_new_dynamic_range_quantizer",
+            kw.experimental_new_dynamic_range_quantizer,
+        ),
+        (
+            "experimental_enable_resource_variables",
+            kw.experimental_enable_resource_variables,
+        ),
+        (
+            "experimental_lower_to_saved_model",
+            kw.experimental_lower_to_saved_model,
+        ),
+        (
+            "experimental_use_stablehlo_quantizer",
+            kw.experimental_use_stablehlo_quantizer,
+        ),
+        (
+            "_experimental_disable_per_channel",
+            kw._experimental_disable_per_channel,
+        ),
+        (
+            "_experimental_lower_tensor_list_ops",
+            kw._experimental_lower_tensor_list_ops,
+        ),
+        ("unfold_batchmatmul", kw.unfold_batchmatmul),
+        (
+            "legalize_custom_tensor_list_ops",
+            kw.legalize_custom_tensor_list_ops,
+        ),
+        (
+            "canonicalizing_inf_as_min_max_float",
+            kw.canonicalizing_inf_as_min_max_float,
+        ),
+        ("serialize_debug_metadata", kw.serialize_debug_metadata),
+    ];
+    all.into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .collect()
+}
+
+impl QuantizationMode {
+    pub fn needs_calibration(self) -> bool {
+        matches!(self, Self::Int8Fallback | Self::FullInt8 | Self::Int16x8)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::DynamicRange => "dynamic_range",
+            Self::Float16 => "float16",
+            Self::Int8Fallback => "int8_fallback",
+            Self::FullInt8 => "full_int8",
+            Self::Int16x8 => "int16x8",
+        }
+    }
+}
+
+/// Calibration data, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationPlan {
+    pub source: CalibrationSource,
+    pub samples: u32,
+    pub seed: u64,
+    pub shuffle: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CalibrationSource {
+    Npz {
+        path: PathBuf,
+    },
+    Npy {
+        files: BTreeMap<String, PathBuf>,
+    },
+    Images {
+        dir: PathBuf,
+        input: Option<String>,
+        size: [u32; 2],
+        scale: f64,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+        channel_order: ChannelOrder,
+    },
+    Prompts {
+        path: PathBuf,
+    },
+    Generator {
+        generator: CallablePlan,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParityPlan {
+    pub enabled: bool,
+    pub samples: u32,
+    pub seed: u64,
+    /// Per output name; `*` for all others.
+    pub tolerance: BTreeMap<String, TolerancePlan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TolerancePlan {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl TolerancePlan {
+    /// Default tolerances: tight for float exports, Keras' own 1e-2 for weight-only
+    /// quantization, loose for integer activations (accuracy gates judge those better).
+    pub fn default_for(mode: Option<QuantizationMode>) -> Self {
+        match mode {
+            None | Some(QuantizationMode::None) => Self {
+                atol: 1e-4,
+                rtol: 1e-4,
+            },
+            Some(QuantizationMode::DynamicRange | QuantizationMode::Float16) => Self {
+                atol: 1e-2,
+                rtol: 1e-2,
+            },
+            Some(_) => Self {
+                atol: 0.1,
+                rtol: 0.1,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatesPlan {
+    pub no_flex: bool,
+    pub no_custom_ops: bool,
+    pub max_size_bytes: Option<u64>,
+    pub target_runtime: Option<String>,
+}
+
+impl Dtype {
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            Self::Int8 | Self::Uint8 | Self::Int16 | Self::Int32 | Self::Int64
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_int8_with_int8_io_maps_to_the_guide_settings() {
+        let s = ConverterSettings::for_mode(
+            QuantizationMode::FullInt8,
+            QuantizedIo::Int8,
+            false,
+            false,
+        );
+        assert_eq!(s.optimizations, vec![Optimize::Default]);
+        assert_eq!(s.supported_ops, vec![OpsSet::TfliteBuiltinsInt8]);
+        assert_eq!(s.inference_input_type, Some(QuantizedIo::Int8));
+        assert!(s.representative_dataset);
+    }
+
+    #[test]
+    fn float16_sets_supported_types_and_no_dataset() {
+        let s = ConverterSettings::for_mode(
+            QuantizationMode::Float16,
+            QuantizedIo::Float32,
+            false,
+            false,
+        );
+        assert_eq!(s.supported_types, vec![SupportedType::Float16]);
+        assert!(!s.representative_dataset);
+        assert_eq!(s.inference_input_type, None);
+    }
+
+    #[test]
+    fn flex_is_opt_in() {
+        let s =
+            ConverterSettings::for_mode(QuantizationMode::None, QuantizedIo::Float32, false, false);
+        assert_eq!(s.supported_ops, vec![OpsSet::TfliteBuiltins]);
+        let s =
+            ConverterSettings::for_mode(QuantizationMode::None, QuantizedIo::Float32, true, false);
+        assert_eq!(
+            s.supported_ops,
+            vec![OpsSet::TfliteBuiltins, OpsSet::SelectTfOps]
+        );
+    }
+}

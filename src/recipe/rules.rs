@@ -1,0 +1,1194 @@
+//! Semantic rules: what the schema cannot say. Exactly-one-of choices, files that must exist
+//! relative to the recipe, options that conflict (quantization mode against raw converter
+//! attributes, `sequence_length` against explicit shapes), settings the converter would
+//! silently ignore. A variant that passes every rule becomes a [`BuildPlan`].
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use super::load::Spans;
+use super::plan::*;
+use super::resolve::RenderedVariant;
+use super::types::*;
+use crate::diag::Diagnostic;
+
+/// Check one rendered, schema-valid variant and build its plan.
+///
+/// `file_dirs[i]` is the directory of the file registered as `FileId(i)`: a relative path is
+/// resolved against the directory of the file it was written in, which differs from the
+/// recipe's own for values inherited through `extends:`.
+pub fn build_plan(
+    rv: &RenderedVariant,
+    recipe: &Recipe,
+    file_dirs: &[PathBuf],
+) -> Result<BuildPlan, Vec<Diagnostic>> {
+    let mut cx = Cx {
+        spans: &rv.spans,
+        diags: Vec::new(),
+        dir: parent_dir(&rv.recipe_path),
+        file_dirs,
+    };
+    let plan = cx.plan(rv, recipe);
+    if cx.diags.iter().any(Diagnostic::is_error) {
+        Err(cx.diags)
+    } else {
+        plan.ok_or(cx.diags)
+    }
+}
+
+struct Cx<'a> {
+    spans: &'a Spans,
+    diags: Vec<Diagnostic>,
+    /// The recipe file's directory: the default base for paths.
+    dir: PathBuf,
+    file_dirs: &'a [PathBuf],
+}
+
+/// The directory containing `path` (`.` for a bare file name).
+pub fn parent_of(path: &std::path::Path) -> PathBuf {
+    parent_dir(path)
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Join and normalise `..`/`.` lexically: output files need not exist yet.
+pub fn join_normalized(base: &Path, rel: &str) -> PathBuf {
+    let joined = base.join(rel);
+    let mut out = PathBuf::new();
+    for comp in joined.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    File,
+    Dir,
+}
+
+impl Cx<'_> {
+    fn err(
+        &mut self,
+        code: &'static str,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let mut d = Diagnostic::error(code, message);
+        if let Some(span) = self.spans.nearest(pointer) {
+            d = d.at(span.value);
+        }
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    /// Like [`Self::err`], but pointing at the key of `pointer` rather than its value.
+    fn err_key(
+        &mut self,
+        code: &'static str,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let mut d = Diagnostic::error(code, message);
+        if let Some(span) = self.spans.get(pointer) {
+            d = d.at(span.key.unwrap_or(span.value));
+        } else if let Some(span) = self.spans.nearest(pointer) {
+            d = d.at(span.value);
+        }
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    fn warn(
+        &mut self,
+        code: &'static str,
+        pointer: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = self.err(code, pointer, message);
+        d.severity = crate::diag::Severity::Warning;
+        d
+    }
+
+    /// Resolve the path written at `pointer` against the directory of the file it was
+    /// written in.
+    fn resolve_path(&self, pointer: &str, rel: &str) -> PathBuf {
+        let dir = self
+            .spans
+            .nearest(pointer)
+            .and_then(|s| self.file_dirs.get(s.value.file.0))
+            .unwrap_or(&self.dir);
+        join_normalized(dir, rel)
+    }
+
+    /// Resolve a path from the recipe and check it exists as the right kind of thing.
+    fn existing(&mut self, pointer: &str, rel: &str, kind: Kind) -> PathBuf {
+        let path = self.resolve_path(pointer, rel);
+        let ok = match kind {
+            Kind::File => path.is_file(),
+            Kind::Dir => path.is_dir(),
+        };
+        if !ok {
+            let what = if kind == Kind::File {
+                "file"
+            } else {
+                "directory"
+            };
+            let message = if path.exists() {
+                format!("`{rel}` is not a {what}")
+            } else {
+                format!("{what} not found: `{rel}`")
+            };
+            let looked = format!("looked for `{}`", path.display());
+            let d = self.err("E0220", pointer, message);
+            d.label = Some(looked);
+            d.notes.push(
+                "relative paths are resolved against the directory of the recipe file".into(),
+            );
+        }
+        path
+    }
+
+    fn plan(&mut self, rv: &RenderedVariant, r: &Recipe) -> Option<BuildPlan> {
+        self.version(r);
+        let name = self.name(rv, r);
+        let model = self.model(r);
+        let (inputs, image_size) = self.inputs(r);
+        let (qmode, io) = self.quantization(r);
+        let flex = r.ops.as_ref().and_then(|o| o.flex).unwrap_or(false);
+        let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);
+        let calibration = self.calibration(r, qmode, image_size);
+        let converter = self.converter(r, qmode, io, flex, custom);
+        let parity = self.parity(r, qmode);
+        let gates = self.gates(r, flex, custom);
+        let output = self.output(r);
+        let runs_code = model.as_ref().is_some_and(model_runs_code)
+            || matches!(
+                calibration.as_ref().map(|c| &c.source),
+                Some(CalibrationSource::Generator { .. })
+            );
+        let snapshot = match &r.snapshot {
+            Some(s) => self.resolve_path("/snapshot", s),
+            None => {
+                let file = match &rv.variant {
+                    Some(v) => format!("{name}-{v}.yaml"),
+                    None => format!("{name}.yaml"),
+                };
+                join_normalized(&project_root(&self.dir), &format!("snapshots/{file}"))
+            }
+        };
+        let id = match &rv.variant {
+            Some(v) => format!("{name}:{v}"),
+            None => name.clone(),
+        };
+        Some(BuildPlan {
+            id,
+            name,
+            variant: rv.variant.clone(),
+            recipe: rv.recipe_path.clone(),
+            description: r.description.clone(),
+            model: model?,
+            runs_code,
+            inputs,
+            quantization: QuantizationPlan { mode: qmode, io },
+            calibration,
+            converter,
+            parity,
+            gates,
+            output: output?,
+            snapshot,
+        })
+    }
+
+    fn version(&mut self, r: &Recipe) {
+        match r.version {
+            None => {
+                let d = self.err("E0200", "", "missing `version`");
+                d.label = Some("this recipe does not say its format version".into());
+                d.hints
+                    .push("add `version: 1` at the top of the recipe".into());
+            }
+            Some(1) => {}
+            Some(v) => {
+                self.err(
+                    "E0201",
+                    "/version",
+                    format!("unsupported recipe version {v}"),
+                )
+                .hints
+                .push("this litert reads recipe format version 1".into());
+            }
+        }
+    }
+
+    fn name(&mut self, rv: &RenderedVariant, r: &Recipe) -> String {
+        if let Some(n) = &r.name {
+            return n.clone();
+        }
+        let stem = super::resolve::default_name(&rv.recipe_path);
+        if !super::resolve::is_valid_name(&stem) {
+            self.err(
+                "E0202",
+                "",
+                format!("the file name `{stem}` cannot be the recipe's name"),
+            )
+            .hints
+            .push("add `name:` with lower-case letters, digits, `_`, `-` or `.`".into());
+        }
+        stem
+    }
+
+    fn model(&mut self, r: &Recipe) -> Option<ModelPlan> {
+        let Some(m) = &r.model else {
+            let d = self.err(
+                "E0210",
+                "",
+                "missing `model`: say where the model comes from",
+            );
+            d.hints
+                .push("e.g. `model: {keras: models/classifier.keras}`".into());
+            return None;
+        };
+        let given: Vec<&str> = [
+            ("keras", m.keras.is_some()),
+            ("h5", m.h5.is_some()),
+            ("saved_model", m.saved_model.is_some()),
+            ("weights", m.weights.is_some()),
+            ("preset", m.preset.is_some()),
+            ("factory", m.factory.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        match given.as_slice() {
+            [] => {
+                let d = self.err("E0211", "/model", "`model` names no source");
+                d.label = Some("needs one source".into());
+                d.hints.push("give exactly one of `keras`, `h5`, `saved_model`, `weights`, `preset`, `factory`".into());
+                return None;
+            }
+            [_] => {}
+            [first, second, ..] => {
+                let first_span = self
+                    .spans
+                    .get(&format!("/model/{first}"))
+                    .and_then(|s| s.key);
+                let d = self.err_key(
+                    "E0212",
+                    &format!("/model/{second}"),
+                    format!("`model` has two sources: `{first}` and `{second}`"),
+                );
+                d.label = Some("second source".into());
+                if let Some(loc) = first_span {
+                    d.related.push((loc, "first source".into()));
+                }
+                d.hints
+                    .push("a recipe builds one model: keep exactly one source".into());
+                return None;
+            }
+        }
+        let customs = self.custom_objects(m);
+        if let Some(p) = &m.keras {
+            if !p.ends_with(".keras") {
+                self.wrong_extension("/model/keras", p, ".keras", m);
+            }
+            return Some(ModelPlan::Keras {
+                path: self.existing("/model/keras", p, Kind::File),
+                custom_objects: customs,
+            });
+        }
+        if let Some(p) = &m.h5 {
+            if !(p.ends_with(".h5") || p.ends_with(".hdf5")) {
+                self.wrong_extension("/model/h5", p, ".h5", m);
+            }
+            return Some(ModelPlan::H5 {
+                path: self.existing("/model/h5", p, Kind::File),
+                custom_objects: customs,
+            });
+        }
+        if let Some(p) = &m.saved_model {
+            let path = self.existing("/model/saved_model", p, Kind::Dir);
+            if path.is_dir() && !path.join("saved_model.pb").is_file() {
+                let d = self.err(
+                    "E0222",
+                    "/model/saved_model",
+                    format!("`{p}` is not a SavedModel directory"),
+                );
+                d.label = Some("no `saved_model.pb` inside".into());
+            }
+            return Some(ModelPlan::SavedModel { path });
+        }
+        if let Some(w) = &m.weights {
+            let path = self.existing("/model/weights/file", &w.file, Kind::File);
+            let arch = match (&w.architecture.config, &w.architecture.factory) {
+                (Some(c), None) => Some(ArchitecturePlan::Config {
+                    path: self.existing("/model/weights/architecture/config", c, Kind::File),
+                }),
+                (None, Some(f)) => self
+                    .callable("/model/weights/architecture/factory", f)
+                    .map(|factory| ArchitecturePlan::Factory { factory }),
+                _ => {
+                    let d = self.err(
+                        "E0213",
+                        "/model/weights/architecture",
+                        "`architecture` needs exactly one of `config` or `factory`",
+                    );
+                    d.label = Some("one of `config`, `factory`".into());
+                    None
+                }
+            };
+            return arch.map(|architecture| ModelPlan::Weights {
+                path,
+                architecture,
+                custom_objects: customs,
+            });
+        }
+        if let Some(p) = &m.preset {
+            let preset = match (&p.name, &p.path) {
+                (Some(n), None) => Some(PresetRef::Name(n.clone())),
+                (None, Some(dir)) => {
+                    let path = self.existing("/model/preset/path", dir, Kind::Dir);
+                    if path.is_dir() && !path.join("config.json").is_file() {
+                        let d = self.err(
+                            "E0223",
+                            "/model/preset/path",
+                            format!("`{dir}` is not a KerasHub preset directory"),
+                        );
+                        d.label = Some("no `config.json` inside".into());
+                        d.hints
+                            .push("make one with `task.save_to_preset(dir)`".into());
+                    }
+                    Some(PresetRef::Path(path))
+                }
+                _ => {
+                    let d = self.err(
+                        "E0213",
+                        "/model/preset",
+                        "`preset` needs exactly one of `name` or `path`",
+                    );
+                    d.label = Some("one of `name`, `path`".into());
+                    None
+                }
+            };
+            return preset.map(|preset| ModelPlan::Preset {
+                preset,
+                task: p.task.clone(),
+                args: p.args.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(f) = &m.factory {
+            return self
+                .callable("/model/factory", f)
+                .map(|factory| ModelPlan::Factory { factory });
+        }
+        None
+    }
+
+    fn wrong_extension(&mut self, pointer: &str, path: &str, expected: &str, _m: &ModelSource) {
+        let key = if path.ends_with(".h5") || path.ends_with(".hdf5") {
+            Some("h5")
+        } else if path.ends_with(".keras") {
+            Some("keras")
+        } else if !path.contains('.') || path.ends_with('/') {
+            Some("saved_model")
+        } else {
+            None
+        };
+        let d = self.err(
+            "E0221",
+            pointer,
+            format!("`{path}` does not end in `{expected}`"),
+        );
+        d.label = Some(format!("expected a `{expected}` file"));
+        if let Some(k) = key {
+            d.hints
+                .push(format!("for this file use `model: {{{k}: {path}}}`"));
+        }
+    }
+
+    fn custom_objects(&mut self, m: &ModelSource) -> Vec<CallablePlan> {
+        let mut out = Vec::new();
+        for (i, spec) in m.custom_objects.iter().flatten().enumerate() {
+            let f = Factory {
+                callable: spec.clone(),
+                args: None,
+            };
+            if let Some(c) = self.callable(&format!("/model/custom_objects/{i}"), &f) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn callable(&mut self, pointer: &str, f: &Factory) -> Option<CallablePlan> {
+        let callable_ptr = if pointer.contains("custom_objects") {
+            pointer.to_string()
+        } else {
+            format!("{pointer}/callable")
+        };
+        let Some((file, function)) = f.callable.rsplit_once(':') else {
+            let d = self.err(
+                "E0224",
+                &callable_ptr,
+                format!("`{}` is not `file.py:function`", f.callable),
+            );
+            d.label = Some("expected `path/to/file.py:function`".into());
+            return None;
+        };
+        if !file.ends_with(".py") {
+            let d = self.err(
+                "E0224",
+                &callable_ptr,
+                format!("`{}` is not `file.py:function`", f.callable),
+            );
+            d.label = Some("expected `path/to/file.py:function`".into());
+            return None;
+        }
+        let path = self.existing(&callable_ptr, file, Kind::File);
+        Some(CallablePlan {
+            file: path,
+            function: function.to_string(),
+            args: f.args.clone().unwrap_or_default(),
+        })
+    }
+
+    fn inputs(&mut self, r: &Recipe) -> (InputsPlan, Option<[u32; 2]>) {
+        let image_size = r.image_size.as_ref().map(|s| match s {
+            ImageSize::Square(n) => [*n, *n],
+            ImageSize::HeightWidth(v) => [
+                v.first().copied().unwrap_or(1),
+                v.get(1).copied().unwrap_or(1),
+            ],
+        });
+        if r.inputs.is_some() && r.input_signature.is_some() {
+            let other = self.spans.get("/inputs").and_then(|s| s.key);
+            let d = self.err_key(
+                "E0240",
+                "/input_signature",
+                "`input_signature` and `inputs` cannot both be given",
+            );
+            d.label = Some("the whole signature".into());
+            if let Some(loc) = other {
+                d.related.push((loc, "per-input overrides".into()));
+            }
+            d.hints.push(
+                "put the overrides into `input_signature`, or drop it and keep `inputs`".into(),
+            );
+        }
+        let mut explicit: Vec<(String, String, Vec<Option<u32>>, Option<Dtype>)> = Vec::new();
+        if let Some(sig) = &r.input_signature {
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            for (i, spec) in sig.iter().enumerate() {
+                if let Some(first) = seen.insert(spec.name.as_str(), i) {
+                    let prev = self
+                        .spans
+                        .get(&format!("/input_signature/{first}/name"))
+                        .map(|s| s.value);
+                    let d = self.err(
+                        "E0241",
+                        &format!("/input_signature/{i}/name"),
+                        format!("input `{}` is named twice", spec.name),
+                    );
+                    d.label = Some("second input with this name".into());
+                    if let Some(loc) = prev {
+                        d.related.push((loc, "first here".into()));
+                    }
+                }
+                explicit.push((
+                    format!("/input_signature/{i}/shape"),
+                    spec.name.clone(),
+                    spec.shape.clone(),
+                    Some(spec.dtype),
+                ));
+            }
+        }
+        for (name, o) in r.inputs.iter().flatten() {
+            if let Some(shape) = &o.shape {
+                let ptr = format!("/inputs/{}/shape", super::load::escape_segment(name));
+                explicit.push((ptr, name.clone(), shape.clone(), o.dtype));
+            }
+        }
+        for (ptr, name, shape, dtype) in &explicit {
+            if let (Some(b), Some(Some(first))) = (r.batch_size, shape.first()) {
+                if *first != b {
+                    let d = self.err(
+                        "E0243",
+                        ptr,
+                        format!(
+                            "input `{name}` has batch dimension {first}, but `batch_size` is {b}"
+                        ),
+                    );
+                    d.label = Some("conflicts with `batch_size`".into());
+                    d.hints
+                        .push("drop one of the two, or make them agree".into());
+                }
+            }
+            if let (Some(len), Some(Some(dim))) = (r.sequence_length, shape.get(1)) {
+                if dtype.is_some_and(Dtype::is_integer) && shape.len() == 2 && *dim != len {
+                    let d = self.err(
+                        "E0242",
+                        ptr,
+                        format!("input `{name}` has length {dim}, but `sequence_length` is {len}"),
+                    );
+                    d.label = Some("conflicts with `sequence_length`".into());
+                    d.hints
+                        .push("drop one of the two, or make them agree".into());
+                }
+            }
+            if let Some([h, w]) = image_size {
+                if shape.len() == 4 {
+                    if let (Some(Some(sh)), Some(Some(sw))) = (shape.get(1), shape.get(2)) {
+                        if (*sh, *sw) != (h, w) {
+                            let d = self.err(
+                                "E0244",
+                                ptr,
+                                format!("input `{name}` is {sh}x{sw}, but `image_size` is {h}x{w}"),
+                            );
+                            d.label = Some("conflicts with `image_size`".into());
+                        }
+                    }
+                }
+            }
+        }
+        let plan = InputsPlan {
+            signature: r.input_signature.clone(),
+            overrides: r.inputs.clone().unwrap_or_default(),
+            batch_size: r.batch_size,
+            sequence_length: r.sequence_length,
+            image_size,
+        };
+        (plan, image_size)
+    }
+
+    fn quantization(&mut self, r: &Recipe) -> (Option<QuantizationMode>, QuantizedIo) {
+        let Some(q) = &r.quantization else {
+            // Without a typed mode, raw quantization attributes (if any) decide; with
+            // neither, nothing is quantized.
+            let raw = r.litert_kwargs.as_ref().is_some_and(|k| {
+                k.optimizations.is_some()
+                    || k.inference_input_type.is_some()
+                    || k.inference_output_type.is_some()
+                    || k.target_spec
+                        .as_ref()
+                        .is_some_and(|t| t.supported_types.is_some() || t.supported_ops.is_some())
+            });
+            return (
+                if raw {
+                    None
+                } else {
+                    Some(QuantizationMode::None)
+                },
+                QuantizedIo::Float32,
+            );
+        };
+        let mode = q.mode.unwrap_or(QuantizationMode::None);
+        let io = q.io.unwrap_or(QuantizedIo::Float32);
+        let allowed: &[QuantizedIo] = match mode {
+            QuantizationMode::FullInt8 => {
+                &[QuantizedIo::Float32, QuantizedIo::Int8, QuantizedIo::Uint8]
+            }
+            QuantizationMode::Int16x8 => &[QuantizedIo::Float32, QuantizedIo::Int16],
+            _ => &[QuantizedIo::Float32],
+        };
+        if q.io.is_some() && !allowed.contains(&io) {
+            let choices = allowed
+                .iter()
+                .map(|a| format!("`{}`", io_name(*a)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let d = self.err(
+                "E0252",
+                "/quantization/io",
+                format!(
+                    "`io: {}` does not apply to mode `{}`",
+                    io_name(io),
+                    mode.as_str()
+                ),
+            );
+            d.label = Some(format!("mode `{}` allows {choices}", mode.as_str()));
+            if matches!(io, QuantizedIo::Int8 | QuantizedIo::Uint8) {
+                d.hints
+                    .push("integer inputs and outputs need `mode: full_int8`".into());
+            }
+        }
+        (Some(mode), io)
+    }
+
+    fn calibration(
+        &mut self,
+        r: &Recipe,
+        mode: Option<QuantizationMode>,
+        image_size: Option<[u32; 2]>,
+    ) -> Option<CalibrationPlan> {
+        let needs = mode.is_some_and(QuantizationMode::needs_calibration);
+        let kwargs_calibrate = mode.is_none()
+            && r.litert_kwargs
+                .as_ref()
+                .and_then(|k| k.optimizations.as_ref())
+                .is_some_and(|o| !o.is_empty());
+        let Some(c) = &r.calibration else {
+            if let Some(m) = mode.filter(|m| m.needs_calibration()) {
+                let d = self.err(
+                    "E0250",
+                    "/quantization/mode",
+                    format!("mode `{}` needs calibration data", m.as_str()),
+                );
+                d.label = Some("calibrates activation ranges on representative samples".into());
+                d.hints.push(
+                    "add `calibration:` with `npz`, `npy`, `images`, `prompts` or `generator`"
+                        .into(),
+                );
+            }
+            let int8_ops = r
+                .litert_kwargs
+                .as_ref()
+                .and_then(|k| k.target_spec.as_ref())
+                .and_then(|t| t.supported_ops.as_ref())
+                .is_some_and(|ops| {
+                    ops.contains(&OpsSet::TfliteBuiltinsInt8) || ops.contains(&OpsSet::Int16x8)
+                });
+            if mode.is_none() && int8_ops {
+                let d = self.err(
+                    "E0263",
+                    "/litert_kwargs/target_spec/supported_ops",
+                    "integer-only ops need calibration data",
+                );
+                d.label = Some("full integer quantization".into());
+                d.hints
+                    .push("add `calibration:`, or use `quantization: {mode: full_int8}`".into());
+            }
+            return None;
+        };
+        if !needs && !kwargs_calibrate {
+            let d = self.err_key("E0251", "/calibration", "calibration data would be ignored");
+            match mode {
+                Some(_) if r.quantization.is_none() => {
+                    d.label = Some("nothing is quantized".into());
+                    d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
+                }
+                Some(m) => {
+                    d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
+                    d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
+                }
+                None => {
+                    d.label = Some(
+                        "the converter ignores a representative dataset without `optimizations`"
+                            .into(),
+                    );
+                    d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
+                }
+            }
+        }
+        let sources: Vec<&str> = [
+            ("npz", c.npz.is_some()),
+            ("npy", c.npy.is_some()),
+            ("images", c.images.is_some()),
+            ("prompts", c.prompts.is_some()),
+            ("generator", c.generator.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.then_some(k))
+        .collect();
+        let source = match sources.as_slice() {
+            [] => {
+                let d = self.err("E0290", "/calibration", "`calibration` names no data");
+                d.hints.push(
+                    "give exactly one of `npz`, `npy`, `images`, `prompts`, `generator`".into(),
+                );
+                None
+            }
+            [_] => self.calibration_source(r, c, image_size),
+            [first, second, ..] => {
+                let first_span = self
+                    .spans
+                    .get(&format!("/calibration/{first}"))
+                    .and_then(|s| s.key);
+                let d = self.err_key(
+                    "E0290",
+                    &format!("/calibration/{second}"),
+                    format!("`calibration` has two sources: `{first}` and `{second}`"),
+                );
+                d.label = Some("second source".into());
+                if let Some(loc) = first_span {
+                    d.related.push((loc, "first source".into()));
+                }
+                None
+            }
+        };
+        source.map(|source| CalibrationPlan {
+            source,
+            samples: c.samples.unwrap_or(100),
+            seed: c.seed.unwrap_or(0),
+            shuffle: c.shuffle.unwrap_or(true),
+        })
+    }
+
+    fn calibration_source(
+        &mut self,
+        r: &Recipe,
+        c: &Calibration,
+        image_size: Option<[u32; 2]>,
+    ) -> Option<CalibrationSource> {
+        if let Some(p) = &c.npz {
+            if !p.ends_with(".npz") {
+                let d = self.err(
+                    "E0221",
+                    "/calibration/npz",
+                    format!("`{p}` does not end in `.npz`"),
+                );
+                d.hints
+                    .push("for one `.npy` file per input use `npy: {input_name: file.npy}`".into());
+            }
+            return Some(CalibrationSource::Npz {
+                path: self.existing("/calibration/npz", p, Kind::File),
+            });
+        }
+        if let Some(files) = &c.npy {
+            let mut out = BTreeMap::new();
+            for (input, file) in files {
+                let ptr = format!("/calibration/npy/{}", super::load::escape_segment(input));
+                out.insert(input.clone(), self.existing(&ptr, file, Kind::File));
+            }
+            return Some(CalibrationSource::Npy { files: out });
+        }
+        if let Some(img) = &c.images {
+            let dir = self.existing("/calibration/images/dir", &img.dir, Kind::Dir);
+            let size = match (&img.size, image_size) {
+                (Some(ImageSize::Square(n)), _) => Some([*n, *n]),
+                (Some(ImageSize::HeightWidth(v)), _) => Some([
+                    v.first().copied().unwrap_or(1),
+                    v.get(1).copied().unwrap_or(1),
+                ]),
+                (None, Some(s)) => Some(s),
+                (None, None) => {
+                    let d = self.err(
+                        "E0291",
+                        "/calibration/images",
+                        "image calibration needs a size",
+                    );
+                    d.hints.push(
+                        "set `image_size` on the recipe, or `size` under `calibration.images`"
+                            .into(),
+                    );
+                    None
+                }
+            };
+            for (key, v) in [("mean", &img.mean), ("std", &img.std)] {
+                if let Some(v) = v {
+                    if v.len() != 1 && v.len() != 3 {
+                        let d = self.err(
+                            "E0293",
+                            &format!("/calibration/images/{key}"),
+                            format!("`{key}` has {} values", v.len()),
+                        );
+                        d.label = Some("give 1 value, or 3 (one per channel)".into());
+                    }
+                }
+            }
+            if img.std.iter().flatten().any(|s| *s == 0.0) {
+                self.err("E0293", "/calibration/images/std", "`std` contains 0")
+                    .label = Some("would divide by zero".into());
+            }
+            return size.map(|size| CalibrationSource::Images {
+                dir,
+                input: img.input.clone(),
+                size,
+                scale: img.scale.unwrap_or(1.0),
+                mean: img.mean.clone().unwrap_or_default(),
+                std: img.std.clone().unwrap_or_default(),
+                channel_order: img.channel_order.unwrap_or(ChannelOrder::Rgb),
+            });
+        }
+        if let Some(p) = &c.prompts {
+            let is_preset = r.model.as_ref().is_some_and(|m| m.preset.is_some());
+            if !is_preset {
+                let d = self.err(
+                    "E0292",
+                    "/calibration/prompts",
+                    "prompt calibration needs a KerasHub preset model",
+                );
+                d.label = Some("prompts are tokenized by the preset's preprocessor".into());
+                d.hints
+                    .push("use `npz`/`npy` token arrays for other models".into());
+            }
+            if r.sequence_length.is_none() {
+                let d = self.err(
+                    "E0292",
+                    "/calibration/prompts",
+                    "prompt calibration needs `sequence_length`",
+                );
+                d.label = Some("prompts are padded or truncated to it".into());
+                d.hints.push("set `sequence_length` on the recipe".into());
+            }
+            return Some(CalibrationSource::Prompts {
+                path: self.existing("/calibration/prompts/file", &p.file, Kind::File),
+            });
+        }
+        if let Some(g) = &c.generator {
+            return self
+                .callable("/calibration/generator", g)
+                .map(|generator| CalibrationSource::Generator { generator });
+        }
+        None
+    }
+
+    fn converter(
+        &mut self,
+        r: &Recipe,
+        mode: Option<QuantizationMode>,
+        io: QuantizedIo,
+        flex: bool,
+        custom: bool,
+    ) -> ConverterSettings {
+        let base_mode = mode.unwrap_or(QuantizationMode::None);
+        let mut settings = ConverterSettings::for_mode(base_mode, io, flex, custom);
+        let Some(kw) = &r.litert_kwargs else {
+            return settings;
+        };
+        if let Some(m) = mode.filter(|_| r.quantization.is_some()) {
+            // With a typed mode, raw quantization attributes may only repeat what it says.
+            let owned = &settings;
+            let mut conflicts: Vec<(&str, String)> = Vec::new();
+            if kw
+                .optimizations
+                .as_ref()
+                .is_some_and(|o| *o != owned.optimizations)
+            {
+                conflicts.push(("/litert_kwargs/optimizations", "optimizations".into()));
+            }
+            if let Some(ts) = &kw.target_spec {
+                if ts
+                    .supported_types
+                    .as_ref()
+                    .is_some_and(|t| *t != owned.supported_types)
+                {
+                    conflicts.push((
+                        "/litert_kwargs/target_spec/supported_types",
+                        "target_spec.supported_types".into(),
+                    ));
+                }
+                if ts
+                    .supported_ops
+                    .as_ref()
+                    .is_some_and(|o| *o != owned.supported_ops)
+                {
+                    conflicts.push((
+                        "/litert_kwargs/target_spec/supported_ops",
+                        "target_spec.supported_ops".into(),
+                    ));
+                }
+            }
+            for (ptr, key, value) in [
+                (
+                    "/litert_kwargs/inference_input_type",
+                    "inference_input_type",
+                    kw.inference_input_type,
+                ),
+                (
+                    "/litert_kwargs/inference_output_type",
+                    "inference_output_type",
+                    kw.inference_output_type,
+                ),
+            ] {
+                if value.is_some_and(|v| {
+                    Some(v) != owned.inference_input_type
+                        && !(v == QuantizedIo::Float32 && owned.inference_input_type.is_none())
+                }) {
+                    conflicts.push((ptr, key.into()));
+                }
+            }
+            let mode_span = self
+                .spans
+                .get("/quantization/mode")
+                .or_else(|| self.spans.get("/quantization"))
+                .map(|s| s.value);
+            for (ptr, key) in conflicts {
+                let d = self.err(
+                    "E0260",
+                    ptr,
+                    format!(
+                        "`litert_kwargs.{key}` conflicts with `quantization.mode: {}`",
+                        m.as_str()
+                    ),
+                );
+                d.label = Some("differs from what the mode sets".into());
+                if let Some(loc) = mode_span {
+                    d.related.push((loc, "the mode sets this".into()));
+                }
+                d.hints.push(format!("remove `{key}` (run `litert plan` to see the settings the mode maps to), or remove `quantization` and set every converter attribute yourself"));
+            }
+        } else {
+            if kw.optimizations.as_ref().is_some_and(|o| {
+                o.iter()
+                    .any(|x| matches!(x, Optimize::OptimizeForSize | Optimize::OptimizeForLatency))
+            }) {
+                let d = self.warn("W0267", "/litert_kwargs/optimizations", "`OPTIMIZE_FOR_SIZE` and `OPTIMIZE_FOR_LATENCY` are deprecated aliases of `DEFAULT`");
+                d.hints
+                    .push("write `DEFAULT`, or use `quantization: {mode: dynamic_range}`".into());
+            }
+            let optimizing = kw.optimizations.as_ref().is_some_and(|o| !o.is_empty());
+            let integer_io = [kw.inference_input_type, kw.inference_output_type]
+                .into_iter()
+                .flatten()
+                .any(|t| t != QuantizedIo::Float32);
+            if integer_io && (!optimizing || r.calibration.is_none()) {
+                let ptr = if kw
+                    .inference_input_type
+                    .is_some_and(|t| t != QuantizedIo::Float32)
+                {
+                    "/litert_kwargs/inference_input_type"
+                } else {
+                    "/litert_kwargs/inference_output_type"
+                };
+                let d = self.err(
+                    "E0264",
+                    ptr,
+                    "integer inputs/outputs need full integer quantization",
+                );
+                d.label = Some("needs `optimizations` and calibration data".into());
+                d.hints.push(
+                    "use `quantization: {mode: full_int8, io: int8}` with `calibration:`".into(),
+                );
+            }
+        }
+        let ops = kw
+            .target_spec
+            .as_ref()
+            .and_then(|t| t.supported_ops.as_ref());
+        if ops.is_some_and(|o| o.contains(&OpsSet::SelectTfOps)) && !flex {
+            let d = self.err(
+                "E0265",
+                "/litert_kwargs/target_spec/supported_ops",
+                "`SELECT_TF_OPS` (Flex) is not allowed by the op policy",
+            );
+            d.label = Some("the plain LiteRT runtime cannot run Flex ops".into());
+            d.hints.push(
+                "opt in with `ops: {flex: true}` (which also adds `SELECT_TF_OPS` for you)".into(),
+            );
+        }
+        if kw.allow_custom_ops == Some(true) && !custom {
+            let d = self.err(
+                "E0266",
+                "/litert_kwargs/allow_custom_ops",
+                "custom ops are not allowed by the op policy",
+            );
+            d.label = Some("the app would have to register these kernels".into());
+            d.hints.push("opt in with `ops: {custom: true}`".into());
+        }
+        settings.apply_kwargs(kw);
+        if r.quantization.is_none() {
+            settings.representative_dataset =
+                r.calibration.is_some() && !settings.optimizations.is_empty();
+        }
+        settings
+    }
+
+    fn parity(&mut self, r: &Recipe, mode: Option<QuantizationMode>) -> ParityPlan {
+        let p = r.parity.clone().unwrap_or_default();
+        let default = TolerancePlan::default_for(mode);
+        let mut tolerance = BTreeMap::from([("*".to_string(), default)]);
+        for (name, t) in p.tolerance.iter().flatten() {
+            let base = tolerance.get("*").copied().unwrap_or(default);
+            tolerance.insert(
+                name.clone(),
+                TolerancePlan {
+                    atol: t.atol.unwrap_or(base.atol),
+                    rtol: t.rtol.unwrap_or(base.rtol),
+                },
+            );
+        }
+        ParityPlan {
+            enabled: p.enabled.unwrap_or(true),
+            samples: p.samples.unwrap_or(8),
+            seed: p.seed.unwrap_or(0),
+            tolerance,
+        }
+    }
+
+    fn gates(&mut self, r: &Recipe, flex: bool, custom: bool) -> GatesPlan {
+        let g = r.gates.clone().unwrap_or_default();
+        if g.no_flex == Some(true) && flex {
+            let d = self.err(
+                "E0281",
+                "/gates/no_flex",
+                "`gates.no_flex` forbids what `ops.flex` allows",
+            );
+            d.hints.push("drop one of the two".into());
+        }
+        if g.no_custom_ops == Some(true) && custom {
+            let d = self.err(
+                "E0281",
+                "/gates/no_custom_ops",
+                "`gates.no_custom_ops` forbids what `ops.custom` allows",
+            );
+            d.hints.push("drop one of the two".into());
+        }
+        let max_size_bytes = match &g.max_size {
+            None => None,
+            Some(ByteSize::Bytes(b)) => Some(*b),
+            Some(ByteSize::Text(t)) => match parse_byte_size(t) {
+                Some(b) => Some(b),
+                None => {
+                    let d = self.err(
+                        "E0280",
+                        "/gates/max_size",
+                        format!("cannot read `{t}` as a size"),
+                    );
+                    d.hints
+                        .push("write e.g. `4 MiB`, `500 kB` or a number of bytes".into());
+                    None
+                }
+            },
+        };
+        GatesPlan {
+            no_flex: g.no_flex.unwrap_or(!flex),
+            no_custom_ops: g.no_custom_ops.unwrap_or(!custom),
+            max_size_bytes,
+            target_runtime: g.target_runtime.clone(),
+        }
+    }
+
+    fn output(&mut self, r: &Recipe) -> Option<PathBuf> {
+        let Some(out) = &r.output else {
+            let d = self.err(
+                "E0231",
+                "",
+                "missing `output`: where should the artifact go?",
+            );
+            d.hints.push("e.g. `output: build/{{ name }}.tflite` (or `build/{{ name }}-{{ variant }}.tflite` with variants)".into());
+            return None;
+        };
+        if !out.ends_with(".tflite") {
+            let d = self.err(
+                "E0230",
+                "/output",
+                format!("output `{out}` does not end in `.tflite`"),
+            );
+            d.label = Some("LiteRT artifacts must end in `.tflite`".into());
+            let stem = out.rsplit_once('.').map_or(out.as_str(), |(s, _)| s);
+            d.hints.push(format!("write `{stem}.tflite`"));
+            return None;
+        }
+        Some(self.resolve_path("/output", out))
+    }
+}
+
+fn model_runs_code(m: &ModelPlan) -> bool {
+    match m {
+        ModelPlan::Factory { .. } => true,
+        ModelPlan::Weights {
+            architecture: ArchitecturePlan::Factory { .. },
+            ..
+        } => true,
+        ModelPlan::Keras { custom_objects, .. }
+        | ModelPlan::H5 { custom_objects, .. }
+        | ModelPlan::Weights { custom_objects, .. } => !custom_objects.is_empty(),
+        _ => false,
+    }
+}
+
+fn io_name(io: QuantizedIo) -> &'static str {
+    match io {
+        QuantizedIo::Float32 => "float32",
+        QuantizedIo::Int8 => "int8",
+        QuantizedIo::Uint8 => "uint8",
+        QuantizedIo::Int16 => "int16",
+    }
+}
+
+/// The nearest directory at or above `dir` that holds `litert.lock` or `.git`, else `dir`.
+pub fn project_root(dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let found = abs
+        .ancestors()
+        .find(|a| a.join("litert.lock").exists() || a.join(".git").exists());
+    match found {
+        Some(root) => relative_to_cwd(root),
+        None => dir.to_path_buf(),
+    }
+}
+
+/// Show paths relative to the working directory when they are inside it.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let Ok(cwd) = std::env::current_dir() else {
+        return path.to_path_buf();
+    };
+    match path.strip_prefix(&cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// `"4 MiB"` → 4194304. Decimal units are powers of 1000, binary ones of 1024.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = n * mult;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19).then(|| bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4 MiB"), Some(4 * 1024 * 1024));
+        assert_eq!(parse_byte_size("500kB"), Some(500_000));
+        assert_eq!(parse_byte_size("1.5 GB"), Some(1_500_000_000));
+        assert_eq!(parse_byte_size("12 parsecs"), None);
+    }
+
+    #[test]
+    fn paths_normalise_lexically() {
+        assert_eq!(
+            join_normalized(Path::new("recipes"), "../models/a.keras"),
+            PathBuf::from("models/a.keras")
+        );
+        assert_eq!(
+            join_normalized(Path::new("."), "build/x.tflite"),
+            PathBuf::from("build/x.tflite")
+        );
+        assert_eq!(
+            join_normalized(Path::new("a"), "../../x"),
+            PathBuf::from("../x")
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! The recipe wire format: what a user writes in YAML. These types are the single source of
+//! the JSON Schema (`schemas/recipe.schema.json`, doc comments become descriptions) and of
+//! the recipe reference in `docs/`. Everything is optional here because a base recipe named
+//! by `extends:` and a variant are partial recipes; what a finished build needs is checked
+//! after resolution (`rules`), where the errors can say which file and variant are at fault.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// # litert recipe
+///
+/// A recipe declares how one Keras model becomes one or more LiteRT (`.tflite`) artifacts:
+/// where the model comes from, its input signature, quantization, calibration data,
+/// converter options, parity validation, policy gates and where the artifact goes.
+/// Relative paths are resolved against the directory of the file that contains them.
+/// String values may use minijinja templates (`{{ vars.name }}`, `{{ name }}`, `{{ variant }}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "litert recipe")]
+pub struct Recipe {
+    /// Recipe format version. Only `1` exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+
+    /// Artifact name: lower-case letters, digits, `_`, `-` and `.`. Defaults to the recipe
+    /// file's stem. Used in reports, the lock file and default snapshot paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_.-]*$"), length(max = 100))]
+    pub name: Option<String>,
+
+    /// Free text shown by `litert plan` and recorded in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+
+    /// A base recipe (path relative to this file) that this one deep-merges over: mappings
+    /// merge key by key, every other value (lists included) is replaced. Chains are allowed;
+    /// cycles are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+
+    /// Template variables, readable as `{{ vars.NAME }}` (or `{{ NAME }}`) in any string
+    /// value. `--set NAME=VALUE` on the command line overrides a declared variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<BTreeMap<String, Value>>,
+
+    /// Environment variables that templates may read as `{{ env.NAME }}`. Nothing else of the
+    /// environment is visible, so a recipe says what it depends on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+
+    /// Where the model comes from: exactly one source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSource>,
+
+    /// Overrides for named model inputs: shape (with `null` for dynamic dimensions) and/or
+    /// dtype. Inputs not listed keep what the model declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<BTreeMap<String, InputOverride>>,
+
+    /// The whole input signature, in call order. Replaces what the model declares; every
+    /// input needs a name, a shape and a dtype. Cannot be combined with `inputs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_signature: Option<Vec<InputSpec>>,
+
+    /// A static batch size: the first dimension of every input. Unset keeps the model's
+    /// (usually dynamic) batch dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub batch_size: Option<u32>,
+
+    /// A static sequence length for text models: the second dimension of every integer
+    /// token input (`token_ids`, `padding_mask`, `segment_ids`, ...). A KerasHub
+    /// preprocessor's own `sequence_length` does not reach the export, so say it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub sequence_length: Option<u32>,
+
+    /// A static image size for vision models: one number for square images or
+    /// `[height, width]`. Becomes the spatial dimensions of the image input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<ImageSize>,
+
+    /// Quantization, as a typed mode that maps to exact converter settings
+    /// (`litert plan` shows them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+
+    /// Representative data for calibration (full-integer, hybrid and 16x8 modes) and for
+    /// parity checks: exactly one source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+
+    /// Raw TFLite converter attributes, by name. Checked against the attributes and values
+    /// the converter knows; `quantization` and `ops` are the preferred way to say the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub litert_kwargs: Option<LitertKwargs>,
+
+    /// Which operator sets the artifact may use. Builtin ops only unless opted in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<OpPolicy>,
+
+    /// Where the artifact is written (relative to this file). Must end in `.tflite`.
+    /// Use `{{ variant }}` to give each variant its own file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+
+    /// Where the signature snapshot of the artifact lives. Defaults to
+    /// `snapshots/NAME.yaml` (`NAME-VARIANT.yaml` for variants) under the project root (the
+    /// nearest directory above the recipe holding `litert.lock` or `.git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+
+    /// Numerical parity between the Keras model and the LiteRT artifact, run after
+    /// conversion on seeded inputs or calibration samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<Parity>,
+
+    /// Policy gates the artifact must pass before it is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
+
+    /// Named variants of this recipe (e.g. `fp32`, `fp16`, `int8`). Each deep-merges its
+    /// fields over the recipe and produces its own artifact. A variant may not contain
+    /// `version`, `extends`, `vars`, `env` or `variants`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9][a-z0-9_.-]*$"}))]
+    pub variants: Option<BTreeMap<String, Recipe>>,
+}
+
+/// Where the model comes from. Give exactly one of `keras`, `h5`, `saved_model`,
+/// `weights`, `preset` or `factory`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// A Keras 3 `.keras` archive. Loaded in Keras' safe mode unless the command line passes
+    /// `--allow-unsafe` (needed for `Lambda` layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keras: Option<String>,
+
+    /// A legacy Keras 2 HDF5 model file (`.h5` / `.hdf5`), loaded by Keras 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h5: Option<String>,
+
+    /// A TensorFlow SavedModel directory (the one holding `saved_model.pb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_model: Option<String>,
+
+    /// A weights file plus the architecture it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsSource>,
+
+    /// A KerasHub preset: by name (needs the network) or by local directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<PresetSource>,
+
+    /// A Python function that builds the model. Runs code, so `litert apply` needs
+    /// `--allow-code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factory: Option<Factory>,
+
+    /// Custom Python objects (layers, losses) the model file refers to, as
+    /// `path/file.py:Name`. Runs code, so `litert apply` needs `--allow-code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_objects: Option<Vec<String>>,
+}
+
+/// A weights file (`.weights.h5`, or a legacy `.h5` of weights) and the architecture it
+/// loads into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsSource {
+    /// The weights file.
+    pub file: String,
+    /// The architecture: exactly one of `config` or `factory`.
+    pub architecture: Architecture,
+}
+
+/// A model architecture without weights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// A Keras model config: a `.json` file from `model.to_json()`, or a `.keras` archive
+    /// whose weights are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// A Python function that builds the (unweighted) model. Runs code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factory: Option<Factory>,
+}
+
+/// A KerasHub preset and the task class that loads it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresetSource {
+    /// A preset name such as `gemma_2b_en` (downloaded by KerasHub: needs the network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A local preset directory made by `save_to_preset` (relative to this file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The KerasHub task class, e.g. `CausalLM`, `TextClassifier`, `ImageClassifier`,
+    /// `Seq2SeqLM` or a concrete class such as `GemmaCausalLM`.
+    #[schemars(regex(pattern = r"^[A-Z][A-Za-z0-9]*$"))]
+    pub task: String,
+    /// Keyword arguments for `Task.from_preset` (e.g. `num_classes: 3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<BTreeMap<String, Value>>,
+}
+
+/// A Python callable that returns a `keras.Model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Factory {
+    /// `path/to/file.py:function`, the path relative to this file.
+    #[schemars(regex(pattern = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub callable: String,
+    /// Keyword arguments passed to the function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<BTreeMap<String, Value>>,
+}
+
+/// A change to one named model input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputOverride {
+    /// The full shape, batch dimension first; `null` marks a dynamic dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<Option<u32>>>,
+    /// The input's dtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<Dtype>,
+}
+
+/// One input of a whole input signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The input's name in the artifact's signature.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
+    pub name: String,
+    /// The full shape, batch dimension first; `null` marks a dynamic dimension.
+    pub shape: Vec<Option<u32>>,
+    /// The input's dtype.
+    pub dtype: Dtype,
+}
+
+/// A tensor element type, by numpy name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    Float32,
+    Float16,
+    Bfloat16,
+    Float64,
+    Int8,
+    Uint8,
+    Int16,
+    Int32,
+    Int64,
+    Bool,
+    String,
+}
+
+/// Image size: one number for a square, or `[height, width]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ImageSize {
+    Square(#[schemars(range(min = 1, max = 16384))] u32),
+    HeightWidth(#[schemars(length(min = 2, max = 2))] Vec<u32>),
+}
+
+/// Quantization settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quantization {
+    /// The quantization mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<QuantizationMode>,
+    /// Input/output dtype of a full-integer model: `float32` (default), `int8` or `uint8`
+    /// for `full_int8`; `float32` or `int16` for `int16x8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<QuantizedIo>,
+}
+
+/// What the artifact's numbers become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantizationMode {
+    /// No quantization: float32 weights and activations.
+    None,
+    /// Dynamic-range: int8 weights, float activations; no calibration data. Weight tensors
+    /// under 1,024 elements stay float32.
+    DynamicRange,
+    /// float16 weights (dequantized to float32 at run time on CPU).
+    Float16,
+    /// Hybrid: int8 weights and activations where a kernel exists, float fallback
+    /// elsewhere; float I/O. Needs calibration.
+    Int8Fallback,
+    /// Full integer: every op int8, conversion fails if one cannot be. Needs calibration;
+    /// `io` picks float32, int8 or uint8 inputs/outputs.
+    FullInt8,
+    /// 16-bit activations with 8-bit weights. Needs calibration.
+    Int16x8,
+}
+
+/// Input/output dtype of an integer-quantized model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantizedIo {
+    Float32,
+    Int8,
+    Uint8,
+    Int16,
+}
+
+/// Calibration data: give exactly one of `npz`, `npy`, `images`, `prompts` or `generator`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// A `.npz` archive with one array per input, keyed by input name, samples first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npz: Option<String>,
+    /// One `.npy` file per input name, samples first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npy: Option<BTreeMap<String, String>>,
+    /// A folder of images, decoded and preprocessed for an image input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageCalibration>,
+    /// A text file of prompts, one per line, tokenized by the KerasHub preset's
+    /// preprocessor to `sequence_length`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PromptCalibration>,
+    /// A Python generator function yielding one `{input_name: array}` dict per sample.
+    /// Runs code, so `litert apply` needs `--allow-code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<Factory>,
+    /// How many samples to use (default 100, or all the data holds if fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub samples: Option<u32>,
+    /// Seed for shuffling and sampling (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Shuffle before taking `samples` (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle: Option<bool>,
+}
+
+/// A folder of images used as calibration data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageCalibration {
+    /// The folder (searched recursively for `.jpg`, `.jpeg`, `.png`, `.bmp`).
+    pub dir: String,
+    /// The input the images feed; defaults to the model's only image input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Resize target; defaults to the recipe's `image_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ImageSize>,
+    /// Multiply pixel values (0..255) by this first (e.g. `0.00392156862745098` for 1/255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Per-channel mean subtracted after scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f64>>,
+    /// Per-channel standard deviation divided by after the mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f64>>,
+    /// Channel order the model expects (default `rgb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_order: Option<ChannelOrder>,
+}
+
+/// Channel order of image inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+/// A text file of prompts used as calibration data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptCalibration {
+    /// The text file, one prompt per line (blank lines skipped).
+    pub file: String,
+}
+
+/// Raw TFLite converter attributes (`tf.lite.TFLiteConverter`), written as names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LitertKwargs {
+    /// `converter.optimizations`: a list of `tf.lite.Optimize` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizations: Option<Vec<Optimize>>,
+    /// `converter.target_spec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_spec: Option<TargetSpec>,
+    /// `converter.inference_input_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_input_type: Option<QuantizedIo>,
+    /// `converter.inference_output_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_output_type: Option<QuantizedIo>,
+    /// `converter.allow_custom_ops`; prefer `ops.custom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_custom_ops: Option<bool>,
+    /// `converter.exclude_conversion_metadata`: leave out the `CONVERSION_METADATA` entry
+    /// (which records the TensorFlow version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_conversion_metadata: Option<bool>,
+    /// `converter.experimental_new_converter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_new_converter: Option<bool>,
+    /// `converter.experimental_new_quantizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_new_quantizer: Option<bool>,
+    /// `converter.experimental_new_dynamic_range_quantizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_new_dynamic_range_quantizer: Option<bool>,
+    /// `converter.experimental_enable_resource_variables` (Keras sets it to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_enable_resource_variables: Option<bool>,
+    /// `converter.experimental_lower_to_saved_model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_lower_to_saved_model: Option<bool>,
+    /// `converter.experimental_use_stablehlo_quantizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_use_stablehlo_quantizer: Option<bool>,
+    /// `converter._experimental_disable_per_channel`: per-tensor instead of per-channel
+    /// weight quantization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub _experimental_disable_per_channel: Option<bool>,
+    /// `converter._experimental_lower_tensor_list_ops`: lower TensorList ops (LSTMs) to
+    /// builtins instead of Flex ops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub _experimental_lower_tensor_list_ops: Option<bool>,
+    /// `converter.unfold_batchmatmul`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfold_batchmatmul: Option<bool>,
+    /// `converter.legalize_custom_tensor_list_ops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legalize_custom_tensor_list_ops: Option<bool>,
+    /// `converter.canonicalizing_inf_as_min_max_float`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonicalizing_inf_as_min_max_float: Option<bool>,
+    /// `converter.serialize_debug_metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serialize_debug_metadata: Option<bool>,
+}
+
+/// `tf.lite.Optimize` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Optimize {
+    Default,
+    ExperimentalSparsity,
+    OptimizeForSize,
+    OptimizeForLatency,
+}
+
+/// `converter.target_spec` attributes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `tf.lite.OpsSet` names; prefer `ops.flex` for `SELECT_TF_OPS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_ops: Option<Vec<OpsSet>>,
+    /// dtypes weights may be stored in (`float16` for float16 quantization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_types: Option<Vec<SupportedType>>,
+    /// TensorFlow ops to include beyond the default Flex allowlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experimental_select_user_tf_ops: Option<Vec<String>>,
+}
+
+/// `tf.lite.OpsSet` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[allow(non_camel_case_types)]
+pub enum OpsSet {
+    #[serde(rename = "TFLITE_BUILTINS")]
+    TfliteBuiltins,
+    #[serde(rename = "TFLITE_BUILTINS_INT8")]
+    TfliteBuiltinsInt8,
+    #[serde(rename = "SELECT_TF_OPS")]
+    SelectTfOps,
+    #[serde(rename = "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8")]
+    Int16x8,
+    #[serde(rename = "EXPERIMENTAL_STABLEHLO_OPS")]
+    StablehloOps,
+}
+
+/// dtypes for `target_spec.supported_types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SupportedType {
+    Float16,
+    Int8,
+    Int16,
+}
+
+/// Operator policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpPolicy {
+    /// Allow TensorFlow (Flex, `SELECT_TF_OPS`) ops. The plain LiteRT runtime cannot run
+    /// them; the app must link the Flex delegate. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<bool>,
+    /// Allow custom ops (`allow_custom_ops`); the app must register their kernels.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<bool>,
+}
+
+/// Parity check settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parity {
+    /// Run the parity check (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Number of inputs to compare on (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub samples: Option<u32>,
+    /// Seed of the random inputs (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Tolerances per output name; `*` matches every output not named. Default
+    /// `{"*": {atol: 1e-4, rtol: 1e-4}}` for float models; quantized modes default looser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<BTreeMap<String, Tolerance>>,
+}
+
+/// Allowed error for one output: `|litert - keras| <= atol + rtol * |keras|` elementwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    /// Absolute tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub atol: Option<f64>,
+    /// Relative tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub rtol: Option<f64>,
+}
+
+/// Policy gates on the finished artifact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// Fail when the artifact contains Flex ops (default true unless `ops.flex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_flex: Option<bool>,
+    /// Fail when the artifact contains custom ops (default true unless `ops.custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_custom_ops: Option<bool>,
+    /// Largest allowed artifact: bytes, or a string such as `"4 MiB"` or `"500 kB"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<ByteSize>,
+    /// The oldest LiteRT runtime you ship, e.g. `"2.14.0"`: fail when the artifact's
+    /// `min_runtime_version` is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+){0,2}$"))]
+    pub target_runtime: Option<String>,
+}
+
+/// A size in bytes, or a string with a unit (`B`, `kB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(
+        #[schemars(regex(pattern = r"^\s*[0-9]+(\.[0-9]+)?\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)\s*$"))]
+        String,
+    ),
+}
