@@ -238,7 +238,8 @@ impl Diagnostic {
             Renderer::plain()
         };
         let mut out = renderer.render(&[group]);
-        out.push('\n');
+        // A blank line between diagnostics, as rustc does.
+        out.push_str("\n\n");
         out
     }
 

@@ -88,11 +88,7 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Diagnostic> {
     if bytes.len() > MAX_RECIPE_BYTES {
         return Err(Diagnostic::error(
             "E0002",
-            format!(
-                "recipe is {} bytes; recipes are limited to {} bytes",
-                bytes.len(),
-                MAX_RECIPE_BYTES
-            ),
+            format!("recipe is larger than the limit of {MAX_RECIPE_BYTES} bytes"),
         )
         .in_file(file)
         .hint("a recipe describes a build; keep data (weights, calibration samples) in files it points to"));
@@ -120,6 +116,11 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Diagnostic> {
         .map_err(|err| yaml_error(file, text, &err))?;
     let mut spans = Spans::default();
     let value = into_json(file, text, root, String::new(), None, &mut spans, 0)?;
+    if value.is_null() {
+        return Err(Diagnostic::error("E0004", "recipe is empty")
+            .in_file(file)
+            .hint("a recipe needs at least `version: 1` and a `model:`; see `litert schema`"));
+    }
     Ok(Document { value, spans })
 }
 

@@ -54,7 +54,7 @@ fn load_chain_inner(
     stack: &mut Vec<PathBuf>,
     referenced_at: Option<crate::diag::Loc>,
 ) -> Result<Document, Vec<Diagnostic>> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_bounded(path) {
         Ok(bytes) => bytes,
         Err(err) => {
             let mut diag = Diagnostic::error(
@@ -113,6 +113,19 @@ fn load_chain_inner(
         obj.remove("extends");
     }
     Ok(merge_documents(base, doc, ""))
+}
+
+/// Read at most one byte more than a recipe may have, so a huge file is refused without
+/// being loaded.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    let mut bytes = Vec::new();
+    file.take(load::MAX_RECIPE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn io_reason(err: &std::io::Error) -> String {

@@ -94,8 +94,11 @@ impl Cx<'_> {
         message: impl Into<String>,
     ) -> &mut Diagnostic {
         let mut d = Diagnostic::error(code, message);
-        if let Some(span) = self.spans.nearest(pointer) {
-            d = d.at(span.value);
+        match self.spans.nearest(pointer) {
+            // Something missing from the whole recipe has no line to point at.
+            Some(span) if pointer.is_empty() => d = d.in_file(span.value.file),
+            Some(span) => d = d.at(span.value),
+            None => {}
         }
         self.diags.push(d);
         let last = self.diags.len() - 1;
@@ -683,15 +686,15 @@ impl Cx<'_> {
         if !needs && !kwargs_calibrate {
             let d = self.err_key("E0251", "/calibration", "calibration data would be ignored");
             match mode {
-                Some(_) if r.quantization.is_none() => {
+                Some(_) if r.quantization.is_none() && r.litert_kwargs.is_none() => {
                     d.label = Some("nothing is quantized".into());
                     d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
                 }
-                Some(m) => {
+                Some(m) if r.quantization.is_some() => {
                     d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
                     d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
                 }
-                None => {
+                _ => {
                     d.label = Some(
                         "the converter ignores a representative dataset without `optimizations`"
                             .into(),

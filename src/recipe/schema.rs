@@ -322,8 +322,9 @@ fn type_names(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => name(t),
         TypeKind::Multiple(ts) => {
-            let names: Vec<String> = ts.iter().map(|t| name(&t)).collect();
-            names.join(" or ")
+            // Optional fields accept `null` too; saying so in every message is noise.
+            let names: Vec<String> = ts.iter().filter(|t| t.to_string() != "null").map(|t| name(&t)).collect();
+            if names.is_empty() { "nothing (`null`)".to_string() } else { names.join(" or ") }
         }
     }
 }
