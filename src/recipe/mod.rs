@@ -8,6 +8,7 @@
 
 pub mod load;
 pub mod plan;
+pub mod reference;
 pub mod resolve;
 pub mod rules;
 pub mod schema;
