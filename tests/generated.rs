@@ -29,14 +29,25 @@ fn committed_schema_is_current() {
 
 #[test]
 fn recipe_reference_is_current() {
-    check_or_update(&["schema", "--format", "markdown"], "docs/recipe-reference.md");
+    check_or_update(
+        &["schema", "--format", "markdown"],
+        "docs/recipe-reference.md",
+    );
 }
 
 #[test]
 fn schema_is_valid_json_schema_with_an_id() {
     let out = litert(&["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
-    assert!(schema["$id"].as_str().unwrap().ends_with("recipe.schema.json"));
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(
+        schema["$id"]
+            .as_str()
+            .unwrap()
+            .ends_with("recipe.schema.json")
+    );
     assert!(jsonschema::validator_for(&schema).is_ok());
 }

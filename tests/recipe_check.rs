@@ -9,17 +9,30 @@ use common::{litert, litert_in, root};
 #[test]
 fn invalid_recipes_render_their_diagnostics() {
     insta::glob!("fixtures/invalid/[!_]*.yaml", |path| {
-        let rel = path.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let out = litert(&["check", &rel]);
         assert_eq!(out.code, 2, "{rel} should be invalid:\n{}", out.stderr);
-        assert!(!out.stderr.contains("panicked"), "{rel} panicked:\n{}", out.stderr);
+        assert!(
+            !out.stderr.contains("panicked"),
+            "{rel} panicked:\n{}",
+            out.stderr
+        );
         insta::assert_snapshot!(out.diagnostic());
     });
 }
 
 #[test]
 fn invalid_recipes_as_json() {
-    let out = litert(&["check", "tests/fixtures/invalid/many_errors_at_once.yaml", "--format", "json"]);
+    let out = litert(&[
+        "check",
+        "tests/fixtures/invalid/many_errors_at_once.yaml",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.code, 2);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
     insta::assert_json_snapshot!(report);
@@ -35,7 +48,11 @@ fn example_recipes_all_pass_check() {
 #[test]
 fn example_recipes_plan_snapshots() {
     insta::glob!(root(), "recipes/[!_]*.yaml", |path| {
-        let rel = path.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let out = litert(&["plan", &rel]);
         assert_eq!(out.code, 0, "{rel}:\n{}", out.stderr);
         insta::assert_snapshot!(out.stdout);
@@ -49,14 +66,26 @@ fn plan_json_is_an_array_of_plans() {
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let plans = plans.as_array().unwrap();
     assert_eq!(plans.len(), 8);
-    let int8 = plans.iter().find(|p| p["id"] == "classifier:full_int8_int8_io").unwrap();
-    assert_eq!(int8["converter"]["supported_ops"], serde_json::json!(["TFLITE_BUILTINS_INT8"]));
+    let int8 = plans
+        .iter()
+        .find(|p| p["id"] == "classifier:full_int8_int8_io")
+        .unwrap();
+    assert_eq!(
+        int8["converter"]["supported_ops"],
+        serde_json::json!(["TFLITE_BUILTINS_INT8"])
+    );
     assert_eq!(int8["converter"]["inference_input_type"], "int8");
 }
 
 #[test]
 fn set_overrides_a_declared_variable() {
-    let out = litert(&["plan", "recipes/gemma_int8.yaml", "--set", "sequence_length=256", "--json"]);
+    let out = litert(&[
+        "plan",
+        "recipes/gemma_int8.yaml",
+        "--set",
+        "sequence_length=256",
+        "--json",
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plans[0]["inputs"]["sequence_length"], 256);
@@ -64,7 +93,12 @@ fn set_overrides_a_declared_variable() {
 
 #[test]
 fn set_of_an_undeclared_variable_is_an_error() {
-    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "sequence_lenght=256"]);
+    let out = litert(&[
+        "check",
+        "recipes/gemma_int8.yaml",
+        "--set",
+        "sequence_lenght=256",
+    ]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
@@ -116,5 +150,8 @@ fn a_directory_of_recipes_reports_every_file() {
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let recipes = report["recipes"].as_array().unwrap();
     assert!(recipes.len() >= 40, "{}", recipes.len());
-    assert!(recipes.iter().all(|r| r["ok"] == false), "every corpus file is invalid");
+    assert!(
+        recipes.iter().all(|r| r["ok"] == false),
+        "every corpus file is invalid"
+    );
 }

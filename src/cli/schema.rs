@@ -9,7 +9,9 @@ use crate::recipe;
 /// Print the recipe JSON Schema (the same one `schemas/recipe.schema.json` holds), or the
 /// recipe reference generated from it.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  litert schema > recipe.schema.json\n  litert schema --format markdown > docs/recipe-reference.md\n\nEditors pick the schema up from a first line such as\n  # yaml-language-server: $schema=../schemas/recipe.schema.json")]
+#[command(
+    after_help = "Examples:\n  litert schema > recipe.schema.json\n  litert schema --format markdown > docs/recipe-reference.md\n\nEditors pick the schema up from a first line such as\n  # yaml-language-server: $schema=../schemas/recipe.schema.json"
+)]
 pub struct SchemaArgs {
     /// `json` (the JSON Schema) or `markdown` (the recipe reference).
     #[arg(long, value_enum, default_value_t = SchemaFormat::Json)]

@@ -84,42 +84,48 @@ pub fn escape_segment(segment: &str) -> String {
 }
 
 /// Parse recipe bytes. `file` is the id the caller registered the file under.
-pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Diagnostic> {
+pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Box<Diagnostic>> {
     if bytes.len() > MAX_RECIPE_BYTES {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             "E0002",
             format!("recipe is larger than the limit of {MAX_RECIPE_BYTES} bytes"),
         )
         .in_file(file)
-        .hint("a recipe describes a build; keep data (weights, calibration samples) in files it points to"));
+        .hint("a recipe describes a build; keep data (weights, calibration samples) in files it points to")));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
             let at = err.valid_up_to();
-            return Err(Diagnostic::error("E0003", "recipe is not valid UTF-8")
-                .at(Loc::new(file, at..at + 1))
-                .label(format!(
-                    "invalid byte 0x{:02x} here",
-                    bytes.get(at).copied().unwrap_or(0)
-                ))
-                .hint("save the file as UTF-8"));
+            return Err(Box::new(
+                Diagnostic::error("E0003", "recipe is not valid UTF-8")
+                    .at(Loc::new(file, at..at + 1))
+                    .label(format!(
+                        "invalid byte 0x{:02x} here",
+                        bytes.get(at).copied().unwrap_or(0)
+                    ))
+                    .hint("save the file as UTF-8"),
+            ));
         }
     };
     if text.trim().is_empty() {
-        return Err(Diagnostic::error("E0004", "recipe is empty")
-            .in_file(file)
-            .hint("a recipe needs at least `version: 1` and a `model:`; see `litert schema`"));
+        return Err(Box::new(
+            Diagnostic::error("E0004", "recipe is empty")
+                .in_file(file)
+                .hint("a recipe needs at least `version: 1` and a `model:`; see `litert schema`"),
+        ));
     }
     let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false };
     let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options)
-        .map_err(|err| yaml_error(file, text, &err))?;
+        .map_err(|err| Box::new(yaml_error(file, text, &err)))?;
     let mut spans = Spans::default();
     let value = into_json(file, text, root, String::new(), None, &mut spans, 0)?;
     if value.is_null() {
-        return Err(Diagnostic::error("E0004", "recipe is empty")
-            .in_file(file)
-            .hint("a recipe needs at least `version: 1` and a `model:`; see `litert schema`"));
+        return Err(Box::new(
+            Diagnostic::error("E0004", "recipe is empty")
+                .in_file(file)
+                .hint("a recipe needs at least `version: 1` and a `model:`; see `litert schema`"),
+        ));
     }
     Ok(Document { value, spans })
 }
@@ -204,16 +210,18 @@ fn into_json(
     key: Option<Loc>,
     spans: &mut Spans,
     depth: usize,
-) -> Result<Value, Diagnostic> {
+) -> Result<Value, Box<Diagnostic>> {
     let range = span_range(text, &node.referenced).unwrap_or(0..0);
     let here = Loc::new(file, range);
     if depth > MAX_DEPTH {
-        return Err(Diagnostic::error(
-            "E0005",
-            format!("recipe nests deeper than {MAX_DEPTH} levels"),
-        )
-        .at(here)
-        .hint("recipes are shallow; this looks like generated or corrupted input"));
+        return Err(Box::new(
+            Diagnostic::error(
+                "E0005",
+                format!("recipe nests deeper than {MAX_DEPTH} levels"),
+            )
+            .at(here)
+            .hint("recipes are shallow; this looks like generated or corrupted input"),
+        ));
     }
     spans.insert(pointer.clone(), NodeSpan { value: here, key });
     Ok(match node.value {

@@ -55,9 +55,20 @@ fn section(out: &mut String, obj: &Value) {
     out.push_str("| key | type | required | description |\n|---|---|---|---|\n");
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         for (key, prop) in props {
-            let desc = prop.get("description").and_then(Value::as_str).unwrap_or("");
-            let req = if required.contains(&key.as_str()) { "yes" } else { "" };
-            out.push_str(&format!("| `{key}` | {} | {req} | {} |\n", type_of(prop), cell(desc)));
+            let desc = prop
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let req = if required.contains(&key.as_str()) {
+                "yes"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "| `{key}` | {} | {req} | {} |\n",
+                type_of(prop),
+                cell(desc)
+            ));
         }
     }
     out.push('\n');
@@ -73,7 +84,13 @@ fn choices(def: &Value) -> Option<Vec<(String, String)>> {
         .iter()
         .map(|b| {
             let c = b.get("const")?;
-            Some((plain(c), b.get("description").and_then(Value::as_str).unwrap_or("").to_string()))
+            Some((
+                plain(c),
+                b.get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ))
         })
         .collect()
 }
@@ -96,7 +113,10 @@ fn type_of(prop: &Value) -> String {
             let parts: Vec<String> = branches
                 .iter()
                 .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                .map(|b| b.get("const").map_or_else(|| type_of(b), |c| format!("`{}`", plain(c))))
+                .map(|b| {
+                    b.get("const")
+                        .map_or_else(|| type_of(b), |c| format!("`{}`", plain(c)))
+                })
                 .collect();
             return parts.join(" or ");
         }
@@ -112,7 +132,10 @@ fn type_of(prop: &Value) -> String {
         _ => "any".to_string(),
     };
     match ty.as_str() {
-        "array" => format!("list of {}", prop.get("items").map_or_else(|| "any".into(), type_of)),
+        "array" => format!(
+            "list of {}",
+            prop.get("items").map_or_else(|| "any".into(), type_of)
+        ),
         "object" => match prop.get("additionalProperties") {
             Some(v @ Value::Object(_)) => format!("map of name → {}", type_of(v)),
             _ => "mapping".into(),

@@ -68,7 +68,7 @@ fn load_chain_inner(
         }
     };
     let file = sources.add(path, String::from_utf8_lossy(&bytes).into_owned());
-    let mut doc = load::parse(file, &bytes).map_err(|d| vec![d])?;
+    let mut doc = load::parse(file, &bytes).map_err(|d| vec![*d])?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     stack.push(canonical);
     let Some(extends) = doc.value.get("extends").cloned() else {
@@ -124,7 +124,8 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
     }
     let mut bytes = Vec::new();
-    file.take(load::MAX_RECIPE_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    file.take(load::MAX_RECIPE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -351,10 +352,10 @@ fn parse_set_value(raw: &str) -> Value {
     if let Ok(n) = raw.parse::<i64>() {
         return Value::from(n);
     }
-    if let Ok(f) = raw.parse::<f64>() {
-        if f.is_finite() {
-            return Value::from(f);
-        }
+    if let Ok(f) = raw.parse::<f64>()
+        && f.is_finite()
+    {
+        return Value::from(f);
     }
     match raw {
         "true" => Value::Bool(true),
@@ -464,20 +465,20 @@ fn render_string(s: &str, ctx: &TemplateContext) -> Result<Value, minijinja::Err
     if let Some(inner) = trimmed
         .strip_prefix("{{")
         .and_then(|r| r.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
     {
-        if !inner.contains("{{") && !inner.contains("}}") {
-            let expr = env.compile_expression(inner.trim())?;
-            let result = expr.eval(ctx.to_minijinja())?;
-            if result.is_undefined() {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::UndefinedError,
-                    "undefined value",
-                ));
-            }
-            return serde_json::to_value(&result).map_err(|e| {
-                minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
-            });
+        let expr = env.compile_expression(inner.trim())?;
+        let result = expr.eval(ctx.to_minijinja())?;
+        if result.is_undefined() {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                "undefined value",
+            ));
         }
+        return serde_json::to_value(&result).map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+        });
     }
     env.render_str(s, ctx.to_minijinja()).map(Value::String)
 }

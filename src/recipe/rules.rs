@@ -36,6 +36,9 @@ pub fn build_plan(
     }
 }
 
+/// An input whose shape the recipe spells out: (pointer of the shape, name, shape, dtype).
+type ExplicitShape = (String, String, Vec<Option<u32>>, Option<Dtype>);
+
 struct Cx<'a> {
     spans: &'a Spans,
     diags: Vec<Diagnostic>,
@@ -314,7 +317,7 @@ impl Cx<'_> {
         let customs = self.custom_objects(m);
         if let Some(p) = &m.keras {
             if !p.ends_with(".keras") {
-                self.wrong_extension("/model/keras", p, ".keras", m);
+                self.wrong_extension("/model/keras", p, ".keras");
             }
             return Some(ModelPlan::Keras {
                 path: self.existing("/model/keras", p, Kind::File),
@@ -323,7 +326,7 @@ impl Cx<'_> {
         }
         if let Some(p) = &m.h5 {
             if !(p.ends_with(".h5") || p.ends_with(".hdf5")) {
-                self.wrong_extension("/model/h5", p, ".h5", m);
+                self.wrong_extension("/model/h5", p, ".h5");
             }
             return Some(ModelPlan::H5 {
                 path: self.existing("/model/h5", p, Kind::File),
@@ -408,7 +411,7 @@ impl Cx<'_> {
         None
     }
 
-    fn wrong_extension(&mut self, pointer: &str, path: &str, expected: &str, _m: &ModelSource) {
+    fn wrong_extension(&mut self, pointer: &str, path: &str, expected: &str) {
         let key = if path.ends_with(".h5") || path.ends_with(".hdf5") {
             Some("h5")
         } else if path.ends_with(".keras") {
@@ -499,7 +502,8 @@ impl Cx<'_> {
                 "put the overrides into `input_signature`, or drop it and keep `inputs`".into(),
             );
         }
-        let mut explicit: Vec<(String, String, Vec<Option<u32>>, Option<Dtype>)> = Vec::new();
+        // (pointer of the shape, input name, shape, dtype) of every explicitly shaped input.
+        let mut explicit: Vec<ExplicitShape> = Vec::new();
         if let Some(sig) = &r.input_signature {
             let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, spec) in sig.iter().enumerate() {
@@ -533,45 +537,43 @@ impl Cx<'_> {
             }
         }
         for (ptr, name, shape, dtype) in &explicit {
-            if let (Some(b), Some(Some(first))) = (r.batch_size, shape.first()) {
-                if *first != b {
-                    let d = self.err(
-                        "E0243",
-                        ptr,
-                        format!(
-                            "input `{name}` has batch dimension {first}, but `batch_size` is {b}"
-                        ),
-                    );
-                    d.label = Some("conflicts with `batch_size`".into());
-                    d.hints
-                        .push("drop one of the two, or make them agree".into());
-                }
+            if let (Some(b), Some(Some(first))) = (r.batch_size, shape.first())
+                && *first != b
+            {
+                let d = self.err(
+                    "E0243",
+                    ptr,
+                    format!("input `{name}` has batch dimension {first}, but `batch_size` is {b}"),
+                );
+                d.label = Some("conflicts with `batch_size`".into());
+                d.hints
+                    .push("drop one of the two, or make them agree".into());
             }
-            if let (Some(len), Some(Some(dim))) = (r.sequence_length, shape.get(1)) {
-                if dtype.is_some_and(Dtype::is_integer) && shape.len() == 2 && *dim != len {
-                    let d = self.err(
-                        "E0242",
-                        ptr,
-                        format!("input `{name}` has length {dim}, but `sequence_length` is {len}"),
-                    );
-                    d.label = Some("conflicts with `sequence_length`".into());
-                    d.hints
-                        .push("drop one of the two, or make them agree".into());
-                }
+            if let (Some(len), Some(Some(dim))) = (r.sequence_length, shape.get(1))
+                && dtype.is_some_and(Dtype::is_integer)
+                && shape.len() == 2
+                && *dim != len
+            {
+                let d = self.err(
+                    "E0242",
+                    ptr,
+                    format!("input `{name}` has length {dim}, but `sequence_length` is {len}"),
+                );
+                d.label = Some("conflicts with `sequence_length`".into());
+                d.hints
+                    .push("drop one of the two, or make them agree".into());
             }
-            if let Some([h, w]) = image_size {
-                if shape.len() == 4 {
-                    if let (Some(Some(sh)), Some(Some(sw))) = (shape.get(1), shape.get(2)) {
-                        if (*sh, *sw) != (h, w) {
-                            let d = self.err(
-                                "E0244",
-                                ptr,
-                                format!("input `{name}` is {sh}x{sw}, but `image_size` is {h}x{w}"),
-                            );
-                            d.label = Some("conflicts with `image_size`".into());
-                        }
-                    }
-                }
+            if let Some([h, w]) = image_size
+                && shape.len() == 4
+                && let (Some(Some(sh)), Some(Some(sw))) = (shape.get(1), shape.get(2))
+                && (*sh, *sw) != (h, w)
+            {
+                let d = self.err(
+                    "E0244",
+                    ptr,
+                    format!("input `{name}` is {sh}x{sw}, but `image_size` is {h}x{w}"),
+                );
+                d.label = Some("conflicts with `image_size`".into());
             }
         }
         let plan = InputsPlan {
@@ -798,15 +800,16 @@ impl Cx<'_> {
                 }
             };
             for (key, v) in [("mean", &img.mean), ("std", &img.std)] {
-                if let Some(v) = v {
-                    if v.len() != 1 && v.len() != 3 {
-                        let d = self.err(
-                            "E0293",
-                            &format!("/calibration/images/{key}"),
-                            format!("`{key}` has {} values", v.len()),
-                        );
-                        d.label = Some("give 1 value, or 3 (one per channel)".into());
-                    }
+                if let Some(v) = v
+                    && v.len() != 1
+                    && v.len() != 3
+                {
+                    let d = self.err(
+                        "E0293",
+                        &format!("/calibration/images/{key}"),
+                        format!("`{key}` has {} values", v.len()),
+                    );
+                    d.label = Some("give 1 value, or 3 (one per channel)".into());
                 }
             }
             if img.std.iter().flatten().any(|s| *s == 0.0) {
@@ -1164,7 +1167,7 @@ pub fn parse_byte_size(text: &str) -> Option<u64> {
     };
     let bytes = n * mult;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19).then(|| bytes.round() as u64)
+    (bytes.is_finite() && (0.0..1.8e19).contains(&bytes)).then(|| bytes.round() as u64)
 }
 
 #[cfg(test)]

@@ -58,12 +58,12 @@ pub fn validate(value: &Value, spans: &Spans) -> Vec<Diagnostic> {
     };
     let mut out = Vec::new();
     for err in validator.iter_errors(value) {
-        explain(&err, value, spans, &mut out);
+        explain(&err, spans, &mut out);
     }
     out
 }
 
-fn explain(err: &ValidationError<'_>, root: &Value, spans: &Spans, out: &mut Vec<Diagnostic>) {
+fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) {
     let pointer = err.instance_path().to_string();
     let instance = err.instance();
     let at_value = |diag: Diagnostic| match spans.nearest(&pointer) {
@@ -140,7 +140,7 @@ fn explain(err: &ValidationError<'_>, root: &Value, spans: &Spans, out: &mut Vec
                 .collect();
             if let [branch] = typed.as_slice() {
                 for e in branch.iter() {
-                    explain(e, root, spans, out);
+                    explain(e, spans, out);
                 }
                 return;
             }
@@ -256,10 +256,10 @@ fn bad_choice(
         format!("invalid value {} for {what}", show(instance)),
     ))
     .label(format!("expected one of {}", quote_list(choices)));
-    if let Some(given) = instance.as_str() {
-        if let Some(best) = did_you_mean(given, choices) {
-            diag = diag.hint(format!("did you mean `{best}`?"));
-        }
+    if let Some(given) = instance.as_str()
+        && let Some(best) = did_you_mean(given, choices)
+    {
+        diag = diag.hint(format!("did you mean `{best}`?"));
     }
     diag
 }
@@ -323,8 +323,16 @@ fn type_names(kind: &TypeKind) -> String {
         TypeKind::Single(t) => name(t),
         TypeKind::Multiple(ts) => {
             // Optional fields accept `null` too; saying so in every message is noise.
-            let names: Vec<String> = ts.iter().filter(|t| t.to_string() != "null").map(|t| name(&t)).collect();
-            if names.is_empty() { "nothing (`null`)".to_string() } else { names.join(" or ") }
+            let names: Vec<String> = ts
+                .iter()
+                .filter(|t| t.to_string() != "null")
+                .map(|t| name(&t))
+                .collect();
+            if names.is_empty() {
+                "nothing (`null`)".to_string()
+            } else {
+                names.join(" or ")
+            }
         }
     }
 }
