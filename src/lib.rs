@@ -5,4 +5,6 @@
 
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod recipe;
+pub mod worker;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and one module per verb. Verbs print data to
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
+mod apply;
 mod check;
 mod output;
 mod plan;
@@ -28,6 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Apply(apply::ApplyArgs),
     Check(check::CheckArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
@@ -48,6 +50,7 @@ pub fn main() -> ExitCode {
         }
     };
     let exit = match cli.command {
+        Command::Apply(args) => apply::run(args),
         Command::Check(args) => check::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),

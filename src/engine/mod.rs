@@ -1,0 +1,352 @@
+//! The build pipeline behind `litert apply`: hands each build plan to a worker, watches its
+//! progress under a timeout, checks what comes back (parity, gates) and moves the artifact
+//! into place atomically. A failed build never leaves a temp file or touches the previous
+//! artifact; a crashed worker is replaced so the remaining builds still run.
+
+pub mod gates;
+pub mod progress;
+pub mod report;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::recipe::BuildPlan;
+use crate::worker::process::{ProcessError, Worker};
+use crate::worker::protocol::{BuildResult, Event, Request, WorkerError};
+use progress::Progress;
+
+/// How `apply` runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub python: PathBuf,
+    pub allow_code: bool,
+    pub allow_unsafe: bool,
+    pub jobs: usize,
+    /// Longest a single build may take.
+    pub timeout: Duration,
+    /// Echo the worker's stderr (TensorFlow's logs) as it arrives.
+    pub verbose: bool,
+}
+
+/// What happened to one build.
+#[derive(Debug)]
+pub struct Outcome {
+    pub plan: BuildPlan,
+    pub status: Status,
+    pub seconds: f64,
+}
+
+#[derive(Debug)]
+pub enum Status {
+    /// Written to `plan.output`.
+    Built {
+        result: Box<BuildResult>,
+        size: u64,
+        gates: Vec<gates::GateResult>,
+    },
+    /// Converted, but parity or a gate failed: nothing was written.
+    Rejected {
+        result: Box<BuildResult>,
+        size: u64,
+        gates: Vec<gates::GateResult>,
+        reasons: Vec<String>,
+    },
+    /// The build could not finish.
+    Failed(Failure),
+}
+
+/// Why a build could not finish, with the stage it reached.
+#[derive(Debug)]
+pub struct Failure {
+    pub stage: String,
+    pub message: String,
+    pub hint: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self.status, Status::Built { .. })
+    }
+}
+
+/// Run every plan, `options.jobs` at a time, and report each in input order.
+pub fn apply(plans: Vec<BuildPlan>, options: &ApplyOptions, progress: &Progress) -> Vec<Outcome> {
+    let total = plans.len();
+    let queue: Mutex<VecDeque<(usize, BuildPlan)>> =
+        Mutex::new(plans.into_iter().enumerate().collect());
+    let results: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::with_capacity(total));
+    let jobs = options.jobs.clamp(1, total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let mut slot = WorkerSlot {
+                    worker: None,
+                    options,
+                };
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((index, plan)) = next else { break };
+                    let outcome = slot.build(plan, index, total, progress);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((index, outcome));
+                    }
+                }
+                if let Some(worker) = slot.worker.take() {
+                    worker.shutdown();
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, o)| o).collect()
+}
+
+/// One thread's worker, started on first use and replaced after a crash.
+struct WorkerSlot<'a> {
+    worker: Option<Worker>,
+    options: &'a ApplyOptions,
+}
+
+impl WorkerSlot<'_> {
+    fn build(
+        &mut self,
+        plan: BuildPlan,
+        index: usize,
+        total: usize,
+        progress: &Progress,
+    ) -> Outcome {
+        let start = Instant::now();
+        let label = format!("[{}/{total}] {}", index + 1, plan.id);
+        let status = self.run(&plan, &label, progress);
+        let seconds = start.elapsed().as_secs_f64();
+        progress.finish(&label, matches!(status, Status::Built { .. }));
+        Outcome {
+            plan,
+            status,
+            seconds,
+        }
+    }
+
+    fn run(&mut self, plan: &BuildPlan, label: &str, progress: &Progress) -> Status {
+        if plan.runs_code && !self.options.allow_code {
+            return Status::Failed(Failure {
+                stage: "plan".into(),
+                message: "this recipe runs Python code from the project (a factory, custom objects or a generator)".into(),
+                hint: Some("review the code it names, then rerun with `--allow-code`".into()),
+                detail: None,
+            });
+        }
+        let temp = match TempArtifact::create(&plan.output) {
+            Ok(t) => t,
+            Err(failure) => return Status::Failed(failure),
+        };
+        let worker = match self.worker.take() {
+            Some(w) => w,
+            None => {
+                progress.stage(label, "starting worker");
+                match Worker::spawn(
+                    &self.options.python,
+                    self.options.verbose,
+                    Duration::from_secs(120),
+                ) {
+                    Ok(w) => w,
+                    Err(e) => return Status::Failed(process_failure("start", &e)),
+                }
+            }
+        };
+        let mut worker = worker;
+        let id = plan.id.clone();
+        let request = Request::Build {
+            id: &id,
+            plan,
+            temp_output: &temp.path.to_string_lossy(),
+            allow_code: self.options.allow_code,
+            allow_unsafe: self.options.allow_unsafe,
+        };
+        if let Err(e) = worker.send(&request) {
+            return Status::Failed(process_failure("start", &e));
+        }
+        let deadline = Instant::now() + self.options.timeout;
+        let mut stage = "start".to_string();
+        let result = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match worker.next_event(remaining.max(Duration::from_millis(1))) {
+                Ok(Event::Progress { stage: s, .. }) => {
+                    progress.stage(label, &s);
+                    stage = s;
+                }
+                Ok(Event::Result(r)) if r.id == id => break Ok(r),
+                Ok(Event::Error(e)) if e.id.as_deref() == Some(id.as_str()) => {
+                    break Err(worker_failure(plan, &e));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // The worker is gone or hung: this build fails at its stage, and the
+                    // next build gets a fresh worker.
+                    let mut failure = process_failure(&stage, &e);
+                    if matches!(e, ProcessError::Timeout(_)) {
+                        failure.hint = Some(format!(
+                            "the build took longer than {}s; raise it with `--timeout SECONDS`",
+                            self.options.timeout.as_secs()
+                        ));
+                    }
+                    return Status::Failed(failure);
+                }
+            }
+        };
+        self.worker = Some(worker);
+        let result = match result {
+            Ok(r) => r,
+            Err(failure) => return Status::Failed(failure),
+        };
+        progress.stage(label, "checking");
+        let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
+        let gate_results = gates::check(plan, &temp.path, size);
+        let mut reasons: Vec<String> = gate_results
+            .iter()
+            .filter(|g| !g.ok)
+            .map(|g| g.message.clone())
+            .collect();
+        if let Some(p) = &result.parity {
+            if !p.ok {
+                reasons.insert(0, "parity with Keras failed".into());
+            }
+        }
+        if !reasons.is_empty() {
+            return Status::Rejected {
+                result,
+                size,
+                gates: gate_results,
+                reasons,
+            };
+        }
+        match temp.persist(&plan.output) {
+            Ok(()) => Status::Built {
+                result,
+                size,
+                gates: gate_results,
+            },
+            Err(failure) => Status::Failed(failure),
+        }
+    }
+}
+
+/// The artifact while it is being written: a hidden file next to the output, removed
+/// unless it is persisted, so a failure never leaves a half-written artifact behind.
+struct TempArtifact {
+    path: PathBuf,
+}
+
+impl TempArtifact {
+    fn create(output: &Path) -> Result<Self, Failure> {
+        let dir = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Failure {
+            stage: "plan".into(),
+            message: format!(
+                "cannot create the output directory `{}`: {e}",
+                dir.display()
+            ),
+            hint: None,
+            detail: None,
+        })?;
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The name must end in `.tflite` (Keras refuses anything else) and be unique per
+        // process and build.
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(".{name}.tmp-{}-{n}.tflite", std::process::id()));
+        let path = std::path::absolute(&path).unwrap_or(path);
+        Ok(Self { path })
+    }
+
+    fn persist(self, output: &Path) -> Result<(), Failure> {
+        let result = std::fs::rename(&self.path, output).map_err(|e| Failure {
+            stage: "write".into(),
+            message: format!(
+                "cannot move the artifact into place at `{}`: {e}",
+                output.display()
+            ),
+            hint: None,
+            detail: None,
+        });
+        // `Drop` removes the temp file if the rename failed.
+        result
+    }
+}
+
+impl Drop for TempArtifact {
+    fn drop(&mut self) {
+        if self.path.exists() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn process_failure(stage: &str, e: &ProcessError) -> Failure {
+    let hint = match e {
+        ProcessError::Spawn { .. } => {
+            Some("check the interpreter with `litert env doctor`".to_string())
+        }
+        ProcessError::Died {
+            status: Some(s), ..
+        } if s.contains("SIGKILL") => {
+            Some("the machine may be out of memory: try `--jobs 1`, or a smaller model".to_string())
+        }
+        _ => None,
+    };
+    Failure {
+        stage: stage.to_string(),
+        message: e.to_string(),
+        hint,
+        detail: e
+            .stderr_tail()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+    }
+}
+
+fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
+    let hint = match e.kind.as_str() {
+        "unsupported_ops" => Some(
+            "allow TensorFlow ops with `ops: {flex: true}` in the recipe (the app then needs the Flex delegate), \
+             or give static shapes (`batch_size`, `sequence_length`) so the ops lower to builtins"
+                .to_string(),
+        ),
+        "network" => Some(format!(
+            "this machine cannot download presets: save the preset locally (`task.save_to_preset(DIR)`) and point \
+             the recipe at it with `model.preset.path`{}",
+            if plan.recipe.to_string_lossy().contains("gemma") { ", or `--set preset=DIR`" } else { "" }
+        )),
+        "code_not_allowed" => Some("review the code, then rerun with `--allow-code`".to_string()),
+        "unsafe_model" => Some(
+            "the model contains a `Lambda` layer or other code; if you trust it, rerun with `--allow-unsafe`".to_string(),
+        ),
+        "signature" if !e.model_inputs.is_empty() => Some(format!(
+            "name the model's inputs in the recipe: {}",
+            e.model_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )),
+        "out_of_memory" => Some("try `--jobs 1`, or a smaller model".to_string()),
+        _ => None,
+    };
+    let mut message = e.message.clone();
+    if !e.ops.is_empty() && !message.contains(&e.ops[0]) {
+        message.push_str(&format!(" ({})", e.ops.join(", ")));
+    }
+    let detail = (!e.traceback.is_empty() && hint.is_none()).then(|| e.traceback.clone());
+    Failure {
+        stage: e.stage.clone(),
+        message,
+        hint,
+        detail,
+    }
+}

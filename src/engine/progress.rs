@@ -1,0 +1,55 @@
+//! Progress for long work: one line per stage change on stderr ("[2/8] classifier:int8 ·
+//! convert"), only when stderr is a terminal and `LITERT_NO_PROGRESS` is unset.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub struct Progress {
+    enabled: bool,
+    start: Instant,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let enabled =
+            std::io::stderr().is_terminal() && std::env::var_os("LITERT_NO_PROGRESS").is_none();
+        Self {
+            enabled,
+            start: Instant::now(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn hidden() -> Self {
+        Self {
+            enabled: false,
+            start: Instant::now(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn stage(&self, label: &str, stage: &str) {
+        self.line(&format!("{label} · {stage}"));
+    }
+
+    pub fn finish(&self, label: &str, ok: bool) {
+        self.line(&format!("{label} · {}", if ok { "done" } else { "failed" }));
+    }
+
+    fn line(&self, text: &str) {
+        if !self.enabled {
+            return;
+        }
+        let _guard = self.lock.lock();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{:>6.1}s  {text}", self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,267 @@
+//! One worker process: spawned with the embedded script, spoken to over stdin/stdout, its
+//! stderr kept (the last lines) for error reports. A reader thread turns stdout lines into
+//! [`Event`]s on a channel so waiting can time out; dropping the worker kills it.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::protocol::{Event, PROTOCOL, Request};
+
+/// The worker script, embedded so the binary and the script can never drift apart.
+pub const SCRIPT: &str = include_str!("python/worker.py");
+
+/// How many lines of the worker's stderr to keep for error reports.
+const STDERR_TAIL: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot start the worker with `{python}`: {source}")]
+    Spawn {
+        python: String,
+        source: std::io::Error,
+    },
+    #[error("the worker exited unexpectedly{}", exit_suffix(.status))]
+    Died {
+        status: Option<String>,
+        stderr_tail: String,
+    },
+    #[error("the worker did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the worker sent a line that is not protocol: {line}")]
+    Protocol { line: String },
+    #[error("the worker speaks protocol {found}, this litert speaks {PROTOCOL}")]
+    Version { found: u32 },
+    #[error("cannot write to the worker: {0}")]
+    Write(std::io::Error),
+}
+
+fn exit_suffix(status: &Option<String>) -> String {
+    status
+        .as_ref()
+        .map_or_else(String::new, |s| format!(" ({s})"))
+}
+
+impl ProcessError {
+    /// The end of the worker's stderr, when it died.
+    pub fn stderr_tail(&self) -> Option<&str> {
+        match self {
+            Self::Died { stderr_tail, .. } => Some(stderr_tail),
+            _ => None,
+        }
+    }
+}
+
+pub struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Result<Event, String>>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    _script_dir: tempfile::TempDir,
+    pub python_version: String,
+    pub pid: u32,
+}
+
+impl Worker {
+    /// Start a worker and wait for its `hello` (TensorFlow is not imported yet, so this is
+    /// quick).
+    pub fn spawn(
+        python: &Path,
+        echo_stderr: bool,
+        timeout: Duration,
+    ) -> Result<Self, ProcessError> {
+        let spawn_err = |source| ProcessError::Spawn {
+            python: python.display().to_string(),
+            source,
+        };
+        let script_dir = tempfile::Builder::new()
+            .prefix("litert-worker-")
+            .tempdir()
+            .map_err(spawn_err)?;
+        let script: PathBuf = script_dir.path().join("worker.py");
+        std::fs::write(&script, SCRIPT).map_err(spawn_err)?;
+        let mut child = Command::new(python)
+            .arg("-u")
+            .arg("-B")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONNOUSERSITE", "1")
+            .spawn()
+            .map_err(spawn_err)?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr_pipe = child.stderr.take();
+        let (tx, events) = mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let parsed = serde_json::from_str::<Event>(&line).map_err(|_| line);
+                    if tx.send(parsed).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(pipe) = stderr_pipe {
+            let keep = Arc::clone(&stderr);
+            // Always drain stderr, or a chatty TensorFlow blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if echo_stderr {
+                        eprintln!("  | {line}");
+                    }
+                    if let Ok(mut tail) = keep.lock() {
+                        if tail.len() == STDERR_TAIL {
+                            tail.pop_front();
+                        }
+                        tail.push_back(line);
+                    }
+                }
+            });
+        }
+        let mut worker = Self {
+            child,
+            stdin,
+            events,
+            stderr,
+            _script_dir: script_dir,
+            python_version: String::new(),
+            pid: 0,
+        };
+        match worker.next_event(timeout)? {
+            Event::Hello {
+                protocol,
+                python,
+                pid,
+            } => {
+                if protocol != PROTOCOL {
+                    return Err(ProcessError::Version { found: protocol });
+                }
+                worker.python_version = python;
+                worker.pid = pid;
+                Ok(worker)
+            }
+            other => Err(ProcessError::Protocol {
+                line: format!("{other:?}"),
+            }),
+        }
+    }
+
+    pub fn send(&mut self, request: &Request<'_>) -> Result<(), ProcessError> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(self.died());
+        };
+        let mut line = serde_json::to_string(request)
+            .map_err(|e| ProcessError::Write(std::io::Error::other(e)))?;
+        line.push('\n');
+        match stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(self.died()),
+            Err(e) => Err(ProcessError::Write(e)),
+        }
+    }
+
+    /// The next event, or an error if the worker died, misbehaved or stayed silent too long.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Event, ProcessError> {
+        match self.events.recv_timeout(timeout) {
+            Ok(Ok(event)) => Ok(event),
+            Ok(Err(line)) => Err(ProcessError::Protocol { line }),
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(ProcessError::Timeout(timeout))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.died()),
+        }
+    }
+
+    fn died(&mut self) -> ProcessError {
+        // Give the process a moment to be reaped so its exit status (signal, OOM kill) is known.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut status = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(describe_status(s));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The stderr thread may still be draining the last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        ProcessError::Died {
+            status,
+            stderr_tail: self.stderr_tail(),
+        }
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        self.stderr
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Ask the worker to exit, then make sure it has.
+    pub fn shutdown(mut self) {
+        let _ = self.send(&Request::Shutdown);
+        let _ = self.next_event(Duration::from_secs(10));
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                9 => " (SIGKILL: killed, often by the out-of-memory killer)",
+                11 => " (SIGSEGV)",
+                6 => " (SIGABRT)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            return format!("killed by signal {sig}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit code".to_string(),
+    }
+}
