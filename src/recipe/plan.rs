@@ -315,8 +315,14 @@ pub struct TolerancePlan {
 impl TolerancePlan {
     /// Default tolerances: tight for float exports, Keras' own 1e-2 for weight-only
     /// quantization, loose for integer activations (accuracy gates judge those better).
-    pub fn default_for(mode: Option<QuantizationMode>) -> Self {
+    /// `mode` is `None` when raw `litert_kwargs` decide; `optimizing` says whether they
+    /// ask for any optimization.
+    pub fn default_for(mode: Option<QuantizationMode>, optimizing: bool) -> Self {
         match mode {
+            None if optimizing => Self {
+                atol: 1e-2,
+                rtol: 1e-2,
+            },
             None | Some(QuantizationMode::None) => Self {
                 atol: 1e-4,
                 rtol: 1e-4,
