@@ -211,10 +211,10 @@ impl WorkerSlot<'_> {
             .filter(|g| !g.ok)
             .map(|g| g.message.clone())
             .collect();
-        if let Some(p) = &result.parity {
-            if !p.ok {
-                reasons.insert(0, "parity with Keras failed".into());
-            }
+        if let Some(p) = &result.parity
+            && !p.ok
+        {
+            reasons.insert(0, "parity with Keras failed".into());
         }
         if !reasons.is_empty() {
             return Status::Rejected {

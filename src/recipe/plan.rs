@@ -313,29 +313,19 @@ pub struct TolerancePlan {
 }
 
 impl TolerancePlan {
-    /// Default tolerances: tight for float exports, Keras' own 1e-2 for weight-only
-    /// quantization, loose for integer activations (accuracy gates judge those better).
-    /// `mode` is `None` when raw `litert_kwargs` decide; `optimizing` says whether they
-    /// ask for any optimization.
-    pub fn default_for(mode: Option<QuantizationMode>, optimizing: bool) -> Self {
-        match mode {
-            None if optimizing => Self {
-                atol: 1e-2,
-                rtol: 1e-2,
-            },
-            None | Some(QuantizationMode::None) => Self {
-                atol: 1e-4,
-                rtol: 1e-4,
-            },
-            Some(QuantizationMode::DynamicRange | QuantizationMode::Float16) => Self {
-                atol: 1e-2,
-                rtol: 1e-2,
-            },
-            Some(_) => Self {
-                atol: 0.1,
-                rtol: 0.1,
-            },
-        }
+    /// Default tolerances, by what the converter is asked to do (so typed modes and raw
+    /// `litert_kwargs` get the same): tight for float exports, Keras' own 1e-2 for
+    /// weight-only quantization, loose when activations are quantized too (accuracy gates
+    /// judge those better).
+    pub fn default_for(converter: &ConverterSettings) -> Self {
+        let t = if converter.representative_dataset {
+            0.1
+        } else if !converter.optimizations.is_empty() {
+            1e-2
+        } else {
+            1e-4
+        };
+        Self { atol: t, rtol: t }
     }
 }
 

@@ -186,7 +186,7 @@ impl Cx<'_> {
         let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);
         let calibration = self.calibration(r, qmode, image_size);
         let converter = self.converter(r, qmode, io, flex, custom);
-        let parity = self.parity(r, qmode, !converter.optimizations.is_empty());
+        let parity = self.parity(r, &converter);
         let gates = self.gates(r, flex, custom);
         let output = self.output(r);
         let runs_code = model.as_ref().is_some_and(model_runs_code)
@@ -1010,14 +1010,9 @@ impl Cx<'_> {
         settings
     }
 
-    fn parity(
-        &mut self,
-        r: &Recipe,
-        mode: Option<QuantizationMode>,
-        optimizing: bool,
-    ) -> ParityPlan {
+    fn parity(&mut self, r: &Recipe, converter: &ConverterSettings) -> ParityPlan {
         let p = r.parity.clone().unwrap_or_default();
-        let default = TolerancePlan::default_for(mode, optimizing);
+        let default = TolerancePlan::default_for(converter);
         let mut tolerance = BTreeMap::from([("*".to_string(), default)]);
         for (name, t) in p.tolerance.iter().flatten() {
             let base = tolerance.get("*").copied().unwrap_or(default);

@@ -282,10 +282,7 @@ def build_signature(build, model):
         structure = kind or "positional"
     else:
         if not declared:
-            raise BuildError(
-                "signature",
-                "the model declares no inputs (a subclassed model?): give `input_signature` in the recipe",
-            )
+            return inferred_signature(model)
         specs = [dict(key=d["key"], name=d["name"], shape=list(d["shape"]), dtype=d["dtype"]) for d in declared]
         overrides = inputs.get("overrides") or {}
         names = [s["name"] for s in specs]
@@ -312,6 +309,27 @@ def build_signature(build, model):
         if inputs.get("image_size") and len(shape) == 4 and s["dtype"] not in INT_DTYPES:
             shape[1], shape[2] = inputs["image_size"]
     return structure, specs
+
+
+def inferred_signature(model):
+    """A subclassed model declares no inputs; Keras infers them from the shapes it was
+    built with. Name them `args_N` explicitly, which is what TensorFlow would call them, so
+    the names are stable."""
+    np, tf, keras = tf_modules()
+    try:
+        from keras.src.export.export_utils import get_input_signature
+
+        inferred = keras.tree.flatten(get_input_signature(model))
+    except Exception as e:  # noqa: BLE001
+        raise BuildError(
+            "signature",
+            f"cannot infer the input signature ({first_lines(str(e), 1)}): give `input_signature` in the recipe",
+        ) from e
+    specs = [
+        dict(key=None, name=f"args_{i}", shape=list(spec.shape), dtype=str(spec.dtype))
+        for i, spec in enumerate(inferred)
+    ]
+    return "positional", specs
 
 
 def keras_signature(structure, specs):
@@ -651,6 +669,9 @@ def run_build(request):
         build.progress("import", "importing TensorFlow")
         np, tf, keras = tf_modules()
         build.progress("load", build.plan["model"]["kind"])
+        # Every build starts from a fresh Keras session, so auto-generated names (and with
+        # them the artifact's bytes) do not depend on the builds this worker ran before.
+        keras.utils.clear_session()
         model = load_model(build)
         build.progress("signature")
         structure, specs = build_signature(build, model)
