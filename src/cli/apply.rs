@@ -79,11 +79,20 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
             "set `LITERT_PYTHON` (or `--python`) to an interpreter with tensorflow, keras and ai-edge-litert"
         ));
     };
+    let mut jobs = args.jobs.min(plans.len().max(1));
+    if let Some(fit) = engine::jobs_memory_allows() {
+        if jobs > fit {
+            output::stderr(&format!(
+                "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
+            ));
+            jobs = fit;
+        }
+    }
     let options = ApplyOptions {
         python,
         allow_code: args.allow_code,
         allow_unsafe: args.allow_unsafe,
-        jobs: args.jobs,
+        jobs,
         timeout: Duration::from_secs(args.timeout.max(1)),
         verbose: args.verbose,
     };

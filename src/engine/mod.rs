@@ -72,6 +72,19 @@ impl Outcome {
     }
 }
 
+/// Memory one worker may need: TensorFlow alone is ~0.6 GB, a ResNet50 export peaks at
+/// ~1.7 GB (measured; `shared/research/keras_litert.md` §4g).
+pub const WORKER_MEMORY_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// How many workers fit in the memory available now (at least one), or `None` when that
+/// cannot be read.
+pub fn jobs_memory_allows() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    usize::try_from((kib * 1024 / WORKER_MEMORY_BYTES).max(1)).ok()
+}
+
 /// Run every plan, `options.jobs` at a time, and report each in input order.
 pub fn apply(plans: Vec<BuildPlan>, options: &ApplyOptions, progress: &Progress) -> Vec<Outcome> {
     let total = plans.len();
@@ -189,10 +202,11 @@ impl WorkerSlot<'_> {
                     // next build gets a fresh worker.
                     let mut failure = process_failure(&stage, &e);
                     if matches!(e, ProcessError::Timeout(_)) {
-                        failure.hint = Some(format!(
-                            "the build took longer than {}s; raise it with `--timeout SECONDS`",
+                        failure.message = format!(
+                            "the build did not finish within {}s, so its worker was stopped",
                             self.options.timeout.as_secs()
-                        ));
+                        );
+                        failure.hint = Some("raise the limit with `--timeout SECONDS`".to_string());
                     }
                     return Status::Failed(failure);
                 }
@@ -342,7 +356,22 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
     if !e.ops.is_empty() && !message.contains(&e.ops[0]) {
         message.push_str(&format!(" ({})", e.ops.join(", ")));
     }
-    let detail = (!e.traceback.is_empty() && hint.is_none()).then(|| e.traceback.clone());
+    // Our own error kinds explain themselves; an exception from user code or a library
+    // shows where it came from.
+    let known = matches!(
+        e.kind.as_str(),
+        "load"
+            | "signature"
+            | "calibration"
+            | "convert"
+            | "parity"
+            | "network"
+            | "unsupported_ops"
+            | "code_not_allowed"
+            | "unsafe_model"
+            | "out_of_memory"
+    );
+    let detail = (!known && !e.traceback.is_empty()).then(|| e.traceback.clone());
     Failure {
         stage: e.stage.clone(),
         message,

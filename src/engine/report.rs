@@ -42,8 +42,11 @@ pub fn human(outcomes: &[Outcome]) -> String {
             }
             Status::Failed(f) => {
                 out.push_str(&format!(
-                    "✗ {}  failed at `{}`: {}\n",
-                    p.id, f.stage, f.message
+                    "✗ {}  ({}) failed at `{}`: {}\n",
+                    p.id,
+                    p.recipe.display(),
+                    f.stage,
+                    f.message
                 ));
                 if let Some(h) = &f.hint {
                     out.push_str(&format!("    hint: {h}\n"));

@@ -123,6 +123,9 @@ impl Worker {
                     if echo_stderr {
                         eprintln!("  | {line}");
                     }
+                    if is_boilerplate(&line) {
+                        continue;
+                    }
                     if let Ok(mut tail) = keep.lock() {
                         if tail.len() == STDERR_TAIL {
                             tail.pop_front();
@@ -245,19 +248,27 @@ impl Drop for Worker {
     }
 }
 
+/// TensorFlow's start-up chatter (oneDNN, CUDA probing, absl) says nothing about a failure.
+fn is_boilerplate(line: &str) -> bool {
+    line.starts_with("WARNING: All log messages before absl::InitializeLog()")
+        || line.contains("oneDNN custom operations are on")
+        || line.contains("Could not find cuda drivers")
+        || line.contains("failed call to cuInit")
+        || line.contains("Created TensorFlow Lite XNNPACK delegate")
+}
+
 fn describe_status(status: std::process::ExitStatus) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(sig) = status.signal() {
-            let name = match sig {
-                9 => " (SIGKILL: killed, often by the out-of-memory killer)",
-                11 => " (SIGSEGV)",
-                6 => " (SIGABRT)",
-                15 => " (SIGTERM)",
-                _ => "",
+            return match sig {
+                9 => "killed by SIGKILL, often the out-of-memory killer".to_string(),
+                11 => "crashed with SIGSEGV".to_string(),
+                6 => "aborted with SIGABRT".to_string(),
+                15 => "terminated by SIGTERM".to_string(),
+                _ => format!("killed by signal {sig}"),
             };
-            return format!("killed by signal {sig}{name}");
         }
     }
     match status.code() {
