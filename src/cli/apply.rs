@@ -80,13 +80,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         ));
     };
     let mut jobs = args.jobs.min(plans.len().max(1));
-    if let Some(fit) = engine::jobs_memory_allows() {
-        if jobs > fit {
-            output::stderr(&format!(
-                "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
-            ));
-            jobs = fit;
-        }
+    if let Some(fit) = engine::jobs_memory_allows()
+        && jobs > fit
+    {
+        output::stderr(&format!(
+            "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
+        ));
+        jobs = fit;
     }
     let options = ApplyOptions {
         python,
