@@ -85,6 +85,9 @@ fn checklist(
     out.push_str(&format!("    ✓ inputs: {}\n", inputs.join(", ")));
     match parity {
         None => out.push_str("    - parity: off\n"),
+        Some(p) if p.skipped.is_some() => {
+            out.push_str(&format!("    - parity skipped: {}\n", p.skipped.as_deref().unwrap_or_default()));
+        }
         Some(p) => {
             let mark = |ok: bool| if ok { "✓" } else { "✗" };
             out.push_str(&format!(

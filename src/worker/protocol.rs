@@ -76,6 +76,9 @@ pub struct ParityReport {
     pub shapes_ok: bool,
     pub outputs: Vec<OutputParity>,
     pub ok: bool,
+    /// Why no comparison could run (e.g. Flex ops the interpreter cannot execute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

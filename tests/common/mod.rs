@@ -41,3 +41,73 @@ pub fn litert_in(dir: &Path, args: &[&str]) -> Output {
 pub fn litert(args: &[&str]) -> Output {
     litert_in(&root(), args)
 }
+
+/// The cache every test shares, so the worker environment is provisioned once per machine
+/// (about 2 minutes and 2.5 GB) and reused by every test binary and run.
+pub fn cache_dir() -> PathBuf {
+    root().join("target").join("litert-cache")
+}
+
+/// Run `litert` with the shared worker cache and no progress output.
+pub fn litert_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_litert"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("LITERT_NO_PROGRESS", "1")
+        .env("LITERT_CACHE_DIR", cache_dir())
+        .env_remove("LITERT_PYTHON")
+        .env_remove("CI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the litert binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The provisioned worker interpreter, provisioning it through litert's own `env setup`
+/// on first use.
+pub fn worker_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let setup = litert_env(&root(), &["env", "setup"], &[]);
+            assert_eq!(setup.code, 0, "litert env setup failed:\n{}\n{}", setup.stdout, setup.stderr);
+            let show = litert_env(&root(), &["env", "show", "--json"], &[]);
+            assert_eq!(show.code, 0, "{}", show.stderr);
+            let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("env show --json");
+            PathBuf::from(v["python"].as_str().expect("`python` in env show --json"))
+        })
+        .clone()
+}
+
+/// Run a fixture-building script with the worker interpreter into `out`, once per test
+/// binary (the script writes `READY` last).
+pub fn build_fixtures(script: &str, out: &Path) {
+    if out.join("READY").exists() {
+        return;
+    }
+    let status = Command::new(worker_python())
+        .arg(root().join(script))
+        .arg(out)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .status()
+        .expect("the worker interpreter runs");
+    assert!(status.success(), "{script} failed");
+}
+
+/// Parse `litert apply --json` output into (id -> artifact entry).
+pub fn artifacts(out: &Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("apply --json printed no JSON ({e}):\n{}\n{}", out.stdout, out.stderr));
+    v["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap_or_default().to_string(), a.clone()))
+        .collect()
+}

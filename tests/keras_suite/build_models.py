@@ -153,6 +153,16 @@ def dict_multi_output(seed=13):
                        [layers.Dense(5, name="output_a")(a), layers.Dense(3, name="output_b")(b)])
 
 
+def lstm(seed=17):
+    """The Keras test file's (unused) `lstm` model: with a dynamic batch, TensorFlow lowers
+    it to TensorList ops that LiteRT builtins cannot express."""
+    seeded(seed)
+    inp = keras.Input((4, 10), name="sequence")
+    x = layers.Bidirectional(layers.LSTM(10, return_sequences=True))(inp)
+    x = layers.Bidirectional(layers.LSTM(10))(x)
+    return keras.Model(inp, layers.Dense(1)(x))
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     models = {
@@ -173,6 +183,7 @@ def main(out):
         "dict_tokens_mask": dict_tokens_mask(),
         "dict_shared": dict_shared(),
         "dict_multi_output": dict_multi_output(),
+        "lstm": lstm(),
     }
     for name, model in models.items():
         model.save(os.path.join(out, f"{name}.keras"))
