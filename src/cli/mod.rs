@@ -2,6 +2,7 @@
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
 mod check;
+mod env;
 mod output;
 mod plan;
 mod recipes;
@@ -29,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::CheckArgs),
+    Env(env::EnvArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
 }
@@ -49,6 +51,7 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Env(args) => env::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),
     };
