@@ -35,12 +35,10 @@ enum EnvCommand {
 pub struct PythonArgs {
     /// Use this Python (with tensorflow, keras and ai-edge-litert installed) instead of the
     /// environment litert provisions; package versions are checked against the lock.
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "LITERT_PYTHON",
-        hide_env_values = true
-    )]
+    /// [env: LITERT_PYTHON]
+    // Not clap's `env`: clap takes an empty LITERT_PYTHON as an empty path and fails, where
+    // an empty variable should mean unset. `EnvRequest::from_env` reads it instead.
+    #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 }
 
