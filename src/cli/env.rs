@@ -104,16 +104,9 @@ pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
 
 fn setup(args: SetupArgs) -> anyhow::Result<Exit> {
     let req = args.python.request();
-    let lock = Lock::embedded()?;
-    let already = req.python_override.is_none()
-        && !args.force
-        && env::cache_dir()
-            .ok()
-            .and_then(|c| provision::read_ready(&Layout::new(&c, &lock), &lock))
-            .is_some();
     let start = Instant::now();
-    let ready = match env::ensure_opts(&req, args.force) {
-        Ok(ready) => ready,
+    let (ready, built) = match env::ensure_reporting(&req, args.force) {
+        Ok(ensured) => (ensured.env, ensured.built),
         Err(err) => {
             output::print_error(&err);
             return Ok(Exit::Failure);
@@ -127,10 +120,10 @@ fn setup(args: SetupArgs) -> anyhow::Result<Exit> {
         .join(", ");
     let how = if ready.external {
         "external interpreter, nothing to provision".to_string()
-    } else if already {
-        "already provisioned".to_string()
-    } else {
+    } else if built {
         format!("provisioned in {:.1}s", start.elapsed().as_secs_f64())
+    } else {
+        "already provisioned".to_string()
     };
     output::stderr(&format!(
         "Python worker environment ready: Python {}, {versions} ({how})\n",

@@ -109,18 +109,27 @@ impl WorkerEnv {
 /// Return the worker environment: the external interpreter if one was asked for (checked),
 /// else the provisioned one, provisioning it first if this is the first need.
 pub fn ensure(req: &EnvRequest) -> anyhow::Result<WorkerEnv> {
-    ensure_opts(req, false)
+    ensure_reporting(req, false).map(|e| e.env)
 }
 
-/// [`ensure`], optionally rebuilding the provisioned environment even if it exists.
-pub fn ensure_opts(req: &EnvRequest, force: bool) -> anyhow::Result<WorkerEnv> {
+/// What [`ensure_reporting`] did.
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    pub env: WorkerEnv,
+    /// This call provisioned the environment (it was not there, or `force`).
+    pub built: bool,
+}
+
+/// [`ensure`], optionally rebuilding the provisioned environment even if it exists, and
+/// saying whether it provisioned.
+pub fn ensure_reporting(req: &EnvRequest, force: bool) -> anyhow::Result<Ensured> {
     let lock = Lock::embedded()?;
     if let Some(python) = &req.python_override {
-        return external(python, &lock);
+        return external(python, &lock).map(|env| Ensured { env, built: false });
     }
     let layout = Layout::new(&cache_dir()?, &lock);
-    let marker = match provision::read_ready(&layout, &lock) {
-        Some(marker) if !force => marker,
+    let (marker, built) = match provision::read_ready(&layout, &lock) {
+        Some(marker) if !force => (marker, false),
         _ => {
             let base = base_python();
             let base_info = check_base(&base, &lock)?;
@@ -131,7 +140,7 @@ pub fn ensure_opts(req: &EnvRequest, force: bool) -> anyhow::Result<WorkerEnv> {
                 lock: &lock,
                 layout: &layout,
             };
-            let marker = provision::ensure_with(
+            let ensured = provision::ensure_with(
                 &layout,
                 &lock,
                 &ui,
@@ -140,17 +149,20 @@ pub fn ensure_opts(req: &EnvRequest, force: bool) -> anyhow::Result<WorkerEnv> {
                 &|tmp, ui| pip.build(tmp, ui),
             )?;
             ui.finish();
-            marker
+            ensured
         }
     };
-    Ok(WorkerEnv {
-        python: layout.python(),
-        root: Some(layout.root.clone()),
-        external: false,
-        python_version: marker.python_version,
-        packages: marker.packages,
-        lock_digest: lock.digest,
-        mismatches: Vec::new(),
+    Ok(Ensured {
+        env: WorkerEnv {
+            python: layout.python(),
+            root: Some(layout.root.clone()),
+            external: false,
+            python_version: marker.python_version,
+            packages: marker.packages,
+            lock_digest: lock.digest,
+            mismatches: Vec::new(),
+        },
+        built,
     })
 }
 

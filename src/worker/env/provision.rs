@@ -105,7 +105,8 @@ pub type Build<'a> = dyn Fn(&Path, &Ui) -> anyhow::Result<Marker> + 'a;
 
 /// Return the finished environment, building it first if needed (or if `force`), safely
 /// against other processes doing the same. `needed_bytes` of free disk are required before
-/// a build starts.
+/// a build starts. Also says whether this call built it (false: it was there, or another
+/// process finished it while we waited).
 pub fn ensure_with(
     layout: &Layout,
     lock: &Lock,
@@ -113,15 +114,15 @@ pub fn ensure_with(
     force: bool,
     needed_bytes: u64,
     build: &Build<'_>,
-) -> anyhow::Result<Marker> {
+) -> anyhow::Result<(Marker, bool)> {
     if !force && let Some(marker) = read_ready(layout, lock) {
-        return Ok(marker);
+        return Ok((marker, false));
     }
     fs::create_dir_all(&layout.envs).map_err(|err| unwritable(&layout.envs, &err))?;
     let guard = acquire(layout, ui)?;
     // Whoever held the lock before us may just have finished the same environment.
     if !force && let Some(marker) = read_ready(layout, lock) {
-        return Ok(marker);
+        return Ok((marker, false));
     }
     clean_stale(layout)?;
     if layout.root.exists() {
@@ -153,7 +154,7 @@ pub fn ensure_with(
     })?;
     tmp.disarm();
     drop(guard);
-    Ok(marker)
+    Ok((marker, true))
 }
 
 /// Take the provisioning lock for this layout, waiting (and saying so) while another
@@ -300,8 +301,11 @@ impl PipBuild<'_> {
             .open(&log_path)?;
         let total = self.lock.pins.len() as u64;
         ui.counted(total, "downloading packages");
-        let mut child = python::command(python, true)
-            .args(["-m", "pip", "install"])
+        // One pipe for both of pip's streams keeps its errors in order with its progress
+        // lines, in the log and in the tail shown on failure.
+        let (reader, writer) = io::pipe()?;
+        let mut cmd = python::command(python, true);
+        cmd.args(["-m", "pip", "install"])
             .args(["--no-deps", "--only-binary", ":all:", "--no-input"])
             .args(["--progress-bar", "off", "--disable-pip-version-check"])
             .arg("-r")
@@ -311,27 +315,28 @@ impl PipBuild<'_> {
             .env("TMP", &pip_tmp)
             .env("PIP_NO_INPUT", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
+            .stdout(writer.try_clone()?)
+            .stderr(writer);
+        let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot run pip with `{}`", python.display()))?;
+        // Our copies of the write end must go, or the reader never sees the end of output.
+        drop(cmd);
         let mut seen = 0u64;
-        if let Some(stdout) = child.stdout.take() {
-            let mut log = &log;
-            for line in BufReader::new(stdout).lines() {
-                let line = line.unwrap_or_default();
-                let _ = io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
-                if let Some(rest) = line
-                    .strip_prefix("Collecting ")
-                    .or_else(|| line.strip_prefix("Requirement already satisfied: "))
-                {
-                    seen += 1;
-                    ui.set_position(seen.min(total));
-                    let name = rest.split([' ', '=']).next().unwrap_or(rest);
-                    ui.set_message(format!("downloading {name}"));
-                } else if line.starts_with("Installing collected packages") {
-                    ui.stage(format!("installing {total} packages"));
-                }
+        let mut log = &log;
+        for line in BufReader::new(reader).lines() {
+            let line = line.unwrap_or_default();
+            let _ = io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
+            if let Some(rest) = line
+                .strip_prefix("Collecting ")
+                .or_else(|| line.strip_prefix("Requirement already satisfied: "))
+            {
+                seen += 1;
+                ui.set_position(seen.min(total));
+                let name = rest.split([' ', '=']).next().unwrap_or(rest);
+                ui.set_message(format!("downloading {name}"));
+            } else if line.starts_with("Installing collected packages") {
+                ui.stage(format!("installing {total} packages"));
             }
         }
         let status = child.wait()?;
@@ -531,7 +536,8 @@ mod tests {
         let ui = Ui::new(false);
         let first = ensure_with(&layout, &lock, &ui, false, 0, &build).unwrap();
         let second = ensure_with(&layout, &lock, &ui, false, 0, &build).unwrap();
-        assert_eq!(first, second);
+        assert_eq!(first.0, second.0);
+        assert!(first.1 && !second.1, "built once, then reused");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(layout.root.join(MARKER).is_file());
         // Forcing rebuilds.
@@ -642,9 +648,11 @@ mod tests {
             })
             .collect();
         let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        for result in &results {
-            assert!(result.is_ok(), "{result:?}");
-        }
+        let built = results
+            .iter()
+            .filter(|r| matches!(r, Ok((_, true))))
+            .count();
+        assert_eq!(built, 1, "{results:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(read_ready(&layout, &lock).is_some());
     }
