@@ -231,7 +231,7 @@ fn setup_provisions_then_reuses() {
 fn two_processes_provisioning_at_once_install_once() {
     let fake = Fake::new();
     fake.set("gate");
-    let mut first = fake
+    let first = fake
         .command(&["env", "setup"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
