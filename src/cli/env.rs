@@ -450,7 +450,6 @@ fn diagnose(req: &EnvRequest, lock: &Lock) -> DoctorReport {
     }
 
     // The base Python: what a (re)provisioning would use.
-    let base = env::base_python();
     if external {
         checks.push(Check::new(
             "base Python",
@@ -458,8 +457,8 @@ fn diagnose(req: &EnvRequest, lock: &Lock) -> DoctorReport {
             "not used: an external interpreter is set (LITERT_PYTHON or --python)",
         ));
     } else {
-        checks.push(match env::check_base(&base, lock) {
-            Ok(info) => Check::new(
+        checks.push(match env::find_base(lock) {
+            Ok((base, info)) => Check::new(
                 "base Python",
                 Status::Pass,
                 format!(

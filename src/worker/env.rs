@@ -131,8 +131,7 @@ pub fn ensure_reporting(req: &EnvRequest, force: bool) -> anyhow::Result<Ensured
     let (marker, built) = match provision::read_ready(&layout, &lock) {
         Some(marker) if !force => (marker, false),
         _ => {
-            let base = base_python();
-            let base_info = check_base(&base, &lock)?;
+            let (base, base_info) = find_base(&lock)?;
             let ui = Ui::new(req.progress);
             let pip = provision::PipBuild {
                 base: &base,
@@ -202,13 +201,42 @@ pub fn resolve_cache_dir(var: impl Fn(&str) -> Option<OsString>) -> anyhow::Resu
 
 /// The interpreter environments are made from: `LITERT_BASE_PYTHON`, else `python3`.
 pub fn base_python() -> PathBuf {
+    explicit_base_python().unwrap_or_else(|| PathBuf::from(default_python()))
+}
+
+fn explicit_base_python() -> Option<PathBuf> {
     std::env::var_os("LITERT_BASE_PYTHON")
         .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(default_python()), PathBuf::from)
+        .map(PathBuf::from)
 }
 
 fn default_python() -> &'static str {
     if cfg!(windows) { "python" } else { "python3" }
+}
+
+/// Find a Python to make the environment from: `LITERT_BASE_PYTHON` if set (and only it);
+/// else `python3`, and when that is missing or unsupported, the versioned names the lock
+/// supports, newest first (`python3.13`, `python3.12`, ...): a machine whose default
+/// `python3` is too old often has a newer one beside it.
+pub fn find_base(lock: &Lock) -> anyhow::Result<(PathBuf, Interp)> {
+    if let Some(explicit) = explicit_base_python() {
+        return check_base(&explicit, lock).map(|info| (explicit, info));
+    }
+    let default = PathBuf::from(default_python());
+    let first_err = match check_base(&default, lock) {
+        Ok(info) => return Ok((default, info)),
+        Err(err) => err,
+    };
+    let range = lock.requires_python;
+    if !cfg!(windows) && range.min.0 == range.below.0 {
+        for minor in (range.min.1..range.below.1).rev() {
+            let candidate = PathBuf::from(format!("python{}.{minor}", range.min.0));
+            if let Ok(info) = check_base(&candidate, lock) {
+                return Ok((candidate, info));
+            }
+        }
+    }
+    Err(first_err)
 }
 
 /// Which setting named the base interpreter, for messages.

@@ -258,7 +258,7 @@ pub struct PipBuild<'a> {
 impl PipBuild<'_> {
     pub fn build(&self, tmp: &Path, ui: &Ui) -> anyhow::Result<Marker> {
         ui.stage("creating the virtual environment");
-        let out = python::command(self.base, false)
+        let out = python::command(self.base, true)
             .args(["-m", "venv"])
             .arg(tmp)
             .stdin(Stdio::null())
@@ -314,6 +314,11 @@ impl PipBuild<'_> {
             .env("TEMP", &pip_tmp)
             .env("TMP", &pip_tmp)
             .env("PIP_NO_INPUT", "1")
+            // Settings that would send the install somewhere other than this venv.
+            .env_remove("PIP_USER")
+            .env_remove("PIP_TARGET")
+            .env_remove("PIP_PREFIX")
+            .env_remove("PIP_ROOT")
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer);
