@@ -53,12 +53,31 @@ fn help_texts() {
         &["env", "setup", "--help"],
         &["env", "show", "--help"],
         &["env", "doctor", "--help"],
+        &["env", "clean", "--help"],
     ] {
         let out = litert_env(cache.path(), args, &[]);
         assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
         assert!(out.stdout.contains("Examples:"), "{args:?}");
         insta::assert_snapshot!(args.join("_").replace("--", ""), out.stdout);
     }
+}
+
+#[test]
+fn clean_removes_other_locks_environments_only() {
+    let cache = tempfile::tempdir().unwrap();
+    let old = cache.path().join("envs/0123456789abcdef");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("big"), "x").unwrap();
+    let out = litert_env(cache.path(), &["env", "clean", "--dry-run"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(old.exists());
+    let out = litert_env(cache.path(), &["env", "clean"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!old.exists());
+    insta::assert_snapshot!(out.stderr, @r"
+    removed [CACHE]/envs/0123456789abcdef (1 B)
+    removed 1 item(s), 1 B
+    ");
 }
 
 #[test]

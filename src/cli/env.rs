@@ -28,6 +28,7 @@ enum EnvCommand {
     Setup(SetupArgs),
     Show(ShowArgs),
     Doctor(DoctorArgs),
+    Clean(CleanArgs),
 }
 
 /// The interpreter choice shared by every verb that runs Python.
@@ -94,12 +95,59 @@ pub struct DoctorArgs {
     json: bool,
 }
 
+/// Delete environments provisioned for other lock versions (older or newer litert
+/// binaries), leftovers of interrupted installs and failed-install logs. Each environment is
+/// about 2.5 GB.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  litert env clean --dry-run        # list what would go\n  litert env clean\n  litert env clean --all            # the current environment too\n\nAn environment being provisioned right now is skipped. Do not remove the current\nenvironment (--all) while a `litert apply` is running."
+)]
+pub struct CleanArgs {
+    /// Remove the current lock's environment too (it is provisioned again on next use).
+    #[arg(long)]
+    all: bool,
+    /// Only list what would be removed.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
     match args.command {
         EnvCommand::Setup(args) => setup(args),
         EnvCommand::Show(args) => show(args),
         EnvCommand::Doctor(args) => doctor(args),
+        EnvCommand::Clean(args) => clean(args),
     }
+}
+
+fn clean(args: CleanArgs) -> anyhow::Result<Exit> {
+    let lock = Lock::embedded()?;
+    let layout = Layout::new(&env::cache_dir()?, &lock);
+    let keep = (!args.all).then(|| lock.short_digest());
+    let (removed, busy) = provision::clean(&layout.envs, keep, args.dry_run)?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut text = String::new();
+    for r in &removed {
+        text.push_str(&format!(
+            "{verb} {} ({})\n",
+            r.path.display(),
+            disk::human(r.bytes)
+        ));
+    }
+    for path in &busy {
+        text.push_str(&format!("skipped {} (being provisioned)\n", path.display()));
+    }
+    let total: u64 = removed.iter().map(|r| r.bytes).sum();
+    text.push_str(&match removed.len() {
+        0 => "nothing to remove\n".to_string(),
+        n => format!("{verb} {n} item(s), {}\n", disk::human(total)),
+    });
+    output::stderr(&text);
+    Ok(Exit::Success)
 }
 
 fn setup(args: SetupArgs) -> anyhow::Result<Exit> {

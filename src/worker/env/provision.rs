@@ -207,6 +207,83 @@ pub fn clean_stale(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// One thing `clean` removed (or would remove), with its size.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// Remove environments (and their temporary directories and failed logs) under `envs`,
+/// except the one named `keep`. Each digest's provisioning lock is taken first, so an
+/// environment being provisioned right now is skipped (returned in the second list). Lock
+/// files stay: deleting a lock file another process may be about to open would let two
+/// processes hold "the" lock at once.
+pub fn clean(
+    envs: &Path,
+    keep: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<(Vec<Removed>, Vec<PathBuf>)> {
+    let mut removed = Vec::new();
+    let mut busy = Vec::new();
+    let entries = match fs::read_dir(envs) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((removed, busy)),
+        Err(err) => return Err(err.into()),
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let digest = name.split('.').next().unwrap_or_default();
+        let ours = digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit());
+        if !ours || name.ends_with(".lock") || Some(digest) == keep {
+            continue;
+        }
+        // Hold this digest's lock while removing, so no provisioning runs underneath.
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(envs.join(format!("{digest}.lock")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                busy.push(path);
+                continue;
+            }
+            Err(TryLockError::Error(err)) => return Err(err.into()),
+        }
+        let bytes = size_of(&path);
+        if !dry_run {
+            let result = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            result.with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        removed.push(Removed { path, bytes });
+    }
+    Ok((removed, busy))
+}
+
+/// Bytes of regular files under `path` (symlinks not followed); best effort.
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
 fn unwritable(path: &Path, err: &io::Error) -> anyhow::Error {
     Hinted::new(
         format!(
@@ -660,6 +737,57 @@ mod tests {
         assert_eq!(built, 1, "{results:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(read_ready(&layout, &lock).is_some());
+    }
+
+    #[test]
+    fn clean_removes_other_environments_and_keeps_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let envs = dir.path().join("envs");
+        for name in [
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaa.lock",
+            "bbbbbbbbbbbbbbbb",
+            "bbbbbbbbbbbbbbbb.tmp-12",
+            "not-ours",
+        ] {
+            if name.contains('.') && !name.contains("tmp") {
+                fs::create_dir_all(&envs).unwrap();
+                fs::write(envs.join(name), "").unwrap();
+            } else {
+                fs::create_dir_all(envs.join(name)).unwrap();
+                fs::write(envs.join(name).join("f"), "12345").unwrap();
+            }
+        }
+        fs::write(envs.join("bbbbbbbbbbbbbbbb.failed.log"), "log").unwrap();
+        let (dry, _) = clean(&envs, Some("aaaaaaaaaaaaaaaa"), true).unwrap();
+        assert_eq!(dry.len(), 3);
+        assert!(
+            envs.join("bbbbbbbbbbbbbbbb").exists(),
+            "a dry run removes nothing"
+        );
+        let (removed, busy) = clean(&envs, Some("aaaaaaaaaaaaaaaa"), false).unwrap();
+        assert!(busy.is_empty());
+        assert_eq!(removed.iter().map(|r| r.bytes).sum::<u64>(), 13);
+        let mut left: Vec<_> = fs::read_dir(&envs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "aaaaaaaaaaaaaaaa",
+                "aaaaaaaaaaaaaaaa.lock",
+                "bbbbbbbbbbbbbbbb.lock",
+                "not-ours"
+            ]
+        );
+        // An environment being provisioned (its lock held) is skipped.
+        let held = File::create(envs.join("aaaaaaaaaaaaaaaa.lock")).unwrap();
+        held.lock().unwrap();
+        let (removed, busy) = clean(&envs, None, false).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(busy, vec![envs.join("aaaaaaaaaaaaaaaa")]);
     }
 
     #[test]
