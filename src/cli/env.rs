@@ -195,7 +195,7 @@ fn warn_mismatches(mismatches: &[String]) {
     }
     if mismatches.len() > 12 {
         text.push_str(&format!(
-            "  … and {} more (see `litert env doctor`)\n",
+            "  … and {} more (`litert env show --all` lists every pin)\n",
             mismatches.len() - 12
         ));
     }
