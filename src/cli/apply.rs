@@ -7,11 +7,13 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
+use super::env::PythonArgs;
 use super::recipes::{self, RecipeArgs};
 use super::{Exit, Hinted, output};
 use crate::diag::Sources;
 use crate::engine::{self, ApplyOptions, progress::Progress, report};
 use crate::recipe;
+use crate::worker;
 
 /// Build LiteRT artifacts from recipes: load the model, fix the input signature, calibrate,
 /// convert, check parity with Keras and the recipe's gates, then write the artifact
@@ -37,10 +39,8 @@ pub struct ApplyArgs {
     /// Longest one build may take, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
-    /// Use this Python interpreter (with TensorFlow, Keras, ai-edge-litert) instead of the
-    /// provisioned environment.
-    #[arg(long, env = "LITERT_PYTHON")]
-    pub python: Option<PathBuf>,
+    #[command(flatten)]
+    pub python: PythonArgs,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -73,12 +73,10 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
             "use `--jobs 1` or more"
         ));
     }
-    let Some(python) = args.python.clone() else {
-        bail!(Hinted::new(
-            "no Python worker environment",
-            "set `LITERT_PYTHON` (or `--python`) to an interpreter with tensorflow, keras and ai-edge-litert"
-        ));
-    };
+    let env = worker::env::ensure(&args.python.request())?;
+    for mismatch in &env.mismatches {
+        output::stderr(&format!("warning: {mismatch}\n"));
+    }
     let mut jobs = args.jobs.min(plans.len().max(1));
     if let Some(fit) = engine::jobs_memory_allows()
         && jobs > fit
@@ -89,7 +87,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         jobs = fit;
     }
     let options = ApplyOptions {
-        python,
+        env,
         allow_code: args.allow_code,
         allow_unsafe: args.allow_unsafe,
         jobs,

@@ -3,6 +3,7 @@
 
 mod apply;
 mod check;
+mod env;
 mod output;
 mod plan;
 mod recipes;
@@ -31,6 +32,7 @@ pub struct Cli {
 enum Command {
     Apply(apply::ApplyArgs),
     Check(check::CheckArgs),
+    Env(env::EnvArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
 }
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Apply(args) => apply::run(args),
         Command::Check(args) => check::run(args),
+        Command::Env(args) => env::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),
     };

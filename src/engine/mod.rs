@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::recipe::BuildPlan;
+use crate::worker::env::WorkerEnv;
 use crate::worker::process::{ProcessError, Worker};
 use crate::worker::protocol::{BuildResult, Event, Request, WorkerError};
 use progress::Progress;
@@ -20,7 +21,8 @@ use progress::Progress;
 /// How `apply` runs.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    pub python: PathBuf,
+    /// The worker's Python environment.
+    pub env: WorkerEnv,
     pub allow_code: bool,
     pub allow_unsafe: bool,
     pub jobs: usize,
@@ -162,7 +164,7 @@ impl WorkerSlot<'_> {
             None => {
                 progress.stage(label, "starting worker");
                 match Worker::spawn(
-                    &self.options.python,
+                    self.options.env.command(),
                     self.options.verbose,
                     Duration::from_secs(120),
                 ) {

@@ -86,7 +86,10 @@ fn checklist(
     match parity {
         None => out.push_str("    - parity: off\n"),
         Some(p) if p.skipped.is_some() => {
-            out.push_str(&format!("    - parity skipped: {}\n", p.skipped.as_deref().unwrap_or_default()));
+            out.push_str(&format!(
+                "    - parity skipped: {}\n",
+                p.skipped.as_deref().unwrap_or_default()
+            ));
         }
         Some(p) => {
             let mark = |ok: bool| if ok { "✓" } else { "✗" };

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -69,13 +69,16 @@ pub struct Worker {
 impl Worker {
     /// Start a worker and wait for its `hello` (TensorFlow is not imported yet, so this is
     /// quick).
+    /// `python` is the interpreter command as the environment wants it run (see
+    /// [`crate::worker::env::WorkerEnv::command`]); the script and its flags are added here.
     pub fn spawn(
-        python: &Path,
+        mut python: Command,
         echo_stderr: bool,
         timeout: Duration,
     ) -> Result<Self, ProcessError> {
+        let shown = python.get_program().to_string_lossy().into_owned();
         let spawn_err = |source| ProcessError::Spawn {
-            python: python.display().to_string(),
+            python: shown.clone(),
             source,
         };
         let script_dir = tempfile::Builder::new()
@@ -84,7 +87,7 @@ impl Worker {
             .map_err(spawn_err)?;
         let script: PathBuf = script_dir.path().join("worker.py");
         std::fs::write(&script, SCRIPT).map_err(spawn_err)?;
-        let mut child = Command::new(python)
+        let mut child = python
             .arg("-u")
             .arg("-B")
             .arg(&script)

@@ -76,7 +76,11 @@ pub fn worker_python() -> PathBuf {
     PYTHON
         .get_or_init(|| {
             let setup = litert_env(&root(), &["env", "setup"], &[]);
-            assert_eq!(setup.code, 0, "litert env setup failed:\n{}\n{}", setup.stdout, setup.stderr);
+            assert_eq!(
+                setup.code, 0,
+                "litert env setup failed:\n{}\n{}",
+                setup.stdout, setup.stderr
+            );
             let show = litert_env(&root(), &["env", "show", "--json"], &[]);
             assert_eq!(show.code, 0, "{}", show.stderr);
             let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("env show --json");
@@ -102,8 +106,12 @@ pub fn build_fixtures(script: &str, out: &Path) {
 
 /// Parse `litert apply --json` output into (id -> artifact entry).
 pub fn artifacts(out: &Output) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("apply --json printed no JSON ({e}):\n{}\n{}", out.stdout, out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "apply --json printed no JSON ({e}):\n{}\n{}",
+            out.stdout, out.stderr
+        )
+    });
     v["artifacts"]
         .as_array()
         .expect("artifacts")

@@ -1,0 +1,849 @@
+//! Provisioning the environment from the lock: the directory layout under the cache, the
+//! inter-process file lock, building in a temporary sibling directory (venv, pip, verify),
+//! the completion marker, and the atomic rename that makes an environment visible only
+//! once it is whole. A failed or killed install leaves nothing that could be mistaken for
+//! an environment: the temporary directory is removed on error, and one left by a killed
+//! process is removed by the next process to take the lock.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::disk;
+use super::lock::{Lock, normalize};
+use super::progress::Ui;
+use super::python::{self, Interp, tail_lines};
+use crate::cli::Hinted;
+
+/// The file inside a finished environment that says it is finished, and with what.
+pub const MARKER: &str = "litert-env.json";
+/// pip's output, kept inside the environment (and copied beside it when an install fails).
+pub const INSTALL_LOG: &str = "litert-install.log";
+/// The modules that must import for the environment to be of any use to the worker.
+pub const VERIFY_IMPORTS: &[&str] = &[
+    "tensorflow",
+    "keras",
+    "keras_hub",
+    "ai_edge_litert",
+    "ai_edge_litert.interpreter",
+];
+
+/// Where one lock's environment and its bookkeeping live under the cache directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub cache: PathBuf,
+    pub envs: PathBuf,
+    /// The environment itself: `<cache>/envs/<first 16 hex of the lock digest>`.
+    pub root: PathBuf,
+    /// Held (flock) by the one process provisioning this lock's environment.
+    pub lock_file: PathBuf,
+    /// pip's log from the last failed attempt.
+    pub failed_log: PathBuf,
+    short: String,
+}
+
+impl Layout {
+    pub fn new(cache: &Path, lock: &Lock) -> Layout {
+        let short = lock.short_digest().to_string();
+        let envs = cache.join("envs");
+        Layout {
+            cache: cache.to_path_buf(),
+            root: envs.join(&short),
+            lock_file: envs.join(format!("{short}.lock")),
+            failed_log: envs.join(format!("{short}.failed.log")),
+            envs,
+            short,
+        }
+    }
+
+    pub fn python(&self) -> PathBuf {
+        venv_python(&self.root)
+    }
+
+    fn temp_prefix(&self) -> String {
+        format!("{}.tmp-", self.short)
+    }
+}
+
+/// The interpreter inside a virtual environment.
+pub fn venv_python(root: &Path) -> PathBuf {
+    if cfg!(windows) {
+        root.join("Scripts").join("python.exe")
+    } else {
+        root.join("bin").join("python")
+    }
+}
+
+/// What the marker records: enough to answer `env show` and `ensure` without starting Python.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Marker {
+    pub lock_digest: String,
+    pub python_version: String,
+    /// The interpreter the venv was made from; the env breaks if it is removed.
+    pub base_python: String,
+    pub packages: BTreeMap<String, String>,
+    pub created_unix: u64,
+    pub litert_version: String,
+}
+
+/// The finished environment for `lock`, if there is one and its interpreter still exists.
+pub fn read_ready(layout: &Layout, lock: &Lock) -> Option<Marker> {
+    let text = fs::read_to_string(layout.root.join(MARKER)).ok()?;
+    let marker: Marker = serde_json::from_str(&text).ok()?;
+    (marker.lock_digest == lock.digest && layout.python().exists()).then_some(marker)
+}
+
+/// Builds an environment in the given (empty, existing) temporary directory, which will be
+/// renamed to the layout's root afterwards; returns what the marker should say.
+pub type Build<'a> = dyn Fn(&Path, &Ui) -> anyhow::Result<Marker> + 'a;
+
+/// Return the finished environment, building it first if needed (or if `force`), safely
+/// against other processes doing the same. `needed_bytes` of free disk are required before
+/// a build starts. Also says whether this call built it (false: it was there, or another
+/// process finished it while we waited).
+pub fn ensure_with(
+    layout: &Layout,
+    lock: &Lock,
+    ui: &Ui,
+    force: bool,
+    needed_bytes: u64,
+    build: &Build<'_>,
+) -> anyhow::Result<(Marker, bool)> {
+    if !force && let Some(marker) = read_ready(layout, lock) {
+        return Ok((marker, false));
+    }
+    fs::create_dir_all(&layout.envs).map_err(|err| unwritable(&layout.envs, &err))?;
+    let guard = acquire(layout, ui)?;
+    // Whoever held the lock before us may just have finished the same environment.
+    if !force && let Some(marker) = read_ready(layout, lock) {
+        return Ok((marker, false));
+    }
+    clean_stale(layout)?;
+    if layout.root.exists() {
+        // Broken (no marker, an old marker, a vanished base interpreter) or forced.
+        fs::remove_dir_all(&layout.root).with_context(|| {
+            format!(
+                "cannot remove the old environment {}",
+                layout.root.display()
+            )
+        })?;
+    }
+    disk::check(&layout.envs, needed_bytes)?;
+
+    let tmp = TempDir::create(&layout.envs.join(format!(
+        "{}{}",
+        layout.temp_prefix(),
+        std::process::id()
+    )))
+    .map_err(|err| unwritable(&layout.envs, &err))?;
+    let marker = build(&tmp.path, ui)?;
+    let text = serde_json::to_string_pretty(&marker)?;
+    fs::write(tmp.path.join(MARKER), text + "\n")
+        .with_context(|| format!("cannot write {}", tmp.path.join(MARKER).display()))?;
+    fs::rename(&tmp.path, &layout.root).with_context(|| {
+        format!(
+            "cannot move the new environment into place at {}",
+            layout.root.display()
+        )
+    })?;
+    tmp.disarm();
+    drop(guard);
+    Ok((marker, true))
+}
+
+/// Take the provisioning lock for this layout, waiting (and saying so) while another
+/// process holds it. The lock is released when the returned file is dropped, including when
+/// the process dies, which is why a lock file and not a lock directory.
+fn acquire(layout: &Layout, ui: &Ui) -> anyhow::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&layout.lock_file)
+        .map_err(|err| unwritable(&layout.lock_file, &err))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            ui.note(&format!(
+                "waiting for another litert process to finish setting up the Python environment (lock: {})",
+                layout.lock_file.display()
+            ));
+            file.lock()
+                .with_context(|| format!("cannot lock {}", layout.lock_file.display()))?;
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", layout.lock_file.display()));
+        }
+    }
+    Ok(file)
+}
+
+/// Remove this lock's temporary build directories. Only call with the lock held: then no
+/// live process is building in them, so they were left by a killed one.
+pub fn clean_stale(layout: &Layout) -> anyhow::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(&layout.envs) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(err) => return Err(err.into()),
+    };
+    let prefix = layout.temp_prefix();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let path = entry.path();
+            fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove the stale {}", path.display()))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// One thing `clean` removed (or would remove), with its size.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// Remove environments (and their temporary directories and failed logs) under `envs`,
+/// except the one named `keep`. Each digest's provisioning lock is taken first, so an
+/// environment being provisioned right now is skipped (returned in the second list). Lock
+/// files stay: deleting a lock file another process may be about to open would let two
+/// processes hold "the" lock at once.
+pub fn clean(
+    envs: &Path,
+    keep: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<(Vec<Removed>, Vec<PathBuf>)> {
+    let mut removed = Vec::new();
+    let mut busy = Vec::new();
+    let entries = match fs::read_dir(envs) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((removed, busy)),
+        Err(err) => return Err(err.into()),
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let digest = name.split('.').next().unwrap_or_default();
+        let ours = digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit());
+        if !ours || name.ends_with(".lock") || Some(digest) == keep {
+            continue;
+        }
+        // Hold this digest's lock while removing, so no provisioning runs underneath.
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(envs.join(format!("{digest}.lock")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                busy.push(path);
+                continue;
+            }
+            Err(TryLockError::Error(err)) => return Err(err.into()),
+        }
+        let bytes = size_of(&path);
+        if !dry_run {
+            let result = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            result.with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        removed.push(Removed { path, bytes });
+    }
+    Ok((removed, busy))
+}
+
+/// Bytes of regular files under `path` (symlinks not followed); best effort.
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+fn unwritable(path: &Path, err: &io::Error) -> anyhow::Error {
+    Hinted::new(
+        format!(
+            "cannot write to the litert cache at {}: {err}",
+            path.display()
+        ),
+        "set LITERT_CACHE_DIR to a writable directory",
+    )
+    .into()
+}
+
+/// A directory removed on drop unless disarmed: the half-made environment of an error.
+struct TempDir {
+    path: PathBuf,
+    armed: std::cell::Cell<bool>,
+}
+
+impl TempDir {
+    fn create(path: &Path) -> io::Result<TempDir> {
+        fs::create_dir(path)?;
+        Ok(TempDir {
+            path: path.to_path_buf(),
+            armed: std::cell::Cell::new(true),
+        })
+    }
+
+    fn disarm(&self) {
+        self.armed.set(false);
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.armed.get() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The real build: `python -m venv`, `pip install --no-deps` of every pin, then a check that
+/// the packages import and have the pinned versions.
+pub struct PipBuild<'a> {
+    pub base: &'a Path,
+    pub base_info: &'a Interp,
+    pub lock: &'a Lock,
+    pub layout: &'a Layout,
+}
+
+impl PipBuild<'_> {
+    pub fn build(&self, tmp: &Path, ui: &Ui) -> anyhow::Result<Marker> {
+        ui.stage("creating the virtual environment");
+        let out = python::command(self.base, true)
+            .args(["-m", "venv"])
+            .arg(tmp)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run `{}`", self.base.display()))?;
+        if !out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            return Err(Hinted::new(
+                format!(
+                    "`{} -m venv` failed ({}):\n{}",
+                    self.base.display(),
+                    out.status,
+                    tail_lines(&text, 15)
+                ),
+                "on Debian and Ubuntu, install the venv package (`apt-get install python3-venv`), or set LITERT_BASE_PYTHON to another Python",
+            )
+            .into());
+        }
+        let python = venv_python(tmp);
+        self.pip_install(tmp, &python, ui)?;
+        relocate(tmp, &self.layout.root)?;
+
+        ui.stage("verifying: importing tensorflow, keras, keras_hub, ai_edge_litert");
+        let marker = verify(&python, self.lock, self.base_info)?;
+        Ok(marker)
+    }
+
+    fn pip_install(&self, tmp: &Path, python: &Path, ui: &Ui) -> anyhow::Result<()> {
+        let lock_path = tmp.join("requirements.lock");
+        fs::write(&lock_path, self.lock.text)?;
+        // pip unpacks wheels (TensorFlow's is ~570 MB) into TMPDIR; keep that on the disk we
+        // checked, and inside the directory that is removed on failure.
+        let pip_tmp = tmp.join(".pip-tmp");
+        fs::create_dir_all(&pip_tmp)?;
+        let log_path = tmp.join(INSTALL_LOG);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let total = self.lock.pins.len() as u64;
+        ui.counted(total, "downloading packages");
+        // One pipe for both of pip's streams keeps its errors in order with its progress
+        // lines, in the log and in the tail shown on failure.
+        let (reader, writer) = io::pipe()?;
+        let mut cmd = python::command(python, true);
+        cmd.args(["-m", "pip", "install"])
+            .args(["--no-deps", "--only-binary", ":all:", "--no-input"])
+            .args(["--progress-bar", "off", "--disable-pip-version-check"])
+            .arg("-r")
+            .arg(&lock_path)
+            .env("TMPDIR", &pip_tmp)
+            .env("TEMP", &pip_tmp)
+            .env("TMP", &pip_tmp)
+            .env("PIP_NO_INPUT", "1")
+            // Settings that would send the install somewhere other than this venv.
+            .env_remove("PIP_USER")
+            .env_remove("PIP_TARGET")
+            .env_remove("PIP_PREFIX")
+            .env_remove("PIP_ROOT")
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run pip with `{}`", python.display()))?;
+        // Our copies of the write end must go, or the reader never sees the end of output.
+        drop(cmd);
+        let mut seen = 0u64;
+        let mut log = &log;
+        for line in BufReader::new(reader).lines() {
+            let line = line.unwrap_or_default();
+            let _ = io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
+            if let Some(rest) = line
+                .strip_prefix("Collecting ")
+                .or_else(|| line.strip_prefix("Requirement already satisfied: "))
+            {
+                seen += 1;
+                ui.set_position(seen.min(total));
+                let name = rest.split([' ', '=']).next().unwrap_or(rest);
+                ui.set_message(format!("downloading {name}"));
+            } else if line.starts_with("Installing collected packages") {
+                ui.stage(format!("installing {total} packages"));
+            }
+        }
+        let status = child.wait()?;
+        let _ = fs::remove_dir_all(&pip_tmp);
+        if status.success() {
+            return Ok(());
+        }
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        // The temporary directory, log included, goes away with the error: keep a copy.
+        let kept = fs::copy(&log_path, &self.layout.failed_log).is_ok();
+        let log_note = if kept {
+            format!("full pip log: {}", self.layout.failed_log.display())
+        } else {
+            "the pip log could not be kept".to_string()
+        };
+        Err(Hinted::new(
+            format!(
+                "installing the worker packages with pip failed ({status}); the end of pip's output:\n{}",
+                tail_lines(&text, 20)
+            ),
+            format!("{}; {log_note}", pip_hint(&text, self.lock)),
+        )
+        .into())
+    }
+}
+
+/// What the user can do about a failed pip run, judged from its output.
+pub fn pip_hint(log: &str, lock: &Lock) -> String {
+    let has = |needles: &[&str]| needles.iter().any(|n| log.contains(n));
+    if has(&["No space left on device"]) {
+        format!(
+            "the disk filled up: free space (about {} is needed) or set LITERT_CACHE_DIR to a larger disk, then run `litert env setup`",
+            disk::human(disk::REQUIRED_FREE_BYTES)
+        )
+    } else if has(&[
+        "NewConnectionError",
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Network is unreachable",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "Could not fetch URL",
+        "ProxyError",
+        "SSLError",
+    ]) {
+        "pip could not reach the package index: check the network (PyPI must be reachable, or set PIP_INDEX_URL to a mirror that has these packages), then run `litert env setup`".to_string()
+    } else if has(&[
+        "No matching distribution found",
+        "Could not find a version that satisfies",
+    ]) {
+        format!(
+            "a pinned package has no wheel for this Python or platform (the lock is for CPython {}); use an interpreter that already has TensorFlow via LITERT_PYTHON or --python",
+            lock.requires_python.human()
+        )
+    } else {
+        "run `litert env setup` to retry".to_string()
+    }
+}
+
+/// Point the scripts of a venv built in `tmp` at where it will live. `venv` and pip write
+/// absolute paths into `bin/` (shebangs, activate scripts) and `pyvenv.cfg`; we only ever
+/// run `bin/python`, which does not care, but a user running `<env>/bin/pip` would.
+fn relocate(tmp: &Path, root: &Path) -> anyhow::Result<()> {
+    let (Some(from), Some(to)) = (tmp.to_str(), root.to_str()) else {
+        return Ok(());
+    };
+    let bin = if cfg!(windows) { "Scripts" } else { "bin" };
+    let mut files = vec![tmp.join("pyvenv.cfg")];
+    if let Ok(entries) = fs::read_dir(tmp.join(bin)) {
+        files.extend(entries.flatten().map(|e| e.path()));
+    }
+    for file in files {
+        let Ok(meta) = fs::symlink_metadata(&file) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() > 1_000_000 {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue; // binary (a copied interpreter, a Windows launcher)
+        };
+        if text.contains(from) {
+            fs::write(&file, text.replace(from, to))
+                .with_context(|| format!("cannot rewrite {}", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Check a freshly installed environment: every pin at its version, every module importing.
+fn verify(python: &Path, lock: &Lock, base: &Interp) -> anyhow::Result<Marker> {
+    let names: Vec<&str> = lock.pins.iter().map(|p| p.name.as_str()).collect();
+    let interp = python::query(python, true, "packages", &names)
+        .context("the new environment's Python does not run")?;
+    let mut packages = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for pin in &lock.pins {
+        match interp.packages.get(&pin.name).cloned().flatten() {
+            Some(v) if v == pin.version => {
+                packages.insert(normalize(&pin.name), v);
+            }
+            Some(v) => wrong.push(format!("{} {} (lock: {})", pin.name, v, pin.version)),
+            None => wrong.push(format!("{} missing (lock: {})", pin.name, pin.version)),
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(Hinted::new(
+            format!(
+                "the new environment does not match the lock: {}",
+                wrong.join(", ")
+            ),
+            "run `litert env setup --force` to rebuild it",
+        )
+        .into());
+    }
+    let imports = python::query(python, true, "imports", VERIFY_IMPORTS)
+        .context("the new environment's Python does not run")?;
+    if let Some(bad) = imports.imports.iter().find(|i| !i.ok) {
+        return Err(Hinted::new(
+            format!(
+                "the new environment cannot import `{}`: {}\n{}",
+                bad.module,
+                bad.error.as_deref().unwrap_or("unknown error"),
+                tail_lines(&bad.traceback.join("\n"), 8)
+            ),
+            "this platform may not support the pinned TensorFlow; use an interpreter that has it via LITERT_PYTHON or --python",
+        )
+        .into());
+    }
+    Ok(Marker {
+        lock_digest: lock.digest.clone(),
+        python_version: interp.python_version,
+        base_python: base.executable.clone(),
+        packages,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        litert_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    fn test_lock() -> Lock {
+        Lock::parse("# requires-python: >=3.11,<3.14\nalpha==1.0\nbeta==2.0\n").unwrap()
+    }
+
+    /// A stand-in for venv + pip: makes `bin/python` (a plain file is enough for `exists`).
+    fn fake_build(tmp: &Path, lock: &Lock) -> anyhow::Result<Marker> {
+        let python = venv_python(tmp);
+        fs::create_dir_all(python.parent().unwrap())?;
+        fs::write(&python, "")?;
+        Ok(Marker {
+            lock_digest: lock.digest.clone(),
+            python_version: "3.11.7".into(),
+            base_python: "/usr/bin/python3".into(),
+            packages: lock
+                .pins
+                .iter()
+                .map(|p| (p.name.clone(), p.version.clone()))
+                .collect(),
+            created_unix: 0,
+            litert_version: "test".into(),
+        })
+    }
+
+    #[test]
+    fn layout_is_keyed_by_the_digest() {
+        let lock = test_lock();
+        let layout = Layout::new(Path::new("/c"), &lock);
+        let short = &lock.digest[..16];
+        assert_eq!(layout.root, Path::new("/c/envs").join(short));
+        assert_eq!(
+            layout.lock_file,
+            Path::new("/c/envs").join(format!("{short}.lock"))
+        );
+        assert!(layout.python().starts_with(&layout.root));
+    }
+
+    #[test]
+    fn builds_once_then_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = test_lock();
+        let layout = Layout::new(dir.path(), &lock);
+        let calls = AtomicUsize::new(0);
+        let build = |tmp: &Path, _: &Ui| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            fake_build(tmp, &lock)
+        };
+        let ui = Ui::new(false);
+        let first = ensure_with(&layout, &lock, &ui, false, 0, &build).unwrap();
+        let second = ensure_with(&layout, &lock, &ui, false, 0, &build).unwrap();
+        assert_eq!(first.0, second.0);
+        assert!(first.1 && !second.1, "built once, then reused");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(layout.root.join(MARKER).is_file());
+        // Forcing rebuilds.
+        ensure_with(&layout, &lock, &ui, true, 0, &build).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failed_build_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = test_lock();
+        let layout = Layout::new(dir.path(), &lock);
+        let build = |tmp: &Path, _: &Ui| -> anyhow::Result<Marker> {
+            fs::write(tmp.join("half-made"), "x")?;
+            anyhow::bail!("pip exploded")
+        };
+        let err = ensure_with(&layout, &lock, &Ui::new(false), false, 0, &build).unwrap_err();
+        assert_eq!(err.to_string(), "pip exploded");
+        assert!(!layout.root.exists());
+        let left: Vec<_> = fs::read_dir(&layout.envs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec![format!("{}.lock", lock.short_digest())]);
+    }
+
+    #[test]
+    fn stale_temp_dirs_are_cleaned_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = test_lock();
+        let layout = Layout::new(dir.path(), &lock);
+        let stale = layout.envs.join(format!("{}999999", layout.temp_prefix()));
+        fs::create_dir_all(stale.join("lib/site-packages")).unwrap();
+        let other_lock = layout.envs.join("0000000000000000.tmp-1");
+        fs::create_dir_all(&other_lock).unwrap();
+        let build = |tmp: &Path, _: &Ui| fake_build(tmp, &lock);
+        ensure_with(&layout, &lock, &Ui::new(false), false, 0, &build).unwrap();
+        assert!(!stale.exists(), "a killed process's temp dir is removed");
+        assert!(
+            other_lock.exists(),
+            "another lock's build is not ours to touch"
+        );
+    }
+
+    #[test]
+    fn a_broken_environment_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = test_lock();
+        let layout = Layout::new(dir.path(), &lock);
+        // A directory without a marker: e.g. made by hand or by an older litert.
+        fs::create_dir_all(layout.root.join("junk")).unwrap();
+        let build = |tmp: &Path, _: &Ui| fake_build(tmp, &lock);
+        ensure_with(&layout, &lock, &Ui::new(false), false, 0, &build).unwrap();
+        assert!(!layout.root.join("junk").exists());
+        assert!(read_ready(&layout, &lock).is_some());
+        // The base interpreter vanished: the venv's python no longer exists.
+        fs::remove_file(layout.python()).unwrap();
+        assert!(read_ready(&layout, &lock).is_none());
+        ensure_with(&layout, &lock, &Ui::new(false), false, 0, &build).unwrap();
+        assert!(read_ready(&layout, &lock).is_some());
+    }
+
+    #[test]
+    fn not_enough_disk_stops_before_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = test_lock();
+        let layout = Layout::new(dir.path(), &lock);
+        let build = |_: &Path, _: &Ui| -> anyhow::Result<Marker> { panic!("must not build") };
+        let err =
+            ensure_with(&layout, &lock, &Ui::new(false), false, u64::MAX, &build).unwrap_err();
+        assert!(err.downcast_ref::<Hinted>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn concurrent_provisioning_builds_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Arc::new(test_lock());
+        let layout = Arc::new(Layout::new(dir.path(), &lock));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (lock, layout, calls, inside, start) = (
+                    lock.clone(),
+                    layout.clone(),
+                    calls.clone(),
+                    inside.clone(),
+                    start.clone(),
+                );
+                std::thread::spawn(move || {
+                    start.wait();
+                    let build = |tmp: &Path, _: &Ui| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(
+                            inside.fetch_add(1, Ordering::SeqCst),
+                            0,
+                            "two builders at once"
+                        );
+                        // Long enough that the other threads find the lock taken.
+                        std::thread::sleep(Duration::from_millis(300));
+                        let marker = fake_build(tmp, &lock);
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        marker
+                    };
+                    ensure_with(&layout, &lock, &Ui::new(false), false, 0, &build)
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let built = results
+            .iter()
+            .filter(|r| matches!(r, Ok((_, true))))
+            .count();
+        assert_eq!(built, 1, "{results:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(read_ready(&layout, &lock).is_some());
+    }
+
+    #[test]
+    fn clean_removes_other_environments_and_keeps_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let envs = dir.path().join("envs");
+        for name in [
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaa.lock",
+            "bbbbbbbbbbbbbbbb",
+            "bbbbbbbbbbbbbbbb.tmp-12",
+            "not-ours",
+        ] {
+            if name.contains('.') && !name.contains("tmp") {
+                fs::create_dir_all(&envs).unwrap();
+                fs::write(envs.join(name), "").unwrap();
+            } else {
+                fs::create_dir_all(envs.join(name)).unwrap();
+                fs::write(envs.join(name).join("f"), "12345").unwrap();
+            }
+        }
+        fs::write(envs.join("bbbbbbbbbbbbbbbb.failed.log"), "log").unwrap();
+        let (dry, _) = clean(&envs, Some("aaaaaaaaaaaaaaaa"), true).unwrap();
+        assert_eq!(dry.len(), 3);
+        assert!(
+            envs.join("bbbbbbbbbbbbbbbb").exists(),
+            "a dry run removes nothing"
+        );
+        let (removed, busy) = clean(&envs, Some("aaaaaaaaaaaaaaaa"), false).unwrap();
+        assert!(busy.is_empty());
+        assert_eq!(removed.iter().map(|r| r.bytes).sum::<u64>(), 13);
+        let mut left: Vec<_> = fs::read_dir(&envs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "aaaaaaaaaaaaaaaa",
+                "aaaaaaaaaaaaaaaa.lock",
+                "bbbbbbbbbbbbbbbb.lock",
+                "not-ours"
+            ]
+        );
+        // An environment being provisioned (its lock held) is skipped.
+        let held = File::create(envs.join("aaaaaaaaaaaaaaaa.lock")).unwrap();
+        held.lock().unwrap();
+        let (removed, busy) = clean(&envs, None, false).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(busy, vec![envs.join("aaaaaaaaaaaaaaaa")]);
+    }
+
+    #[test]
+    fn relocation_rewrites_scripts_but_not_binaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("abc.tmp-1");
+        let root = dir.path().join("abc");
+        let bin = tmp.join(if cfg!(windows) { "Scripts" } else { "bin" });
+        fs::create_dir_all(&bin).unwrap();
+        let tmp_s = tmp.to_str().unwrap();
+        fs::write(
+            bin.join("pip"),
+            format!("#!{tmp_s}/bin/python\nimport pip\n"),
+        )
+        .unwrap();
+        fs::write(bin.join("blob"), [0u8, 159, 146, 150]).unwrap();
+        fs::write(
+            tmp.join("pyvenv.cfg"),
+            format!("command = python -m venv {tmp_s}\n"),
+        )
+        .unwrap();
+        relocate(&tmp, &root).unwrap();
+        let pip = fs::read_to_string(bin.join("pip")).unwrap();
+        assert!(
+            pip.starts_with(&format!("#!{}/bin/python", root.display())),
+            "{pip}"
+        );
+        assert!(
+            fs::read_to_string(tmp.join("pyvenv.cfg"))
+                .unwrap()
+                .contains(root.to_str().unwrap())
+        );
+        assert_eq!(
+            fs::read(bin.join("blob")).unwrap(),
+            vec![0u8, 159, 146, 150]
+        );
+    }
+
+    #[test]
+    fn pip_failures_get_the_right_hint() {
+        let lock = test_lock();
+        assert!(pip_hint("OSError: [Errno 28] No space left on device", &lock).contains("disk"));
+        assert!(
+            pip_hint(
+                "WARNING: Retrying ... NewConnectionError('<pip._vendor...>: Failed to establish a new connection')",
+                &lock
+            )
+            .contains("PIP_INDEX_URL")
+        );
+        assert!(
+            pip_hint(
+                "ERROR: No matching distribution found for tensorflow==2.21.0",
+                &lock
+            )
+            .contains("LITERT_PYTHON")
+        );
+        assert!(pip_hint("something else", &lock).contains("retry"));
+    }
+}
