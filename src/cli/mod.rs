@@ -1,6 +1,8 @@
 //! The command line: argument parsing (clap) and one module per verb. Verbs print data to
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
+mod diff;
+mod inspect;
 mod output;
 mod schema;
 
@@ -26,6 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Schema(schema::SchemaArgs),
+    Inspect(inspect::InspectArgs),
+    Diff(diff::DiffArgs),
 }
 
 /// Parse the process arguments, run the verb and return its exit code.
@@ -40,6 +44,8 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Schema(args) => schema::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Diff(args) => diff::run(args),
     };
     match exit {
         Ok(code) => code.into(),
