@@ -191,6 +191,11 @@ impl<'a> Reader<'a> {
             all_tensors.push(tensors);
         }
 
+        if subgraphs.is_empty() {
+            return Err(ReadError::Inconsistent(
+                "the model has no subgraphs".to_string(),
+            ));
+        }
         let signatures = self.signatures(&model, &subgraphs, &all_tensors)?;
         let metadata = self.metadata(&model, &buffers)?;
         let min_runtime_version = metadata
