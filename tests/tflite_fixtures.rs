@@ -31,6 +31,7 @@ fn read(name: &str) -> litert::tflite::ModelInfo {
         &fixtures::dir().join(name),
         ReadOptions {
             weights_check: true,
+            tensors: true,
         },
     )
     .unwrap()
@@ -146,6 +147,7 @@ fn short_and_foreign_files_are_errors() {
 fn corrupted_fixtures_never_panic() {
     let opts = ReadOptions {
         weights_check: true,
+        tensors: true,
     };
     for (name, bytes) in fixtures::all() {
         for len in 0..bytes.len() {

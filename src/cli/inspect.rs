@@ -14,7 +14,7 @@ use crate::tflite::{ReadError, ReadOptions, read_path};
 /// Describe a LiteRT model: signatures, tensors, quantization, ops, metadata and sizes.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert inspect model.tflite\n  litert inspect model.tflite --json | jq '.signatures[0].inputs'\n  litert inspect model.tflite --weights\n\nExit codes: 0 success, 2 the file is missing or not a valid model"
+    after_help = "Examples:\n  litert inspect model.tflite\n  litert inspect model.tflite --json | jq '.signatures[0].inputs'\n  litert inspect model.tflite --weights\n  litert inspect model.tflite --tensors\n\nExit codes: 0 success, 2 the file is missing or not a valid model"
 )]
 pub struct InspectArgs {
     /// The `.tflite` file.
@@ -25,6 +25,9 @@ pub struct InspectArgs {
     /// Also read every weight to count zeros (a check that the weights were saved).
     #[arg(long)]
     pub weights: bool,
+    /// Also list every tensor of every subgraph.
+    #[arg(long)]
+    pub tensors: bool,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<Exit> {
@@ -32,6 +35,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<Exit> {
         &args.model,
         ReadOptions {
             weights_check: args.weights,
+            tensors: args.tensors,
         },
     )?;
     if args.json {
@@ -111,8 +115,8 @@ pub fn render(info: &ModelInfo) -> String {
             }
         };
         let _ = writeln!(w, "signature `{}` ({origin})", sig.key);
-        io_table(w, "inputs", &sig.inputs);
-        io_table(w, "outputs", &sig.outputs);
+        io_table(w, Some("inputs"), &sig.inputs);
+        io_table(w, Some("outputs"), &sig.outputs);
     }
 
     let _ = writeln!(w);
@@ -132,6 +136,20 @@ pub fn render(info: &ModelInfo) -> String {
             sg.inputs.len(),
             sg.outputs.len()
         );
+    }
+
+    for sg in &info.subgraphs {
+        let Some(tensors) = &sg.tensors else { continue };
+        let _ = writeln!(w);
+        let _ = writeln!(w, "subgraph {} tensors", sg.index);
+        let rows: Vec<SignatureTensor> = tensors
+            .iter()
+            .map(|t| SignatureTensor {
+                name: t.name.clone(),
+                tensor: t.clone(),
+            })
+            .collect();
+        io_table(w, None, &rows);
     }
 
     let total: u64 = info.ops.values().sum();
@@ -238,8 +256,10 @@ pub fn render(info: &ModelInfo) -> String {
     out
 }
 
-fn io_table(w: &mut String, title: &str, rows: &[SignatureTensor]) {
-    let _ = writeln!(w, "  {title}");
+fn io_table(w: &mut String, title: Option<&str>, rows: &[SignatureTensor]) {
+    if let Some(title) = title {
+        let _ = writeln!(w, "  {title}");
+    }
     if rows.is_empty() {
         let _ = writeln!(w, "    (none)");
         return;

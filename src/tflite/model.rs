@@ -75,6 +75,9 @@ pub struct Subgraph {
     pub operator_count: u64,
     pub tensor_count: u64,
     pub ops: BTreeMap<String, u64>,
+    /// Every tensor of the subgraph, in file order; only when asked for (`inspect --tensors`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tensors: Option<Vec<Tensor>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,6 +41,8 @@ pub enum ReadError {
 pub struct ReadOptions {
     /// Read every constant tensor to count zeros (`inspect --weights`).
     pub weights_check: bool,
+    /// List every tensor of every subgraph (`inspect --tensors`).
+    pub tensors: bool,
 }
 
 /// The file identifier every LiteRT model carries at bytes 4..8.
@@ -187,6 +189,7 @@ impl<'a> Reader<'a> {
                 operator_count,
                 tensor_count: tensors.len() as u64,
                 ops,
+                tensors: options.tensors.then(|| tensors.clone()),
             });
             all_tensors.push(tensors);
         }
