@@ -4,2996 +4,2131 @@
 // @generated
 extern crate alloc;
 
+
 #[allow(unused_imports, dead_code)]
 pub mod tflite {
 
-    pub enum QuantizationParametersOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct QuantizationParameters<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for QuantizationParameters<'a> {
-        type Inner = QuantizationParameters<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> QuantizationParameters<'a> {
-        pub const VT_MIN: ::flatbuffers::VOffsetT = 4;
-        pub const VT_MAX: ::flatbuffers::VOffsetT = 6;
-        pub const VT_SCALE: ::flatbuffers::VOffsetT = 8;
-        pub const VT_ZERO_POINT: ::flatbuffers::VOffsetT = 10;
-        pub const VT_DETAILS_TYPE: ::flatbuffers::VOffsetT = 12;
-        pub const VT_QUANTIZED_DIMENSION: ::flatbuffers::VOffsetT = 16;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            QuantizationParameters { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args QuantizationParametersArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<QuantizationParameters<'bldr>> {
-            let mut builder = QuantizationParametersBuilder::new(_fbb);
-            builder.add_quantized_dimension(args.quantized_dimension);
-            if let Some(x) = args.zero_point {
-                builder.add_zero_point(x);
-            }
-            if let Some(x) = args.scale {
-                builder.add_scale(x);
-            }
-            if let Some(x) = args.max {
-                builder.add_max(x);
-            }
-            if let Some(x) = args.min {
-                builder.add_min(x);
-            }
-            builder.add_details_type(args.details_type);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn min(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
-                        QuantizationParameters::VT_MIN,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn max(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
-                        QuantizationParameters::VT_MAX,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn scale(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
-                        QuantizationParameters::VT_SCALE,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn zero_point(&self) -> Option<::flatbuffers::Vector<'a, i64>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(
-                        QuantizationParameters::VT_ZERO_POINT,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn details_type(&self) -> u8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u8>(QuantizationParameters::VT_DETAILS_TYPE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn quantized_dimension(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(QuantizationParameters::VT_QUANTIZED_DIMENSION, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for QuantizationParameters<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
-                    "min",
-                    Self::VT_MIN,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
-                    "max",
-                    Self::VT_MAX,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
-                    "scale",
-                    Self::VT_SCALE,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>(
-                    "zero_point",
-                    Self::VT_ZERO_POINT,
-                    false,
-                )?
-                .visit_field::<u8>("details_type", Self::VT_DETAILS_TYPE, false)?
-                .visit_field::<i32>("quantized_dimension", Self::VT_QUANTIZED_DIMENSION, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct QuantizationParametersArgs<'a> {
-        pub min: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
-        pub max: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
-        pub scale: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
-        pub zero_point: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
-        pub details_type: u8,
-        pub quantized_dimension: i32,
-    }
-    impl<'a> Default for QuantizationParametersArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            QuantizationParametersArgs {
-                min: None,
-                max: None,
-                scale: None,
-                zero_point: None,
-                details_type: 0,
-                quantized_dimension: 0,
-            }
-        }
-    }
-
-    pub struct QuantizationParametersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> QuantizationParametersBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_min(&mut self, min: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                QuantizationParameters::VT_MIN,
-                min,
-            );
-        }
-        #[inline]
-        pub fn add_max(&mut self, max: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                QuantizationParameters::VT_MAX,
-                max,
-            );
-        }
-        #[inline]
-        pub fn add_scale(
-            &mut self,
-            scale: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                QuantizationParameters::VT_SCALE,
-                scale,
-            );
-        }
-        #[inline]
-        pub fn add_zero_point(
-            &mut self,
-            zero_point: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i64>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                QuantizationParameters::VT_ZERO_POINT,
-                zero_point,
-            );
-        }
-        #[inline]
-        pub fn add_details_type(&mut self, details_type: u8) {
-            self.fbb_
-                .push_slot::<u8>(QuantizationParameters::VT_DETAILS_TYPE, details_type, 0);
-        }
-        #[inline]
-        pub fn add_quantized_dimension(&mut self, quantized_dimension: i32) {
-            self.fbb_.push_slot::<i32>(
-                QuantizationParameters::VT_QUANTIZED_DIMENSION,
-                quantized_dimension,
-                0,
-            );
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> QuantizationParametersBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            QuantizationParametersBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<QuantizationParameters<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for QuantizationParameters<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("QuantizationParameters");
-            ds.field("min", &self.min());
-            ds.field("max", &self.max());
-            ds.field("scale", &self.scale());
-            ds.field("zero_point", &self.zero_point());
-            ds.field("details_type", &self.details_type());
-            ds.field("quantized_dimension", &self.quantized_dimension());
-            ds.finish()
-        }
-    }
-    pub enum DimensionMetadataOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct DimensionMetadata<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for DimensionMetadata<'a> {
-        type Inner = DimensionMetadata<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> DimensionMetadata<'a> {
-        pub const VT_FORMAT: ::flatbuffers::VOffsetT = 4;
-        pub const VT_DENSE_SIZE: ::flatbuffers::VOffsetT = 6;
-        pub const VT_ARRAY_SEGMENTS_TYPE: ::flatbuffers::VOffsetT = 8;
-        pub const VT_ARRAY_INDICES_TYPE: ::flatbuffers::VOffsetT = 12;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            DimensionMetadata { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args DimensionMetadataArgs,
-        ) -> ::flatbuffers::WIPOffset<DimensionMetadata<'bldr>> {
-            let mut builder = DimensionMetadataBuilder::new(_fbb);
-            builder.add_dense_size(args.dense_size);
-            builder.add_array_indices_type(args.array_indices_type);
-            builder.add_array_segments_type(args.array_segments_type);
-            builder.add_format(args.format);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn format(&self) -> i8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i8>(DimensionMetadata::VT_FORMAT, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn dense_size(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(DimensionMetadata::VT_DENSE_SIZE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn array_segments_type(&self) -> u8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u8>(DimensionMetadata::VT_ARRAY_SEGMENTS_TYPE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn array_indices_type(&self) -> u8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u8>(DimensionMetadata::VT_ARRAY_INDICES_TYPE, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for DimensionMetadata<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<i8>("format", Self::VT_FORMAT, false)?
-                .visit_field::<i32>("dense_size", Self::VT_DENSE_SIZE, false)?
-                .visit_field::<u8>("array_segments_type", Self::VT_ARRAY_SEGMENTS_TYPE, false)?
-                .visit_field::<u8>("array_indices_type", Self::VT_ARRAY_INDICES_TYPE, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct DimensionMetadataArgs {
-        pub format: i8,
-        pub dense_size: i32,
-        pub array_segments_type: u8,
-        pub array_indices_type: u8,
-    }
-    impl<'a> Default for DimensionMetadataArgs {
-        #[inline]
-        fn default() -> Self {
-            DimensionMetadataArgs {
-                format: 0,
-                dense_size: 0,
-                array_segments_type: 0,
-                array_indices_type: 0,
-            }
-        }
-    }
-
-    pub struct DimensionMetadataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DimensionMetadataBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_format(&mut self, format: i8) {
-            self.fbb_
-                .push_slot::<i8>(DimensionMetadata::VT_FORMAT, format, 0);
-        }
-        #[inline]
-        pub fn add_dense_size(&mut self, dense_size: i32) {
-            self.fbb_
-                .push_slot::<i32>(DimensionMetadata::VT_DENSE_SIZE, dense_size, 0);
-        }
-        #[inline]
-        pub fn add_array_segments_type(&mut self, array_segments_type: u8) {
-            self.fbb_.push_slot::<u8>(
-                DimensionMetadata::VT_ARRAY_SEGMENTS_TYPE,
-                array_segments_type,
-                0,
-            );
-        }
-        #[inline]
-        pub fn add_array_indices_type(&mut self, array_indices_type: u8) {
-            self.fbb_.push_slot::<u8>(
-                DimensionMetadata::VT_ARRAY_INDICES_TYPE,
-                array_indices_type,
-                0,
-            );
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> DimensionMetadataBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            DimensionMetadataBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<DimensionMetadata<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for DimensionMetadata<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("DimensionMetadata");
-            ds.field("format", &self.format());
-            ds.field("dense_size", &self.dense_size());
-            ds.field("array_segments_type", &self.array_segments_type());
-            ds.field("array_indices_type", &self.array_indices_type());
-            ds.finish()
-        }
-    }
-    pub enum SparsityParametersOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct SparsityParameters<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for SparsityParameters<'a> {
-        type Inner = SparsityParameters<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> SparsityParameters<'a> {
-        pub const VT_TRAVERSAL_ORDER: ::flatbuffers::VOffsetT = 4;
-        pub const VT_BLOCK_MAP: ::flatbuffers::VOffsetT = 6;
-        pub const VT_DIM_METADATA: ::flatbuffers::VOffsetT = 8;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            SparsityParameters { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args SparsityParametersArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<SparsityParameters<'bldr>> {
-            let mut builder = SparsityParametersBuilder::new(_fbb);
-            if let Some(x) = args.dim_metadata {
-                builder.add_dim_metadata(x);
-            }
-            if let Some(x) = args.block_map {
-                builder.add_block_map(x);
-            }
-            if let Some(x) = args.traversal_order {
-                builder.add_traversal_order(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn traversal_order(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        SparsityParameters::VT_TRAVERSAL_ORDER,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn block_map(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        SparsityParameters::VT_BLOCK_MAP,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn dim_metadata(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata>>,
-                >>(SparsityParameters::VT_DIM_METADATA, None)
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for SparsityParameters<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "traversal_order",
-                    Self::VT_TRAVERSAL_ORDER,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "block_map",
-                    Self::VT_BLOCK_MAP,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<DimensionMetadata>>,
-                >>("dim_metadata", Self::VT_DIM_METADATA, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct SparsityParametersArgs<'a> {
-        pub traversal_order: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub block_map: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub dim_metadata: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata<'a>>>,
-            >,
-        >,
-    }
-    impl<'a> Default for SparsityParametersArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            SparsityParametersArgs {
-                traversal_order: None,
-                block_map: None,
-                dim_metadata: None,
-            }
-        }
-    }
-
-    pub struct SparsityParametersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SparsityParametersBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_traversal_order(
-            &mut self,
-            traversal_order: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                SparsityParameters::VT_TRAVERSAL_ORDER,
-                traversal_order,
-            );
-        }
-        #[inline]
-        pub fn add_block_map(
-            &mut self,
-            block_map: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                SparsityParameters::VT_BLOCK_MAP,
-                block_map,
-            );
-        }
-        #[inline]
-        pub fn add_dim_metadata(
-            &mut self,
-            dim_metadata: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<DimensionMetadata<'b>>>,
-            >,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                SparsityParameters::VT_DIM_METADATA,
-                dim_metadata,
-            );
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> SparsityParametersBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            SparsityParametersBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<SparsityParameters<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for SparsityParameters<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("SparsityParameters");
-            ds.field("traversal_order", &self.traversal_order());
-            ds.field("block_map", &self.block_map());
-            ds.field("dim_metadata", &self.dim_metadata());
-            ds.finish()
-        }
-    }
-    pub enum TensorOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct Tensor<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for Tensor<'a> {
-        type Inner = Tensor<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> Tensor<'a> {
-        pub const VT_SHAPE: ::flatbuffers::VOffsetT = 4;
-        pub const VT_TYPE_: ::flatbuffers::VOffsetT = 6;
-        pub const VT_BUFFER: ::flatbuffers::VOffsetT = 8;
-        pub const VT_NAME: ::flatbuffers::VOffsetT = 10;
-        pub const VT_QUANTIZATION: ::flatbuffers::VOffsetT = 12;
-        pub const VT_IS_VARIABLE: ::flatbuffers::VOffsetT = 14;
-        pub const VT_SPARSITY: ::flatbuffers::VOffsetT = 16;
-        pub const VT_SHAPE_SIGNATURE: ::flatbuffers::VOffsetT = 18;
-        pub const VT_HAS_RANK: ::flatbuffers::VOffsetT = 20;
-        pub const VT_EXTERNAL_BUFFER: ::flatbuffers::VOffsetT = 24;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            Tensor { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args TensorArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<Tensor<'bldr>> {
-            let mut builder = TensorBuilder::new(_fbb);
-            builder.add_external_buffer(args.external_buffer);
-            if let Some(x) = args.shape_signature {
-                builder.add_shape_signature(x);
-            }
-            if let Some(x) = args.sparsity {
-                builder.add_sparsity(x);
-            }
-            if let Some(x) = args.quantization {
-                builder.add_quantization(x);
-            }
-            if let Some(x) = args.name {
-                builder.add_name(x);
-            }
-            builder.add_buffer(args.buffer);
-            if let Some(x) = args.shape {
-                builder.add_shape(x);
-            }
-            builder.add_has_rank(args.has_rank);
-            builder.add_is_variable(args.is_variable);
-            builder.add_type_(args.type_);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn shape(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Tensor::VT_SHAPE,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn type_(&self) -> i8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<i8>(Tensor::VT_TYPE_, Some(0)).unwrap() }
-        }
-        #[inline]
-        pub fn buffer(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<u32>(Tensor::VT_BUFFER, Some(0)).unwrap() }
-        }
-        #[inline]
-        pub fn name(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(Tensor::VT_NAME, None)
-            }
-        }
-        #[inline]
-        pub fn quantization(&self) -> Option<QuantizationParameters<'a>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<QuantizationParameters>>(
-                        Tensor::VT_QUANTIZATION,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn is_variable(&self) -> bool {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<bool>(Tensor::VT_IS_VARIABLE, Some(false))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn sparsity(&self) -> Option<SparsityParameters<'a>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<SparsityParameters>>(
-                        Tensor::VT_SPARSITY,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn shape_signature(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Tensor::VT_SHAPE_SIGNATURE,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn has_rank(&self) -> bool {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<bool>(Tensor::VT_HAS_RANK, Some(false))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn external_buffer(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u32>(Tensor::VT_EXTERNAL_BUFFER, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for Tensor<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "shape",
-                    Self::VT_SHAPE,
-                    false,
-                )?
-                .visit_field::<i8>("type_", Self::VT_TYPE_, false)?
-                .visit_field::<u32>("buffer", Self::VT_BUFFER, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<QuantizationParameters>>(
-                    "quantization",
-                    Self::VT_QUANTIZATION,
-                    false,
-                )?
-                .visit_field::<bool>("is_variable", Self::VT_IS_VARIABLE, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<SparsityParameters>>(
-                    "sparsity",
-                    Self::VT_SPARSITY,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "shape_signature",
-                    Self::VT_SHAPE_SIGNATURE,
-                    false,
-                )?
-                .visit_field::<bool>("has_rank", Self::VT_HAS_RANK, false)?
-                .visit_field::<u32>("external_buffer", Self::VT_EXTERNAL_BUFFER, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct TensorArgs<'a> {
-        pub shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub type_: i8,
-        pub buffer: u32,
-        pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub quantization: Option<::flatbuffers::WIPOffset<QuantizationParameters<'a>>>,
-        pub is_variable: bool,
-        pub sparsity: Option<::flatbuffers::WIPOffset<SparsityParameters<'a>>>,
-        pub shape_signature: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub has_rank: bool,
-        pub external_buffer: u32,
-    }
-    impl<'a> Default for TensorArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            TensorArgs {
-                shape: None,
-                type_: 0,
-                buffer: 0,
-                name: None,
-                quantization: None,
-                is_variable: false,
-                sparsity: None,
-                shape_signature: None,
-                has_rank: false,
-                external_buffer: 0,
-            }
-        }
-    }
-
-    pub struct TensorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TensorBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_shape(
-            &mut self,
-            shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Tensor::VT_SHAPE, shape);
-        }
-        #[inline]
-        pub fn add_type_(&mut self, type_: i8) {
-            self.fbb_.push_slot::<i8>(Tensor::VT_TYPE_, type_, 0);
-        }
-        #[inline]
-        pub fn add_buffer(&mut self, buffer: u32) {
-            self.fbb_.push_slot::<u32>(Tensor::VT_BUFFER, buffer, 0);
-        }
-        #[inline]
-        pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Tensor::VT_NAME, name);
-        }
-        #[inline]
-        pub fn add_quantization(
-            &mut self,
-            quantization: ::flatbuffers::WIPOffset<QuantizationParameters<'b>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<QuantizationParameters>>(
-                    Tensor::VT_QUANTIZATION,
-                    quantization,
-                );
-        }
-        #[inline]
-        pub fn add_is_variable(&mut self, is_variable: bool) {
-            self.fbb_
-                .push_slot::<bool>(Tensor::VT_IS_VARIABLE, is_variable, false);
-        }
-        #[inline]
-        pub fn add_sparsity(&mut self, sparsity: ::flatbuffers::WIPOffset<SparsityParameters<'b>>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<SparsityParameters>>(
-                    Tensor::VT_SPARSITY,
-                    sparsity,
-                );
-        }
-        #[inline]
-        pub fn add_shape_signature(
-            &mut self,
-            shape_signature: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Tensor::VT_SHAPE_SIGNATURE,
-                shape_signature,
-            );
-        }
-        #[inline]
-        pub fn add_has_rank(&mut self, has_rank: bool) {
-            self.fbb_
-                .push_slot::<bool>(Tensor::VT_HAS_RANK, has_rank, false);
-        }
-        #[inline]
-        pub fn add_external_buffer(&mut self, external_buffer: u32) {
-            self.fbb_
-                .push_slot::<u32>(Tensor::VT_EXTERNAL_BUFFER, external_buffer, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> TensorBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            TensorBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<Tensor<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for Tensor<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("Tensor");
-            ds.field("shape", &self.shape());
-            ds.field("type_", &self.type_());
-            ds.field("buffer", &self.buffer());
-            ds.field("name", &self.name());
-            ds.field("quantization", &self.quantization());
-            ds.field("is_variable", &self.is_variable());
-            ds.field("sparsity", &self.sparsity());
-            ds.field("shape_signature", &self.shape_signature());
-            ds.field("has_rank", &self.has_rank());
-            ds.field("external_buffer", &self.external_buffer());
-            ds.finish()
-        }
-    }
-    pub enum OperatorOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct Operator<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for Operator<'a> {
-        type Inner = Operator<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> Operator<'a> {
-        pub const VT_OPCODE_INDEX: ::flatbuffers::VOffsetT = 4;
-        pub const VT_INPUTS: ::flatbuffers::VOffsetT = 6;
-        pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 8;
-        pub const VT_BUILTIN_OPTIONS_TYPE: ::flatbuffers::VOffsetT = 10;
-        pub const VT_CUSTOM_OPTIONS: ::flatbuffers::VOffsetT = 14;
-        pub const VT_CUSTOM_OPTIONS_FORMAT: ::flatbuffers::VOffsetT = 16;
-        pub const VT_MUTATING_VARIABLE_INPUTS: ::flatbuffers::VOffsetT = 18;
-        pub const VT_INTERMEDIATES: ::flatbuffers::VOffsetT = 20;
-        pub const VT_LARGE_CUSTOM_OPTIONS_OFFSET: ::flatbuffers::VOffsetT = 22;
-        pub const VT_LARGE_CUSTOM_OPTIONS_SIZE: ::flatbuffers::VOffsetT = 24;
-        pub const VT_BUILTIN_OPTIONS_2_TYPE: ::flatbuffers::VOffsetT = 26;
-        pub const VT_DEBUG_METADATA_INDEX: ::flatbuffers::VOffsetT = 30;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            Operator { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args OperatorArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<Operator<'bldr>> {
-            let mut builder = OperatorBuilder::new(_fbb);
-            builder.add_large_custom_options_size(args.large_custom_options_size);
-            builder.add_large_custom_options_offset(args.large_custom_options_offset);
-            builder.add_debug_metadata_index(args.debug_metadata_index);
-            if let Some(x) = args.intermediates {
-                builder.add_intermediates(x);
-            }
-            if let Some(x) = args.mutating_variable_inputs {
-                builder.add_mutating_variable_inputs(x);
-            }
-            if let Some(x) = args.custom_options {
-                builder.add_custom_options(x);
-            }
-            if let Some(x) = args.outputs {
-                builder.add_outputs(x);
-            }
-            if let Some(x) = args.inputs {
-                builder.add_inputs(x);
-            }
-            builder.add_opcode_index(args.opcode_index);
-            builder.add_builtin_options_2_type(args.builtin_options_2_type);
-            builder.add_custom_options_format(args.custom_options_format);
-            builder.add_builtin_options_type(args.builtin_options_type);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn opcode_index(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u32>(Operator::VT_OPCODE_INDEX, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn inputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Operator::VT_INPUTS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn outputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Operator::VT_OUTPUTS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn builtin_options_type(&self) -> u8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn custom_options(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(
-                        Operator::VT_CUSTOM_OPTIONS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn custom_options_format(&self) -> i8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn mutating_variable_inputs(&self) -> Option<::flatbuffers::Vector<'a, bool>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, bool>>>(
-                        Operator::VT_MUTATING_VARIABLE_INPUTS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn intermediates(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Operator::VT_INTERMEDIATES,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn large_custom_options_offset(&self) -> u64 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_OFFSET, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn large_custom_options_size(&self) -> u64 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_SIZE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn builtin_options_2_type(&self) -> u8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u8>(Operator::VT_BUILTIN_OPTIONS_2_TYPE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn debug_metadata_index(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(Operator::VT_DEBUG_METADATA_INDEX, Some(-1))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for Operator<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<u32>("opcode_index", Self::VT_OPCODE_INDEX, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "inputs",
-                    Self::VT_INPUTS,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "outputs",
-                    Self::VT_OUTPUTS,
-                    false,
-                )?
-                .visit_field::<u8>("builtin_options_type", Self::VT_BUILTIN_OPTIONS_TYPE, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>(
-                    "custom_options",
-                    Self::VT_CUSTOM_OPTIONS,
-                    false,
-                )?
-                .visit_field::<i8>(
-                    "custom_options_format",
-                    Self::VT_CUSTOM_OPTIONS_FORMAT,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, bool>>>(
-                    "mutating_variable_inputs",
-                    Self::VT_MUTATING_VARIABLE_INPUTS,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "intermediates",
-                    Self::VT_INTERMEDIATES,
-                    false,
-                )?
-                .visit_field::<u64>(
-                    "large_custom_options_offset",
-                    Self::VT_LARGE_CUSTOM_OPTIONS_OFFSET,
-                    false,
-                )?
-                .visit_field::<u64>(
-                    "large_custom_options_size",
-                    Self::VT_LARGE_CUSTOM_OPTIONS_SIZE,
-                    false,
-                )?
-                .visit_field::<u8>(
-                    "builtin_options_2_type",
-                    Self::VT_BUILTIN_OPTIONS_2_TYPE,
-                    false,
-                )?
-                .visit_field::<i32>("debug_metadata_index", Self::VT_DEBUG_METADATA_INDEX, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct OperatorArgs<'a> {
-        pub opcode_index: u32,
-        pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub builtin_options_type: u8,
-        pub custom_options: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
-        pub custom_options_format: i8,
-        pub mutating_variable_inputs:
-            Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, bool>>>,
-        pub intermediates: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub large_custom_options_offset: u64,
-        pub large_custom_options_size: u64,
-        pub builtin_options_2_type: u8,
-        pub debug_metadata_index: i32,
-    }
-    impl<'a> Default for OperatorArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            OperatorArgs {
-                opcode_index: 0,
-                inputs: None,
-                outputs: None,
-                builtin_options_type: 0,
-                custom_options: None,
-                custom_options_format: 0,
-                mutating_variable_inputs: None,
-                intermediates: None,
-                large_custom_options_offset: 0,
-                large_custom_options_size: 0,
-                builtin_options_2_type: 0,
-                debug_metadata_index: -1,
-            }
-        }
-    }
-
-    pub struct OperatorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_opcode_index(&mut self, opcode_index: u32) {
-            self.fbb_
-                .push_slot::<u32>(Operator::VT_OPCODE_INDEX, opcode_index, 0);
-        }
-        #[inline]
-        pub fn add_inputs(
-            &mut self,
-            inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_INPUTS, inputs);
-        }
-        #[inline]
-        pub fn add_outputs(
-            &mut self,
-            outputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_OUTPUTS, outputs);
-        }
-        #[inline]
-        pub fn add_builtin_options_type(&mut self, builtin_options_type: u8) {
-            self.fbb_
-                .push_slot::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, builtin_options_type, 0);
-        }
-        #[inline]
-        pub fn add_custom_options(
-            &mut self,
-            custom_options: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, u8>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Operator::VT_CUSTOM_OPTIONS,
-                custom_options,
-            );
-        }
-        #[inline]
-        pub fn add_custom_options_format(&mut self, custom_options_format: i8) {
-            self.fbb_
-                .push_slot::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, custom_options_format, 0);
-        }
-        #[inline]
-        pub fn add_mutating_variable_inputs(
-            &mut self,
-            mutating_variable_inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, bool>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Operator::VT_MUTATING_VARIABLE_INPUTS,
-                mutating_variable_inputs,
-            );
-        }
-        #[inline]
-        pub fn add_intermediates(
-            &mut self,
-            intermediates: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Operator::VT_INTERMEDIATES,
-                intermediates,
-            );
-        }
-        #[inline]
-        pub fn add_large_custom_options_offset(&mut self, large_custom_options_offset: u64) {
-            self.fbb_.push_slot::<u64>(
-                Operator::VT_LARGE_CUSTOM_OPTIONS_OFFSET,
-                large_custom_options_offset,
-                0,
-            );
-        }
-        #[inline]
-        pub fn add_large_custom_options_size(&mut self, large_custom_options_size: u64) {
-            self.fbb_.push_slot::<u64>(
-                Operator::VT_LARGE_CUSTOM_OPTIONS_SIZE,
-                large_custom_options_size,
-                0,
-            );
-        }
-        #[inline]
-        pub fn add_builtin_options_2_type(&mut self, builtin_options_2_type: u8) {
-            self.fbb_.push_slot::<u8>(
-                Operator::VT_BUILTIN_OPTIONS_2_TYPE,
-                builtin_options_2_type,
-                0,
-            );
-        }
-        #[inline]
-        pub fn add_debug_metadata_index(&mut self, debug_metadata_index: i32) {
-            self.fbb_
-                .push_slot::<i32>(Operator::VT_DEBUG_METADATA_INDEX, debug_metadata_index, -1);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> OperatorBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            OperatorBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<Operator<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for Operator<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("Operator");
-            ds.field("opcode_index", &self.opcode_index());
-            ds.field("inputs", &self.inputs());
-            ds.field("outputs", &self.outputs());
-            ds.field("builtin_options_type", &self.builtin_options_type());
-            ds.field("custom_options", &self.custom_options());
-            ds.field("custom_options_format", &self.custom_options_format());
-            ds.field("mutating_variable_inputs", &self.mutating_variable_inputs());
-            ds.field("intermediates", &self.intermediates());
-            ds.field(
-                "large_custom_options_offset",
-                &self.large_custom_options_offset(),
-            );
-            ds.field(
-                "large_custom_options_size",
-                &self.large_custom_options_size(),
-            );
-            ds.field("builtin_options_2_type", &self.builtin_options_2_type());
-            ds.field("debug_metadata_index", &self.debug_metadata_index());
-            ds.finish()
-        }
-    }
-    pub enum OperatorCodeOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct OperatorCode<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for OperatorCode<'a> {
-        type Inner = OperatorCode<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> OperatorCode<'a> {
-        pub const VT_DEPRECATED_BUILTIN_CODE: ::flatbuffers::VOffsetT = 4;
-        pub const VT_CUSTOM_CODE: ::flatbuffers::VOffsetT = 6;
-        pub const VT_VERSION: ::flatbuffers::VOffsetT = 8;
-        pub const VT_BUILTIN_CODE: ::flatbuffers::VOffsetT = 10;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            OperatorCode { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args OperatorCodeArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<OperatorCode<'bldr>> {
-            let mut builder = OperatorCodeBuilder::new(_fbb);
-            builder.add_builtin_code(args.builtin_code);
-            builder.add_version(args.version);
-            if let Some(x) = args.custom_code {
-                builder.add_custom_code(x);
-            }
-            builder.add_deprecated_builtin_code(args.deprecated_builtin_code);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn deprecated_builtin_code(&self) -> i8 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i8>(OperatorCode::VT_DEPRECATED_BUILTIN_CODE, Some(0))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn custom_code(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(OperatorCode::VT_CUSTOM_CODE, None)
-            }
-        }
-        #[inline]
-        pub fn version(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(OperatorCode::VT_VERSION, Some(1))
-                    .unwrap()
-            }
-        }
-        #[inline]
-        pub fn builtin_code(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(OperatorCode::VT_BUILTIN_CODE, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for OperatorCode<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<i8>(
-                    "deprecated_builtin_code",
-                    Self::VT_DEPRECATED_BUILTIN_CODE,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
-                    "custom_code",
-                    Self::VT_CUSTOM_CODE,
-                    false,
-                )?
-                .visit_field::<i32>("version", Self::VT_VERSION, false)?
-                .visit_field::<i32>("builtin_code", Self::VT_BUILTIN_CODE, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct OperatorCodeArgs<'a> {
-        pub deprecated_builtin_code: i8,
-        pub custom_code: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub version: i32,
-        pub builtin_code: i32,
-    }
-    impl<'a> Default for OperatorCodeArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            OperatorCodeArgs {
-                deprecated_builtin_code: 0,
-                custom_code: None,
-                version: 1,
-                builtin_code: 0,
-            }
-        }
-    }
-
-    pub struct OperatorCodeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorCodeBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_deprecated_builtin_code(&mut self, deprecated_builtin_code: i8) {
-            self.fbb_.push_slot::<i8>(
-                OperatorCode::VT_DEPRECATED_BUILTIN_CODE,
-                deprecated_builtin_code,
-                0,
-            );
-        }
-        #[inline]
-        pub fn add_custom_code(&mut self, custom_code: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                OperatorCode::VT_CUSTOM_CODE,
-                custom_code,
-            );
-        }
-        #[inline]
-        pub fn add_version(&mut self, version: i32) {
-            self.fbb_
-                .push_slot::<i32>(OperatorCode::VT_VERSION, version, 1);
-        }
-        #[inline]
-        pub fn add_builtin_code(&mut self, builtin_code: i32) {
-            self.fbb_
-                .push_slot::<i32>(OperatorCode::VT_BUILTIN_CODE, builtin_code, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> OperatorCodeBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            OperatorCodeBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<OperatorCode<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for OperatorCode<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("OperatorCode");
-            ds.field("deprecated_builtin_code", &self.deprecated_builtin_code());
-            ds.field("custom_code", &self.custom_code());
-            ds.field("version", &self.version());
-            ds.field("builtin_code", &self.builtin_code());
-            ds.finish()
-        }
-    }
-    pub enum SubGraphOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct SubGraph<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for SubGraph<'a> {
-        type Inner = SubGraph<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> SubGraph<'a> {
-        pub const VT_TENSORS: ::flatbuffers::VOffsetT = 4;
-        pub const VT_INPUTS: ::flatbuffers::VOffsetT = 6;
-        pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 8;
-        pub const VT_OPERATORS: ::flatbuffers::VOffsetT = 10;
-        pub const VT_NAME: ::flatbuffers::VOffsetT = 12;
-        pub const VT_DEBUG_METADATA_INDEX: ::flatbuffers::VOffsetT = 14;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            SubGraph { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args SubGraphArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<SubGraph<'bldr>> {
-            let mut builder = SubGraphBuilder::new(_fbb);
-            builder.add_debug_metadata_index(args.debug_metadata_index);
-            if let Some(x) = args.name {
-                builder.add_name(x);
-            }
-            if let Some(x) = args.operators {
-                builder.add_operators(x);
-            }
-            if let Some(x) = args.outputs {
-                builder.add_outputs(x);
-            }
-            if let Some(x) = args.inputs {
-                builder.add_inputs(x);
-            }
-            if let Some(x) = args.tensors {
-                builder.add_tensors(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn tensors(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor<'a>>>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor>>,
-                >>(SubGraph::VT_TENSORS, None)
-            }
-        }
-        #[inline]
-        pub fn inputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        SubGraph::VT_INPUTS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn outputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        SubGraph::VT_OUTPUTS,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn operators(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator>>,
-                >>(SubGraph::VT_OPERATORS, None)
-            }
-        }
-        #[inline]
-        pub fn name(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(SubGraph::VT_NAME, None)
-            }
-        }
-        #[inline]
-        pub fn debug_metadata_index(&self) -> i32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<i32>(SubGraph::VT_DEBUG_METADATA_INDEX, Some(-1))
-                    .unwrap()
-            }
-        }
-    }
 
-    impl ::flatbuffers::Verifiable for SubGraph<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Tensor>>,
-                >>("tensors", Self::VT_TENSORS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "inputs",
-                    Self::VT_INPUTS,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "outputs",
-                    Self::VT_OUTPUTS,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Operator>>,
-                >>("operators", Self::VT_OPERATORS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-                .visit_field::<i32>("debug_metadata_index", Self::VT_DEBUG_METADATA_INDEX, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct SubGraphArgs<'a> {
-        pub tensors: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor<'a>>>,
-            >,
-        >,
-        pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub operators: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator<'a>>>,
-            >,
-        >,
-        pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub debug_metadata_index: i32,
-    }
-    impl<'a> Default for SubGraphArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            SubGraphArgs {
-                tensors: None,
-                inputs: None,
-                outputs: None,
-                operators: None,
-                name: None,
-                debug_metadata_index: -1,
-            }
-        }
-    }
-
-    pub struct SubGraphBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SubGraphBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_tensors(
-            &mut self,
-            tensors: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Tensor<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_TENSORS, tensors);
-        }
-        #[inline]
-        pub fn add_inputs(
-            &mut self,
-            inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_INPUTS, inputs);
-        }
-        #[inline]
-        pub fn add_outputs(
-            &mut self,
-            outputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_OUTPUTS, outputs);
-        }
-        #[inline]
-        pub fn add_operators(
-            &mut self,
-            operators: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Operator<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_OPERATORS, operators);
-        }
-        #[inline]
-        pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_NAME, name);
-        }
-        #[inline]
-        pub fn add_debug_metadata_index(&mut self, debug_metadata_index: i32) {
-            self.fbb_
-                .push_slot::<i32>(SubGraph::VT_DEBUG_METADATA_INDEX, debug_metadata_index, -1);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> SubGraphBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            SubGraphBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<SubGraph<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for SubGraph<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("SubGraph");
-            ds.field("tensors", &self.tensors());
-            ds.field("inputs", &self.inputs());
-            ds.field("outputs", &self.outputs());
-            ds.field("operators", &self.operators());
-            ds.field("name", &self.name());
-            ds.field("debug_metadata_index", &self.debug_metadata_index());
-            ds.finish()
-        }
-    }
-    pub enum BufferOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct Buffer<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for Buffer<'a> {
-        type Inner = Buffer<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> Buffer<'a> {
-        pub const VT_DATA: ::flatbuffers::VOffsetT = 4;
-        pub const VT_OFFSET: ::flatbuffers::VOffsetT = 6;
-        pub const VT_SIZE: ::flatbuffers::VOffsetT = 8;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            Buffer { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args BufferArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<Buffer<'bldr>> {
-            let mut builder = BufferBuilder::new(_fbb);
-            builder.add_size(args.size);
-            builder.add_offset(args.offset);
-            if let Some(x) = args.data {
-                builder.add_data(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn data(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(
-                        Buffer::VT_DATA,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn offset(&self) -> u64 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<u64>(Buffer::VT_OFFSET, Some(0)).unwrap() }
-        }
-        #[inline]
-        pub fn size(&self) -> u64 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<u64>(Buffer::VT_SIZE, Some(0)).unwrap() }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for Buffer<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>(
-                    "data",
-                    Self::VT_DATA,
-                    false,
-                )?
-                .visit_field::<u64>("offset", Self::VT_OFFSET, false)?
-                .visit_field::<u64>("size", Self::VT_SIZE, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct BufferArgs<'a> {
-        pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
-        pub offset: u64,
-        pub size: u64,
-    }
-    impl<'a> Default for BufferArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            BufferArgs {
-                data: None,
-                offset: 0,
-                size: 0,
-            }
-        }
-    }
-
-    pub struct BufferBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BufferBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, u8>>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Buffer::VT_DATA, data);
-        }
-        #[inline]
-        pub fn add_offset(&mut self, offset: u64) {
-            self.fbb_.push_slot::<u64>(Buffer::VT_OFFSET, offset, 0);
-        }
-        #[inline]
-        pub fn add_size(&mut self, size: u64) {
-            self.fbb_.push_slot::<u64>(Buffer::VT_SIZE, size, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> BufferBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            BufferBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<Buffer<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for Buffer<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("Buffer");
-            ds.field("data", &self.data());
-            ds.field("offset", &self.offset());
-            ds.field("size", &self.size());
-            ds.finish()
-        }
-    }
-    pub enum MetadataOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct Metadata<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for Metadata<'a> {
-        type Inner = Metadata<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> Metadata<'a> {
-        pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-        pub const VT_BUFFER: ::flatbuffers::VOffsetT = 6;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            Metadata { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args MetadataArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<Metadata<'bldr>> {
-            let mut builder = MetadataBuilder::new(_fbb);
-            builder.add_buffer(args.buffer);
-            if let Some(x) = args.name {
-                builder.add_name(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn name(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(Metadata::VT_NAME, None)
-            }
-        }
-        #[inline]
-        pub fn buffer(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<u32>(Metadata::VT_BUFFER, Some(0)).unwrap() }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for Metadata<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-                .visit_field::<u32>("buffer", Self::VT_BUFFER, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct MetadataArgs<'a> {
-        pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub buffer: u32,
-    }
-    impl<'a> Default for MetadataArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            MetadataArgs {
-                name: None,
-                buffer: 0,
-            }
-        }
-    }
-
-    pub struct MetadataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Metadata::VT_NAME, name);
-        }
-        #[inline]
-        pub fn add_buffer(&mut self, buffer: u32) {
-            self.fbb_.push_slot::<u32>(Metadata::VT_BUFFER, buffer, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> MetadataBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            MetadataBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<Metadata<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for Metadata<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("Metadata");
-            ds.field("name", &self.name());
-            ds.field("buffer", &self.buffer());
-            ds.finish()
-        }
-    }
-    pub enum TensorMapOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct TensorMap<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for TensorMap<'a> {
-        type Inner = TensorMap<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> TensorMap<'a> {
-        pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-        pub const VT_TENSOR_INDEX: ::flatbuffers::VOffsetT = 6;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            TensorMap { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args TensorMapArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<TensorMap<'bldr>> {
-            let mut builder = TensorMapBuilder::new(_fbb);
-            builder.add_tensor_index(args.tensor_index);
-            if let Some(x) = args.name {
-                builder.add_name(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn name(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(TensorMap::VT_NAME, None)
-            }
-        }
-        #[inline]
-        pub fn tensor_index(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u32>(TensorMap::VT_TENSOR_INDEX, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for TensorMap<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-                .visit_field::<u32>("tensor_index", Self::VT_TENSOR_INDEX, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct TensorMapArgs<'a> {
-        pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub tensor_index: u32,
-    }
-    impl<'a> Default for TensorMapArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            TensorMapArgs {
-                name: None,
-                tensor_index: 0,
-            }
-        }
-    }
+pub enum QuantizationParametersOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct QuantizationParameters<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for QuantizationParameters<'a> {
+  type Inner = QuantizationParameters<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> QuantizationParameters<'a> {
+  pub const VT_MIN: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MAX: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SCALE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ZERO_POINT: ::flatbuffers::VOffsetT = 10;
+  pub const VT_DETAILS_TYPE: ::flatbuffers::VOffsetT = 12;
+  pub const VT_QUANTIZED_DIMENSION: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    QuantizationParameters { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args QuantizationParametersArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<QuantizationParameters<'bldr>> {
+    let mut builder = QuantizationParametersBuilder::new(_fbb);
+    builder.add_quantized_dimension(args.quantized_dimension);
+    if let Some(x) = args.zero_point { builder.add_zero_point(x); }
+    if let Some(x) = args.scale { builder.add_scale(x); }
+    if let Some(x) = args.max { builder.add_max(x); }
+    if let Some(x) = args.min { builder.add_min(x); }
+    builder.add_details_type(args.details_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn min(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(QuantizationParameters::VT_MIN, None)}
+  }
+  #[inline]
+  pub fn max(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(QuantizationParameters::VT_MAX, None)}
+  }
+  #[inline]
+  pub fn scale(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(QuantizationParameters::VT_SCALE, None)}
+  }
+  #[inline]
+  pub fn zero_point(&self) -> Option<::flatbuffers::Vector<'a, i64>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(QuantizationParameters::VT_ZERO_POINT, None)}
+  }
+  #[inline]
+  pub fn details_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(QuantizationParameters::VT_DETAILS_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn quantized_dimension(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(QuantizationParameters::VT_QUANTIZED_DIMENSION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for QuantizationParameters<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("min", Self::VT_MIN, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("max", Self::VT_MAX, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("scale", Self::VT_SCALE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("zero_point", Self::VT_ZERO_POINT, false)?
+     .visit_field::<u8>("details_type", Self::VT_DETAILS_TYPE, false)?
+     .visit_field::<i32>("quantized_dimension", Self::VT_QUANTIZED_DIMENSION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct QuantizationParametersArgs<'a> {
+    pub min: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+    pub max: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+    pub scale: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+    pub zero_point: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
+    pub details_type: u8,
+    pub quantized_dimension: i32,
+}
+impl<'a> Default for QuantizationParametersArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    QuantizationParametersArgs {
+      min: None,
+      max: None,
+      scale: None,
+      zero_point: None,
+      details_type: 0,
+      quantized_dimension: 0,
+    }
+  }
+}
+
+pub struct QuantizationParametersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> QuantizationParametersBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_min(&mut self, min: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , f32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_MIN, min);
+  }
+  #[inline]
+  pub fn add_max(&mut self, max: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , f32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_MAX, max);
+  }
+  #[inline]
+  pub fn add_scale(&mut self, scale: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , f32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_SCALE, scale);
+  }
+  #[inline]
+  pub fn add_zero_point(&mut self, zero_point: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_ZERO_POINT, zero_point);
+  }
+  #[inline]
+  pub fn add_details_type(&mut self, details_type: u8) {
+    self.fbb_.push_slot::<u8>(QuantizationParameters::VT_DETAILS_TYPE, details_type, 0);
+  }
+  #[inline]
+  pub fn add_quantized_dimension(&mut self, quantized_dimension: i32) {
+    self.fbb_.push_slot::<i32>(QuantizationParameters::VT_QUANTIZED_DIMENSION, quantized_dimension, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> QuantizationParametersBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    QuantizationParametersBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<QuantizationParameters<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for QuantizationParameters<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("QuantizationParameters");
+      ds.field("min", &self.min());
+      ds.field("max", &self.max());
+      ds.field("scale", &self.scale());
+      ds.field("zero_point", &self.zero_point());
+      ds.field("details_type", &self.details_type());
+      ds.field("quantized_dimension", &self.quantized_dimension());
+      ds.finish()
+  }
+}
+pub enum DimensionMetadataOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct DimensionMetadata<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DimensionMetadata<'a> {
+  type Inner = DimensionMetadata<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DimensionMetadata<'a> {
+  pub const VT_FORMAT: ::flatbuffers::VOffsetT = 4;
+  pub const VT_DENSE_SIZE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ARRAY_SEGMENTS_TYPE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ARRAY_INDICES_TYPE: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DimensionMetadata { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DimensionMetadataArgs
+  ) -> ::flatbuffers::WIPOffset<DimensionMetadata<'bldr>> {
+    let mut builder = DimensionMetadataBuilder::new(_fbb);
+    builder.add_dense_size(args.dense_size);
+    builder.add_array_indices_type(args.array_indices_type);
+    builder.add_array_segments_type(args.array_segments_type);
+    builder.add_format(args.format);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn format(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(DimensionMetadata::VT_FORMAT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn dense_size(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(DimensionMetadata::VT_DENSE_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn array_segments_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(DimensionMetadata::VT_ARRAY_SEGMENTS_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn array_indices_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(DimensionMetadata::VT_ARRAY_INDICES_TYPE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DimensionMetadata<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("format", Self::VT_FORMAT, false)?
+     .visit_field::<i32>("dense_size", Self::VT_DENSE_SIZE, false)?
+     .visit_field::<u8>("array_segments_type", Self::VT_ARRAY_SEGMENTS_TYPE, false)?
+     .visit_field::<u8>("array_indices_type", Self::VT_ARRAY_INDICES_TYPE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DimensionMetadataArgs {
+    pub format: i8,
+    pub dense_size: i32,
+    pub array_segments_type: u8,
+    pub array_indices_type: u8,
+}
+impl<'a> Default for DimensionMetadataArgs {
+  #[inline]
+  fn default() -> Self {
+    DimensionMetadataArgs {
+      format: 0,
+      dense_size: 0,
+      array_segments_type: 0,
+      array_indices_type: 0,
+    }
+  }
+}
+
+pub struct DimensionMetadataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DimensionMetadataBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_format(&mut self, format: i8) {
+    self.fbb_.push_slot::<i8>(DimensionMetadata::VT_FORMAT, format, 0);
+  }
+  #[inline]
+  pub fn add_dense_size(&mut self, dense_size: i32) {
+    self.fbb_.push_slot::<i32>(DimensionMetadata::VT_DENSE_SIZE, dense_size, 0);
+  }
+  #[inline]
+  pub fn add_array_segments_type(&mut self, array_segments_type: u8) {
+    self.fbb_.push_slot::<u8>(DimensionMetadata::VT_ARRAY_SEGMENTS_TYPE, array_segments_type, 0);
+  }
+  #[inline]
+  pub fn add_array_indices_type(&mut self, array_indices_type: u8) {
+    self.fbb_.push_slot::<u8>(DimensionMetadata::VT_ARRAY_INDICES_TYPE, array_indices_type, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DimensionMetadataBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DimensionMetadataBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DimensionMetadata<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DimensionMetadata<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DimensionMetadata");
+      ds.field("format", &self.format());
+      ds.field("dense_size", &self.dense_size());
+      ds.field("array_segments_type", &self.array_segments_type());
+      ds.field("array_indices_type", &self.array_indices_type());
+      ds.finish()
+  }
+}
+pub enum SparsityParametersOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SparsityParameters<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SparsityParameters<'a> {
+  type Inner = SparsityParameters<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SparsityParameters<'a> {
+  pub const VT_TRAVERSAL_ORDER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BLOCK_MAP: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DIM_METADATA: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SparsityParameters { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SparsityParametersArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<SparsityParameters<'bldr>> {
+    let mut builder = SparsityParametersBuilder::new(_fbb);
+    if let Some(x) = args.dim_metadata { builder.add_dim_metadata(x); }
+    if let Some(x) = args.block_map { builder.add_block_map(x); }
+    if let Some(x) = args.traversal_order { builder.add_traversal_order(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn traversal_order(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(SparsityParameters::VT_TRAVERSAL_ORDER, None)}
+  }
+  #[inline]
+  pub fn block_map(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(SparsityParameters::VT_BLOCK_MAP, None)}
+  }
+  #[inline]
+  pub fn dim_metadata(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata>>>>(SparsityParameters::VT_DIM_METADATA, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SparsityParameters<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("traversal_order", Self::VT_TRAVERSAL_ORDER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("block_map", Self::VT_BLOCK_MAP, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<DimensionMetadata>>>>("dim_metadata", Self::VT_DIM_METADATA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SparsityParametersArgs<'a> {
+    pub traversal_order: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub block_map: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub dim_metadata: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<DimensionMetadata<'a>>>>>,
+}
+impl<'a> Default for SparsityParametersArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SparsityParametersArgs {
+      traversal_order: None,
+      block_map: None,
+      dim_metadata: None,
+    }
+  }
+}
+
+pub struct SparsityParametersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SparsityParametersBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_traversal_order(&mut self, traversal_order: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SparsityParameters::VT_TRAVERSAL_ORDER, traversal_order);
+  }
+  #[inline]
+  pub fn add_block_map(&mut self, block_map: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SparsityParameters::VT_BLOCK_MAP, block_map);
+  }
+  #[inline]
+  pub fn add_dim_metadata(&mut self, dim_metadata: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<DimensionMetadata<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SparsityParameters::VT_DIM_METADATA, dim_metadata);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SparsityParametersBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SparsityParametersBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SparsityParameters<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SparsityParameters<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SparsityParameters");
+      ds.field("traversal_order", &self.traversal_order());
+      ds.field("block_map", &self.block_map());
+      ds.field("dim_metadata", &self.dim_metadata());
+      ds.finish()
+  }
+}
+pub enum TensorOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Tensor<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Tensor<'a> {
+  type Inner = Tensor<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Tensor<'a> {
+  pub const VT_SHAPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_TYPE_: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BUFFER: ::flatbuffers::VOffsetT = 8;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 10;
+  pub const VT_QUANTIZATION: ::flatbuffers::VOffsetT = 12;
+  pub const VT_IS_VARIABLE: ::flatbuffers::VOffsetT = 14;
+  pub const VT_SPARSITY: ::flatbuffers::VOffsetT = 16;
+  pub const VT_SHAPE_SIGNATURE: ::flatbuffers::VOffsetT = 18;
+  pub const VT_HAS_RANK: ::flatbuffers::VOffsetT = 20;
+  pub const VT_EXTERNAL_BUFFER: ::flatbuffers::VOffsetT = 24;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Tensor { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TensorArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Tensor<'bldr>> {
+    let mut builder = TensorBuilder::new(_fbb);
+    builder.add_external_buffer(args.external_buffer);
+    if let Some(x) = args.shape_signature { builder.add_shape_signature(x); }
+    if let Some(x) = args.sparsity { builder.add_sparsity(x); }
+    if let Some(x) = args.quantization { builder.add_quantization(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_buffer(args.buffer);
+    if let Some(x) = args.shape { builder.add_shape(x); }
+    builder.add_has_rank(args.has_rank);
+    builder.add_is_variable(args.is_variable);
+    builder.add_type_(args.type_);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn shape(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Tensor::VT_SHAPE, None)}
+  }
+  #[inline]
+  pub fn type_(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(Tensor::VT_TYPE_, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn buffer(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Tensor::VT_BUFFER, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Tensor::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn quantization(&self) -> Option<QuantizationParameters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<QuantizationParameters>>(Tensor::VT_QUANTIZATION, None)}
+  }
+  #[inline]
+  pub fn is_variable(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Tensor::VT_IS_VARIABLE, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn sparsity(&self) -> Option<SparsityParameters<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<SparsityParameters>>(Tensor::VT_SPARSITY, None)}
+  }
+  #[inline]
+  pub fn shape_signature(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Tensor::VT_SHAPE_SIGNATURE, None)}
+  }
+  #[inline]
+  pub fn has_rank(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Tensor::VT_HAS_RANK, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn external_buffer(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Tensor::VT_EXTERNAL_BUFFER, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Tensor<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("shape", Self::VT_SHAPE, false)?
+     .visit_field::<i8>("type_", Self::VT_TYPE_, false)?
+     .visit_field::<u32>("buffer", Self::VT_BUFFER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<QuantizationParameters>>("quantization", Self::VT_QUANTIZATION, false)?
+     .visit_field::<bool>("is_variable", Self::VT_IS_VARIABLE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<SparsityParameters>>("sparsity", Self::VT_SPARSITY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("shape_signature", Self::VT_SHAPE_SIGNATURE, false)?
+     .visit_field::<bool>("has_rank", Self::VT_HAS_RANK, false)?
+     .visit_field::<u32>("external_buffer", Self::VT_EXTERNAL_BUFFER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TensorArgs<'a> {
+    pub shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub type_: i8,
+    pub buffer: u32,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub quantization: Option<::flatbuffers::WIPOffset<QuantizationParameters<'a>>>,
+    pub is_variable: bool,
+    pub sparsity: Option<::flatbuffers::WIPOffset<SparsityParameters<'a>>>,
+    pub shape_signature: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub has_rank: bool,
+    pub external_buffer: u32,
+}
+impl<'a> Default for TensorArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TensorArgs {
+      shape: None,
+      type_: 0,
+      buffer: 0,
+      name: None,
+      quantization: None,
+      is_variable: false,
+      sparsity: None,
+      shape_signature: None,
+      has_rank: false,
+      external_buffer: 0,
+    }
+  }
+}
+
+pub struct TensorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TensorBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_shape(&mut self, shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Tensor::VT_SHAPE, shape);
+  }
+  #[inline]
+  pub fn add_type_(&mut self, type_: i8) {
+    self.fbb_.push_slot::<i8>(Tensor::VT_TYPE_, type_, 0);
+  }
+  #[inline]
+  pub fn add_buffer(&mut self, buffer: u32) {
+    self.fbb_.push_slot::<u32>(Tensor::VT_BUFFER, buffer, 0);
+  }
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Tensor::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_quantization(&mut self, quantization: ::flatbuffers::WIPOffset<QuantizationParameters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<QuantizationParameters>>(Tensor::VT_QUANTIZATION, quantization);
+  }
+  #[inline]
+  pub fn add_is_variable(&mut self, is_variable: bool) {
+    self.fbb_.push_slot::<bool>(Tensor::VT_IS_VARIABLE, is_variable, false);
+  }
+  #[inline]
+  pub fn add_sparsity(&mut self, sparsity: ::flatbuffers::WIPOffset<SparsityParameters<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<SparsityParameters>>(Tensor::VT_SPARSITY, sparsity);
+  }
+  #[inline]
+  pub fn add_shape_signature(&mut self, shape_signature: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Tensor::VT_SHAPE_SIGNATURE, shape_signature);
+  }
+  #[inline]
+  pub fn add_has_rank(&mut self, has_rank: bool) {
+    self.fbb_.push_slot::<bool>(Tensor::VT_HAS_RANK, has_rank, false);
+  }
+  #[inline]
+  pub fn add_external_buffer(&mut self, external_buffer: u32) {
+    self.fbb_.push_slot::<u32>(Tensor::VT_EXTERNAL_BUFFER, external_buffer, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TensorBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TensorBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Tensor<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Tensor<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Tensor");
+      ds.field("shape", &self.shape());
+      ds.field("type_", &self.type_());
+      ds.field("buffer", &self.buffer());
+      ds.field("name", &self.name());
+      ds.field("quantization", &self.quantization());
+      ds.field("is_variable", &self.is_variable());
+      ds.field("sparsity", &self.sparsity());
+      ds.field("shape_signature", &self.shape_signature());
+      ds.field("has_rank", &self.has_rank());
+      ds.field("external_buffer", &self.external_buffer());
+      ds.finish()
+  }
+}
+pub enum OperatorOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Operator<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Operator<'a> {
+  type Inner = Operator<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Operator<'a> {
+  pub const VT_OPCODE_INDEX: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INPUTS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_BUILTIN_OPTIONS_TYPE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_CUSTOM_OPTIONS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_CUSTOM_OPTIONS_FORMAT: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MUTATING_VARIABLE_INPUTS: ::flatbuffers::VOffsetT = 18;
+  pub const VT_INTERMEDIATES: ::flatbuffers::VOffsetT = 20;
+  pub const VT_LARGE_CUSTOM_OPTIONS_OFFSET: ::flatbuffers::VOffsetT = 22;
+  pub const VT_LARGE_CUSTOM_OPTIONS_SIZE: ::flatbuffers::VOffsetT = 24;
+  pub const VT_BUILTIN_OPTIONS_2_TYPE: ::flatbuffers::VOffsetT = 26;
+  pub const VT_DEBUG_METADATA_INDEX: ::flatbuffers::VOffsetT = 30;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Operator { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OperatorArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Operator<'bldr>> {
+    let mut builder = OperatorBuilder::new(_fbb);
+    builder.add_large_custom_options_size(args.large_custom_options_size);
+    builder.add_large_custom_options_offset(args.large_custom_options_offset);
+    builder.add_debug_metadata_index(args.debug_metadata_index);
+    if let Some(x) = args.intermediates { builder.add_intermediates(x); }
+    if let Some(x) = args.mutating_variable_inputs { builder.add_mutating_variable_inputs(x); }
+    if let Some(x) = args.custom_options { builder.add_custom_options(x); }
+    if let Some(x) = args.outputs { builder.add_outputs(x); }
+    if let Some(x) = args.inputs { builder.add_inputs(x); }
+    builder.add_opcode_index(args.opcode_index);
+    builder.add_builtin_options_2_type(args.builtin_options_2_type);
+    builder.add_custom_options_format(args.custom_options_format);
+    builder.add_builtin_options_type(args.builtin_options_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn opcode_index(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Operator::VT_OPCODE_INDEX, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn inputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Operator::VT_INPUTS, None)}
+  }
+  #[inline]
+  pub fn outputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Operator::VT_OUTPUTS, None)}
+  }
+  #[inline]
+  pub fn builtin_options_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn custom_options(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Operator::VT_CUSTOM_OPTIONS, None)}
+  }
+  #[inline]
+  pub fn custom_options_format(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn mutating_variable_inputs(&self) -> Option<::flatbuffers::Vector<'a, bool>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, bool>>>(Operator::VT_MUTATING_VARIABLE_INPUTS, None)}
+  }
+  #[inline]
+  pub fn intermediates(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Operator::VT_INTERMEDIATES, None)}
+  }
+  #[inline]
+  pub fn large_custom_options_offset(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_OFFSET, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn large_custom_options_size(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn builtin_options_2_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Operator::VT_BUILTIN_OPTIONS_2_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn debug_metadata_index(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Operator::VT_DEBUG_METADATA_INDEX, Some(-1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Operator<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("opcode_index", Self::VT_OPCODE_INDEX, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("inputs", Self::VT_INPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("outputs", Self::VT_OUTPUTS, false)?
+     .visit_field::<u8>("builtin_options_type", Self::VT_BUILTIN_OPTIONS_TYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom_options", Self::VT_CUSTOM_OPTIONS, false)?
+     .visit_field::<i8>("custom_options_format", Self::VT_CUSTOM_OPTIONS_FORMAT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, bool>>>("mutating_variable_inputs", Self::VT_MUTATING_VARIABLE_INPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("intermediates", Self::VT_INTERMEDIATES, false)?
+     .visit_field::<u64>("large_custom_options_offset", Self::VT_LARGE_CUSTOM_OPTIONS_OFFSET, false)?
+     .visit_field::<u64>("large_custom_options_size", Self::VT_LARGE_CUSTOM_OPTIONS_SIZE, false)?
+     .visit_field::<u8>("builtin_options_2_type", Self::VT_BUILTIN_OPTIONS_2_TYPE, false)?
+     .visit_field::<i32>("debug_metadata_index", Self::VT_DEBUG_METADATA_INDEX, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OperatorArgs<'a> {
+    pub opcode_index: u32,
+    pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub builtin_options_type: u8,
+    pub custom_options: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub custom_options_format: i8,
+    pub mutating_variable_inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, bool>>>,
+    pub intermediates: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub large_custom_options_offset: u64,
+    pub large_custom_options_size: u64,
+    pub builtin_options_2_type: u8,
+    pub debug_metadata_index: i32,
+}
+impl<'a> Default for OperatorArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OperatorArgs {
+      opcode_index: 0,
+      inputs: None,
+      outputs: None,
+      builtin_options_type: 0,
+      custom_options: None,
+      custom_options_format: 0,
+      mutating_variable_inputs: None,
+      intermediates: None,
+      large_custom_options_offset: 0,
+      large_custom_options_size: 0,
+      builtin_options_2_type: 0,
+      debug_metadata_index: -1,
+    }
+  }
+}
+
+pub struct OperatorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_opcode_index(&mut self, opcode_index: u32) {
+    self.fbb_.push_slot::<u32>(Operator::VT_OPCODE_INDEX, opcode_index, 0);
+  }
+  #[inline]
+  pub fn add_inputs(&mut self, inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_INPUTS, inputs);
+  }
+  #[inline]
+  pub fn add_outputs(&mut self, outputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_OUTPUTS, outputs);
+  }
+  #[inline]
+  pub fn add_builtin_options_type(&mut self, builtin_options_type: u8) {
+    self.fbb_.push_slot::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, builtin_options_type, 0);
+  }
+  #[inline]
+  pub fn add_custom_options(&mut self, custom_options: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_CUSTOM_OPTIONS, custom_options);
+  }
+  #[inline]
+  pub fn add_custom_options_format(&mut self, custom_options_format: i8) {
+    self.fbb_.push_slot::<i8>(Operator::VT_CUSTOM_OPTIONS_FORMAT, custom_options_format, 0);
+  }
+  #[inline]
+  pub fn add_mutating_variable_inputs(&mut self, mutating_variable_inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , bool>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_MUTATING_VARIABLE_INPUTS, mutating_variable_inputs);
+  }
+  #[inline]
+  pub fn add_intermediates(&mut self, intermediates: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_INTERMEDIATES, intermediates);
+  }
+  #[inline]
+  pub fn add_large_custom_options_offset(&mut self, large_custom_options_offset: u64) {
+    self.fbb_.push_slot::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_OFFSET, large_custom_options_offset, 0);
+  }
+  #[inline]
+  pub fn add_large_custom_options_size(&mut self, large_custom_options_size: u64) {
+    self.fbb_.push_slot::<u64>(Operator::VT_LARGE_CUSTOM_OPTIONS_SIZE, large_custom_options_size, 0);
+  }
+  #[inline]
+  pub fn add_builtin_options_2_type(&mut self, builtin_options_2_type: u8) {
+    self.fbb_.push_slot::<u8>(Operator::VT_BUILTIN_OPTIONS_2_TYPE, builtin_options_2_type, 0);
+  }
+  #[inline]
+  pub fn add_debug_metadata_index(&mut self, debug_metadata_index: i32) {
+    self.fbb_.push_slot::<i32>(Operator::VT_DEBUG_METADATA_INDEX, debug_metadata_index, -1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OperatorBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OperatorBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Operator<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Operator<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Operator");
+      ds.field("opcode_index", &self.opcode_index());
+      ds.field("inputs", &self.inputs());
+      ds.field("outputs", &self.outputs());
+      ds.field("builtin_options_type", &self.builtin_options_type());
+      ds.field("custom_options", &self.custom_options());
+      ds.field("custom_options_format", &self.custom_options_format());
+      ds.field("mutating_variable_inputs", &self.mutating_variable_inputs());
+      ds.field("intermediates", &self.intermediates());
+      ds.field("large_custom_options_offset", &self.large_custom_options_offset());
+      ds.field("large_custom_options_size", &self.large_custom_options_size());
+      ds.field("builtin_options_2_type", &self.builtin_options_2_type());
+      ds.field("debug_metadata_index", &self.debug_metadata_index());
+      ds.finish()
+  }
+}
+pub enum OperatorCodeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct OperatorCode<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OperatorCode<'a> {
+  type Inner = OperatorCode<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OperatorCode<'a> {
+  pub const VT_DEPRECATED_BUILTIN_CODE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CUSTOM_CODE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 8;
+  pub const VT_BUILTIN_CODE: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OperatorCode { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OperatorCodeArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OperatorCode<'bldr>> {
+    let mut builder = OperatorCodeBuilder::new(_fbb);
+    builder.add_builtin_code(args.builtin_code);
+    builder.add_version(args.version);
+    if let Some(x) = args.custom_code { builder.add_custom_code(x); }
+    builder.add_deprecated_builtin_code(args.deprecated_builtin_code);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn deprecated_builtin_code(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(OperatorCode::VT_DEPRECATED_BUILTIN_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn custom_code(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OperatorCode::VT_CUSTOM_CODE, None)}
+  }
+  #[inline]
+  pub fn version(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(OperatorCode::VT_VERSION, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn builtin_code(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(OperatorCode::VT_BUILTIN_CODE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OperatorCode<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("deprecated_builtin_code", Self::VT_DEPRECATED_BUILTIN_CODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("custom_code", Self::VT_CUSTOM_CODE, false)?
+     .visit_field::<i32>("version", Self::VT_VERSION, false)?
+     .visit_field::<i32>("builtin_code", Self::VT_BUILTIN_CODE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OperatorCodeArgs<'a> {
+    pub deprecated_builtin_code: i8,
+    pub custom_code: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub version: i32,
+    pub builtin_code: i32,
+}
+impl<'a> Default for OperatorCodeArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OperatorCodeArgs {
+      deprecated_builtin_code: 0,
+      custom_code: None,
+      version: 1,
+      builtin_code: 0,
+    }
+  }
+}
+
+pub struct OperatorCodeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorCodeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_deprecated_builtin_code(&mut self, deprecated_builtin_code: i8) {
+    self.fbb_.push_slot::<i8>(OperatorCode::VT_DEPRECATED_BUILTIN_CODE, deprecated_builtin_code, 0);
+  }
+  #[inline]
+  pub fn add_custom_code(&mut self, custom_code: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OperatorCode::VT_CUSTOM_CODE, custom_code);
+  }
+  #[inline]
+  pub fn add_version(&mut self, version: i32) {
+    self.fbb_.push_slot::<i32>(OperatorCode::VT_VERSION, version, 1);
+  }
+  #[inline]
+  pub fn add_builtin_code(&mut self, builtin_code: i32) {
+    self.fbb_.push_slot::<i32>(OperatorCode::VT_BUILTIN_CODE, builtin_code, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OperatorCodeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OperatorCodeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OperatorCode<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OperatorCode<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OperatorCode");
+      ds.field("deprecated_builtin_code", &self.deprecated_builtin_code());
+      ds.field("custom_code", &self.custom_code());
+      ds.field("version", &self.version());
+      ds.field("builtin_code", &self.builtin_code());
+      ds.finish()
+  }
+}
+pub enum SubGraphOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SubGraph<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SubGraph<'a> {
+  type Inner = SubGraph<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SubGraph<'a> {
+  pub const VT_TENSORS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INPUTS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_OPERATORS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 12;
+  pub const VT_DEBUG_METADATA_INDEX: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SubGraph { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SubGraphArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<SubGraph<'bldr>> {
+    let mut builder = SubGraphBuilder::new(_fbb);
+    builder.add_debug_metadata_index(args.debug_metadata_index);
+    if let Some(x) = args.name { builder.add_name(x); }
+    if let Some(x) = args.operators { builder.add_operators(x); }
+    if let Some(x) = args.outputs { builder.add_outputs(x); }
+    if let Some(x) = args.inputs { builder.add_inputs(x); }
+    if let Some(x) = args.tensors { builder.add_tensors(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn tensors(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor>>>>(SubGraph::VT_TENSORS, None)}
+  }
+  #[inline]
+  pub fn inputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(SubGraph::VT_INPUTS, None)}
+  }
+  #[inline]
+  pub fn outputs(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(SubGraph::VT_OUTPUTS, None)}
+  }
+  #[inline]
+  pub fn operators(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator>>>>(SubGraph::VT_OPERATORS, None)}
+  }
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(SubGraph::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn debug_metadata_index(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(SubGraph::VT_DEBUG_METADATA_INDEX, Some(-1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SubGraph<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Tensor>>>>("tensors", Self::VT_TENSORS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("inputs", Self::VT_INPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("outputs", Self::VT_OUTPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Operator>>>>("operators", Self::VT_OPERATORS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<i32>("debug_metadata_index", Self::VT_DEBUG_METADATA_INDEX, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SubGraphArgs<'a> {
+    pub tensors: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Tensor<'a>>>>>,
+    pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub operators: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Operator<'a>>>>>,
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub debug_metadata_index: i32,
+}
+impl<'a> Default for SubGraphArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SubGraphArgs {
+      tensors: None,
+      inputs: None,
+      outputs: None,
+      operators: None,
+      name: None,
+      debug_metadata_index: -1,
+    }
+  }
+}
+
+pub struct SubGraphBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SubGraphBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_tensors(&mut self, tensors: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Tensor<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_TENSORS, tensors);
+  }
+  #[inline]
+  pub fn add_inputs(&mut self, inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_INPUTS, inputs);
+  }
+  #[inline]
+  pub fn add_outputs(&mut self, outputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_OUTPUTS, outputs);
+  }
+  #[inline]
+  pub fn add_operators(&mut self, operators: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Operator<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_OPERATORS, operators);
+  }
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SubGraph::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_debug_metadata_index(&mut self, debug_metadata_index: i32) {
+    self.fbb_.push_slot::<i32>(SubGraph::VT_DEBUG_METADATA_INDEX, debug_metadata_index, -1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SubGraphBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SubGraphBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SubGraph<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SubGraph<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SubGraph");
+      ds.field("tensors", &self.tensors());
+      ds.field("inputs", &self.inputs());
+      ds.field("outputs", &self.outputs());
+      ds.field("operators", &self.operators());
+      ds.field("name", &self.name());
+      ds.field("debug_metadata_index", &self.debug_metadata_index());
+      ds.finish()
+  }
+}
+pub enum BufferOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Buffer<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Buffer<'a> {
+  type Inner = Buffer<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Buffer<'a> {
+  pub const VT_DATA: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OFFSET: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SIZE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Buffer { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BufferArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Buffer<'bldr>> {
+    let mut builder = BufferBuilder::new(_fbb);
+    builder.add_size(args.size);
+    builder.add_offset(args.offset);
+    if let Some(x) = args.data { builder.add_data(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn data(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Buffer::VT_DATA, None)}
+  }
+  #[inline]
+  pub fn offset(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Buffer::VT_OFFSET, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn size(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Buffer::VT_SIZE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Buffer<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("data", Self::VT_DATA, false)?
+     .visit_field::<u64>("offset", Self::VT_OFFSET, false)?
+     .visit_field::<u64>("size", Self::VT_SIZE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BufferArgs<'a> {
+    pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub offset: u64,
+    pub size: u64,
+}
+impl<'a> Default for BufferArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BufferArgs {
+      data: None,
+      offset: 0,
+      size: 0,
+    }
+  }
+}
+
+pub struct BufferBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BufferBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Buffer::VT_DATA, data);
+  }
+  #[inline]
+  pub fn add_offset(&mut self, offset: u64) {
+    self.fbb_.push_slot::<u64>(Buffer::VT_OFFSET, offset, 0);
+  }
+  #[inline]
+  pub fn add_size(&mut self, size: u64) {
+    self.fbb_.push_slot::<u64>(Buffer::VT_SIZE, size, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BufferBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BufferBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Buffer<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Buffer<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Buffer");
+      ds.field("data", &self.data());
+      ds.field("offset", &self.offset());
+      ds.field("size", &self.size());
+      ds.finish()
+  }
+}
+pub enum MetadataOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Metadata<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Metadata<'a> {
+  type Inner = Metadata<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Metadata<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BUFFER: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Metadata { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args MetadataArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Metadata<'bldr>> {
+    let mut builder = MetadataBuilder::new(_fbb);
+    builder.add_buffer(args.buffer);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Metadata::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn buffer(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Metadata::VT_BUFFER, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Metadata<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<u32>("buffer", Self::VT_BUFFER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct MetadataArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub buffer: u32,
+}
+impl<'a> Default for MetadataArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    MetadataArgs {
+      name: None,
+      buffer: 0,
+    }
+  }
+}
+
+pub struct MetadataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MetadataBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Metadata::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_buffer(&mut self, buffer: u32) {
+    self.fbb_.push_slot::<u32>(Metadata::VT_BUFFER, buffer, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MetadataBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    MetadataBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Metadata<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Metadata<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Metadata");
+      ds.field("name", &self.name());
+      ds.field("buffer", &self.buffer());
+      ds.finish()
+  }
+}
+pub enum TensorMapOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct TensorMap<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for TensorMap<'a> {
+  type Inner = TensorMap<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> TensorMap<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_TENSOR_INDEX: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    TensorMap { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TensorMapArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<TensorMap<'bldr>> {
+    let mut builder = TensorMapBuilder::new(_fbb);
+    builder.add_tensor_index(args.tensor_index);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(TensorMap::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn tensor_index(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(TensorMap::VT_TENSOR_INDEX, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for TensorMap<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<u32>("tensor_index", Self::VT_TENSOR_INDEX, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TensorMapArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub tensor_index: u32,
+}
+impl<'a> Default for TensorMapArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TensorMapArgs {
+      name: None,
+      tensor_index: 0,
+    }
+  }
+}
+
+pub struct TensorMapBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TensorMapBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TensorMap::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_tensor_index(&mut self, tensor_index: u32) {
+    self.fbb_.push_slot::<u32>(TensorMap::VT_TENSOR_INDEX, tensor_index, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TensorMapBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TensorMapBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<TensorMap<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for TensorMap<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("TensorMap");
+      ds.field("name", &self.name());
+      ds.field("tensor_index", &self.tensor_index());
+      ds.finish()
+  }
+}
+pub enum SignatureDefOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SignatureDef<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SignatureDef<'a> {
+  type Inner = SignatureDef<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SignatureDef<'a> {
+  pub const VT_INPUTS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SIGNATURE_KEY: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SUBGRAPH_INDEX: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SignatureDef { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SignatureDefArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<SignatureDef<'bldr>> {
+    let mut builder = SignatureDefBuilder::new(_fbb);
+    builder.add_subgraph_index(args.subgraph_index);
+    if let Some(x) = args.signature_key { builder.add_signature_key(x); }
+    if let Some(x) = args.outputs { builder.add_outputs(x); }
+    if let Some(x) = args.inputs { builder.add_inputs(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn inputs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap>>>>(SignatureDef::VT_INPUTS, None)}
+  }
+  #[inline]
+  pub fn outputs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap>>>>(SignatureDef::VT_OUTPUTS, None)}
+  }
+  #[inline]
+  pub fn signature_key(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(SignatureDef::VT_SIGNATURE_KEY, None)}
+  }
+  #[inline]
+  pub fn subgraph_index(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(SignatureDef::VT_SUBGRAPH_INDEX, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SignatureDef<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TensorMap>>>>("inputs", Self::VT_INPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TensorMap>>>>("outputs", Self::VT_OUTPUTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("signature_key", Self::VT_SIGNATURE_KEY, false)?
+     .visit_field::<u32>("subgraph_index", Self::VT_SUBGRAPH_INDEX, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SignatureDefArgs<'a> {
+    pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>>>,
+    pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>>>,
+    pub signature_key: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub subgraph_index: u32,
+}
+impl<'a> Default for SignatureDefArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SignatureDefArgs {
+      inputs: None,
+      outputs: None,
+      signature_key: None,
+      subgraph_index: 0,
+    }
+  }
+}
+
+pub struct SignatureDefBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SignatureDefBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_inputs(&mut self, inputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<TensorMap<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SignatureDef::VT_INPUTS, inputs);
+  }
+  #[inline]
+  pub fn add_outputs(&mut self, outputs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<TensorMap<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SignatureDef::VT_OUTPUTS, outputs);
+  }
+  #[inline]
+  pub fn add_signature_key(&mut self, signature_key: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SignatureDef::VT_SIGNATURE_KEY, signature_key);
+  }
+  #[inline]
+  pub fn add_subgraph_index(&mut self, subgraph_index: u32) {
+    self.fbb_.push_slot::<u32>(SignatureDef::VT_SUBGRAPH_INDEX, subgraph_index, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SignatureDefBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SignatureDefBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SignatureDef<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SignatureDef<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SignatureDef");
+      ds.field("inputs", &self.inputs());
+      ds.field("outputs", &self.outputs());
+      ds.field("signature_key", &self.signature_key());
+      ds.field("subgraph_index", &self.subgraph_index());
+      ds.finish()
+  }
+}
+pub enum ModelOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Model<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Model<'a> {
+  type Inner = Model<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Model<'a> {
+  pub const VT_VERSION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPERATOR_CODES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SUBGRAPHS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_DESCRIPTION: ::flatbuffers::VOffsetT = 10;
+  pub const VT_BUFFERS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_METADATA_BUFFER: ::flatbuffers::VOffsetT = 14;
+  pub const VT_METADATA: ::flatbuffers::VOffsetT = 16;
+  pub const VT_SIGNATURE_DEFS: ::flatbuffers::VOffsetT = 18;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Model { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ModelArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Model<'bldr>> {
+    let mut builder = ModelBuilder::new(_fbb);
+    if let Some(x) = args.signature_defs { builder.add_signature_defs(x); }
+    if let Some(x) = args.metadata { builder.add_metadata(x); }
+    if let Some(x) = args.metadata_buffer { builder.add_metadata_buffer(x); }
+    if let Some(x) = args.buffers { builder.add_buffers(x); }
+    if let Some(x) = args.description { builder.add_description(x); }
+    if let Some(x) = args.subgraphs { builder.add_subgraphs(x); }
+    if let Some(x) = args.operator_codes { builder.add_operator_codes(x); }
+    builder.add_version(args.version);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn version(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Model::VT_VERSION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn operator_codes(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode>>>>(Model::VT_OPERATOR_CODES, None)}
+  }
+  #[inline]
+  pub fn subgraphs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph>>>>(Model::VT_SUBGRAPHS, None)}
+  }
+  #[inline]
+  pub fn description(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Model::VT_DESCRIPTION, None)}
+  }
+  #[inline]
+  pub fn buffers(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer>>>>(Model::VT_BUFFERS, None)}
+  }
+  #[inline]
+  pub fn metadata_buffer(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Model::VT_METADATA_BUFFER, None)}
+  }
+  #[inline]
+  pub fn metadata(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata>>>>(Model::VT_METADATA, None)}
+  }
+  #[inline]
+  pub fn signature_defs(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef>>>>(Model::VT_SIGNATURE_DEFS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Model<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("version", Self::VT_VERSION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<OperatorCode>>>>("operator_codes", Self::VT_OPERATOR_CODES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<SubGraph>>>>("subgraphs", Self::VT_SUBGRAPHS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("description", Self::VT_DESCRIPTION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Buffer>>>>("buffers", Self::VT_BUFFERS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("metadata_buffer", Self::VT_METADATA_BUFFER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Metadata>>>>("metadata", Self::VT_METADATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<SignatureDef>>>>("signature_defs", Self::VT_SIGNATURE_DEFS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ModelArgs<'a> {
+    pub version: u32,
+    pub operator_codes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode<'a>>>>>,
+    pub subgraphs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph<'a>>>>>,
+    pub description: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub buffers: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer<'a>>>>>,
+    pub metadata_buffer: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub metadata: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata<'a>>>>>,
+    pub signature_defs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef<'a>>>>>,
+}
+impl<'a> Default for ModelArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ModelArgs {
+      version: 0,
+      operator_codes: None,
+      subgraphs: None,
+      description: None,
+      buffers: None,
+      metadata_buffer: None,
+      metadata: None,
+      signature_defs: None,
+    }
+  }
+}
+
+pub struct ModelBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ModelBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_version(&mut self, version: u32) {
+    self.fbb_.push_slot::<u32>(Model::VT_VERSION, version, 0);
+  }
+  #[inline]
+  pub fn add_operator_codes(&mut self, operator_codes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<OperatorCode<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_OPERATOR_CODES, operator_codes);
+  }
+  #[inline]
+  pub fn add_subgraphs(&mut self, subgraphs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<SubGraph<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_SUBGRAPHS, subgraphs);
+  }
+  #[inline]
+  pub fn add_description(&mut self, description: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_DESCRIPTION, description);
+  }
+  #[inline]
+  pub fn add_buffers(&mut self, buffers: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Buffer<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_BUFFERS, buffers);
+  }
+  #[inline]
+  pub fn add_metadata_buffer(&mut self, metadata_buffer: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_METADATA_BUFFER, metadata_buffer);
+  }
+  #[inline]
+  pub fn add_metadata(&mut self, metadata: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Metadata<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_METADATA, metadata);
+  }
+  #[inline]
+  pub fn add_signature_defs(&mut self, signature_defs: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<SignatureDef<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_SIGNATURE_DEFS, signature_defs);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ModelBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ModelBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Model<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Model<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Model");
+      ds.field("version", &self.version());
+      ds.field("operator_codes", &self.operator_codes());
+      ds.field("subgraphs", &self.subgraphs());
+      ds.field("description", &self.description());
+      ds.field("buffers", &self.buffers());
+      ds.field("metadata_buffer", &self.metadata_buffer());
+      ds.field("metadata", &self.metadata());
+      ds.field("signature_defs", &self.signature_defs());
+      ds.finish()
+  }
+}
+#[inline]
+/// Verifies that a buffer of bytes contains a `Model`
+/// and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::root::<Model>(buf)
+}
+#[inline]
+/// Verifies that a buffer of bytes contains a size prefixed
+/// `Model` and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `size_prefixed_root_as_model_unchecked`.
+pub fn size_prefixed_root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::size_prefixed_root::<Model>(buf)
+}
+#[inline]
+/// Verifies, with the given options, that a buffer of bytes
+/// contains a `Model` and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn root_as_model_with_opts<'b, 'o>(
+  opts: &'o ::flatbuffers::VerifierOptions,
+  buf: &'b [u8],
+) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::root_with_opts::<Model<'b>>(opts, buf)
+}
+#[inline]
+/// Verifies, with the given verifier options, that a buffer of
+/// bytes contains a size prefixed `Model` and returns
+/// it. Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn size_prefixed_root_as_model_with_opts<'b, 'o>(
+  opts: &'o ::flatbuffers::VerifierOptions,
+  buf: &'b [u8],
+) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::size_prefixed_root_with_opts::<Model<'b>>(opts, buf)
+}
+#[inline]
+/// Assumes, without verification, that a buffer of bytes contains a Model and returns it.
+/// # Safety
+/// Callers must trust the given bytes do indeed contain a valid `Model`.
+pub unsafe fn root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
+  unsafe { ::flatbuffers::root_unchecked::<Model>(buf) }
+}
+#[inline]
+/// Assumes, without verification, that a buffer of bytes contains a size prefixed Model and returns it.
+/// # Safety
+/// Callers must trust the given bytes do indeed contain a valid size prefixed `Model`.
+pub unsafe fn size_prefixed_root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
+  unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Model>(buf) }
+}
+pub const MODEL_IDENTIFIER: &str = "TFL3";
+
+#[inline]
+pub fn model_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, false)
+}
+
+#[inline]
+pub fn model_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, true)
+}
+
+pub const MODEL_EXTENSION: &str = "tflite";
+
+#[inline]
+pub fn finish_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
+    fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+    root: ::flatbuffers::WIPOffset<Model<'a>>) {
+  fbb.finish(root, Some(MODEL_IDENTIFIER));
+}
+
+#[inline]
+pub fn finish_size_prefixed_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>, root: ::flatbuffers::WIPOffset<Model<'a>>) {
+  fbb.finish_size_prefixed(root, Some(MODEL_IDENTIFIER));
+}
+}  // pub mod tflite
 
-    pub struct TensorMapBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TensorMapBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(TensorMap::VT_NAME, name);
-        }
-        #[inline]
-        pub fn add_tensor_index(&mut self, tensor_index: u32) {
-            self.fbb_
-                .push_slot::<u32>(TensorMap::VT_TENSOR_INDEX, tensor_index, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> TensorMapBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            TensorMapBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<TensorMap<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for TensorMap<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("TensorMap");
-            ds.field("name", &self.name());
-            ds.field("tensor_index", &self.tensor_index());
-            ds.finish()
-        }
-    }
-    pub enum SignatureDefOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct SignatureDef<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for SignatureDef<'a> {
-        type Inner = SignatureDef<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> SignatureDef<'a> {
-        pub const VT_INPUTS: ::flatbuffers::VOffsetT = 4;
-        pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 6;
-        pub const VT_SIGNATURE_KEY: ::flatbuffers::VOffsetT = 8;
-        pub const VT_SUBGRAPH_INDEX: ::flatbuffers::VOffsetT = 12;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            SignatureDef { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args SignatureDefArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<SignatureDef<'bldr>> {
-            let mut builder = SignatureDefBuilder::new(_fbb);
-            builder.add_subgraph_index(args.subgraph_index);
-            if let Some(x) = args.signature_key {
-                builder.add_signature_key(x);
-            }
-            if let Some(x) = args.outputs {
-                builder.add_outputs(x);
-            }
-            if let Some(x) = args.inputs {
-                builder.add_inputs(x);
-            }
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn inputs(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap>>,
-                >>(SignatureDef::VT_INPUTS, None)
-            }
-        }
-        #[inline]
-        pub fn outputs(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap>>,
-                >>(SignatureDef::VT_OUTPUTS, None)
-            }
-        }
-        #[inline]
-        pub fn signature_key(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(
-                    SignatureDef::VT_SIGNATURE_KEY,
-                    None,
-                )
-            }
-        }
-        #[inline]
-        pub fn subgraph_index(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<u32>(SignatureDef::VT_SUBGRAPH_INDEX, Some(0))
-                    .unwrap()
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for SignatureDef<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TensorMap>>,
-                >>("inputs", Self::VT_INPUTS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<TensorMap>>,
-                >>("outputs", Self::VT_OUTPUTS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
-                    "signature_key",
-                    Self::VT_SIGNATURE_KEY,
-                    false,
-                )?
-                .visit_field::<u32>("subgraph_index", Self::VT_SUBGRAPH_INDEX, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct SignatureDefArgs<'a> {
-        pub inputs: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>,
-            >,
-        >,
-        pub outputs: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<TensorMap<'a>>>,
-            >,
-        >,
-        pub signature_key: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub subgraph_index: u32,
-    }
-    impl<'a> Default for SignatureDefArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            SignatureDefArgs {
-                inputs: None,
-                outputs: None,
-                signature_key: None,
-                subgraph_index: 0,
-            }
-        }
-    }
-
-    pub struct SignatureDefBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SignatureDefBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_inputs(
-            &mut self,
-            inputs: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<TensorMap<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SignatureDef::VT_INPUTS, inputs);
-        }
-        #[inline]
-        pub fn add_outputs(
-            &mut self,
-            outputs: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<TensorMap<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(SignatureDef::VT_OUTPUTS, outputs);
-        }
-        #[inline]
-        pub fn add_signature_key(&mut self, signature_key: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                SignatureDef::VT_SIGNATURE_KEY,
-                signature_key,
-            );
-        }
-        #[inline]
-        pub fn add_subgraph_index(&mut self, subgraph_index: u32) {
-            self.fbb_
-                .push_slot::<u32>(SignatureDef::VT_SUBGRAPH_INDEX, subgraph_index, 0);
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> SignatureDefBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            SignatureDefBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<SignatureDef<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for SignatureDef<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("SignatureDef");
-            ds.field("inputs", &self.inputs());
-            ds.field("outputs", &self.outputs());
-            ds.field("signature_key", &self.signature_key());
-            ds.field("subgraph_index", &self.subgraph_index());
-            ds.finish()
-        }
-    }
-    pub enum ModelOffset {}
-    #[derive(Copy, Clone, PartialEq)]
-
-    pub struct Model<'a> {
-        pub _tab: ::flatbuffers::Table<'a>,
-    }
-
-    impl<'a> ::flatbuffers::Follow<'a> for Model<'a> {
-        type Inner = Model<'a>;
-        #[inline]
-        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-            Self {
-                _tab: unsafe { ::flatbuffers::Table::new(buf, loc) },
-            }
-        }
-    }
-
-    impl<'a> Model<'a> {
-        pub const VT_VERSION: ::flatbuffers::VOffsetT = 4;
-        pub const VT_OPERATOR_CODES: ::flatbuffers::VOffsetT = 6;
-        pub const VT_SUBGRAPHS: ::flatbuffers::VOffsetT = 8;
-        pub const VT_DESCRIPTION: ::flatbuffers::VOffsetT = 10;
-        pub const VT_BUFFERS: ::flatbuffers::VOffsetT = 12;
-        pub const VT_METADATA_BUFFER: ::flatbuffers::VOffsetT = 14;
-        pub const VT_METADATA: ::flatbuffers::VOffsetT = 16;
-        pub const VT_SIGNATURE_DEFS: ::flatbuffers::VOffsetT = 18;
-
-        #[inline]
-        pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-            Model { _tab: table }
-        }
-        #[allow(unused_mut)]
-        pub fn create<
-            'bldr: 'args,
-            'args: 'mut_bldr,
-            'mut_bldr,
-            A: ::flatbuffers::Allocator + 'bldr,
-        >(
-            _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-            args: &'args ModelArgs<'args>,
-        ) -> ::flatbuffers::WIPOffset<Model<'bldr>> {
-            let mut builder = ModelBuilder::new(_fbb);
-            if let Some(x) = args.signature_defs {
-                builder.add_signature_defs(x);
-            }
-            if let Some(x) = args.metadata {
-                builder.add_metadata(x);
-            }
-            if let Some(x) = args.metadata_buffer {
-                builder.add_metadata_buffer(x);
-            }
-            if let Some(x) = args.buffers {
-                builder.add_buffers(x);
-            }
-            if let Some(x) = args.description {
-                builder.add_description(x);
-            }
-            if let Some(x) = args.subgraphs {
-                builder.add_subgraphs(x);
-            }
-            if let Some(x) = args.operator_codes {
-                builder.add_operator_codes(x);
-            }
-            builder.add_version(args.version);
-            builder.finish()
-        }
-
-        #[inline]
-        pub fn version(&self) -> u32 {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe { self._tab.get::<u32>(Model::VT_VERSION, Some(0)).unwrap() }
-        }
-        #[inline]
-        pub fn operator_codes(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode>>,
-                >>(Model::VT_OPERATOR_CODES, None)
-            }
-        }
-        #[inline]
-        pub fn subgraphs(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph>>,
-                >>(Model::VT_SUBGRAPHS, None)
-            }
-        }
-        #[inline]
-        pub fn description(&self) -> Option<&'a str> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<&str>>(Model::VT_DESCRIPTION, None)
-            }
-        }
-        #[inline]
-        pub fn buffers(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer<'a>>>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer>>,
-                >>(Model::VT_BUFFERS, None)
-            }
-        }
-        #[inline]
-        pub fn metadata_buffer(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab
-                    .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Model::VT_METADATA_BUFFER,
-                        None,
-                    )
-            }
-        }
-        #[inline]
-        pub fn metadata(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata>>,
-                >>(Model::VT_METADATA, None)
-            }
-        }
-        #[inline]
-        pub fn signature_defs(
-            &self,
-        ) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef<'a>>>>
-        {
-            // Safety:
-            // Created from valid Table for this object
-            // which contains a valid value in this slot
-            unsafe {
-                self._tab.get::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef>>,
-                >>(Model::VT_SIGNATURE_DEFS, None)
-            }
-        }
-    }
-
-    impl ::flatbuffers::Verifiable for Model<'_> {
-        #[inline]
-        fn run_verifier(
-            v: &mut ::flatbuffers::Verifier,
-            pos: usize,
-        ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-            v.visit_table(pos)?
-                .visit_field::<u32>("version", Self::VT_VERSION, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<OperatorCode>>,
-                >>("operator_codes", Self::VT_OPERATOR_CODES, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<SubGraph>>,
-                >>("subgraphs", Self::VT_SUBGRAPHS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<&str>>(
-                    "description",
-                    Self::VT_DESCRIPTION,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Buffer>>,
-                >>("buffers", Self::VT_BUFFERS, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                    "metadata_buffer",
-                    Self::VT_METADATA_BUFFER,
-                    false,
-                )?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Metadata>>,
-                >>("metadata", Self::VT_METADATA, false)?
-                .visit_field::<::flatbuffers::ForwardsUOffset<
-                    ::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<SignatureDef>>,
-                >>("signature_defs", Self::VT_SIGNATURE_DEFS, false)?
-                .finish();
-            Ok(())
-        }
-    }
-    pub struct ModelArgs<'a> {
-        pub version: u32,
-        pub operator_codes: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OperatorCode<'a>>>,
-            >,
-        >,
-        pub subgraphs: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SubGraph<'a>>>,
-            >,
-        >,
-        pub description: Option<::flatbuffers::WIPOffset<&'a str>>,
-        pub buffers: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Buffer<'a>>>,
-            >,
-        >,
-        pub metadata_buffer: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-        pub metadata: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Metadata<'a>>>,
-            >,
-        >,
-        pub signature_defs: Option<
-            ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<SignatureDef<'a>>>,
-            >,
-        >,
-    }
-    impl<'a> Default for ModelArgs<'a> {
-        #[inline]
-        fn default() -> Self {
-            ModelArgs {
-                version: 0,
-                operator_codes: None,
-                subgraphs: None,
-                description: None,
-                buffers: None,
-                metadata_buffer: None,
-                metadata: None,
-                signature_defs: None,
-            }
-        }
-    }
-
-    pub struct ModelBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-        fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-    }
-    impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ModelBuilder<'a, 'b, A> {
-        #[inline]
-        pub fn add_version(&mut self, version: u32) {
-            self.fbb_.push_slot::<u32>(Model::VT_VERSION, version, 0);
-        }
-        #[inline]
-        pub fn add_operator_codes(
-            &mut self,
-            operator_codes: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<OperatorCode<'b>>>,
-            >,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Model::VT_OPERATOR_CODES,
-                operator_codes,
-            );
-        }
-        #[inline]
-        pub fn add_subgraphs(
-            &mut self,
-            subgraphs: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<SubGraph<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_SUBGRAPHS, subgraphs);
-        }
-        #[inline]
-        pub fn add_description(&mut self, description: ::flatbuffers::WIPOffset<&'b str>) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Model::VT_DESCRIPTION,
-                description,
-            );
-        }
-        #[inline]
-        pub fn add_buffers(
-            &mut self,
-            buffers: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Buffer<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_BUFFERS, buffers);
-        }
-        #[inline]
-        pub fn add_metadata_buffer(
-            &mut self,
-            metadata_buffer: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Model::VT_METADATA_BUFFER,
-                metadata_buffer,
-            );
-        }
-        #[inline]
-        pub fn add_metadata(
-            &mut self,
-            metadata: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Metadata<'b>>>,
-            >,
-        ) {
-            self.fbb_
-                .push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_METADATA, metadata);
-        }
-        #[inline]
-        pub fn add_signature_defs(
-            &mut self,
-            signature_defs: ::flatbuffers::WIPOffset<
-                ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<SignatureDef<'b>>>,
-            >,
-        ) {
-            self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                Model::VT_SIGNATURE_DEFS,
-                signature_defs,
-            );
-        }
-        #[inline]
-        pub fn new(
-            _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        ) -> ModelBuilder<'a, 'b, A> {
-            let start = _fbb.start_table();
-            ModelBuilder {
-                fbb_: _fbb,
-                start_: start,
-            }
-        }
-        #[inline]
-        pub fn finish(self) -> ::flatbuffers::WIPOffset<Model<'a>> {
-            let o = self.fbb_.end_table(self.start_);
-            ::flatbuffers::WIPOffset::new(o.value())
-        }
-    }
-
-    impl ::core::fmt::Debug for Model<'_> {
-        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-            let mut ds = f.debug_struct("Model");
-            ds.field("version", &self.version());
-            ds.field("operator_codes", &self.operator_codes());
-            ds.field("subgraphs", &self.subgraphs());
-            ds.field("description", &self.description());
-            ds.field("buffers", &self.buffers());
-            ds.field("metadata_buffer", &self.metadata_buffer());
-            ds.field("metadata", &self.metadata());
-            ds.field("signature_defs", &self.signature_defs());
-            ds.finish()
-        }
-    }
-    #[inline]
-    /// Verifies that a buffer of bytes contains a `Model`
-    /// and returns it.
-    /// Note that verification is still experimental and may not
-    /// catch every error, or be maximally performant. For the
-    /// previous, unchecked, behavior use
-    /// `root_as_model_unchecked`.
-    pub fn root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
-        ::flatbuffers::root::<Model>(buf)
-    }
-    #[inline]
-    /// Verifies that a buffer of bytes contains a size prefixed
-    /// `Model` and returns it.
-    /// Note that verification is still experimental and may not
-    /// catch every error, or be maximally performant. For the
-    /// previous, unchecked, behavior use
-    /// `size_prefixed_root_as_model_unchecked`.
-    pub fn size_prefixed_root_as_model(
-        buf: &[u8],
-    ) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
-        ::flatbuffers::size_prefixed_root::<Model>(buf)
-    }
-    #[inline]
-    /// Verifies, with the given options, that a buffer of bytes
-    /// contains a `Model` and returns it.
-    /// Note that verification is still experimental and may not
-    /// catch every error, or be maximally performant. For the
-    /// previous, unchecked, behavior use
-    /// `root_as_model_unchecked`.
-    pub fn root_as_model_with_opts<'b, 'o>(
-        opts: &'o ::flatbuffers::VerifierOptions,
-        buf: &'b [u8],
-    ) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
-        ::flatbuffers::root_with_opts::<Model<'b>>(opts, buf)
-    }
-    #[inline]
-    /// Verifies, with the given verifier options, that a buffer of
-    /// bytes contains a size prefixed `Model` and returns
-    /// it. Note that verification is still experimental and may not
-    /// catch every error, or be maximally performant. For the
-    /// previous, unchecked, behavior use
-    /// `root_as_model_unchecked`.
-    pub fn size_prefixed_root_as_model_with_opts<'b, 'o>(
-        opts: &'o ::flatbuffers::VerifierOptions,
-        buf: &'b [u8],
-    ) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
-        ::flatbuffers::size_prefixed_root_with_opts::<Model<'b>>(opts, buf)
-    }
-    #[inline]
-    /// Assumes, without verification, that a buffer of bytes contains a Model and returns it.
-    /// # Safety
-    /// Callers must trust the given bytes do indeed contain a valid `Model`.
-    pub unsafe fn root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
-        unsafe { ::flatbuffers::root_unchecked::<Model>(buf) }
-    }
-    #[inline]
-    /// Assumes, without verification, that a buffer of bytes contains a size prefixed Model and returns it.
-    /// # Safety
-    /// Callers must trust the given bytes do indeed contain a valid size prefixed `Model`.
-    pub unsafe fn size_prefixed_root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
-        unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Model>(buf) }
-    }
-    pub const MODEL_IDENTIFIER: &str = "TFL3";
-
-    #[inline]
-    pub fn model_buffer_has_identifier(buf: &[u8]) -> bool {
-        ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, false)
-    }
-
-    #[inline]
-    pub fn model_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
-        ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, true)
-    }
-
-    pub const MODEL_EXTENSION: &str = "tflite";
-
-    #[inline]
-    pub fn finish_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
-        fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        root: ::flatbuffers::WIPOffset<Model<'a>>,
-    ) {
-        fbb.finish(root, Some(MODEL_IDENTIFIER));
-    }
-
-    #[inline]
-    pub fn finish_size_prefixed_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
-        fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-        root: ::flatbuffers::WIPOffset<Model<'a>>,
-    ) {
-        fbb.finish_size_prefixed(root, Some(MODEL_IDENTIFIER));
-    }
-} // pub mod tflite
