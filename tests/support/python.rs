@@ -196,3 +196,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 pub fn dump_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/interpreter_dump.py")
 }
+
+pub fn measure_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/measure.py")
+}
