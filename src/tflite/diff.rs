@@ -534,3 +534,107 @@ pub fn quantization_summary(q: Option<&Quantization>) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(name: &str, dtype: &str) -> SignatureTensor {
+        SignatureTensor {
+            name: name.to_string(),
+            tensor: Tensor {
+                index: 0,
+                name: name.to_string(),
+                dtype: dtype.to_string(),
+                shape: vec![1, 2],
+                shape_signature: vec![-1, 2],
+                quantization: None,
+                sparsity: None,
+                is_variable: false,
+                data_bytes: 0,
+            },
+        }
+    }
+
+    fn side(a: &[SignatureTensor], b: &[SignatureTensor]) -> Vec<(ChangeKind, String)> {
+        let mut d = Differ {
+            changes: Vec::new(),
+        };
+        d.side("sig", "input", a, b);
+        d.changes.into_iter().map(|c| (c.kind, c.message)).collect()
+    }
+
+    #[test]
+    fn same_position_new_name_is_a_rename() {
+        let changes = side(&[tensor("x", "float32")], &[tensor("y", "float32")]);
+        assert_eq!(
+            changes,
+            [(
+                ChangeKind::TensorRenamed,
+                "input `sig/x` renamed to `y`".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn extra_name_is_an_addition_and_order_is_checked() {
+        let a = [tensor("x", "float32"), tensor("m", "bool")];
+        let b = [
+            tensor("m", "bool"),
+            tensor("x", "int8"),
+            tensor("z", "float32"),
+        ];
+        let kinds: Vec<ChangeKind> = side(&a, &b).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            [
+                ChangeKind::DtypeChanged,
+                ChangeKind::TensorAdded,
+                ChangeKind::TensorsReordered
+            ]
+        );
+    }
+
+    #[test]
+    fn removed_name_without_replacement_is_a_removal() {
+        let a = [tensor("x", "float32"), tensor("m", "bool")];
+        let b = [tensor("x", "float32")];
+        let changes = side(&a, &b);
+        assert_eq!(
+            changes,
+            [(
+                ChangeKind::TensorRemoved,
+                "input `sig/m` (bool [-1,2])".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn quantization_summaries() {
+        let q = |scale: Vec<f32>, zp: Vec<i64>| Quantization {
+            scale,
+            zero_point: zp,
+            quantized_dimension: 3,
+            min: vec![],
+            max: vec![],
+            details: None,
+        };
+        assert_eq!(quantization_summary(None), "none");
+        assert_eq!(
+            quantization_summary(Some(&q(vec![0.5], vec![-1]))),
+            "scale 0.5 zero point -1"
+        );
+        assert_eq!(
+            quantization_summary(Some(&q(vec![0.5, 0.25], vec![0, 0]))),
+            "per-channel on axis 3 (2 scales)"
+        );
+        // The axis only matters when there is more than one scale.
+        let mut other_axis = q(vec![0.5], vec![-1]);
+        other_axis.quantized_dimension = 0;
+        assert!(same_quantization(
+            Some(&q(vec![0.5], vec![-1])),
+            Some(&other_axis)
+        ));
+        assert!(!same_quantization(Some(&q(vec![0.5], vec![-1])), None));
+    }
+}

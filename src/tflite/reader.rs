@@ -218,13 +218,13 @@ impl<'a> Reader<'a> {
         let mut custom_ops = BTreeSet::new();
         let mut flex_ops = BTreeSet::new();
         for code in &operator_codes {
-            if let Some(custom) = &code.custom_code {
-                if code.builtin_code == CUSTOM {
-                    if custom.starts_with("Flex") {
-                        flex_ops.insert(custom.clone());
-                    } else {
-                        custom_ops.insert(custom.clone());
-                    }
+            if let Some(custom) = &code.custom_code
+                && code.builtin_code == CUSTOM
+            {
+                if custom.starts_with("Flex") {
+                    flex_ops.insert(custom.clone());
+                } else {
+                    custom_ops.insert(custom.clone());
                 }
             }
         }
@@ -871,5 +871,55 @@ impl Extent {
         let vt = vtable.as_bytes();
         self.slice(vt);
         self.note(tab.loc().saturating_add(vtable.object_inline_num_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_strings_stop_at_nul() {
+        assert_eq!(decode_version(b"2.6.0\0\0\0\0\0\0\0\0\0\0\0"), "2.6.0");
+        assert_eq!(decode_version(b"1.14.0"), "1.14.0");
+        assert_eq!(decode_version(b""), "");
+        assert_eq!(decode_version(b"\xff\xfe\0"), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn zip_archives_are_recognised_after_padding() {
+        assert!(looks_like_zip(b"PK\x03\x04rest"));
+        assert!(looks_like_zip(b"\0\0\0\0PK\x05\x06"));
+        assert!(!looks_like_zip(b"TFL3"));
+        assert!(!looks_like_zip(b""));
+    }
+
+    #[test]
+    fn extent_tracks_the_furthest_byte() {
+        let bytes = [0u8; 64];
+        let mut e = Extent::new(&bytes);
+        assert_eq!(e.end, 8);
+        e.slice(&bytes[10..20]);
+        assert_eq!(e.end, 20);
+        e.slice(&bytes[0..4]);
+        assert_eq!(e.end, 20);
+        let s = std::str::from_utf8(&bytes[30..40]).unwrap();
+        e.str(s);
+        assert_eq!(e.end, 41, "a string's NUL terminator belongs to it");
+        e.note(1000);
+        assert_eq!(e.end, 64, "never past the end of the buffer");
+    }
+
+    #[test]
+    fn empty_model_table_is_rejected() {
+        // A root offset pointing at a table with no fields: it verifies, but has no subgraphs.
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let model = fb::Model::create(&mut fbb, &fb::ModelArgs::default());
+        fb::finish_model_buffer(&mut fbb, model);
+        let err = read_bytes(fbb.finished_data(), "x", ReadOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the model is inconsistent: the model has no subgraphs"
+        );
     }
 }

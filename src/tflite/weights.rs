@@ -148,7 +148,7 @@ impl ElementKind {
             Self::Half => 2,
             Self::Int { width, .. } => width,
         };
-        if data.len() % width != 0 {
+        if !data.len().is_multiple_of(width) {
             return None;
         }
         let mut zeros = 0u64;

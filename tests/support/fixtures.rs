@@ -109,13 +109,16 @@ pub fn custom(name: &str) -> OpCode {
     }
 }
 
+/// (key, subgraph, inputs (name, tensor), outputs (name, tensor))
+pub type SignatureSpec = (String, u32, Vec<(String, u32)>, Vec<(String, u32)>);
+
 #[derive(Clone, Default)]
 pub struct Spec {
     pub description: Option<String>,
     pub opcodes: Vec<OpCode>,
     pub subgraphs: Vec<Sg>,
     /// (key, subgraph, inputs (name, tensor), outputs (name, tensor))
-    pub signatures: Vec<(String, u32, Vec<(String, u32)>, Vec<(String, u32)>)>,
+    pub signatures: Vec<SignatureSpec>,
     pub metadata: Vec<(String, Vec<u8>)>,
     /// Store tensor data after the FlatBuffer (the >2 GB layout) with `buffer_location`.
     pub outside: bool,
@@ -499,7 +502,7 @@ pub fn no_signature() -> Spec {
         name: None,
         tensors: vec![
             t("input", dtype::FLOAT32, &[1, 8, 8, 3]),
-            t("conv/w16", dtype::FLOAT16, &[4, 1, 1, 3]).data(vec![0x00, 0x3c].repeat(12)),
+            t("conv/w16", dtype::FLOAT16, &[4, 1, 1, 3]).data([0x00, 0x3c].repeat(12)),
             t("conv/w", dtype::FLOAT32, &[4, 1, 1, 3]),
             t("conv/b", dtype::FLOAT32, &[4]).data(vec![0; 16]),
             t("output", dtype::FLOAT32, &[1, 8, 8, 4]),
