@@ -17,7 +17,7 @@ use super::model::{
     SignatureTensor, Sparsity, Subgraph, Tensor, WeightSummary,
 };
 use super::names::{CUSTOM, builtin_op_name, dtype_name};
-use super::weights;
+use super::weights::{self, Source};
 
 /// What went wrong reading a model file.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,11 @@ pub fn read_path(path: &Path, options: ReadOptions) -> Result<ModelInfo, ReadErr
         source,
     };
     let file = File::open(path).map_err(io_err)?;
-    let len = file.metadata().map_err(io_err)?.len();
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(ReadError::NotTflite("it is a directory".to_string()));
+    }
+    let len = meta.len();
     if len < 8 {
         return Err(too_small(len));
     }
@@ -79,7 +83,12 @@ pub fn read_path(path: &Path, options: ReadOptions) -> Result<ModelInfo, ReadErr
     // being written.
     #[allow(unsafe_code)]
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
-    read_bytes(&map, &path.display().to_string(), options)
+    read_with(
+        &map,
+        &path.display().to_string(),
+        options,
+        Source::File(&file),
+    )
 }
 
 fn too_small(len: u64) -> ReadError {
@@ -90,6 +99,16 @@ fn too_small(len: u64) -> ReadError {
 
 /// Read a model from bytes already in memory; `file` is the name to report.
 pub fn read_bytes(bytes: &[u8], file: &str, options: ReadOptions) -> Result<ModelInfo, ReadError> {
+    read_with(bytes, file, options, Source::Bytes(bytes))
+}
+
+/// `weights` is where the weights check reads from: the same bytes, or the file itself.
+fn read_with(
+    bytes: &[u8],
+    file: &str,
+    options: ReadOptions,
+    weights: Source<'_>,
+) -> Result<ModelInfo, ReadError> {
     let Some(ident) = bytes.get(4..8) else {
         return Err(too_small(bytes.len() as u64));
     };
@@ -104,7 +123,7 @@ pub fn read_bytes(bytes: &[u8], file: &str, options: ReadOptions) -> Result<Mode
         bytes,
         extent: Extent::new(bytes),
     }
-    .read(model, file, options)
+    .read(model, file, options, weights)
 }
 
 struct Reader<'a> {
@@ -128,6 +147,7 @@ impl<'a> Reader<'a> {
         model: fb::Model<'a>,
         file: &str,
         options: ReadOptions,
+        weight_source: Source<'_>,
     ) -> Result<ModelInfo, ReadError> {
         self.extent.table(&model._tab);
         let operator_codes = self.operator_codes(&model);
@@ -235,7 +255,7 @@ impl<'a> Reader<'a> {
         let layout = self.layout(&buffers, &metadata, &mut warnings);
         let weights_check = options
             .weights_check
-            .then(|| weights::check(self.bytes, &all_tensors, &buffer_ids, &buffers));
+            .then(|| weights::check(weight_source, &all_tensors, &buffer_ids, &buffers));
 
         let info_warnings = collect_warnings(
             &signatures,

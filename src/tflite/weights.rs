@@ -1,19 +1,62 @@
 //! The weights check (`inspect --weights`, the guide's "verify weights were saved"): read
 //! every constant tensor once, in file order, and count elements that are zero. A model whose
 //! weights were never saved or were zeroed by a broken export shows up as all-zero tensors.
-//! This is the only place that reads weight bytes.
+//! This is the only place that reads weight bytes. For files it reads through a fixed-size
+//! buffer rather than the memory map, so a multi-gigabyte model never becomes resident.
 
 use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
 
 use super::model::{Tensor, WeightsCheck};
 use super::reader::BufferSpan;
 
-/// Bytes per chunk: counting walks the mapped file in pieces so the kernel can stream it
-/// rather than the check holding a large model in memory at once.
+/// Bytes per read: a multiple of every element width.
 const CHUNK: usize = 1 << 20;
 
+/// Where weight bytes come from: a byte slice already in memory, or a file read in chunks.
+pub(crate) enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(&'a std::fs::File),
+}
+
+impl Source<'_> {
+    /// Feed `len` bytes at `start` to `f` in chunks; false when they cannot all be read.
+    fn chunks(&mut self, start: usize, len: usize, f: &mut dyn FnMut(&[u8])) -> bool {
+        match self {
+            Source::Bytes(bytes) => {
+                let Some(data) = start.checked_add(len).and_then(|end| bytes.get(start..end))
+                else {
+                    return false;
+                };
+                data.chunks(CHUNK).for_each(f);
+                true
+            }
+            Source::File(file) => {
+                let mut file = *file;
+                if file.seek(SeekFrom::Start(start as u64)).is_err() {
+                    return false;
+                }
+                let mut buf = vec![0u8; CHUNK.min(len)];
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    let Some(piece) = buf.get_mut(..n) else {
+                        return false;
+                    };
+                    if file.read_exact(piece).is_err() {
+                        return false;
+                    }
+                    f(piece);
+                    left -= n;
+                }
+                true
+            }
+        }
+    }
+}
+
 pub(crate) fn check(
-    bytes: &[u8],
+    mut source: Source<'_>,
     tensors: &[Vec<Tensor>],
     buffer_ids: &[Vec<u32>],
     buffers: &[BufferSpan],
@@ -41,18 +84,18 @@ pub(crate) fn check(
     // File order, so a cold read of a large model is sequential.
     todo.sort_by_key(|(_, _, span)| span.start);
     for (sg, t, span) in todo {
-        let data = span
-            .start
-            .checked_add(span.len)
-            .and_then(|end| bytes.get(span.start..end));
-        let (Some(data), Some(kind)) = (data, ElementKind::of(t)) else {
+        let Some(kind) = ElementKind::of(t).filter(|k| span.len % k.width() == 0) else {
             result.tensors_skipped += 1;
             continue;
         };
-        let Some((elements, zeros)) = kind.count_zeros(data) else {
+        let mut zeros = 0u64;
+        if !source.chunks(span.start, span.len, &mut |chunk| {
+            zeros += kind.count_zeros(chunk)
+        }) {
             result.tensors_skipped += 1;
             continue;
-        };
+        }
+        let elements = (span.len / kind.width()) as u64;
         result.tensors_checked += 1;
         result.elements += elements;
         result.zero_elements += zeros;
@@ -141,25 +184,19 @@ impl ElementKind {
         })
     }
 
-    /// (elements, zero elements), or `None` when the bytes are not whole elements.
-    fn count_zeros(self, data: &[u8]) -> Option<(u64, u64)> {
-        let width = match self {
+    fn width(self) -> usize {
+        match self {
             Self::Float(w) => w,
             Self::Half => 2,
             Self::Int { width, .. } => width,
-        };
-        if !data.len().is_multiple_of(width) {
-            return None;
         }
-        let mut zeros = 0u64;
-        for chunk in data.chunks(CHUNK - CHUNK % width) {
-            for e in chunk.chunks_exact(width) {
-                if self.is_zero(e) {
-                    zeros += 1;
-                }
-            }
-        }
-        Some(((data.len() / width) as u64, zeros))
+    }
+
+    /// Zero elements in whole elements of `data` (a trailing partial element is ignored).
+    fn count_zeros(self, data: &[u8]) -> u64 {
+        data.chunks_exact(self.width())
+            .filter(|e| self.is_zero(e))
+            .count() as u64
     }
 
     fn is_zero(self, e: &[u8]) -> bool {
@@ -197,17 +234,14 @@ mod tests {
             .iter()
             .flat_map(|f| f.to_le_bytes())
             .collect();
-        assert_eq!(ElementKind::Float(4).count_zeros(&f32s), Some((4, 3)));
+        assert_eq!(ElementKind::Float(4).count_zeros(&f32s), 3);
         let int8 = [0x80u8, 0x00, 0x80];
-        assert_eq!(
-            ElementKind::Int {
-                width: 1,
-                zero: -128,
-                signed: true
-            }
-            .count_zeros(&int8),
-            Some((3, 2))
-        );
+        let zp = ElementKind::Int {
+            width: 1,
+            zero: -128,
+            signed: true,
+        };
+        assert_eq!(zp.count_zeros(&int8), 2);
         assert_eq!(
             ElementKind::Int {
                 width: 1,
@@ -215,10 +249,27 @@ mod tests {
                 signed: true
             }
             .count_zeros(&int8),
-            Some((3, 1))
+            1
         );
-        let half = [0x00u8, 0x80, 0x00, 0x3c];
-        assert_eq!(ElementKind::Half.count_zeros(&half), Some((2, 1)));
-        assert_eq!(ElementKind::Float(4).count_zeros(&[0, 0, 0]), None);
+        assert_eq!(ElementKind::Half.count_zeros(&[0x00, 0x80, 0x00, 0x3c]), 1);
+    }
+
+    #[test]
+    fn file_and_bytes_sources_agree() {
+        let data: Vec<u8> = (0..(3 * CHUNK + 5)).map(|i| (i % 7) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &data).unwrap();
+        let count = |mut s: Source<'_>| {
+            let mut zeros = 0;
+            let ok = s.chunks(3, 3 * CHUNK, &mut |c| {
+                zeros += ElementKind::Half.count_zeros(c)
+            });
+            (ok, zeros)
+        };
+        let from_bytes = count(Source::Bytes(&data));
+        assert_eq!(from_bytes, count(Source::File(&file)));
+        assert!(from_bytes.0);
+        assert!(!Source::Bytes(&data).chunks(data.len(), 1, &mut |_| {}));
+        assert!(!Source::File(&file).chunks(data.len(), 1, &mut |_| {}));
     }
 }
