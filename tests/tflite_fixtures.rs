@@ -171,6 +171,23 @@ fn corrupted_fixtures_never_panic() {
     }
 }
 
+/// Inputs the fuzzer found to panic, kept so they never do again.
+#[test]
+fn fuzzer_regressions_do_not_panic() {
+    let dir = fixtures::dir().join("regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let opts = ReadOptions {
+            weights_check: true,
+            tensors: true,
+        };
+        let _ = read_bytes(&bytes, "regression", opts);
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in `{}`", dir.display());
+}
+
 /// A root offset pointing back at itself, and tables whose offsets form a cycle, must end
 /// in a verifier error rather than endless recursion.
 #[test]

@@ -886,11 +886,38 @@ impl Extent {
         s
     }
 
+    /// A table and its vtable. Read with checked accesses, not through `flatbuffers::VTable`:
+    /// the verifier accepts a vtable shorter than its 4-byte header, and `VTable` would then
+    /// read past it (found by the fuzzer, `tests/fixtures/tflite/regressions/`).
     fn table(&mut self, tab: &flatbuffers::Table<'_>) {
-        let vtable = tab.vtable();
-        let vt = vtable.as_bytes();
-        self.slice(vt);
-        self.note(tab.loc().saturating_add(vtable.object_inline_num_bytes()));
+        let buf = tab.buf();
+        let loc = tab.loc();
+        let u16_at = |at: usize| -> Option<usize> {
+            let b = buf.get(at..at.checked_add(2)?)?;
+            Some(usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?])))
+        };
+        let Some(soffset) = buf
+            .get(loc..loc.saturating_add(4))
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+        else {
+            return;
+        };
+        // The vtable sits at `loc - soffset`.
+        let Some(vt) = i64::try_from(loc)
+            .ok()
+            .and_then(|l| usize::try_from(l - i64::from(soffset)).ok())
+        else {
+            return;
+        };
+        let vt_len = u16_at(vt).unwrap_or(0);
+        let object_len = if vt_len >= 4 {
+            u16_at(vt + 2).unwrap_or(4)
+        } else {
+            4
+        };
+        self.note(vt.saturating_add(vt_len));
+        self.note(loc.saturating_add(object_len.max(4)));
     }
 }
 
