@@ -165,15 +165,17 @@ impl Differ {
     }
 
     fn signatures(&mut self, a: &[Signature], b: &[Signature]) {
-        for sa in a {
-            let path = format!("signatures/{}", sa.key);
-            match b.iter().find(|sb| sb.key == sa.key) {
+        let ka = keyed(a, |s| &s.key);
+        let kb = keyed(b, |s| &s.key);
+        for (key, sa) in &ka {
+            let path = format!("signatures/{key}");
+            match lookup(&kb, key) {
                 None => self.push(
                     ChangeKind::SignatureRemoved,
                     path,
-                    json!(sa.key),
+                    json!(key),
                     Value::Null,
-                    format!("signature `{}`", sa.key),
+                    format!("signature `{key}`"),
                 ),
                 Some(sb) => {
                     if sa.subgraph_index != sb.subgraph_index {
@@ -183,95 +185,88 @@ impl Differ {
                             json!(sa.subgraph_index),
                             json!(sb.subgraph_index),
                             format!(
-                                "signature `{}` runs subgraph {} -> {}",
-                                sa.key, sa.subgraph_index, sb.subgraph_index
+                                "signature `{key}` runs subgraph {} -> {}",
+                                sa.subgraph_index, sb.subgraph_index
                             ),
                         );
                     }
-                    self.side(&sa.key, "input", &sa.inputs, &sb.inputs);
-                    self.side(&sa.key, "output", &sa.outputs, &sb.outputs);
+                    self.side(key, "input", &sa.inputs, &sb.inputs);
+                    self.side(key, "output", &sa.outputs, &sb.outputs);
                 }
             }
         }
-        for sb in b.iter().filter(|sb| !a.iter().any(|sa| sa.key == sb.key)) {
+        for (key, _) in kb.iter().filter(|(k, _)| lookup(&ka, k).is_none()) {
             self.push(
                 ChangeKind::SignatureAdded,
-                format!("signatures/{}", sb.key),
+                format!("signatures/{key}"),
                 Value::Null,
-                json!(sb.key),
-                format!("signature `{}`", sb.key),
+                json!(key),
+                format!("signature `{key}`"),
             );
         }
     }
 
-    /// Inputs (or outputs) of one signature.
+    /// Inputs (or outputs) of one signature. Names are matched as keyed names, so a name that
+    /// occurs twice is compared occurrence by occurrence.
     fn side(&mut self, key: &str, what: &str, a: &[SignatureTensor], b: &[SignatureTensor]) {
         let plural = format!("{what}s");
-        let names_a: Vec<&str> = a.iter().map(|t| t.name.as_str()).collect();
-        let names_b: Vec<&str> = b.iter().map(|t| t.name.as_str()).collect();
-        for (pos, ta) in a.iter().enumerate() {
-            let path = format!("signatures/{key}/{plural}/{}", ta.name);
-            if let Some(tb) = b.iter().find(|tb| tb.name == ta.name) {
-                self.tensor(
-                    &path,
-                    &format!("{what} `{key}/{}`", ta.name),
-                    &ta.tensor,
-                    &tb.tensor,
-                );
+        let ka = keyed(a, |t| &t.name);
+        let kb = keyed(b, |t| &t.name);
+        let in_a = |n: &str| lookup(&ka, n).is_some();
+        let in_b = |n: &str| lookup(&kb, n).is_some();
+        for (pos, (name, ta)) in ka.iter().enumerate() {
+            let path = format!("signatures/{key}/{plural}/{name}");
+            if let Some(tb) = lookup(&kb, name) {
+                let label = format!("{what} `{key}/{name}`");
+                self.tensor(&path, &label, &ta.tensor, &tb.tensor);
                 continue;
             }
             // Gone from `b`: a rename when `b` has a new name at the same position.
-            match b.get(pos).filter(|tb| !names_a.contains(&tb.name.as_str())) {
-                Some(tb) => {
+            match kb.get(pos).filter(|(n, _)| !in_a(n)) {
+                Some((new_name, tb)) => {
                     self.push(
                         ChangeKind::TensorRenamed,
                         path.clone(),
-                        json!(ta.name),
-                        json!(tb.name),
-                        format!("{what} `{key}/{}` renamed to `{}`", ta.name, tb.name),
+                        json!(name),
+                        json!(new_name),
+                        format!("{what} `{key}/{name}` renamed to `{new_name}`"),
                     );
-                    self.tensor(
-                        &path,
-                        &format!("{what} `{key}/{}`", tb.name),
-                        &ta.tensor,
-                        &tb.tensor,
-                    );
+                    let label = format!("{what} `{key}/{new_name}`");
+                    self.tensor(&path, &label, &ta.tensor, &tb.tensor);
                 }
                 None => self.push(
                     ChangeKind::TensorRemoved,
                     path,
-                    json!(ta.name),
+                    json!(name),
                     Value::Null,
-                    format!("{what} `{key}/{}` ({})", ta.name, describe(&ta.tensor)),
+                    format!("{what} `{key}/{name}` ({})", describe(&ta.tensor)),
                 ),
             }
         }
-        for (pos, tb) in b.iter().enumerate() {
-            if names_a.contains(&tb.name.as_str()) {
+        for (pos, (name, tb)) in kb.iter().enumerate() {
+            if in_a(name) {
                 continue;
             }
-            let renamed = a
-                .get(pos)
-                .is_some_and(|ta| !names_b.contains(&ta.name.as_str()));
+            let renamed = ka.get(pos).is_some_and(|(n, _)| !in_b(n));
             if !renamed {
                 self.push(
                     ChangeKind::TensorAdded,
-                    format!("signatures/{key}/{plural}/{}", tb.name),
+                    format!("signatures/{key}/{plural}/{name}"),
                     Value::Null,
-                    json!(tb.name),
-                    format!("{what} `{key}/{}` ({})", tb.name, describe(&tb.tensor)),
+                    json!(name),
+                    format!("{what} `{key}/{name}` ({})", describe(&tb.tensor)),
                 );
             }
         }
-        let common_a: Vec<&str> = names_a
+        let common_a: Vec<&str> = ka
             .iter()
-            .copied()
-            .filter(|n| names_b.contains(n))
+            .map(|(n, _)| n.as_str())
+            .filter(|n| in_b(n))
             .collect();
-        let common_b: Vec<&str> = names_b
+        let common_b: Vec<&str> = kb
             .iter()
-            .copied()
-            .filter(|n| names_a.contains(n))
+            .map(|(n, _)| n.as_str())
+            .filter(|n| in_a(n))
             .collect();
         if common_a != common_b {
             self.push(
@@ -390,15 +385,17 @@ impl Differ {
     }
 
     fn metadata(&mut self, a: &ModelInfo, b: &ModelInfo) {
-        for ma in &a.metadata {
-            let path = format!("metadata/{}", ma.name);
-            match b.metadata.iter().find(|mb| mb.name == ma.name) {
+        let ka = keyed(&a.metadata, |m| &m.name);
+        let kb = keyed(&b.metadata, |m| &m.name);
+        for (name, ma) in &ka {
+            let path = format!("metadata/{name}");
+            match lookup(&kb, name) {
                 None => self.push(
                     ChangeKind::MetadataRemoved,
                     path,
-                    json!(ma.name),
+                    json!(name),
                     Value::Null,
-                    format!("metadata `{}` ({} bytes)", ma.name, ma.size_bytes),
+                    format!("metadata `{name}` ({} bytes)", ma.size_bytes),
                 ),
                 Some(mb) if mb.size_bytes != ma.size_bytes => self.push(
                     ChangeKind::MetadataChanged,
@@ -406,24 +403,20 @@ impl Differ {
                     json!(ma.size_bytes),
                     json!(mb.size_bytes),
                     format!(
-                        "metadata `{}`: {} -> {} bytes",
-                        ma.name, ma.size_bytes, mb.size_bytes
+                        "metadata `{name}`: {} -> {} bytes",
+                        ma.size_bytes, mb.size_bytes
                     ),
                 ),
                 Some(_) => {}
             }
         }
-        for mb in b
-            .metadata
-            .iter()
-            .filter(|mb| !a.metadata.iter().any(|ma| ma.name == mb.name))
-        {
+        for (name, mb) in kb.iter().filter(|(n, _)| lookup(&ka, n).is_none()) {
             self.push(
                 ChangeKind::MetadataAdded,
-                format!("metadata/{}", mb.name),
+                format!("metadata/{name}"),
                 Value::Null,
-                json!(mb.name),
-                format!("metadata `{}` ({} bytes)", mb.name, mb.size_bytes),
+                json!(name),
+                format!("metadata `{name}` ({} bytes)", mb.size_bytes),
             );
         }
         if a.min_runtime_version != b.min_runtime_version {
@@ -466,6 +459,30 @@ impl Differ {
             }
         }
     }
+}
+
+/// Items by name, where the second `x` is `x#2`: files may repeat a signature key, an input
+/// name or a metadata name, and each occurrence must meet its counterpart, not the first one.
+fn keyed<'a, T>(items: &'a [T], name: impl Fn(&T) -> &str) -> Vec<(String, &'a T)> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    items
+        .iter()
+        .map(|item| {
+            let n = name(item);
+            let count = seen.entry(n).or_insert(0);
+            *count += 1;
+            let key = if *count == 1 {
+                n.to_string()
+            } else {
+                format!("{n}#{count}")
+            };
+            (key, item)
+        })
+        .collect()
+}
+
+fn lookup<'a, T>(keyed: &[(String, &'a T)], key: &str) -> Option<&'a T> {
+    keyed.iter().find(|(k, _)| k == key).map(|(_, t)| *t)
 }
 
 fn versions(m: &ModelInfo) -> BTreeMap<&str, BTreeSet<i32>> {
@@ -605,6 +622,20 @@ mod tests {
             [(
                 ChangeKind::TensorRemoved,
                 "input `sig/m` (bool [-1,2])".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn repeated_names_meet_their_own_occurrence() {
+        let a = [tensor("x", "float32"), tensor("x", "int8")];
+        assert!(side(&a, &a).is_empty());
+        let b = [tensor("x", "float32"), tensor("x", "uint8")];
+        assert_eq!(
+            side(&a, &b),
+            [(
+                ChangeKind::DtypeChanged,
+                "input `sig/x#2`: dtype int8 -> uint8".to_string()
             )]
         );
     }
