@@ -620,7 +620,7 @@ impl<'a> Reader<'a> {
                 continue;
             }
             outside += 1;
-            outside_bytes += span.len as u64;
+            outside_bytes = outside_bytes.saturating_add(span.len as u64);
             let end = span.start.saturating_add(span.len);
             if end > file_len {
                 warnings.push(format!(
@@ -710,13 +710,13 @@ fn weight_summary(tensors: &[Vec<Tensor>], buffer_ids: &[Vec<u32>]) -> WeightSum
             if buffer == 0 || t.data_bytes == 0 || !seen.insert(buffer) {
                 continue;
             }
-            total += t.data_bytes;
+            total = total.saturating_add(t.data_bytes);
             let entry = by_dtype.entry(t.dtype.clone()).or_insert(DtypeWeights {
                 tensors: 0,
                 bytes: 0,
             });
             entry.tensors += 1;
-            entry.bytes += t.data_bytes;
+            entry.bytes = entry.bytes.saturating_add(t.data_bytes);
             all.push(LargeTensor {
                 subgraph: u32::try_from(sg).unwrap_or(u32::MAX),
                 index: t.index,

@@ -97,8 +97,8 @@ pub(crate) fn check(
         }
         let elements = (span.len / kind.width()) as u64;
         result.tensors_checked += 1;
-        result.elements += elements;
-        result.zero_elements += zeros;
+        result.elements = result.elements.saturating_add(elements);
+        result.zero_elements = result.zero_elements.saturating_add(zeros);
         if elements > 0 && zeros == elements {
             result
                 .all_zero_tensors
