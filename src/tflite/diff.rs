@@ -463,7 +463,7 @@ impl Differ {
 
 /// Items by name, where the second `x` is `x#2`: files may repeat a signature key, an input
 /// name or a metadata name, and each occurrence must meet its counterpart, not the first one.
-fn keyed<'a, T>(items: &'a [T], name: impl Fn(&T) -> &str) -> Vec<(String, &'a T)> {
+fn keyed<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<(String, &T)> {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     items
         .iter()
