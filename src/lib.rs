@@ -7,4 +7,5 @@ pub mod cli;
 pub mod diag;
 pub mod engine;
 pub mod recipe;
+pub mod tflite;
 pub mod worker;

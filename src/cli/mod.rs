@@ -3,7 +3,9 @@
 
 mod apply;
 mod check;
+mod diff;
 mod env;
+mod inspect;
 mod output;
 mod plan;
 mod recipes;
@@ -21,7 +23,7 @@ pub use output::{Exit, Hinted};
     name = "litert",
     version,
     about,
-    after_help = "Examples:\n  litert check recipes/\n  litert plan recipes/mlp_quickstart.yaml --json\n  litert schema > recipe.schema.json\n\nExit codes: 0 success, 1 a check found a difference or failure, 2 invalid input or usage"
+    after_help = "Examples:\n  litert check recipes/\n  litert plan recipes/mlp_quickstart.yaml --json\n  litert apply recipes/mlp_quickstart.yaml\n  litert inspect build/mlp_quickstart.tflite\n  litert diff old.tflite new.tflite\n\nExit codes: 0 success, 1 a check found a difference or failure, 2 invalid input or usage"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,11 +32,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Apply(apply::ApplyArgs),
     Check(check::CheckArgs),
-    Env(env::EnvArgs),
     Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
+    Inspect(inspect::InspectArgs),
+    Diff(diff::DiffArgs),
     Schema(schema::SchemaArgs),
+    Env(env::EnvArgs),
 }
 
 /// Parse the process arguments, run the verb and return its exit code.
@@ -57,6 +61,8 @@ pub fn main() -> ExitCode {
         Command::Env(args) => env::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Diff(args) => diff::run(args),
     };
     match exit {
         Ok(code) => code.into(),

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::recipe::BuildPlan;
+use crate::tflite;
 use crate::worker::env::WorkerEnv;
 use crate::worker::process::{ProcessError, Worker};
 use crate::worker::protocol::{BuildResult, Event, Request, WorkerError};
@@ -43,20 +44,21 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum Status {
     /// Written to `plan.output`.
-    Built {
-        result: Box<BuildResult>,
-        size: u64,
-        gates: Vec<gates::GateResult>,
-    },
-    /// Converted, but parity or a gate failed: nothing was written.
-    Rejected {
-        result: Box<BuildResult>,
-        size: u64,
-        gates: Vec<gates::GateResult>,
-        reasons: Vec<String>,
-    },
+    Built(Converted),
+    /// Converted, but parity or a gate failed (the reasons): nothing was written.
+    Rejected(Converted, Vec<String>),
     /// The build could not finish.
     Failed(Failure),
+}
+
+/// What a conversion produced and what litert found in it.
+#[derive(Debug)]
+pub struct Converted {
+    pub result: Box<BuildResult>,
+    /// The artifact as the native reader sees it.
+    pub model: Box<tflite::model::ModelInfo>,
+    pub size: u64,
+    pub gates: Vec<gates::GateResult>,
 }
 
 /// Why a build could not finish, with the stage it reached.
@@ -70,7 +72,7 @@ pub struct Failure {
 
 impl Outcome {
     pub fn ok(&self) -> bool {
-        matches!(self.status, Status::Built { .. })
+        matches!(self.status, Status::Built(_))
     }
 }
 
@@ -138,7 +140,7 @@ impl WorkerSlot<'_> {
         let label = format!("[{}/{total}] {}", index + 1, plan.id);
         let status = self.run(&plan, &label, progress);
         let seconds = start.elapsed().as_secs_f64();
-        progress.finish(&label, matches!(status, Status::Built { .. }));
+        progress.finish(&label, matches!(status, Status::Built(_)));
         Outcome {
             plan,
             status,
@@ -221,7 +223,18 @@ impl WorkerSlot<'_> {
         };
         progress.stage(label, "checking");
         let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
-        let gate_results = gates::check(plan, &temp.path, size);
+        let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                return Status::Failed(Failure {
+                    stage: "inspect".into(),
+                    message: format!("the converter wrote a model litert cannot read: {e}"),
+                    hint: None,
+                    detail: None,
+                });
+            }
+        };
+        let gate_results = gates::check(plan, &model, size);
         let mut reasons: Vec<String> = gate_results
             .iter()
             .filter(|g| !g.ok)
@@ -232,20 +245,17 @@ impl WorkerSlot<'_> {
         {
             reasons.insert(0, "parity with Keras failed".into());
         }
+        let converted = Converted {
+            result,
+            model: Box::new(model),
+            size,
+            gates: gate_results,
+        };
         if !reasons.is_empty() {
-            return Status::Rejected {
-                result,
-                size,
-                gates: gate_results,
-                reasons,
-            };
+            return Status::Rejected(converted, reasons);
         }
         match temp.persist(&plan.output) {
-            Ok(()) => Status::Built {
-                result,
-                size,
-                gates: gate_results,
-            },
+            Ok(()) => Status::Built(converted),
             Err(failure) => Status::Failed(failure),
         }
     }

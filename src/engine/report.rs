@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::gates::{GateResult, human_bytes};
-use super::{Outcome, Status};
-use crate::worker::protocol::{ParityReport, SignatureInput};
+use super::{Converted, Outcome, Status};
+use crate::tflite::model::SignatureTensor;
 
 /// The report for people.
 pub fn human(outcomes: &[Outcome]) -> String {
@@ -12,33 +12,24 @@ pub fn human(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         let p = &o.plan;
         match &o.status {
-            Status::Built {
-                result,
-                size,
-                gates,
-            } => {
+            Status::Built(c) => {
                 out.push_str(&format!(
                     "✓ {}  {}  {}  {:.1}s\n",
                     p.id,
                     p.output.display(),
-                    human_bytes(*size),
+                    human_bytes(c.size),
                     o.seconds
                 ));
-                checklist(&mut out, &result.signature, result.parity.as_ref(), gates);
+                checklist(&mut out, c);
             }
-            Status::Rejected {
-                result,
-                size,
-                gates,
-                reasons,
-            } => {
+            Status::Rejected(c, reasons) => {
                 out.push_str(&format!(
                     "✗ {}  not written ({}): {}\n",
                     p.id,
-                    human_bytes(*size),
+                    human_bytes(c.size),
                     reasons.join("; ")
                 ));
-                checklist(&mut out, &result.signature, result.parity.as_ref(), gates);
+                checklist(&mut out, c);
             }
             Status::Failed(f) => {
                 out.push_str(&format!(
@@ -65,24 +56,14 @@ pub fn human(outcomes: &[Outcome]) -> String {
     out
 }
 
-fn checklist(
-    out: &mut String,
-    sig: &[SignatureInput],
-    parity: Option<&ParityReport>,
-    gates: &[GateResult],
-) {
-    let inputs: Vec<String> = sig
-        .iter()
-        .map(|s| {
-            let dims: Vec<String> = s
-                .shape
-                .iter()
-                .map(|d| d.map_or("?".into(), |d| d.to_string()))
-                .collect();
-            format!("{} {}[{}]", s.name, s.dtype, dims.join(","))
-        })
-        .collect();
-    out.push_str(&format!("    ✓ inputs: {}\n", inputs.join(", ")));
+fn checklist(out: &mut String, c: &Converted) {
+    // The artifact's own signature, as the reader sees it: what an app will bind to.
+    if let Some(sig) = c.model.signatures.first() {
+        out.push_str(&format!("    ✓ inputs: {}\n", tensors(&sig.inputs)));
+        out.push_str(&format!("    ✓ outputs: {}\n", tensors(&sig.outputs)));
+    }
+    let parity = c.result.parity.as_ref();
+    let gates = &c.gates;
     match parity {
         None => out.push_str("    - parity: off\n"),
         Some(p) if p.skipped.is_some() => {
@@ -123,6 +104,33 @@ fn checklist(
     }
 }
 
+/// `pixels float32[1,28,28]`, `image int8[1,?,?,3] (quantized)`.
+fn tensors(list: &[SignatureTensor]) -> String {
+    list.iter()
+        .map(|t| {
+            let dims: Vec<String> = t
+                .tensor
+                .shape_signature
+                .iter()
+                .map(|&d| {
+                    if d < 0 {
+                        "?".to_string()
+                    } else {
+                        d.to_string()
+                    }
+                })
+                .collect();
+            let q = if t.tensor.quantization.is_some() {
+                " (quantized)"
+            } else {
+                ""
+            };
+            format!("{} {}[{}]{q}", t.name, t.tensor.dtype, dims.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Serialize)]
 struct JsonOutcome<'a> {
     id: &'a str,
@@ -137,6 +145,8 @@ struct JsonOutcome<'a> {
     message: Option<&'a str>,
     hint: Option<&'a str>,
     result: Option<&'a crate::worker::protocol::BuildResult>,
+    /// The artifact as `litert inspect --json` describes it.
+    artifact: Option<&'a crate::tflite::model::ModelInfo>,
     gates: Option<&'a [GateResult]>,
 }
 
@@ -158,29 +168,23 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 message: None,
                 hint: None,
                 result: None,
+                artifact: None,
                 gates: None,
             };
             match &o.status {
-                Status::Built {
-                    result,
-                    size,
-                    gates,
-                } => JsonOutcome {
-                    size_bytes: Some(*size),
-                    result: Some(result),
-                    gates: Some(gates),
+                Status::Built(c) => JsonOutcome {
+                    size_bytes: Some(c.size),
+                    result: Some(&c.result),
+                    artifact: Some(&c.model),
+                    gates: Some(&c.gates),
                     ..base
                 },
-                Status::Rejected {
-                    result,
-                    size,
-                    gates,
-                    reasons,
-                } => JsonOutcome {
+                Status::Rejected(c, reasons) => JsonOutcome {
                     status: "rejected",
-                    size_bytes: Some(*size),
-                    result: Some(result),
-                    gates: Some(gates),
+                    size_bytes: Some(c.size),
+                    result: Some(&c.result),
+                    artifact: Some(&c.model),
+                    gates: Some(&c.gates),
                     reasons: reasons.clone(),
                     ..base
                 },

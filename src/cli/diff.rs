@@ -1,0 +1,62 @@
+//! `litert diff`: the semantic difference of two `.tflite` models, with `diff`'s exit codes
+//! (0 equivalent, 1 different, 2 error). The comparison itself lives in `tflite::diff`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::inspect::load;
+use super::{Exit, output};
+use crate::tflite::ReadOptions;
+use crate::tflite::diff::{ModelDiff, diff};
+
+/// Show what differs between two LiteRT models: signatures, inputs and outputs, ops, sizes.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  litert diff old.tflite new.tflite\n  litert diff old.tflite new.tflite --json | jq '.changes[].kind'\n\nExit codes: 0 equivalent, 1 different, 2 a file is missing or not a valid model"
+)]
+pub struct DiffArgs {
+    /// The model to compare from.
+    pub a: PathBuf,
+    /// The model to compare to.
+    pub b: PathBuf,
+    /// Print the differences as JSON (the contract in `docs/inspect.md`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
+    let a = load(&args.a, ReadOptions::default())?;
+    let b = load(&args.b, ReadOptions::default())?;
+    let d = diff(&a, &b);
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&d)?;
+        text.push('\n');
+        output::stdout(&text)?;
+    } else {
+        output::stdout(&render(&d))?;
+    }
+    Ok(if d.equivalent {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// The human form: a header, then one line per change marked `+`, `-` or `~`.
+pub fn render(d: &ModelDiff) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "--- {}", d.a);
+    let _ = writeln!(out, "+++ {}", d.b);
+    if d.equivalent {
+        let _ = writeln!(out, "no semantic differences");
+        return out;
+    }
+    for change in &d.changes {
+        let _ = writeln!(out, "{} {}", change.kind.marker(), change.message);
+    }
+    let n = d.changes.len();
+    let _ = writeln!(out, "{n} difference{}", if n == 1 { "" } else { "s" });
+    out
+}
