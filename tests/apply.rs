@@ -94,8 +94,14 @@ fn keras_export_suite_through_recipes() {
     );
     assert_eq!(outputs(a("k10_multi_output_model_export")).len(), 2);
     // Keras resizes this model's inputs to a batch of 2: the batch must stay dynamic.
-    for input in a("k08_model_with_multiple_inputs")["artifact"]["signatures"][0]["inputs"].as_array().unwrap() {
-        assert_eq!(input["tensor"]["shape_signature"], serde_json::json!([-1, 10]));
+    for input in a("k08_model_with_multiple_inputs")["artifact"]["signatures"][0]["inputs"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(
+            input["tensor"]["shape_signature"],
+            serde_json::json!([-1, 10])
+        );
     }
     for id in [
         "k14_export_with_optimizations_sparsity",
