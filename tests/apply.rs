@@ -202,7 +202,7 @@ fn flex_ops_need_an_opt_in() {
     let dir = keras_suite();
     let dir_s = dir.to_string_lossy().into_owned();
     let mut args = vec!["apply", "--json"];
-    let recipes = suite_recipes(&["x0"]);
+    let recipes = suite_recipes(&["x01", "x02", "x03"]);
     args.extend(recipes.iter().map(String::as_str));
     let out = litert_env(&root(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     assert_eq!(out.code, 1);
@@ -485,4 +485,69 @@ fn two_jobs() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(artifacts(&out).len(), 3);
+}
+
+/// Unsafe model files need an opt-in; subclassed models take several call arguments;
+/// `image_size` fixes dynamic spatial dimensions.
+#[test]
+fn more_model_kinds() {
+    let dir = keras_suite();
+    let dir_s = dir.to_string_lossy().into_owned();
+    let env = [("LITERT_KERAS_SUITE_DIR", dir_s.as_str())];
+    let refused = litert_env(
+        &root(),
+        &[
+            "apply",
+            "--json",
+            "tests/keras_suite/x04_lambda_layer_needs_allow_unsafe.yaml",
+        ],
+        &env,
+    );
+    assert_eq!(refused.code, 1);
+    let a = &artifacts(&refused)["x04_lambda_layer_needs_allow_unsafe"];
+    assert_eq!(a["stage"], "load");
+    assert!(
+        a["hint"].as_str().unwrap().contains("--allow-unsafe"),
+        "{a:#}"
+    );
+
+    let out = litert_env(
+        &root(),
+        &[
+            "apply",
+            "--json",
+            "--allow-unsafe",
+            "--allow-code",
+            "tests/keras_suite/x04_lambda_layer_needs_allow_unsafe.yaml",
+            "tests/keras_suite/x05_subclassed_two_call_arguments.yaml",
+            "tests/keras_suite/x06_image_size.yaml",
+        ],
+        &env,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    let inputs = |id: &str| -> Vec<(String, Value)> {
+        arts[id]["artifact"]["signatures"][0]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["tensor"]["shape_signature"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        inputs("x05_subclassed_two_call_arguments"),
+        [
+            ("x".to_string(), serde_json::json!([1, 10])),
+            ("y".to_string(), serde_json::json!([1, 5]))
+        ]
+    );
+    assert_eq!(
+        inputs("x06_image_size"),
+        [("image".to_string(), serde_json::json!([1, 32, 48, 3]))]
+    );
 }

@@ -163,6 +163,22 @@ def lstm(seed=17):
     return keras.Model(inp, layers.Dense(1)(x))
 
 
+def lambda_layer(seed=18):
+    """A Lambda layer is Python code inside the model file: Keras' safe mode refuses it."""
+    seeded(seed)
+    inp = keras.Input((10,), name="x")
+    return keras.Model(inp, layers.Lambda(lambda t: t * 2.0)(layers.Dense(4)(inp)))
+
+
+def any_size_image(seed=19):
+    """Dynamic spatial dimensions, for the recipe's `image_size` to fix."""
+    seeded(seed)
+    inp = keras.Input((None, None, 3), name="image")
+    x = layers.Conv2D(8, 3, activation="relu")(inp)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(4, activation="softmax")(x))
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     models = {
@@ -184,6 +200,8 @@ def main(out):
         "dict_shared": dict_shared(),
         "dict_multi_output": dict_multi_output(),
         "lstm": lstm(),
+        "lambda_layer": lambda_layer(),
+        "any_size_image": any_size_image(),
     }
     for name, model in models.items():
         model.save(os.path.join(out, f"{name}.keras"))

@@ -27,3 +27,23 @@ def subclass_model(seed=16):
     model.build((None, 10))
     model(keras.ops.zeros((1, 10), dtype="float32"))
     return model
+
+
+class TwoArguments(keras.Model):
+    """A subclassed model whose `call` takes two tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.left = layers.Dense(4)
+        self.right = layers.Dense(4)
+
+    def call(self, x, y):
+        return self.left(x) + self.right(y)
+
+
+def two_argument_model(seed=20):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = TwoArguments()
+    model(keras.ops.zeros((1, 10)), keras.ops.zeros((1, 5)))
+    return model

@@ -147,7 +147,10 @@ def load_model(build):
             return keras.saving.load_model(m["path"], custom_objects=objs, safe_mode=not build.allow_unsafe)
         except ValueError as e:
             if "safe_mode" in str(e) or "lambda" in str(e).lower():
-                raise BuildError("unsafe_model", str(e).splitlines()[0]) from e
+                raise BuildError(
+                    "unsafe_model",
+                    "the model file contains Python code (a `Lambda` layer), which Keras' safe mode refuses to load",
+                ) from e
             raise
     if kind == "h5":
         objs = custom_objects(m.get("custom_objects"), build.allow_code)
