@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod diag;
 pub mod engine;
+pub mod lock;
 pub mod recipe;
+pub mod snapshot;
 pub mod tflite;
 pub mod worker;

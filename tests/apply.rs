@@ -28,6 +28,41 @@ fn fixture_dir(script: &str) -> PathBuf {
     dir
 }
 
+/// A scratch project (its own `.git` root, so its `litert.lock` and `snapshots/` stay out
+/// of the repository) holding copies of the named repository files, same relative paths.
+fn scratch(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    for rel in files {
+        let src = root().join(rel);
+        let dest = dir.path().join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&src, &dest).unwrap_or_else(|e| panic!("copy {rel}: {e}"));
+    }
+    dir
+}
+
+/// The Keras suite's recipes and factories in a scratch project.
+fn suite_project() -> tempfile::TempDir {
+    let names: Vec<String> = std::fs::read_dir(root().join("tests/keras_suite"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| format!("tests/keras_suite/{}", e.file_name().to_string_lossy()))
+        .collect();
+    scratch(&names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The misbehaving-worker recipes and the model `good.yaml` uses, in a scratch project.
+fn apply_fixtures_project() -> tempfile::TempDir {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/fixtures/apply"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| format!("tests/fixtures/apply/{}", e.file_name().to_string_lossy()))
+        .collect();
+    names.push("models/mlp.keras".into());
+    scratch(&names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn keras_suite() -> PathBuf {
     fixture_dir("tests/keras_suite/build_models.py")
 }
@@ -73,7 +108,8 @@ fn keras_export_suite_through_recipes() {
             .filter(|r| !r.contains("/k01") && !r.contains("/k02")),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = litert_env(&root(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
+    let project = suite_project();
+    let out = litert_env(project.path(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     let arts = artifacts(&out);
     for (id, a) in &arts {
         assert_eq!(a["status"], "built", "{id} did not build: {a:#}");
@@ -179,12 +215,13 @@ fn keras_export_suite_through_recipes() {
 fn keras_export_suite_error_cases() {
     let dir = keras_suite();
     let dir_s = dir.to_string_lossy().into_owned();
+    let project = suite_project();
     for case in [
         "tests/keras_suite/k01_export_error_handling.yaml",
         "tests/keras_suite/k02_export_invalid_filepath.yaml",
     ] {
         let out = litert_env(
-            &root(),
+            project.path(),
             &["apply", case],
             &[("LITERT_KERAS_SUITE_DIR", &dir_s)],
         );
@@ -204,7 +241,8 @@ fn flex_ops_need_an_opt_in() {
     let mut args = vec!["apply", "--json"];
     let recipes = suite_recipes(&["x01", "x02", "x03"]);
     args.extend(recipes.iter().map(String::as_str));
-    let out = litert_env(&root(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
+    let project = suite_project();
+    let out = litert_env(project.path(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     assert_eq!(out.code, 1);
     let arts = artifacts(&out);
     let needs = &arts["x01_lstm_dynamic_batch_needs_flex"];
@@ -243,6 +281,7 @@ fn example_recipes_build() {
         &[
             "apply",
             "--json",
+            "--force",
             "--allow-code",
             "recipes/mlp_quickstart.yaml",
             "recipes/functional.yaml",
@@ -386,8 +425,9 @@ fn worker_failures_are_contained() {
         b"the previous artifact",
     )
     .unwrap();
+    let project = apply_fixtures_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",
@@ -456,7 +496,11 @@ fn worker_failures_are_contained() {
 /// Recipes that run code need `--allow-code`; nothing starts without it.
 #[test]
 fn running_code_needs_an_opt_in() {
-    let out = litert_env(&root(), &["apply", "recipes/subclassed.yaml"], &[]);
+    let out = litert_env(
+        &root(),
+        &["apply", "--force", "recipes/subclassed.yaml"],
+        &[],
+    );
     assert_eq!(out.code, 1);
     assert!(
         out.stdout.contains("rerun with `--allow-code`"),
@@ -468,8 +512,6 @@ fn running_code_needs_an_opt_in() {
 /// Two workers share the builds.
 #[test]
 fn two_jobs() {
-    let out_dir = tempfile::tempdir().unwrap();
-    let out_s = out_dir.path().to_string_lossy().into_owned();
     let out = litert_env(
         &root(),
         &[
@@ -477,11 +519,12 @@ fn two_jobs() {
             "--json",
             "--jobs",
             "2",
-            "tests/fixtures/apply/good.yaml",
+            "--force",
+            "recipes/mlp_quickstart.yaml",
             "recipes/dynamic_shapes.yaml",
             "recipes/multi_input.yaml",
         ],
-        &[("LITERT_TEST_OUT", &out_s)],
+        &[],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(artifacts(&out).len(), 3);
@@ -494,8 +537,9 @@ fn more_model_kinds() {
     let dir = keras_suite();
     let dir_s = dir.to_string_lossy().into_owned();
     let env = [("LITERT_KERAS_SUITE_DIR", dir_s.as_str())];
+    let project = suite_project();
     let refused = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",
@@ -512,7 +556,7 @@ fn more_model_kinds() {
     );
 
     let out = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",
@@ -550,4 +594,30 @@ fn more_model_kinds() {
         inputs("x06_image_size"),
         [("image".to_string(), serde_json::json!([1, 32, 48, 3]))]
     );
+}
+
+/// The example recipes' signatures, held as insta snapshots too, so a change in litert's
+/// own pipeline that alters an exported contract shows up in review.
+#[test]
+fn example_signatures() {
+    let out = litert_env(
+        &root(),
+        &[
+            "apply",
+            "--json",
+            "--allow-code",
+            "recipes/classifier_quant.yaml",
+            "recipes/dict_inputs.yaml",
+            "recipes/dynamic_shapes.yaml",
+            "recipes/subclassed.yaml",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for (id, a) in artifacts(&out) {
+        let model: litert::tflite::model::ModelInfo =
+            serde_json::from_value(a["artifact"].clone()).unwrap();
+        let text = litert::snapshot::Snapshot::of(&id, &model).render();
+        insta::assert_snapshot!(format!("signature_{}", id.replace(':', "-")), text);
+    }
 }

@@ -1,5 +1,6 @@
-//! `litert apply`: validate recipes, then build every artifact through the Python worker
-//! and report each with its parity checklist.
+//! `litert apply`: validate recipes, then bring every artifact up to date — rebuilding
+//! through the Python worker only what the lock file says changed — and report each with
+//! its parity checklist, gates and snapshot verdict.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,21 +12,43 @@ use super::env::PythonArgs;
 use super::recipes::{self, RecipeArgs};
 use super::{Exit, Hinted, output};
 use crate::diag::Sources;
-use crate::engine::{self, ApplyOptions, progress::Progress, report};
-use crate::recipe;
-use crate::worker;
+use crate::engine::{self, contract::Policy, progress::Progress, report, session::Session};
+use crate::recipe::{self, BuildPlan};
 
 /// Build LiteRT artifacts from recipes: load the model, fix the input signature, calibrate,
-/// convert, check parity with Keras and the recipe's gates, then write the artifact
-/// atomically. TensorFlow is imported once per worker and serves every build.
+/// convert, check parity with Keras, the recipe's gates and the signature snapshot, then
+/// write the artifact atomically and record it in `litert.lock`. Artifacts whose inputs are
+/// unchanged since the lock are not rebuilt (no Python is started for them).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert apply recipes/mlp_quickstart.yaml\n  litert apply recipes/ --jobs 2 --json > report.json\n  litert apply recipes/subclassed.yaml --allow-code\n\nExit codes: 0 every artifact built, 1 a build failed or was rejected by parity or a gate,\n2 an invalid recipe or bad arguments."
+    after_help = "Examples:\n  litert apply recipes/mlp_quickstart.yaml\n  litert apply recipes/ --jobs 2 --json > report.json\n  litert apply recipes/subclassed.yaml --allow-code\n  litert apply recipes/ --locked          # CI: rebuilt bytes must match litert.lock\n  litert apply recipes/ --update-snapshots\n\nExit codes: 0 every artifact built or up to date, 1 a build failed or was rejected (parity,\na gate, a changed snapshot, bytes that differ under --locked), 2 an invalid recipe or bad\narguments."
 )]
 pub struct ApplyArgs {
     /// Recipe files, directories or glob patterns.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Rebuild even artifacts that are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Fail when a rebuilt artifact's bytes differ from `litert.lock` (and never write the
+    /// lock).
+    #[arg(long)]
+    pub locked: bool,
+    /// Accept changed signature snapshots instead of failing.
+    #[arg(long)]
+    pub update_snapshots: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+}
+
+/// What every building verb (`apply`, `test`) takes.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
     /// Allow recipes to run Python code from the project: model factories, custom objects,
     /// calibration generators.
     #[arg(long)]
@@ -33,27 +56,63 @@ pub struct ApplyArgs {
     /// Load `.keras` files outside Keras' safe mode (needed for `Lambda` layers).
     #[arg(long)]
     pub allow_unsafe: bool,
-    /// Run this many workers at once (each holds its own TensorFlow, ~0.6-2 GB).
+    /// Run this many workers at once (each holds its own TensorFlow, up to ~2 GB).
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: usize,
     /// Longest one build may take, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
-    #[command(flatten)]
-    pub python: PythonArgs,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// Show the worker's own log output (TensorFlow) on stderr.
     #[arg(long, short = 'v')]
     pub verbose: bool,
     #[command(flatten)]
-    pub recipe: RecipeArgs,
+    pub python: PythonArgs,
 }
 
-pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
-    let overrides = args.recipe.overrides()?;
-    let files = recipes::expand(&args.paths)?;
+impl BuildArgs {
+    /// The session for `plans`, with the worker count capped by memory.
+    pub fn session(
+        &self,
+        plans: &[BuildPlan],
+        policy: Policy,
+        force: bool,
+    ) -> anyhow::Result<Session> {
+        if self.jobs == 0 {
+            bail!(Hinted::new(
+                "`--jobs 0` runs nothing",
+                "use `--jobs 1` or more"
+            ));
+        }
+        let mut jobs = self.jobs.min(plans.len().max(1));
+        if let Some(fit) = engine::jobs_memory_allows()
+            && jobs > fit
+        {
+            output::stderr(&format!(
+                "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
+            ));
+            jobs = fit;
+        }
+        Ok(Session {
+            env: self.python.request(),
+            allow_code: self.allow_code,
+            allow_unsafe: self.allow_unsafe,
+            jobs,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            verbose: self.verbose,
+            policy,
+            force,
+        })
+    }
+}
+
+/// Check every recipe and collect the plans, printing diagnostics; `None` when one is
+/// invalid.
+pub fn checked_plans(
+    paths: &[PathBuf],
+    recipe: &RecipeArgs,
+) -> anyhow::Result<Option<Vec<BuildPlan>>> {
+    let overrides = recipe.overrides()?;
+    let files = recipes::expand(paths)?;
     let mut sources = Sources::default();
     let mut plans = Vec::new();
     let mut invalid = false;
@@ -63,38 +122,27 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         invalid |= checked.has_errors();
         plans.extend(checked.plans);
     }
-    if invalid {
+    Ok((!invalid).then_some(plans))
+}
+
+/// Whether `CI` is set to something other than empty or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
+    let Some(plans) = checked_plans(&args.paths, &args.recipe)? else {
         output::stderr("error: nothing was built: fix the recipe errors above\n");
         return Ok(Exit::Usage);
-    }
-    if args.jobs == 0 {
-        bail!(Hinted::new(
-            "`--jobs 0` runs nothing",
-            "use `--jobs 1` or more"
-        ));
-    }
-    let env = worker::env::ensure(&args.python.request())?;
-    for mismatch in &env.mismatches {
-        output::stderr(&format!("warning: {mismatch}\n"));
-    }
-    let mut jobs = args.jobs.min(plans.len().max(1));
-    if let Some(fit) = engine::jobs_memory_allows()
-        && jobs > fit
-    {
-        output::stderr(&format!(
-            "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
-        ));
-        jobs = fit;
-    }
-    let options = ApplyOptions {
-        env,
-        allow_code: args.allow_code,
-        allow_unsafe: args.allow_unsafe,
-        jobs,
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        verbose: args.verbose,
     };
-    let outcomes = engine::apply(plans, &options, &Progress::new());
+    let policy = Policy {
+        update_snapshots: args.update_snapshots,
+        ci: in_ci(),
+        locked: args.locked,
+        write: true,
+    };
+    let session = args.build.session(&plans, policy, args.force)?;
+    let outcomes = engine::session::run(plans, &session, &Progress::new())?;
     let text = if args.json {
         report::json(&outcomes)
     } else {

@@ -10,12 +10,19 @@ mod output;
 mod plan;
 mod recipes;
 mod schema;
+mod snapshot;
+mod test;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub use output::{Exit, Hinted};
+
+/// Print a warning for people on stderr.
+pub fn warn(message: &str) {
+    output::stderr(&format!("warning: {message}\n"));
+}
 
 /// Turn version-controlled YAML recipes into LiteRT (`.tflite`) models, reproducibly.
 #[derive(Debug, Parser)]
@@ -35,6 +42,8 @@ enum Command {
     Check(check::CheckArgs),
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
+    Test(test::TestArgs),
+    Snapshot(snapshot::SnapshotArgs),
     Inspect(inspect::InspectArgs),
     Diff(diff::DiffArgs),
     Schema(schema::SchemaArgs),
@@ -57,6 +66,8 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Apply(args) => apply::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Check(args) => check::run(args),
         Command::Env(args) => env::run(args),
         Command::Plan(args) => plan::run(args),

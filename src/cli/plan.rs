@@ -54,5 +54,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
         text
     };
     output::stdout(&text)?;
+    // What `apply` would do, by the lock files (no Python needed).
+    let external = crate::worker::env::EnvRequest::from_env(None)
+        .python_override
+        .is_some();
+    let fresh = crate::engine::session::freshness(&plans, external);
+    for (plan, f) in plans.iter().zip(fresh) {
+        let line = match f {
+            Ok(f) if f.reasons.is_empty() => format!("{}: up to date\n", plan.id),
+            Ok(f) => format!("{}: would build: {}\n", plan.id, f.reasons.join("; ")),
+            Err(e) => format!("{}: cannot tell ({e:#})\n", plan.id),
+        };
+        output::stderr(&line);
+    }
     Ok(Exit::Success)
 }

@@ -3,11 +3,14 @@
 //! into place atomically. A failed build never leaves a temp file or touches the previous
 //! artifact; a crashed worker is replaced so the remaining builds still run.
 
+pub mod contract;
 pub mod gates;
+pub mod inputs;
 pub mod progress;
 pub mod report;
+pub mod session;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,6 +34,11 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Echo the worker's stderr (TensorFlow's logs) as it arrives.
     pub verbose: bool,
+    /// How snapshots and the lock are treated.
+    pub policy: contract::Policy,
+    /// For `--locked`: each locked artifact id, with its sha256 when its bytes are
+    /// reproducible (`None` for artifacts with Flex ops).
+    pub locked_sha256: BTreeMap<String, Option<String>>,
 }
 
 /// What happened to one build.
@@ -39,12 +47,17 @@ pub struct Outcome {
     pub plan: BuildPlan,
     pub status: Status,
     pub seconds: f64,
+    /// Why it was built rather than found up to date (empty when not built).
+    pub rebuilt_because: Vec<String>,
 }
 
 #[derive(Debug)]
 pub enum Status {
-    /// Written to `plan.output`.
+    /// Written to `plan.output` (or, in a checking run, would have been).
     Built(Converted),
+    /// Not rebuilt: the lock says its inputs are unchanged and the artifact on disk is the
+    /// locked one. Its snapshot was still checked.
+    UpToDate(Box<Verified>),
     /// Converted, but parity or a gate failed (the reasons): nothing was written.
     Rejected(Converted, Vec<String>),
     /// The build could not finish.
@@ -58,7 +71,19 @@ pub struct Converted {
     /// The artifact as the native reader sees it.
     pub model: Box<tflite::model::ModelInfo>,
     pub size: u64,
+    pub sha256: String,
     pub gates: Vec<gates::GateResult>,
+    pub snapshot: contract::SnapshotOutcome,
+}
+
+/// An up-to-date artifact, checked against its snapshot without rebuilding.
+#[derive(Debug)]
+pub struct Verified {
+    pub model: tflite::model::ModelInfo,
+    pub size: u64,
+    pub snapshot: contract::SnapshotOutcome,
+    /// Why it is not acceptable after all (its snapshot no longer holds).
+    pub reasons: Vec<String>,
 }
 
 /// Why a build could not finish, with the stage it reached.
@@ -72,7 +97,65 @@ pub struct Failure {
 
 impl Outcome {
     pub fn ok(&self) -> bool {
-        matches!(self.status, Status::Built(_))
+        match &self.status {
+            Status::Built(_) => true,
+            Status::UpToDate(v) => v.reasons.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// Check an up-to-date artifact without rebuilding it: read it natively and compare its
+/// snapshot (writing a missing one, as a build would).
+pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
+    let start = Instant::now();
+    let status = match tflite::read_path(&plan.output, tflite::ReadOptions::default()) {
+        Err(e) => Status::Failed(Failure {
+            stage: "inspect".into(),
+            message: format!("cannot read `{}`: {e}", plan.output.display()),
+            hint: Some("rebuild it with `--force`".into()),
+            detail: None,
+        }),
+        Ok(model) => {
+            let size = model.size_bytes;
+            let (snapshot, text) = contract::judge_snapshot(&plan, &model, policy);
+            let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
+            if policy.write
+                && let Err(e) = contract::commit_snapshot(&snapshot, &text)
+            {
+                return failed_write(plan, &e, start);
+            }
+            Status::UpToDate(Box::new(Verified {
+                model,
+                size,
+                snapshot,
+                reasons,
+            }))
+        }
+    };
+    Outcome {
+        plan,
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+        rebuilt_because: vec![],
+    }
+}
+
+fn failed_write(plan: BuildPlan, e: &std::io::Error, start: Instant) -> Outcome {
+    let failure = Failure {
+        stage: "write".into(),
+        message: format!(
+            "cannot write the snapshot `{}`: {e}",
+            plan.snapshot.display()
+        ),
+        hint: None,
+        detail: None,
+    };
+    Outcome {
+        plan,
+        status: Status::Failed(failure),
+        seconds: start.elapsed().as_secs_f64(),
+        rebuilt_because: vec![],
     }
 }
 
@@ -145,6 +228,7 @@ impl WorkerSlot<'_> {
             plan,
             status,
             seconds,
+            rebuilt_because: vec![],
         }
     }
 
@@ -245,20 +329,68 @@ impl WorkerSlot<'_> {
         {
             reasons.insert(0, "parity with Keras failed".into());
         }
+        let policy = self.options.policy;
+        let sha256 = inputs::file_sha256(&temp.path).unwrap_or_default();
+        if policy.locked {
+            match self.options.locked_sha256.get(&plan.id) {
+                None => reasons
+                    .push("not in litert.lock, and `--locked` builds only locked artifacts".into()),
+                Some(Some(want)) if *want != sha256 => reasons.push(format!(
+                    "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
+                    short(&sha256),
+                    short(want)
+                )),
+                Some(_) => {}
+            }
+        }
+        let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
+        if let Some(reason) = contract::snapshot_reason(&snapshot) {
+            reasons.push(reason);
+        }
         let converted = Converted {
             result,
             model: Box::new(model),
             size,
+            sha256,
             gates: gate_results,
+            snapshot,
         };
         if !reasons.is_empty() {
+            // A changed signature leaves its pending snapshot for review; nothing else is
+            // written for a rejected artifact.
+            if policy.write
+                && matches!(
+                    converted.snapshot,
+                    contract::SnapshotOutcome::Changed { .. }
+                )
+            {
+                let _ = contract::commit_snapshot(&converted.snapshot, &text);
+            }
             return Status::Rejected(converted, reasons);
         }
-        match temp.persist(&plan.output) {
+        if !policy.write {
+            return Status::Built(converted);
+        }
+        if let Err(failure) = temp.persist(&plan.output) {
+            return Status::Failed(failure);
+        }
+        match contract::commit_snapshot(&converted.snapshot, &text) {
             Ok(()) => Status::Built(converted),
-            Err(failure) => Status::Failed(failure),
+            Err(e) => Status::Failed(Failure {
+                stage: "write".into(),
+                message: format!(
+                    "cannot write the snapshot `{}`: {e}",
+                    plan.snapshot.display()
+                ),
+                hint: None,
+                detail: None,
+            }),
         }
     }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// The artifact while it is being written: a hidden file next to the output, removed

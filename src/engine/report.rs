@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::contract::SnapshotOutcome;
 use super::gates::{GateResult, human_bytes};
 use super::{Converted, Outcome, Status};
 use crate::tflite::model::SignatureTensor;
@@ -20,7 +21,25 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     human_bytes(c.size),
                     o.seconds
                 ));
+                if !o.rebuilt_because.is_empty() {
+                    out.push_str(&format!(
+                        "    built because {}\n",
+                        o.rebuilt_because.join("; ")
+                    ));
+                }
                 checklist(&mut out, c);
+            }
+            Status::UpToDate(v) => {
+                let mark = if v.reasons.is_empty() { "✓" } else { "✗" };
+                out.push_str(&format!(
+                    "{mark} {}  {}  up to date\n",
+                    p.id,
+                    p.output.display()
+                ));
+                for r in &v.reasons {
+                    out.push_str(&format!("    ✗ {r}\n"));
+                }
+                snapshot_line(&mut out, &v.snapshot);
             }
             Status::Rejected(c, reasons) => {
                 out.push_str(&format!(
@@ -50,10 +69,47 @@ pub fn human(outcomes: &[Outcome]) -> String {
             }
         }
     }
-    let built = outcomes.iter().filter(|o| o.ok()).count();
-    let failed = outcomes.len() - built;
-    out.push_str(&format!("{built} built, {failed} failed\n"));
+    let built = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Built(_)))
+        .count();
+    let fresh = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::UpToDate(_)) && o.ok())
+        .count();
+    let failed = outcomes.len() - built - fresh;
+    out.push_str(&format!(
+        "{built} built, {fresh} up to date, {failed} failed\n"
+    ));
     out
+}
+
+fn snapshot_line(out: &mut String, s: &SnapshotOutcome) {
+    match s {
+        SnapshotOutcome::Same { path } => {
+            out.push_str(&format!("    ✓ snapshot `{}` holds\n", path.display()))
+        }
+        SnapshotOutcome::Created { path } => {
+            out.push_str(&format!("    ✓ snapshot `{}` written\n", path.display()))
+        }
+        SnapshotOutcome::Updated { path, diff } => {
+            out.push_str(&format!("    ✓ snapshot `{}` updated:\n", path.display()));
+            indent(out, diff);
+        }
+        SnapshotOutcome::Changed { path, diff, .. } => {
+            out.push_str(&format!("    ✗ snapshot `{}` changed:\n", path.display()));
+            indent(out, diff);
+        }
+        SnapshotOutcome::MissingInCi { path } => {
+            out.push_str(&format!("    ✗ snapshot `{}` is missing\n", path.display()));
+        }
+    }
+}
+
+fn indent(out: &mut String, text: &str) {
+    for line in text.lines() {
+        out.push_str(&format!("      {line}\n"));
+    }
 }
 
 fn checklist(out: &mut String, c: &Converted) {
@@ -102,6 +158,7 @@ fn checklist(out: &mut String, c: &Converted) {
             g.message
         ));
     }
+    snapshot_line(out, &c.snapshot);
 }
 
 /// `pixels float32[1,28,28]`, `image int8[1,?,?,3] (quantized)`.
@@ -148,6 +205,10 @@ struct JsonOutcome<'a> {
     /// The artifact as `litert inspect --json` describes it.
     artifact: Option<&'a crate::tflite::model::ModelInfo>,
     gates: Option<&'a [GateResult]>,
+    snapshot: Option<&'a SnapshotOutcome>,
+    sha256: Option<&'a str>,
+    /// Why it was rebuilt rather than up to date.
+    rebuilt_because: &'a [String],
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -170,6 +231,9 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 result: None,
                 artifact: None,
                 gates: None,
+                snapshot: None,
+                sha256: None,
+                rebuilt_because: &o.rebuilt_because,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -177,6 +241,20 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     result: Some(&c.result),
                     artifact: Some(&c.model),
                     gates: Some(&c.gates),
+                    snapshot: Some(&c.snapshot),
+                    sha256: Some(&c.sha256),
+                    ..base
+                },
+                Status::UpToDate(v) => JsonOutcome {
+                    status: if v.reasons.is_empty() {
+                        "up_to_date"
+                    } else {
+                        "rejected"
+                    },
+                    size_bytes: Some(v.size),
+                    artifact: Some(&v.model),
+                    snapshot: Some(&v.snapshot),
+                    reasons: v.reasons.clone(),
                     ..base
                 },
                 Status::Rejected(c, reasons) => JsonOutcome {
@@ -185,6 +263,8 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     result: Some(&c.result),
                     artifact: Some(&c.model),
                     gates: Some(&c.gates),
+                    snapshot: Some(&c.snapshot),
+                    sha256: Some(&c.sha256),
                     reasons: reasons.clone(),
                     ..base
                 },

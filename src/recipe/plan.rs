@@ -22,6 +22,12 @@ pub struct BuildPlan {
     pub name: String,
     pub variant: Option<String>,
     pub recipe: PathBuf,
+    /// `sha256:` of the resolved recipe variant (`extends` merged, templates rendered) and
+    /// its path within the project: what the lock file compares to see a recipe change.
+    pub digest: String,
+    /// The project root: the nearest directory above the recipe holding `litert.lock` or
+    /// `.git` (the recipe's own directory when there is none). `litert.lock` lives here.
+    pub root: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub model: ModelPlan,

@@ -208,11 +208,14 @@ impl Cx<'_> {
             Some(v) => format!("{name}:{v}"),
             None => name.clone(),
         };
+        let root = project_root(&self.dir);
         Some(BuildPlan {
             id,
             name,
             variant: rv.variant.clone(),
             recipe: rv.recipe_path.clone(),
+            digest: plan_digest(rv, &root),
+            root,
             description: r.description.clone(),
             model: model?,
             runs_code,
@@ -1120,6 +1123,50 @@ fn io_name(io: QuantizedIo) -> &'static str {
         QuantizedIo::Int8 => "int8",
         QuantizedIo::Uint8 => "uint8",
         QuantizedIo::Int16 => "int16",
+    }
+}
+
+/// `sha256:` over the rendered variant with keys in sorted order (so reordering keys in
+/// YAML is not a change), the recipe's path relative to the project root, and the variant.
+fn plan_digest(rv: &RenderedVariant, root: &Path) -> String {
+    use sha2::Digest;
+    let rel = std::path::absolute(&rv.recipe_path)
+        .ok()
+        .zip(std::path::absolute(root).ok())
+        .and_then(|(r, root)| r.strip_prefix(&root).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| rv.recipe_path.clone());
+    let mut h = sha2::Sha256::new();
+    h.update(canonical_json(&rv.value).as_bytes());
+    h.update([0]);
+    h.update(rel.to_string_lossy().as_bytes());
+    h.update([0]);
+    h.update(rv.variant.as_deref().unwrap_or("").as_bytes());
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn canonical_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical_json(&m[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -1,0 +1,216 @@
+//! What an artifact promises beyond parity and gates: its signature snapshot still holds,
+//! and (with `--locked`) its bytes are the ones in `litert.lock`. Also the up-to-date check
+//! that lets `apply` skip a build without starting Python: same recipe, model, calibration
+//! and toolchain as the lock says, and the artifact on disk still has the locked sha256.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::inputs;
+use crate::lock::{Entry, Inputs};
+use crate::recipe::BuildPlan;
+use crate::snapshot::{self, Comparison, Snapshot};
+use crate::tflite::model::ModelInfo;
+
+/// How snapshots and the lock are treated in this run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// Accept changed snapshots (`--update-snapshots`).
+    pub update_snapshots: bool,
+    /// `CI` is set: a missing snapshot is a failure, never written.
+    pub ci: bool,
+    /// `--locked`: the artifact's bytes must be the locked ones.
+    pub locked: bool,
+    /// Write artifacts, snapshots and pending files (`apply`); `litert test` only checks.
+    pub write: bool,
+}
+
+/// What happened to an artifact's snapshot.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SnapshotOutcome {
+    Same {
+        path: PathBuf,
+    },
+    /// There was none; it was written (or would be, in a checking run).
+    Created {
+        path: PathBuf,
+    },
+    /// Changed and accepted with `--update-snapshots`.
+    Updated {
+        path: PathBuf,
+        diff: String,
+    },
+    /// Changed: the diff, and the pending file left for review (when writing).
+    Changed {
+        path: PathBuf,
+        diff: String,
+        pending: Option<PathBuf>,
+    },
+    /// None stored, and CI does not create them.
+    MissingInCi {
+        path: PathBuf,
+    },
+}
+
+impl SnapshotOutcome {
+    pub fn ok(&self) -> bool {
+        matches!(
+            self,
+            Self::Same { .. } | Self::Created { .. } | Self::Updated { .. }
+        )
+    }
+}
+
+/// The snapshot verdict for `model`; writes nothing yet (see [`commit_snapshot`]).
+pub fn judge_snapshot(
+    plan: &BuildPlan,
+    model: &ModelInfo,
+    policy: Policy,
+) -> (SnapshotOutcome, String) {
+    let text = Snapshot::of(&plan.id, model).render();
+    let path = plan.snapshot.clone();
+    let outcome = match snapshot::compare(&path, &text) {
+        Comparison::Same => SnapshotOutcome::Same { path },
+        Comparison::Missing if policy.ci => SnapshotOutcome::MissingInCi { path },
+        Comparison::Missing => SnapshotOutcome::Created { path },
+        Comparison::Changed(diff) if policy.update_snapshots => {
+            SnapshotOutcome::Updated { path, diff }
+        }
+        Comparison::Changed(diff) => {
+            let pending = policy.write.then(|| snapshot::pending_path(&path));
+            SnapshotOutcome::Changed {
+                path,
+                diff,
+                pending,
+            }
+        }
+    };
+    (outcome, text)
+}
+
+/// Write what the verdict says to write: the snapshot, or the pending `.new` file.
+pub fn commit_snapshot(outcome: &SnapshotOutcome, text: &str) -> std::io::Result<()> {
+    match outcome {
+        SnapshotOutcome::Created { path } | SnapshotOutcome::Updated { path, .. } => {
+            snapshot::write_atomic(path, text)?;
+            let _ = std::fs::remove_file(snapshot::pending_path(path));
+            Ok(())
+        }
+        SnapshotOutcome::Changed {
+            pending: Some(p), ..
+        } => snapshot::write_atomic(p, text),
+        _ => Ok(()),
+    }
+}
+
+/// The reason a snapshot verdict blocks the artifact, if it does.
+pub fn snapshot_reason(outcome: &SnapshotOutcome) -> Option<String> {
+    match outcome {
+        SnapshotOutcome::Changed { path, pending, .. } => Some(match pending {
+            Some(p) => format!(
+                "the signature changed: `{}` differs (pending review in `{}`; `litert snapshot review`, or rerun with `--update-snapshots`)",
+                path.display(),
+                p.display()
+            ),
+            None => format!("the signature changed: `{}` differs", path.display()),
+        }),
+        SnapshotOutcome::MissingInCi { path } => Some(format!(
+            "no snapshot at `{}`, and CI does not create snapshots: run `litert apply` locally and commit it",
+            path.display()
+        )),
+        _ => None,
+    }
+}
+
+/// The toolchain part of a build's identity: this litert and the worker's pinned packages.
+pub fn toolchain(external_python: bool) -> String {
+    let worker = if external_python {
+        "external".to_string()
+    } else {
+        crate::worker::env::lock::Lock::embedded()
+            .map_or_else(|_| "unknown".to_string(), |l| l.short_digest().to_string())
+    };
+    format!("litert {} / worker {worker}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A build's inputs, digested.
+pub fn inputs_of(plan: &BuildPlan, toolchain: &str) -> anyhow::Result<Inputs> {
+    Ok(Inputs {
+        plan: plan.digest.clone(),
+        model: inputs::model_digest(&plan.model)?,
+        calibration: inputs::calibration_digest(plan.calibration.as_ref())?,
+        toolchain: toolchain.to_string(),
+    })
+}
+
+/// Why an artifact must be rebuilt; empty when it is up to date.
+pub fn stale_reasons(plan: &BuildPlan, inputs: &Inputs, entry: Option<&Entry>) -> Vec<String> {
+    let Some(entry) = entry else {
+        return vec!["not in litert.lock".to_string()];
+    };
+    let mut reasons = Vec::new();
+    let was = &entry.inputs;
+    if was.plan != inputs.plan {
+        reasons.push("the recipe changed".to_string());
+    }
+    if was.model != inputs.model {
+        reasons.push("the model source changed".to_string());
+    }
+    if was.calibration != inputs.calibration {
+        reasons.push("the calibration data changed".to_string());
+    }
+    if was.toolchain != inputs.toolchain {
+        reasons.push(format!(
+            "the toolchain changed ({} → {})",
+            was.toolchain, inputs.toolchain
+        ));
+    }
+    if relative(&plan.output, &plan.root) != entry.output {
+        reasons.push("the output path changed".to_string());
+    }
+    match inputs::file_sha256(&plan.output) {
+        Err(_) => reasons.push(format!("`{}` is missing", plan.output.display())),
+        Ok(sha) if sha != entry.sha256 => {
+            reasons.push(format!(
+                "`{}` differs from the locked bytes",
+                plan.output.display()
+            ));
+        }
+        Ok(_) => {}
+    }
+    reasons
+}
+
+/// The lock entry for an artifact just written.
+pub fn entry_for(
+    plan: &BuildPlan,
+    inputs: Inputs,
+    worker: &BTreeMap<String, String>,
+    model: &ModelInfo,
+    sha256: String,
+    size: u64,
+) -> Entry {
+    Entry {
+        recipe: relative(&plan.recipe, &plan.root),
+        output: relative(&plan.output, &plan.root),
+        inputs,
+        worker: worker.clone(),
+        sha256,
+        size,
+        reproducible: model.flex_ops.is_empty(),
+    }
+}
+
+/// `path` relative to `root` when inside it, with `/` separators.
+pub fn relative(path: &Path, root: &Path) -> String {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (p, r) = (abs(path), abs(root));
+    let rel = p.strip_prefix(&r).map(Path::to_path_buf).unwrap_or(p);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,202 @@
+//! `litert.lock`: per artifact, what produced it — the digests of its resolved recipe, model
+//! source and calibration data, the worker's package versions — and what came out (sha256
+//! and size). One stable, diff-friendly YAML file at the project root, updated under a
+//! file lock so concurrent `apply` runs do not lose each other's entries.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Hinted;
+
+pub const FILE_NAME: &str = "litert.lock";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockFile {
+    pub version: u32,
+    /// By artifact id (`name` or `name:variant`).
+    pub artifacts: BTreeMap<String, Entry>,
+}
+
+/// What produced one artifact, and what it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The recipe, relative to the project root.
+    pub recipe: String,
+    /// The artifact, relative to the project root.
+    pub output: String,
+    /// Inputs of the build; all must match for the artifact to be up to date.
+    pub inputs: Inputs,
+    /// The worker that built it: Python and package versions.
+    pub worker: BTreeMap<String, String>,
+    pub sha256: String,
+    pub size: u64,
+    /// False when the artifact has Flex ops: their serialized attributes come out in varying
+    /// order, so a rebuild is not promised to repeat the bytes.
+    pub reproducible: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The resolved recipe variant (templates rendered, `extends` merged).
+    pub plan: String,
+    pub model: String,
+    pub calibration: Option<String>,
+    /// The litert version and the digest of the worker's pinned package lock (or
+    /// `external` for an interpreter the user named).
+    pub toolchain: String,
+}
+
+impl LockFile {
+    /// Read `path`; a missing file is an empty lock.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    version: FORMAT,
+                    artifacts: BTreeMap::new(),
+                });
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        };
+        let lock: Self = serde_saphyr::from_str(&text).map_err(|e| {
+            Hinted::new(
+                format!("`{}` is not a valid lock file: {}", path.display(), e.to_string().lines().next().unwrap_or("")),
+                "restore it from version control, or delete it and run `litert apply` to make a new one",
+            )
+        })?;
+        if lock.version != FORMAT {
+            anyhow::bail!(Hinted::new(
+                format!(
+                    "`{}` has lock format {}, this litert writes {FORMAT}",
+                    path.display(),
+                    lock.version
+                ),
+                "use the litert version that wrote it, or delete it and rebuild",
+            ));
+        }
+        Ok(lock)
+    }
+
+    pub fn render(&self) -> String {
+        let body = serde_saphyr::to_string(self).unwrap_or_default();
+        format!(
+            "# litert.lock: what produced each artifact. Written by `litert apply`; commit it.\n{body}"
+        )
+    }
+}
+
+/// The lock file of a project, with exclusive access while it is held.
+pub struct Locked {
+    path: PathBuf,
+    _guard: File,
+    pub lock: LockFile,
+}
+
+impl Locked {
+    /// Take the project's lock (waiting for other `litert` processes), then read the file.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        let path = root.join(FILE_NAME);
+        let guard = guard_file(&path)?;
+        guard
+            .lock()
+            .with_context(|| format!("cannot lock `{}`", path.display()))?;
+        let lock = LockFile::read(&path)?;
+        Ok(Self {
+            path,
+            _guard: guard,
+            lock,
+        })
+    }
+
+    /// Write the lock atomically; the guard is released when `self` drops.
+    pub fn save(&self) -> anyhow::Result<()> {
+        crate::snapshot::write_atomic(&self.path, &self.lock.render())
+            .with_context(|| format!("cannot write `{}`", self.path.display()))
+    }
+}
+
+/// A guard file outside the project (the temp directory, named by the lock's path), so the
+/// lock itself can be replaced atomically while others wait on the guard.
+fn guard_file(lock_path: &Path) -> anyhow::Result<File> {
+    use sha2::Digest;
+    let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
+    let digest = sha2::Sha256::digest(abs.to_string_lossy().as_bytes());
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let path = std::env::temp_dir().join(format!("litert-lock-{short}.guard"));
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock guard `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sha: &str) -> Entry {
+        Entry {
+            recipe: "recipes/a.yaml".into(),
+            output: "build/a.tflite".into(),
+            inputs: Inputs {
+                plan: "p".into(),
+                model: "m".into(),
+                calibration: None,
+                toolchain: "t".into(),
+            },
+            worker: BTreeMap::from([("tensorflow".into(), "2.21.0".into())]),
+            sha256: sha.into(),
+            size: 3,
+            reproducible: true,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reads_missing_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut locked = Locked::open(dir.path()).unwrap();
+        assert!(locked.lock.artifacts.is_empty());
+        locked.lock.artifacts.insert("a".into(), entry("abc"));
+        locked.save().unwrap();
+        drop(locked);
+        let again = LockFile::read(&dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(again.artifacts["a"], entry("abc"));
+    }
+
+    #[test]
+    fn concurrent_writers_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let root = dir.path();
+                s.spawn(move || {
+                    let mut locked = Locked::open(root).unwrap();
+                    locked.lock.artifacts.insert(format!("a{i}"), entry("x"));
+                    locked.save().unwrap();
+                });
+            }
+        });
+        assert_eq!(
+            LockFile::read(&dir.path().join(FILE_NAME))
+                .unwrap()
+                .artifacts
+                .len(),
+            8
+        );
+    }
+
+    #[test]
+    fn a_corrupt_lock_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "version: [\n").unwrap();
+        let err = LockFile::read(&dir.path().join(FILE_NAME)).unwrap_err();
+        assert!(err.to_string().contains("not a valid lock file"), "{err}");
+    }
+}

@@ -1,0 +1,290 @@
+//! Reproducible release builds: the lock file, the up-to-date check, signature snapshots
+//! and their review, and `litert test` as the CI gate — each in a scratch project with its
+//! own `.git` root, driven through the real binary with the shared worker environment.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Output, artifacts, litert_env, root};
+
+/// A scratch project: `.git` (so it is its own root), a model, calibration data and a
+/// recipe with a float and a full-int8 variant whose input name is `input_name`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(input_name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::create_dir(dir.path().join("models")).unwrap();
+        std::fs::copy(
+            root().join("models/classifier.keras"),
+            dir.path().join("models/classifier.keras"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::copy(
+            root().join("data/classifier_calibration.npz"),
+            dir.path().join("data/calibration.npz"),
+        )
+        .unwrap();
+        let p = Self { dir };
+        p.write_recipe(input_name);
+        p
+    }
+
+    fn write_recipe(&self, input_name: &str) {
+        let npz = if input_name == "image" {
+            "data/calibration.npz"
+        } else {
+            "data/renamed.npz"
+        };
+        if input_name != "image" {
+            // Calibration arrays are keyed by input name; give the renamed input its data.
+            let python = common::worker_python();
+            let status = std::process::Command::new(python)
+                .arg("-c")
+                .arg("import numpy as np, sys; d = np.load(sys.argv[1]); np.savez(sys.argv[2], **{sys.argv[3]: d['image']})")
+                .arg(self.path("data/calibration.npz"))
+                .arg(self.path(npz))
+                .arg(input_name)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        std::fs::write(
+            self.path("recipe.yaml"),
+            format!(
+                "version: 1\nname: clf\nmodel: {{keras: models/classifier.keras}}\n\
+                 input_signature:\n  - {{name: {input_name}, shape: [1, 28, 28, 1], dtype: float32}}\n\
+                 output: build/clf-{{{{ variant }}}}.tflite\n\
+                 variants:\n  fp32: {{}}\n  int8:\n    quantization: {{mode: full_int8, io: int8}}\n    calibration: {{npz: {npz}, samples: 16}}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        litert_env(self.dir.path(), args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        litert_env(self.dir.path(), args, env)
+    }
+
+    fn lock(&self) -> String {
+        std::fs::read_to_string(self.path("litert.lock")).unwrap_or_default()
+    }
+}
+
+fn sha_of(out: &Output, id: &str) -> String {
+    artifacts(out)[id]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn rebuilds_repeat_the_bytes_across_processes() {
+    let p = Project::new("image");
+    let first = p.run(&["apply", "--json", "recipe.yaml"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let lock = p.lock();
+    assert!(
+        lock.contains("clf:int8") && lock.contains("clf:fp32"),
+        "{lock}"
+    );
+    let second = p.run(&["apply", "--json", "--force", "--locked", "recipe.yaml"]);
+    assert_eq!(
+        second.code, 0,
+        "--locked rebuild differs:\n{}\n{}",
+        second.stdout, second.stderr
+    );
+    for id in ["clf:fp32", "clf:int8"] {
+        assert_eq!(sha_of(&first, id), sha_of(&second, id), "{id}");
+        assert!(!sha_of(&first, id).is_empty());
+    }
+    assert_eq!(p.lock(), lock, "--locked never rewrites the lock");
+}
+
+#[test]
+fn up_to_date_artifacts_start_no_python() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    // A Python that does not exist: anything needing the worker would fail.
+    let again = p.run_env(
+        &["apply", "--json", "recipe.yaml"],
+        &[("LITERT_PYTHON", "/nonexistent/python")],
+    );
+    // An external interpreter is a different toolchain: that alone is a reason to rebuild.
+    assert_ne!(again.code, 0);
+    let again = p.run(&["apply", "--json", "recipe.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for (_, a) in artifacts(&again) {
+        assert_eq!(a["status"], "up_to_date", "{a:#}");
+    }
+    let plan = p.run(&["plan", "recipe.yaml"]);
+    assert!(
+        plan.stderr.contains("clf:int8: up to date"),
+        "{}",
+        plan.stderr
+    );
+
+    // Changing the model's bytes makes both variants stale, and plan says why.
+    let mut bytes = std::fs::read(p.path("models/classifier.keras")).unwrap();
+    bytes.extend_from_slice(b"\0");
+    std::fs::write(p.path("models/classifier.keras"), bytes).unwrap();
+    let plan = p.run(&["plan", "recipe.yaml"]);
+    assert!(
+        plan.stderr
+            .contains("clf:fp32: would build: the model source changed"),
+        "{}",
+        plan.stderr
+    );
+
+    // So does touching the artifact.
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    std::fs::write(p.path("build/clf-fp32.tflite"), b"tampered").unwrap();
+    let plan = p.run(&["plan", "recipe.yaml"]);
+    assert!(
+        plan.stderr.contains("differs from the locked bytes"),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr.contains("clf:int8: up to date"),
+        "{}",
+        plan.stderr
+    );
+}
+
+#[test]
+fn a_renamed_input_fails_test_with_a_diff_naming_it() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    assert_eq!(p.run(&["test", "recipe.yaml"]).code, 0);
+
+    p.write_recipe("pixels");
+    let junit = p.path("junit.xml");
+    let out = p.run(&["test", "recipe.yaml", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("-  - name: image") && out.stdout.contains("+  - name: pixels"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("test: 0 passed, 2 failed"),
+        "{}",
+        out.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"litert\" tests=\"2\" failures=\"2\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("name: pixels"), "{xml}");
+    // `test` writes nothing.
+    assert!(!p.path("snapshots/clf-fp32.yaml.new").exists());
+}
+
+#[test]
+fn a_changed_snapshot_waits_for_review() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    let before = std::fs::read(p.path("build/clf-fp32.tflite")).unwrap();
+
+    p.write_recipe("pixels");
+    let out = p.run(&["apply", "--json", "recipe.yaml"]);
+    assert_eq!(out.code, 1);
+    let arts = artifacts(&out);
+    assert_eq!(arts["clf:fp32"]["status"], "rejected");
+    assert!(
+        arts["clf:fp32"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("the signature changed")
+    );
+    assert_eq!(
+        std::fs::read(p.path("build/clf-fp32.tflite")).unwrap(),
+        before,
+        "the old artifact stays"
+    );
+    assert!(p.path("snapshots/clf-fp32.yaml.new").exists());
+
+    let list = p.run(&["snapshot", "list"]);
+    assert_eq!(list.stdout, "clf-fp32\nclf-int8\n");
+    assert_eq!(p.run(&["snapshot", "accept", "clf:fp32"]).code, 0);
+    assert_eq!(p.run(&["snapshot", "reject", "--all"]).code, 0);
+    assert!(!p.path("snapshots/clf-int8.yaml.new").exists());
+    let stored = std::fs::read_to_string(p.path("snapshots/clf-fp32.yaml")).unwrap();
+    assert!(stored.contains("name: pixels"), "{stored}");
+
+    let out = p.run(&["apply", "--json", "recipe.yaml"]);
+    let arts = artifacts(&out);
+    assert_eq!(
+        arts["clf:fp32"]["status"], "built",
+        "{:#}",
+        arts["clf:fp32"]
+    );
+    assert_eq!(
+        arts["clf:int8"]["status"], "rejected",
+        "the int8 change was rejected, so it still differs"
+    );
+    let out = p.run(&["apply", "--update-snapshots", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+#[test]
+fn ci_does_not_create_snapshots() {
+    let p = Project::new("image");
+    let out = p.run_env(&["apply", "--json", "recipe.yaml"], &[("CI", "true")]);
+    assert_eq!(out.code, 1);
+    let arts = artifacts(&out);
+    assert!(
+        arts["clf:fp32"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("CI does not create snapshots")
+    );
+    assert!(!p.path("build/clf-fp32.tflite").exists());
+    assert!(!p.path("snapshots").exists());
+}
+
+#[test]
+fn review_needs_a_terminal_and_names_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    std::fs::create_dir(&snaps).unwrap();
+    let out = litert_env(
+        dir.path(),
+        &["snapshot", "review", "--dir", snaps.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("needs a terminal"), "{}", out.stderr);
+    let out = litert_env(
+        dir.path(),
+        &[
+            "snapshot",
+            "accept",
+            "nope",
+            "--dir",
+            snaps.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no pending snapshot named `nope`"),
+        "{}",
+        out.stderr
+    );
+}
