@@ -1,7 +1,9 @@
 //! `litert` turns version-controlled YAML recipes into LiteRT (`.tflite`) models.
 //!
 //! Data flows one way: [`recipe`] loads, validates and resolves recipes into build plans;
-//! [`diag`] renders located diagnostics; [`cli`] owns the command line and nothing else.
+//! [`engine`] runs them through the Python [`worker`], reads the results with the native
+//! [`tflite`] reader and records them in [`snapshot`]s and the [`lock`] file; [`diag`]
+//! renders located diagnostics; [`cli`] owns the command line and nothing else.
 
 pub mod cli;
 pub mod diag;
