@@ -91,6 +91,37 @@ fn synthetic(dir: &Path, bytes: usize) -> PathBuf {
     path
 }
 
+/// Export ResNet50 (random weights, batch 1) once into `dir` with the worker environment.
+fn resnet50(litert: &Path, dir: &Path) -> Option<PathBuf> {
+    let out = dir.join("resnet50_random.tflite");
+    if out.exists() {
+        return Some(out);
+    }
+    let show = std::process::Command::new(litert)
+        .args(["env", "show", "--json"])
+        .output()
+        .ok()?;
+    let env: Value = serde_json::from_slice(&show.stdout).ok()?;
+    let Some(python) = env["python"]
+        .as_str()
+        .filter(|_| env["provisioned"] != false)
+    else {
+        println!("(no worker environment: run `litert env setup` to include the ResNet50 case)");
+        return None;
+    };
+    let script = "import sys, keras\nm = keras.applications.ResNet50(weights=None)\n\
+                  m.export(sys.argv[1], format='litert', verbose=False, input_signature=[keras.InputSpec(shape=(1, 224, 224, 3), dtype='float32', name='image')])\n";
+    let status = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&out)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then_some(out)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: only build then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -106,6 +137,11 @@ fn main() {
     models.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
     let largest = models.pop().expect("real models");
     let mut cases = vec![largest];
+    // The issue's reference model: a ResNet50 with random weights (~100 MB), exported by
+    // the worker environment litert provisions (skipped, with a note, without one).
+    if let Some(resnet) = resnet50(&litert, &dir) {
+        cases.push(resnet);
+    }
     for mb in [1usize, 100, 1024] {
         cases.push(synthetic(&dir, mb << 20));
     }
