@@ -15,10 +15,12 @@ use crate::diag::Sources;
 use crate::engine::{self, contract::Policy, progress::Progress, report, session::Session};
 use crate::recipe::{self, BuildPlan};
 
-/// Build LiteRT artifacts from recipes: load the model, fix the input signature, calibrate,
-/// convert, check parity with Keras, the recipe's gates and the signature snapshot, then
-/// write the artifact atomically and record it in `litert.lock`. Artifacts whose inputs are
-/// unchanged since the lock are not rebuilt (no Python is started for them).
+/// Build the LiteRT artifacts of recipes, rebuilding only what changed.
+///
+/// Load the model, fix the input signature, calibrate, convert, check parity with Keras, the
+/// recipe's gates and the signature snapshot, then write the artifact atomically and record
+/// it in `litert.lock`. Artifacts whose inputs are unchanged since the lock are not rebuilt
+/// (no Python is started for them).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert apply recipes/mlp_quickstart.yaml\n  litert apply recipes/ --jobs 2 --json > report.json\n  litert apply recipes/subclassed.yaml --allow-code\n  litert apply recipes/ --locked          # CI: rebuilt bytes must match litert.lock\n  litert apply recipes/ --update-snapshots\n\nExit codes: 0 every artifact built or up to date, 1 a build failed or was rejected (parity,\na gate, a changed snapshot, bytes that differ under --locked), 2 an invalid recipe or bad\narguments."

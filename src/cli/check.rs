@@ -11,8 +11,10 @@ use super::{Exit, output};
 use crate::diag::{JsonDiagnostic, Sources};
 use crate::recipe;
 
-/// Validate recipes: YAML syntax, the recipe schema and the semantic rules, every error at
-/// once with its file, line and column. Runs no Python.
+/// Validate recipes (syntax, schema, semantic rules) without running anything.
+///
+/// Reports every error of every recipe at once, with its file, line and column. Runs no
+/// Python.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert check                      # every recipe under recipes/\n  litert check recipes/mlp.yaml\n  litert check 'recipes/**/*.yaml' --format json\n\nDirectories are searched recursively; files whose names start with `_` are base recipes\n(for `extends:`) and are only checked through the recipes that extend them.\nExit codes: 0 all valid (warnings allowed), 2 an invalid recipe or bad arguments."

@@ -10,8 +10,10 @@ use super::{Exit, output};
 use crate::diag::Sources;
 use crate::recipe;
 
-/// Print each variant's fully resolved build plan: defaults applied, templates rendered,
-/// paths normalised, and the exact converter settings each quantization mode maps to.
+/// Print the fully resolved build plan of each recipe variant.
+///
+/// Defaults applied, templates rendered, paths normalised, and the exact converter settings
+/// each quantization mode maps to; on stderr, what `apply` would rebuild and why.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert plan recipes/mlp.yaml\n  litert plan recipes/gemma_int8.yaml --set preset=presets/tiny_gemma --json\n\nExit codes: 0 printed, 2 an invalid recipe or bad arguments."

@@ -6,8 +6,9 @@ use clap::{Args, ValueEnum};
 use super::{Exit, output};
 use crate::recipe;
 
-/// Print the recipe JSON Schema (the same one `schemas/recipe.schema.json` holds), or the
-/// recipe reference generated from it.
+/// Print the recipe JSON Schema, or the recipe reference generated from it.
+///
+/// The schema is the one `schemas/recipe.schema.json` holds and `check` validates with.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert schema > recipe.schema.json\n  litert schema --format markdown > docs/recipe-reference.md\n\nEditors pick the schema up from a first line such as\n  # yaml-language-server: $schema=../schemas/recipe.schema.json"

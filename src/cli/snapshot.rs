@@ -10,8 +10,10 @@ use clap::{Args, Subcommand};
 use super::{Exit, Hinted, output};
 use crate::snapshot::review::{self, Pending};
 
-/// Review pending signature snapshots: see what changed in an artifact's contract, then
-/// accept (the new snapshot replaces the stored one) or reject (the pending one is deleted).
+/// Review changed signature snapshots: accept or reject them.
+///
+/// See what changed in an artifact's contract, then accept (the new snapshot replaces the
+/// stored one) or reject (the pending one is deleted).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert snapshot review\n  litert snapshot accept classifier-int8\n  litert snapshot accept --all\n  litert snapshot reject --all"

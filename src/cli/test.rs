@@ -11,9 +11,10 @@ use super::recipes::{self, RecipeArgs};
 use super::{Exit, output};
 use crate::engine::{self, Outcome, Status, contract::Policy, progress::Progress, report};
 
-/// Check that every artifact still matches its snapshot and `litert.lock`: verify what is
-/// up to date without Python, rebuild the rest in a scratch file and compare. Writes nothing
-/// but the reports you ask for.
+/// CI gate: every artifact still matches its snapshot and `litert.lock`.
+///
+/// Verifies what is up to date without Python, rebuilds the rest in a scratch file and
+/// compares. Writes nothing but the reports you ask for.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  litert test                         # every recipe under recipes/\n  litert test recipes/gemma_int8.yaml --allow-code\n  litert test --junit test-results.xml --json > report.json\n\nExit codes: 0 no drift, 1 drift (a changed snapshot, bytes that differ from the lock, an\nartifact missing from the lock, a failed build), 2 an invalid recipe or bad arguments."
