@@ -3,8 +3,10 @@
 //! into place atomically. A failed build never leaves a temp file or touches the previous
 //! artifact; a crashed worker is replaced so the remaining builds still run.
 
+pub mod accuracy;
 pub mod gates;
 pub mod progress;
+pub mod quant;
 pub mod report;
 
 use std::collections::VecDeque;
@@ -59,6 +61,8 @@ pub struct Converted {
     pub model: Box<tflite::model::ModelInfo>,
     pub size: u64,
     pub gates: Vec<gates::GateResult>,
+    /// The artifact against its quantization mode.
+    pub quantization: Option<quant::Verification>,
 }
 
 /// Why a build could not finish, with the stage it reached.
@@ -234,12 +238,22 @@ impl WorkerSlot<'_> {
                 });
             }
         };
-        let gate_results = gates::check(plan, &model, size);
+        let mut gate_results = gates::check(plan, &model, size);
+        gate_results.extend(accuracy::check(
+            plan.accuracy.as_ref(),
+            result.accuracy.as_ref(),
+        ));
+        let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
         let mut reasons: Vec<String> = gate_results
             .iter()
             .filter(|g| !g.ok)
             .map(|g| g.message.clone())
             .collect();
+        reasons.extend(
+            quantization
+                .as_ref()
+                .and_then(quant::Verification::rejection),
+        );
         if let Some(p) = &result.parity
             && !p.ok
         {
@@ -250,6 +264,7 @@ impl WorkerSlot<'_> {
             model: Box::new(model),
             size,
             gates: gate_results,
+            quantization,
         };
         if !reasons.is_empty() {
             return Status::Rejected(converted, reasons);
@@ -350,8 +365,12 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
         ),
         "network" => Some(format!(
             "this machine cannot download presets: save the preset locally (`task.save_to_preset(DIR)`) and point \
-             the recipe at it with `model.preset.path`{}",
-            if plan.recipe.to_string_lossy().contains("gemma") { ", or `--set preset=DIR`" } else { "" }
+             the recipe at it with {}",
+            match &plan.model {
+                crate::recipe::plan::ModelPlan::Preset { var: Some(v), .. } =>
+                    format!("`--set {v}=DIR` (an absolute path, or relative to the recipe)"),
+                _ => "`model.preset.path`".to_string(),
+            }
         )),
         "code_not_allowed" => Some("review the code, then rerun with `--allow-code`".to_string()),
         "unsafe_model" => Some(

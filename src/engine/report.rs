@@ -95,6 +95,21 @@ fn checklist(out: &mut String, c: &Converted) {
             }
         }
     }
+    if let Some(q) = &c.quantization {
+        // Raw converter settings only warn: `!` rather than `✗`.
+        let bad = if q.enforced { "✗" } else { "!" };
+        out.push_str(&format!("    quantization `{}`:\n", q.mode));
+        for check in &q.checks {
+            out.push_str(&format!(
+                "      {} {}\n",
+                if check.ok { "✓" } else { bad },
+                check.message
+            ));
+        }
+    }
+    if let Some(a) = &c.result.accuracy {
+        out.push_str(&super::accuracy::render(a));
+    }
     for g in gates {
         out.push_str(&format!(
             "    {} {}\n",
@@ -148,6 +163,8 @@ struct JsonOutcome<'a> {
     /// The artifact as `litert inspect --json` describes it.
     artifact: Option<&'a crate::tflite::model::ModelInfo>,
     gates: Option<&'a [GateResult]>,
+    /// The artifact checked against its quantization mode.
+    quantization: Option<&'a super::quant::Verification>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -170,6 +187,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 result: None,
                 artifact: None,
                 gates: None,
+                quantization: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -177,6 +195,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     result: Some(&c.result),
                     artifact: Some(&c.model),
                     gates: Some(&c.gates),
+                    quantization: c.quantization.as_ref(),
                     ..base
                 },
                 Status::Rejected(c, reasons) => JsonOutcome {
@@ -185,6 +204,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     result: Some(&c.result),
                     artifact: Some(&c.model),
                     gates: Some(&c.gates),
+                    quantization: c.quantization.as_ref(),
                     reasons: reasons.clone(),
                     ..base
                 },
