@@ -394,6 +394,7 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
         "load"
             | "signature"
             | "calibration"
+            | "accuracy"
             | "convert"
             | "parity"
             | "network"

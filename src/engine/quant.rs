@@ -150,6 +150,7 @@ struct Census {
     largest_f32_weight: u64,
     int8_activations: u64,
     int16_activations: u64,
+    float_activations: u64,
     /// Float activations that are not a signature input or output.
     inner_float_activations: u64,
 }
@@ -197,11 +198,13 @@ fn census(model: &ModelInfo) -> Census {
                 match t.dtype.as_str() {
                     "int8" if quantized => c.int8_activations += 1,
                     "int16" if quantized => c.int16_activations += 1,
-                    "float32" | "float16"
+                    "float32" | "float16" => {
+                        c.float_activations += 1;
                         if !io.contains(&(sg.index, t.index))
-                            && !(sg.index > 0 && own_io.contains(&t.index)) =>
-                    {
-                        c.inner_float_activations += 1;
+                            && !(sg.index > 0 && own_io.contains(&t.index))
+                        {
+                            c.inner_float_activations += 1;
+                        }
                     }
                     _ => {}
                 }
@@ -290,15 +293,23 @@ pub fn verify(
         }
         Expect::DynamicRange => {
             checks.push(int8_weights());
+            // Embedding lookups (GATHER) of an int8 table give int8 rows before they are
+            // dequantized, so a few int8 activations are normal; integer quantization
+            // makes nearly every activation int8.
+            let ok = c.int8_activations * 2 < c.float_activations;
             checks.push(check(
                 "float_activations",
-                c.int8_activations == 0,
-                if c.int8_activations == 0 {
-                    "activations stay float (computed with int8 weights at run time)".into()
+                ok,
+                if ok {
+                    format!(
+                        "activations compute in float ({} float, {} int8 from embedding lookups)",
+                        c.float_activations, c.int8_activations
+                    )
                 } else {
                     format!(
-                        "{} int8 activation tensors: this is integer quantization, not dynamic range",
-                        c.int8_activations
+                        "{} of {} activations are int8: this is integer quantization, not dynamic range",
+                        c.int8_activations,
+                        c.int8_activations + c.float_activations
                     )
                 },
             ));
