@@ -166,7 +166,7 @@ pub fn render(report: &AccuracyReport) -> String {
         return out;
     }
     let source = match report.source.as_str() {
-        "data" => "held-out data",
+        "data" => "held-out samples",
         "held_out" => "held-out calibration samples",
         "random" => "random inputs",
         other => other,

@@ -144,6 +144,9 @@ def data(out):
     os.makedirs(os.path.join(out, "no_images"), exist_ok=True)
     with open(os.path.join(out, "empty_prompts.txt"), "w") as f:
         f.write("\n  \n")
+    # Token ids as floats: refused, not truncated.
+    np.savez(os.path.join(out, "float_tokens.npz"), token_ids=np.full((4, 16), 5.5, np.float32),
+             segment_ids=np.zeros((4, 16), np.float32), padding_mask=np.ones((4, 16), np.float32))
 
 
 def main(out):

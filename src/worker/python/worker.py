@@ -376,6 +376,9 @@ def read_data(src, build, model, specs, limit, what):
         if kind == "npz":
             path = src["path"]
             try:
+                with open(path, "rb") as f:
+                    if f.read(4) != b"PK\x03\x04":
+                        raise ValueError("not an .npz archive (a zip of .npy files, as `numpy.savez` writes)")
                 with np.load(path, allow_pickle=False) as data:
                     if not hasattr(data, "files"):
                         raise ValueError("not an .npz archive")
@@ -790,6 +793,34 @@ def random_feeds(specs, count, seed):
     return feeds
 
 
+def accuracy_labels(plan, data, chosen):
+    """The integer label of each chosen sample, when the recipe names a label array."""
+    np, tf, keras = tf_modules()
+    name = plan.get("labels")
+    if not name:
+        return None
+    where = plan["source"]["source"].get("path") or ", ".join(sorted(set(getattr(data, "extras_origin", {}).values())))
+    if name not in data.extras:
+        raise BuildError("accuracy", f"`{where}` has no label array `{name}`; it has {sorted(data.extras)}",
+                         file=where)
+    arr = np.asarray(data.extras[name])
+    if arr.ndim == 0 or len(arr) != len(data.samples) or arr.dtype.kind not in "iub":
+        raise BuildError("accuracy", f"labels `{name}` in `{where}` must be one integer per sample "
+                         f"({len(data.samples)}); got {arr.dtype} {list(arr.shape)}", file=where)
+    flat = arr.reshape(len(arr), -1)
+    return [int(flat[i][0]) for i in chosen]
+
+
+def check_accuracy_data(build, model, specs):
+    """Read and check the held-out data (and its labels) before conversion starts."""
+    plan = build.plan["accuracy"]
+    src = plan["source"]
+    data = read_data(src["source"], build, model, specs, src["samples"], "accuracy")
+    chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
+    conform(data, chosen, specs, "accuracy")
+    accuracy_labels(plan, data, chosen)
+
+
 def accuracy(build, model, structure, specs, held_out):
     """The artifact against the float Keras model on held-out samples: per output max and
     mean absolute error, cosine similarity (per sample, then averaged), top-1 agreement over
@@ -806,17 +837,7 @@ def accuracy(build, model, structure, specs, held_out):
         chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
         feeds = conform(data, chosen, specs, "accuracy")
         source = "data"
-        if plan.get("labels"):
-            name = plan["labels"]
-            if name not in data.extras:
-                where = src["source"].get("path") or "the data"
-                raise BuildError("accuracy", f"`{where}` has no label array `{name}`; it has {sorted(data.extras)}",
-                                 file=src["source"].get("path"))
-            all_labels = np.asarray(data.extras[name]).reshape(len(data.extras[name]), -1)
-            if len(all_labels) != len(data.samples):
-                raise BuildError("accuracy", f"labels `{name}` hold {len(all_labels)} entries for "
-                                 f"{len(data.samples)} samples", file=data.extras_origin.get(name))
-            labels = [int(all_labels[i][0]) for i in chosen]
+        labels = accuracy_labels(plan, data, chosen)
     elif src["kind"] == "held_out" and held_out:
         feeds = held_out[: src["samples"]]
         source = "held_out"
@@ -911,10 +932,8 @@ def run_build(request):
             samples, held_out, cal_summary = calibration_samples(build, specs, model)
         if (build.plan.get("accuracy") or {}).get("source", {}).get("kind") == "data":
             # Held-out data is read and checked before the (slow) conversion starts.
-            src = build.plan["accuracy"]["source"]
             build.progress("calibrate", "accuracy data")
-            conform(read_data(src["source"], build, model, specs, src["samples"], "accuracy"),
-                    [0], specs, "accuracy")
+            check_accuracy_data(build, model, specs)
         build.progress("convert")
         convert(build, model, structure, specs, samples)
         report = None
