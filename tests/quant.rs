@@ -123,10 +123,7 @@ fn every_mode_is_verified_from_the_artifact() {
         ["int8_weights", "float_activations", "io"]
     );
     // The last layer (64x10 = 640 weights) is under 1,024 elements and stays float32.
-    assert_eq!(
-        weight_dtypes(a("dynamic_range")),
-        ["float32", "int8"]
-    );
+    assert_eq!(weight_dtypes(a("dynamic_range")), ["float32", "int8"]);
     assert_eq!(
         names(a("float16")),
         ["float16_weights", "no_int8_weights", "io"]

@@ -426,7 +426,16 @@ impl Cx<'_> {
     /// A local preset directory: it must exist and hold the `config.json` that
     /// `save_to_preset` writes.
     fn preset_dir(&mut self, pointer: &str, dir: &str) -> PathBuf {
+        let before = self.diags.len();
         let path = self.existing(pointer, dir, Kind::Dir);
+        if pointer.ends_with("/name")
+            && let Some(d) = self.diags.get_mut(before)
+        {
+            d.hints.push(
+                "a preset `name` containing `/` or starting with `.` is a local preset directory; hub presets are plain names such as `gemma_2b_en`"
+                    .into(),
+            );
+        }
         if path.is_dir() && !path.join("config.json").is_file() {
             let d = self.err(
                 "E0223",
