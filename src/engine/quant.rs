@@ -200,9 +200,9 @@ fn census(model: &ModelInfo) -> Census {
                     "int16" if quantized => c.int16_activations += 1,
                     "float32" | "float16" => {
                         c.float_activations += 1;
-                        if !io.contains(&(sg.index, t.index))
-                            && !(sg.index > 0 && own_io.contains(&t.index))
-                        {
+                        let boundary = io.contains(&(sg.index, t.index))
+                            || (sg.index > 0 && own_io.contains(&t.index));
+                        if !boundary {
                             c.inner_float_activations += 1;
                         }
                     }
