@@ -25,6 +25,11 @@ fn fixture_dir(script: &str) -> PathBuf {
     let dir = root()
         .join("target")
         .join(format!("fixtures-{name}-{short}"));
+    // Tests run in parallel threads: build each fixture once, not twice into one directory.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     build_fixtures(script, &dir);
     dir
 }
