@@ -28,39 +28,14 @@ fn fixture_dir(script: &str) -> PathBuf {
     dir
 }
 
-/// A scratch project (its own `.git` root, so its `litert.lock` and `snapshots/` stay out
-/// of the repository) holding copies of the named repository files, same relative paths.
-fn scratch(files: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".git")).unwrap();
-    for rel in files {
-        let src = root().join(rel);
-        let dest = dir.path().join(rel);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&src, &dest).unwrap_or_else(|e| panic!("copy {rel}: {e}"));
-    }
-    dir
-}
-
 /// The Keras suite's recipes and factories in a scratch project.
 fn suite_project() -> tempfile::TempDir {
-    let names: Vec<String> = std::fs::read_dir(root().join("tests/keras_suite"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| format!("tests/keras_suite/{}", e.file_name().to_string_lossy()))
-        .collect();
-    scratch(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    common::scratch(&["tests/keras_suite"], &[])
 }
 
 /// The misbehaving-worker recipes and the model `good.yaml` uses, in a scratch project.
 fn apply_fixtures_project() -> tempfile::TempDir {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/fixtures/apply"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| format!("tests/fixtures/apply/{}", e.file_name().to_string_lossy()))
-        .collect();
-    names.push("models/mlp.keras".into());
-    scratch(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    common::scratch(&["tests/fixtures/apply"], &["models/mlp.keras"])
 }
 
 fn keras_suite() -> PathBuf {

@@ -113,14 +113,19 @@ fn set_without_equals_is_a_usage_error() {
 #[test]
 fn offline_preset_points_at_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = litert(&[
-        "check",
-        "recipes/gemma_int8.yaml",
-        "--set",
-        &format!("preset={}", dir.path().display()),
-    ]);
-    // A preset name with a path in it is still a name: the recipe says `preset.name`.
+    let set = format!("preset={}", dir.path().display());
+    // A preset name that is a path is a local preset directory, so it must be one.
+    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", &set]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("E0223"), "{}", out.stderr);
+    std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+    let out = litert(&["plan", "recipes/gemma_int8.yaml", "--json", "--set", &set]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        plans[0]["model"]["preset"]["path"],
+        dir.path().display().to_string()
+    );
 }
 
 #[test]

@@ -141,7 +141,7 @@ pub fn inputs_of(plan: &BuildPlan, toolchain: &str) -> anyhow::Result<Inputs> {
     Ok(Inputs {
         plan: plan.digest.clone(),
         model: inputs::model_digest(&plan.model)?,
-        calibration: inputs::calibration_digest(plan.calibration.as_ref())?,
+        calibration: inputs::calibration_digest(plan)?,
         toolchain: toolchain.to_string(),
     })
 }

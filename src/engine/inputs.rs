@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::recipe::plan::{
-    ArchitecturePlan, CalibrationPlan, CalibrationSource, ModelPlan, PresetRef,
-};
+use crate::recipe::BuildPlan;
+use crate::recipe::digest;
+use crate::recipe::plan::{AccuracySource, ArchitecturePlan, ModelPlan, PresetRef};
 
 /// `sha256:<hex>` over the model source. A preset by name hashes the name: the files live
 /// on a hub and cannot be seen offline.
@@ -58,26 +58,26 @@ pub fn model_digest(model: &ModelPlan) -> anyhow::Result<String> {
     Ok(finish(h))
 }
 
-/// `sha256:<hex>` over the calibration data, or `None` without calibration.
-pub fn calibration_digest(calibration: Option<&CalibrationPlan>) -> anyhow::Result<Option<String>> {
-    let Some(c) = calibration else {
-        return Ok(None);
+/// `sha256:<hex>` over the data a build reads besides the model: its calibration data
+/// and, when the recipe names one, its accuracy data; `None` when it reads neither.
+pub fn calibration_digest(plan: &BuildPlan) -> anyhow::Result<Option<String>> {
+    let calibration = plan
+        .calibration
+        .as_ref()
+        .map(digest::calibration_digest)
+        .transpose()?;
+    let accuracy = match plan.accuracy.as_ref().map(|a| &a.source) {
+        Some(AccuracySource::Data(data)) => Some(digest::calibration_digest(data)?),
+        _ => None,
     };
-    let mut h = Sha256::new();
-    match &c.source {
-        CalibrationSource::Npz { path } | CalibrationSource::Prompts { path } => {
-            add_path(&mut h, path)?
-        }
-        CalibrationSource::Npy { files } => {
-            for (name, path) in files {
-                h.update(name.as_bytes());
-                add_path(&mut h, path)?;
-            }
-        }
-        CalibrationSource::Images { dir, .. } => add_path(&mut h, dir)?,
-        CalibrationSource::Generator { generator } => add_path(&mut h, &generator.file)?,
-    }
-    Ok(Some(finish(h)))
+    Ok(match (calibration, accuracy) {
+        (None, None) => None,
+        (Some(c), None) => Some(c),
+        (c, Some(a)) => Some(format!(
+            "{}+accuracy {a}",
+            c.unwrap_or_else(|| "none".to_string())
+        )),
+    })
 }
 
 fn finish(h: Sha256) -> String {

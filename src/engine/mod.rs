@@ -3,10 +3,12 @@
 //! into place atomically. A failed build never leaves a temp file or touches the previous
 //! artifact; a crashed worker is replaced so the remaining builds still run.
 
+pub mod accuracy;
 pub mod contract;
 pub mod gates;
 pub mod inputs;
 pub mod progress;
+pub mod quant;
 pub mod report;
 pub mod session;
 
@@ -74,6 +76,8 @@ pub struct Converted {
     pub sha256: String,
     pub gates: Vec<gates::GateResult>,
     pub snapshot: contract::SnapshotOutcome,
+    /// The artifact against its quantization mode.
+    pub quantization: Option<quant::Verification>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -318,12 +322,22 @@ impl WorkerSlot<'_> {
                 });
             }
         };
-        let gate_results = gates::check(plan, &model, size);
+        let mut gate_results = gates::check(plan, &model, size);
+        gate_results.extend(accuracy::check(
+            plan.accuracy.as_ref(),
+            result.accuracy.as_ref(),
+        ));
+        let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
         let mut reasons: Vec<String> = gate_results
             .iter()
             .filter(|g| !g.ok)
             .map(|g| g.message.clone())
             .collect();
+        reasons.extend(
+            quantization
+                .as_ref()
+                .and_then(quant::Verification::rejection),
+        );
         if let Some(p) = &result.parity
             && !p.ok
         {
@@ -354,6 +368,7 @@ impl WorkerSlot<'_> {
             sha256,
             gates: gate_results,
             snapshot,
+            quantization,
         };
         if !reasons.is_empty() {
             // A changed signature leaves its pending snapshot for review; nothing else is
@@ -482,8 +497,12 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
         ),
         "network" => Some(format!(
             "this machine cannot download presets: save the preset locally (`task.save_to_preset(DIR)`) and point \
-             the recipe at it with `model.preset.path`{}",
-            if plan.recipe.to_string_lossy().contains("gemma") { ", or `--set preset=DIR`" } else { "" }
+             the recipe at it with {}",
+            match &plan.model {
+                crate::recipe::plan::ModelPlan::Preset { var: Some(v), .. } =>
+                    format!("`--set {v}=DIR` (an absolute path, or relative to the recipe)"),
+                _ => "`model.preset.path`".to_string(),
+            }
         )),
         "code_not_allowed" => Some("review the code, then rerun with `--allow-code`".to_string()),
         "unsafe_model" => Some(
@@ -507,6 +526,7 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
         "load"
             | "signature"
             | "calibration"
+            | "accuracy"
             | "convert"
             | "parity"
             | "network"

@@ -151,6 +151,21 @@ fn checklist(out: &mut String, c: &Converted) {
             }
         }
     }
+    if let Some(q) = &c.quantization {
+        // Raw converter settings only warn: `!` rather than `✗`.
+        let bad = if q.enforced { "✗" } else { "!" };
+        out.push_str(&format!("    quantization `{}`:\n", q.mode));
+        for check in &q.checks {
+            out.push_str(&format!(
+                "      {} {}\n",
+                if check.ok { "✓" } else { bad },
+                check.message
+            ));
+        }
+    }
+    if let Some(a) = &c.result.accuracy {
+        out.push_str(&super::accuracy::render(a));
+    }
     for g in gates {
         out.push_str(&format!(
             "    {} {}\n",
@@ -209,6 +224,8 @@ struct JsonOutcome<'a> {
     sha256: Option<&'a str>,
     /// Why it was rebuilt rather than up to date.
     rebuilt_because: &'a [String],
+    /// The artifact checked against its quantization mode.
+    quantization: Option<&'a super::quant::Verification>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -234,6 +251,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 snapshot: None,
                 sha256: None,
                 rebuilt_because: &o.rebuilt_because,
+                quantization: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -243,6 +261,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     gates: Some(&c.gates),
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
+                    quantization: c.quantization.as_ref(),
                     ..base
                 },
                 Status::UpToDate(v) => JsonOutcome {
@@ -265,6 +284,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     gates: Some(&c.gates),
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
+                    quantization: c.quantization.as_ref(),
                     reasons: reasons.clone(),
                     ..base
                 },

@@ -6,6 +6,7 @@
 //! [`resolve::render_variants`] (split variants, render templates) → per variant
 //! [`schema::validate`] → typed [`types::Recipe`] → [`rules::build_plan`].
 
+pub mod digest;
 pub mod load;
 pub mod plan;
 pub mod reference;

@@ -39,6 +39,8 @@ pub struct BuildPlan {
     pub calibration: Option<CalibrationPlan>,
     pub converter: ConverterSettings,
     pub parity: ParityPlan,
+    /// Accuracy against the float model; `None` when off.
+    pub accuracy: Option<AccuracyPlan>,
     pub gates: GatesPlan,
     pub output: PathBuf,
     pub snapshot: PathBuf,
@@ -68,6 +70,10 @@ pub enum ModelPlan {
         preset: PresetRef,
         task: String,
         args: BTreeMap<String, Value>,
+        /// The template variable whose value names the preset, if any: `--set VAR=DIR`
+        /// points the recipe at a local preset directory.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        var: Option<String>,
     },
     Factory {
         factory: CallablePlan,
@@ -341,6 +347,41 @@ pub struct GatesPlan {
     pub no_custom_ops: bool,
     pub max_size_bytes: Option<u64>,
     pub target_runtime: Option<String>,
+    /// Whether a failed check of the artifact against the quantization mode rejects it.
+    pub verify_quantization: bool,
+}
+
+/// Accuracy against the float Keras model, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccuracyPlan {
+    /// Where the held-out samples come from.
+    pub source: AccuracySource,
+    /// Array of the data holding class labels.
+    pub labels: Option<String>,
+    pub gates: AccuracyGates,
+}
+
+/// Held-out samples for the accuracy comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccuracySource {
+    /// The recipe's own held-out data.
+    Data(CalibrationPlan),
+    /// The calibration samples calibration did not use; seeded random inputs (`samples`,
+    /// `seed`) when there are none.
+    HeldOut { samples: u32, seed: u64 },
+    /// Seeded random inputs: the variant has no data to hold out.
+    Random { samples: u32, seed: u64 },
+}
+
+/// Accuracy thresholds; unset ones are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AccuracyGates {
+    pub min_cosine_similarity: Option<f64>,
+    pub max_abs_error: Option<f64>,
+    pub max_mean_abs_error: Option<f64>,
+    pub min_top1_agreement: Option<f64>,
+    pub max_accuracy_drop: Option<f64>,
 }
 
 impl Dtype {

@@ -187,12 +187,20 @@ impl Cx<'_> {
         let calibration = self.calibration(r, qmode, image_size);
         let converter = self.converter(r, qmode, io, flex, custom);
         let parity = self.parity(r, &converter);
+        let accuracy = self.accuracy(r, &converter, calibration.as_ref(), image_size);
         let gates = self.gates(r, flex, custom);
         let output = self.output(r);
         let runs_code = model.as_ref().is_some_and(model_runs_code)
             || matches!(
                 calibration.as_ref().map(|c| &c.source),
                 Some(CalibrationSource::Generator { .. })
+            )
+            || matches!(
+                accuracy.as_ref().map(|a| &a.source),
+                Some(AccuracySource::Data(CalibrationPlan {
+                    source: CalibrationSource::Generator { .. },
+                    ..
+                }))
             );
         let snapshot = match &r.snapshot {
             Some(s) => self.resolve_path("/snapshot", s),
@@ -224,6 +232,7 @@ impl Cx<'_> {
             calibration,
             converter,
             parity,
+            accuracy,
             gates,
             output: output?,
             snapshot,
@@ -374,21 +383,17 @@ impl Cx<'_> {
             });
         }
         if let Some(p) = &m.preset {
+            // A name that looks like a path is a local preset directory: `--set` can then
+            // point a recipe written for a hub preset at a local copy.
+            let local_name = p.name.as_ref().filter(|n| looks_like_path(n));
             let preset = match (&p.name, &p.path) {
+                (Some(_), None) if local_name.is_some() => {
+                    let dir = local_name.cloned().unwrap_or_default();
+                    Some(PresetRef::Path(self.preset_dir("/model/preset/name", &dir)))
+                }
                 (Some(n), None) => Some(PresetRef::Name(n.clone())),
                 (None, Some(dir)) => {
-                    let path = self.existing("/model/preset/path", dir, Kind::Dir);
-                    if path.is_dir() && !path.join("config.json").is_file() {
-                        let d = self.err(
-                            "E0223",
-                            "/model/preset/path",
-                            format!("`{dir}` is not a KerasHub preset directory"),
-                        );
-                        d.label = Some("no `config.json` inside".into());
-                        d.hints
-                            .push("make one with `task.save_to_preset(dir)`".into());
-                    }
-                    Some(PresetRef::Path(path))
+                    Some(PresetRef::Path(self.preset_dir("/model/preset/path", dir)))
                 }
                 _ => {
                     let d = self.err(
@@ -400,10 +405,17 @@ impl Cx<'_> {
                     None
                 }
             };
+            let var = p.name.as_ref().and_then(|n| {
+                r.vars
+                    .iter()
+                    .flatten()
+                    .find_map(|(k, v)| (v.as_str() == Some(n.as_str())).then(|| k.clone()))
+            });
             return preset.map(|preset| ModelPlan::Preset {
                 preset,
                 task: p.task.clone(),
                 args: p.args.clone().unwrap_or_default(),
+                var,
             });
         }
         if let Some(f) = &m.factory {
@@ -412,6 +424,32 @@ impl Cx<'_> {
                 .map(|factory| ModelPlan::Factory { factory });
         }
         None
+    }
+
+    /// A local preset directory: it must exist and hold the `config.json` that
+    /// `save_to_preset` writes.
+    fn preset_dir(&mut self, pointer: &str, dir: &str) -> PathBuf {
+        let before = self.diags.len();
+        let path = self.existing(pointer, dir, Kind::Dir);
+        if pointer.ends_with("/name")
+            && let Some(d) = self.diags.get_mut(before)
+        {
+            d.hints.push(
+                "a preset `name` containing `/` or starting with `.` is a local preset directory; hub presets are plain names such as `gemma_2b_en`"
+                    .into(),
+            );
+        }
+        if path.is_dir() && !path.join("config.json").is_file() {
+            let d = self.err(
+                "E0223",
+                pointer,
+                format!("`{dir}` is not a KerasHub preset directory"),
+            );
+            d.label = Some("no `config.json` inside".into());
+            d.hints
+                .push("make one with `task.save_to_preset(dir)`".into());
+        }
+        path
     }
 
     fn wrong_extension(&mut self, pointer: &str, path: &str, expected: &str) {
@@ -708,6 +746,24 @@ impl Cx<'_> {
                 }
             }
         }
+        let source = self.data_source(r, c, image_size, "/calibration");
+        source.map(|source| CalibrationPlan {
+            source,
+            samples: c.samples.unwrap_or(100),
+            seed: c.seed.unwrap_or(0),
+            shuffle: c.shuffle.unwrap_or(true),
+        })
+    }
+
+    /// The one data source of a `calibration` (or `accuracy.data`) block at `base`.
+    fn data_source(
+        &mut self,
+        r: &Recipe,
+        c: &Calibration,
+        image_size: Option<[u32; 2]>,
+        base: &str,
+    ) -> Option<CalibrationSource> {
+        let key = base.trim_start_matches('/').replace('/', ".");
         let sources: Vec<&str> = [
             ("npz", c.npz.is_some()),
             ("npy", c.npy.is_some()),
@@ -718,24 +774,24 @@ impl Cx<'_> {
         .into_iter()
         .filter_map(|(k, s)| s.then_some(k))
         .collect();
-        let source = match sources.as_slice() {
+        match sources.as_slice() {
             [] => {
-                let d = self.err("E0290", "/calibration", "`calibration` names no data");
+                let d = self.err("E0290", base, format!("`{key}` names no data"));
                 d.hints.push(
                     "give exactly one of `npz`, `npy`, `images`, `prompts`, `generator`".into(),
                 );
                 None
             }
-            [_] => self.calibration_source(r, c, image_size),
+            [_] => self.calibration_source(r, c, image_size, base),
             [first, second, ..] => {
                 let first_span = self
                     .spans
-                    .get(&format!("/calibration/{first}"))
+                    .get(&format!("{base}/{first}"))
                     .and_then(|s| s.key);
                 let d = self.err_key(
                     "E0290",
-                    &format!("/calibration/{second}"),
-                    format!("`calibration` has two sources: `{first}` and `{second}`"),
+                    &format!("{base}/{second}"),
+                    format!("`{key}` has two sources: `{first}` and `{second}`"),
                 );
                 d.label = Some("second source".into());
                 if let Some(loc) = first_span {
@@ -743,13 +799,7 @@ impl Cx<'_> {
                 }
                 None
             }
-        };
-        source.map(|source| CalibrationPlan {
-            source,
-            samples: c.samples.unwrap_or(100),
-            seed: c.seed.unwrap_or(0),
-            shuffle: c.shuffle.unwrap_or(true),
-        })
+        }
     }
 
     fn calibration_source(
@@ -757,31 +807,32 @@ impl Cx<'_> {
         r: &Recipe,
         c: &Calibration,
         image_size: Option<[u32; 2]>,
+        base: &str,
     ) -> Option<CalibrationSource> {
         if let Some(p) = &c.npz {
             if !p.ends_with(".npz") {
                 let d = self.err(
                     "E0221",
-                    "/calibration/npz",
+                    &format!("{base}/npz"),
                     format!("`{p}` does not end in `.npz`"),
                 );
                 d.hints
                     .push("for one `.npy` file per input use `npy: {input_name: file.npy}`".into());
             }
             return Some(CalibrationSource::Npz {
-                path: self.existing("/calibration/npz", p, Kind::File),
+                path: self.existing(&format!("{base}/npz"), p, Kind::File),
             });
         }
         if let Some(files) = &c.npy {
             let mut out = BTreeMap::new();
             for (input, file) in files {
-                let ptr = format!("/calibration/npy/{}", super::load::escape_segment(input));
+                let ptr = format!("{base}/npy/{}", super::load::escape_segment(input));
                 out.insert(input.clone(), self.existing(&ptr, file, Kind::File));
             }
             return Some(CalibrationSource::Npy { files: out });
         }
         if let Some(img) = &c.images {
-            let dir = self.existing("/calibration/images/dir", &img.dir, Kind::Dir);
+            let dir = self.existing(&format!("{base}/images/dir"), &img.dir, Kind::Dir);
             let size = match (&img.size, image_size) {
                 (Some(ImageSize::Square(n)), _) => Some([*n, *n]),
                 (Some(ImageSize::HeightWidth(v)), _) => Some([
@@ -792,7 +843,7 @@ impl Cx<'_> {
                 (None, None) => {
                     let d = self.err(
                         "E0291",
-                        "/calibration/images",
+                        &format!("{base}/images"),
                         "image calibration needs a size",
                     );
                     d.hints.push(
@@ -809,14 +860,14 @@ impl Cx<'_> {
                 {
                     let d = self.err(
                         "E0293",
-                        &format!("/calibration/images/{key}"),
+                        &format!("{base}/images/{key}"),
                         format!("`{key}` has {} values", v.len()),
                     );
                     d.label = Some("give 1 value, or 3 (one per channel)".into());
                 }
             }
             if img.std.iter().flatten().any(|s| *s == 0.0) {
-                self.err("E0293", "/calibration/images/std", "`std` contains 0")
+                self.err("E0293", &format!("{base}/images/std"), "`std` contains 0")
                     .label = Some("would divide by zero".into());
             }
             return size.map(|size| CalibrationSource::Images {
@@ -834,7 +885,7 @@ impl Cx<'_> {
             if !is_preset {
                 let d = self.err(
                     "E0292",
-                    "/calibration/prompts",
+                    &format!("{base}/prompts"),
                     "prompt calibration needs a KerasHub preset model",
                 );
                 d.label = Some("prompts are tokenized by the preset's preprocessor".into());
@@ -844,19 +895,19 @@ impl Cx<'_> {
             if r.sequence_length.is_none() {
                 let d = self.err(
                     "E0292",
-                    "/calibration/prompts",
+                    &format!("{base}/prompts"),
                     "prompt calibration needs `sequence_length`",
                 );
                 d.label = Some("prompts are padded or truncated to it".into());
                 d.hints.push("set `sequence_length` on the recipe".into());
             }
             return Some(CalibrationSource::Prompts {
-                path: self.existing("/calibration/prompts/file", &p.file, Kind::File),
+                path: self.existing(&format!("{base}/prompts/file"), &p.file, Kind::File),
             });
         }
         if let Some(g) = &c.generator {
             return self
-                .callable("/calibration/generator", g)
+                .callable(&format!("{base}/generator"), g)
                 .map(|generator| CalibrationSource::Generator { generator });
         }
         None
@@ -1035,6 +1086,108 @@ impl Cx<'_> {
         }
     }
 
+    fn accuracy(
+        &mut self,
+        r: &Recipe,
+        converter: &ConverterSettings,
+        calibration: Option<&CalibrationPlan>,
+        image_size: Option<[u32; 2]>,
+    ) -> Option<AccuracyPlan> {
+        let quantized =
+            !converter.optimizations.is_empty() || !converter.supported_types.is_empty();
+        let a = r.accuracy.clone().unwrap_or_default();
+        let gates = AccuracyGates {
+            min_cosine_similarity: a.min_cosine_similarity,
+            max_abs_error: a.max_abs_error,
+            max_mean_abs_error: a.max_mean_abs_error,
+            min_top1_agreement: a.min_top1_agreement,
+            max_accuracy_drop: a.max_accuracy_drop,
+        };
+        let any_gate = gates != AccuracyGates::default();
+        let enabled = a.enabled.unwrap_or(quantized || r.accuracy.is_some());
+        if !enabled {
+            if any_gate || a.data.is_some() || a.labels.is_some() {
+                let d = self.err_key(
+                    "E0296",
+                    "/accuracy/enabled",
+                    "accuracy is off, so its data and gates would be ignored",
+                );
+                d.hints
+                    .push("remove `enabled: false`, or the rest of `accuracy`".into());
+            }
+            return None;
+        }
+        let data = a.data.as_ref().and_then(|c| {
+            self.data_source(r, c, image_size, "/accuracy/data")
+                .map(|source| CalibrationPlan {
+                    source,
+                    samples: c.samples.unwrap_or(100),
+                    seed: c.seed.unwrap_or(0),
+                    shuffle: c.shuffle.unwrap_or(true),
+                })
+        });
+        if let Some(labels) = &a.labels {
+            let keyed = matches!(
+                data.as_ref().map(|d| &d.source),
+                Some(CalibrationSource::Npz { .. } | CalibrationSource::Npy { .. })
+            );
+            if a.data.is_none() || (data.is_some() && !keyed) {
+                let d = self.err(
+                    "E0294",
+                    "/accuracy/labels",
+                    format!("labels `{labels}` need `accuracy.data` as `npz` or `npy`"),
+                );
+                d.label = Some("labels are read from the held-out data".into());
+                d.hints.push(
+                    "add `data: {npz: held_out.npz}` with an array of that name next to the inputs"
+                        .into(),
+                );
+            }
+            if let Some(CalibrationSource::Npy { files }) = data.as_ref().map(|d| &d.source)
+                && !files.contains_key(labels)
+            {
+                let d = self.err(
+                    "E0294",
+                    "/accuracy/labels",
+                    format!("`accuracy.data.npy` has no entry `{labels}`"),
+                );
+                d.hints.push(format!(
+                    "add `{labels}: labels.npy` under `accuracy.data.npy`"
+                ));
+            }
+        }
+        if a.max_accuracy_drop.is_some() && a.labels.is_none() {
+            let d = self.err_key(
+                "E0295",
+                "/accuracy/max_accuracy_drop",
+                "`max_accuracy_drop` needs `labels`",
+            );
+            d.label = Some("accuracy is measured against labels".into());
+            d.hints.push(
+                "name the label array with `labels:`, or gate on `min_top1_agreement` instead"
+                    .into(),
+            );
+        }
+        // Random inputs say little about accuracy, so as many as parity uses; held-out
+        // calibration data is real, so up to the calibration default.
+        let samples = r.parity.as_ref().and_then(|p| p.samples).unwrap_or(8);
+        let seed = r.parity.as_ref().and_then(|p| p.seed).unwrap_or(0);
+        let source = match (data, calibration) {
+            (Some(d), _) => AccuracySource::Data(d),
+            (None, _) if a.data.is_some() => return None,
+            (None, Some(c)) => AccuracySource::HeldOut {
+                samples: 100,
+                seed: c.seed,
+            },
+            (None, None) => AccuracySource::Random { samples, seed },
+        };
+        Some(AccuracyPlan {
+            source,
+            labels: a.labels.clone(),
+            gates,
+        })
+    }
+
     fn gates(&mut self, r: &Recipe, flex: bool, custom: bool) -> GatesPlan {
         let g = r.gates.clone().unwrap_or_default();
         if g.no_flex == Some(true) && flex {
@@ -1075,6 +1228,7 @@ impl Cx<'_> {
             no_custom_ops: g.no_custom_ops.unwrap_or(!custom),
             max_size_bytes,
             target_runtime: g.target_runtime.clone(),
+            verify_quantization: g.verify_quantization.unwrap_or(true),
         }
     }
 
@@ -1115,6 +1269,12 @@ fn model_runs_code(m: &ModelPlan) -> bool {
         | ModelPlan::Weights { custom_objects, .. } => !custom_objects.is_empty(),
         _ => false,
     }
+}
+
+/// Whether a preset `name` is really a directory: preset names never contain a path
+/// separator or start with `.` or `~`.
+fn looks_like_path(name: &str) -> bool {
+    name.contains('/') || name.contains('\\') || name.starts_with('.') || name.starts_with('~')
 }
 
 fn io_name(io: QuantizedIo) -> &'static str {

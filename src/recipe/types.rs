@@ -118,6 +118,12 @@ pub struct Recipe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parity: Option<Parity>,
 
+    /// Accuracy of the artifact against the float Keras model on held-out samples:
+    /// per-output error, cosine similarity, top-1 agreement, and the gates they must pass.
+    /// On by default for quantized variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Accuracy>,
+
     /// Policy gates the artifact must pass before it is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gates: Option<Gates>,
@@ -570,6 +576,60 @@ pub struct Gates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+){0,2}$"))]
     pub target_runtime: Option<String>,
+    /// Check that the artifact is what `quantization.mode` promises, read from the file
+    /// itself: int8 or float16 weights, integer activations, input/output dtypes and their
+    /// quantization parameters (default true). Keras accepts some settings silently and
+    /// dynamic-range quantization leaves weight tensors under 1,024 elements in float32, so
+    /// a model can come out unquantized; a failed check rejects the artifact. Raw
+    /// `litert_kwargs` are checked too, but only warn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_quantization: Option<bool>,
+}
+
+/// Accuracy against the float Keras model. Every output of the artifact is compared with
+/// the Keras model's output on the same held-out samples; the thresholds below are gates
+/// (a failed one rejects the artifact).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Accuracy {
+    /// Run the comparison (default: true for quantized variants and whenever `accuracy` is
+    /// given, false for float exports without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The held-out samples, in the same forms as `calibration` (`npz`, `npy`, `images`,
+    /// `prompts`, `generator`, with `samples`, `seed`, `shuffle`). Default: the calibration
+    /// samples that calibration did not use, or seeded random inputs when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Calibration>,
+    /// The array of `data` (an `npz` key or an `npy` entry) holding each sample's integer
+    /// class label. With it, the report also gives the float model's and the artifact's
+    /// accuracy on the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// Gate: the smallest cosine similarity between the artifact's and the float model's
+    /// output, averaged over samples, for every output (e.g. `0.99`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1.0, max = 1.0))]
+    pub min_cosine_similarity: Option<f64>,
+    /// Gate: the largest absolute error allowed anywhere in any output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_abs_error: Option<f64>,
+    /// Gate: the largest mean absolute error allowed for any output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub max_mean_abs_error: Option<f64>,
+    /// Gate: the smallest fraction of samples (and positions, for sequence outputs) where
+    /// the artifact's top-1 class equals the float model's, for every classifier-like
+    /// output (last dimension of 2 or more), e.g. `0.98`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_top1_agreement: Option<f64>,
+    /// Gate: how much lower the artifact's accuracy on `labels` may be than the float
+    /// model's, as a fraction (`0.01` = one percentage point). Needs `labels`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_accuracy_drop: Option<f64>,
 }
 
 /// A size in bytes, or a string with a unit (`B`, `kB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`).

@@ -53,6 +53,12 @@ pub struct BuildResult {
     /// The input signature the artifact was exported with.
     pub signature: Vec<SignatureInput>,
     pub parity: Option<ParityReport>,
+    /// What calibration read and used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSummary>,
+    /// The artifact against the float Keras model on held-out samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<AccuracyReport>,
     /// Seconds per stage.
     pub timings: BTreeMap<String, f64>,
     /// Package versions of the worker (`python`, `tensorflow`, `keras`, ...).
@@ -92,6 +98,60 @@ pub struct OutputParity {
     pub violations: u64,
     pub shape_mismatch: Option<Vec<Vec<i64>>>,
     pub ok: bool,
+}
+
+/// The calibration data as the worker read it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CalibrationSummary {
+    /// `npz`, `npy`, `images`, `prompts` or `generator`.
+    pub source: String,
+    /// Samples the source holds (for a generator: the ones read).
+    pub available: u64,
+    /// Samples given to the converter.
+    pub used: u64,
+    /// Samples left over, available to the accuracy check as held-out data.
+    pub held_out: u64,
+}
+
+/// Accuracy of the artifact against the float Keras model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AccuracyReport {
+    /// `data` (the recipe's held-out data), `held_out` (calibration samples calibration did
+    /// not use) or `random` (seeded random inputs).
+    pub source: String,
+    pub samples: u64,
+    pub outputs: Vec<OutputAccuracy>,
+    /// Accuracy on the labels, when the recipe names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelAccuracy>,
+    /// Why no comparison ran (e.g. Flex ops the interpreter cannot execute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// One output of the artifact against the same output of the float model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OutputAccuracy {
+    pub name: String,
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    /// Cosine similarity of the flattened outputs, averaged over samples.
+    pub cosine_similarity: f64,
+    /// The lowest per-sample cosine similarity.
+    pub min_cosine_similarity: f64,
+    /// For outputs whose last dimension is a class axis (2 or more): the fraction of
+    /// samples (and positions) where both models pick the same class.
+    #[serde(default)]
+    pub top1_agreement: Option<f64>,
+}
+
+/// Accuracy on labelled held-out data.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LabelAccuracy {
+    /// The output whose top-1 class is compared with the label.
+    pub output: String,
+    pub float_accuracy: f64,
+    pub artifact_accuracy: f64,
 }
 
 /// A failed build, as the worker saw it.

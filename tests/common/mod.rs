@@ -119,3 +119,28 @@ pub fn artifacts(out: &Output) -> std::collections::BTreeMap<String, serde_json:
         .map(|a| (a["id"].as_str().unwrap_or_default().to_string(), a.clone()))
         .collect()
 }
+
+/// A scratch project (its own `.git` root, so its `litert.lock` and `snapshots/` stay out
+/// of the repository) holding copies of the named repository files and of every file
+/// directly inside the named directories, at the same relative paths.
+pub fn scratch(dirs: &[&str], files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join(".git")).expect(".git");
+    let mut all: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    for d in dirs {
+        for entry in std::fs::read_dir(root().join(d))
+            .expect("fixture dir")
+            .flatten()
+        {
+            if entry.path().is_file() {
+                all.push(format!("{d}/{}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    for rel in all {
+        let dest = dir.path().join(&rel);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(root().join(&rel), &dest).unwrap_or_else(|e| panic!("copy {rel}: {e}"));
+    }
+    dir
+}

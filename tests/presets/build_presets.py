@@ -1,7 +1,13 @@
-"""Tiny KerasHub presets (random weights, a locally made vocabulary) saved with
-`save_to_preset`, so preset recipes run without the network.
+"""Tiny KerasHub presets (random weights, tokenizers made locally) saved with
+`save_to_preset`, plus calibration data for them, so preset recipes run without the network.
 
     python tests/presets/build_presets.py OUT_DIR
+
+Writes OUT_DIR/{tiny_gemma, tiny_bert, tiny_resnet} (presets), OUT_DIR/prompts.txt,
+OUT_DIR/images/ (PNG and JPEG files of several sizes and modes), OUT_DIR/bad_images/ (one
+of them corrupt), and READY last. Everything is seeded: the same script makes the same
+files. Layer sizes are chosen so every weight matrix has at least 1,024 elements, the
+size below which dynamic-range quantization keeps weights in float32.
 """
 
 import os
@@ -10,27 +16,145 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import io  # noqa: E402
+
+import numpy as np  # noqa: E402
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "."]
+WORDS = (
+    "the quick brown fox jumps over a lazy dog while seven small birds sing in green trees "
+    "near an old river where children play with red kites and blue boats every summer day"
+).split()
+
+BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + ["."]
+
+
+def sentences(n, seed):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) + " ." for _ in range(n)]
+
+
+def gemma_tokenizer_proto():
+    """A SentencePiece model trained here, with Gemma's special tokens at Gemma's ids."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences(400, 1)),
+        model_writer=model,
+        vocab_size=42,
+        model_type="WORD",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        unk_piece="<unk>",
+        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
+        num_threads=1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def tiny_gemma(out):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.GemmaTokenizer(proto=gemma_tokenizer_proto())
+    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=32,
+        intermediate_dim=64,
+        head_dim=16,
+    )
+    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+    lm.save_to_preset(os.path.join(out, "tiny_gemma"))
 
 
 def tiny_bert(out):
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=VOCAB)
-    pre = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=BERT_VOCAB)
+    pre = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=16)
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB), num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16
+        vocabulary_size=len(BERT_VOCAB),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=32,
     )
-    clf = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=2, preprocessor=pre)
+    clf = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=3, preprocessor=pre)
     clf.save_to_preset(os.path.join(out, "tiny_bert"))
+
+
+def tiny_resnet(out):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 64],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(None, None, 3),
+    )
+    clf = keras_hub.models.ResNetImageClassifier(backbone=backbone, num_classes=4, pooling="avg",
+                                                 activation="softmax")
+    clf.save_to_preset(os.path.join(out, "tiny_resnet"))
+
+
+def data(out):
+    from PIL import Image
+
+    with open(os.path.join(out, "prompts.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(sentences(24, 2)) + "\n\n")
+    rng = np.random.default_rng(3)
+    images = os.path.join(out, "images")
+    os.makedirs(os.path.join(images, "more"), exist_ok=True)
+    for i in range(12):
+        h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+        pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        im = Image.fromarray(pixels, "RGB")
+        if i % 4 == 1:
+            im = im.convert("L")  # grey images become three equal channels
+        if i % 4 == 2:
+            im = im.convert("RGBA")
+        sub = images if i < 8 else os.path.join(images, "more")
+        if i % 3 == 0:
+            im.convert("RGB").save(os.path.join(sub, f"img_{i:02d}.jpg"), quality=90)
+        else:
+            im.save(os.path.join(sub, f"img_{i:02d}.png"))
+    with open(os.path.join(images, "README.txt"), "w") as f:
+        f.write("not an image: skipped\n")
+    bad = os.path.join(out, "bad_images")
+    os.makedirs(bad, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8), "RGB").save(os.path.join(bad, "a.png"))
+    with open(os.path.join(bad, "b_corrupt.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + b"this is not a PNG body")
+    os.makedirs(os.path.join(out, "no_images"), exist_ok=True)
+    with open(os.path.join(out, "empty_prompts.txt"), "w") as f:
+        f.write("\n  \n")
+    # Token ids as floats: refused, not truncated.
+    np.savez(os.path.join(out, "float_tokens.npz"), token_ids=np.full((4, 16), 5.5, np.float32),
+             segment_ids=np.zeros((4, 16), np.float32), padding_mask=np.ones((4, 16), np.float32))
 
 
 def main(out):
     os.makedirs(out, exist_ok=True)
+    data(out)
+    tiny_gemma(out)
     tiny_bert(out)
+    tiny_resnet(out)
     with open(os.path.join(out, "READY"), "w") as f:
         f.write("ok\n")
 

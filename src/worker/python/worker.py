@@ -350,129 +350,241 @@ def keras_signature(structure, specs):
 # --------------------------------------------------------------------------- calibration
 
 
-def calibration_samples(build, specs, model):
-    """A list of {input name: array with batch dim} dicts, in the signature's dtypes."""
+class Data:
+    """Samples read from one data source (calibration or held-out accuracy data): a list of
+    {input name: array} dicts in source order, the file each came from (for errors), and
+    arrays that are not inputs (labels)."""
+
+    def __init__(self, kind, samples, origins, extras=None):
+        self.kind = kind
+        self.samples = samples
+        self.origins = origins
+        self.extras = extras or {}
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def read_data(src, build, model, specs, limit, what):
+    """Read every sample a source holds (a generator: at most `limit`), checking it is
+    readable and not empty. Errors name the file."""
     np, tf, keras = tf_modules()
-    cal = build.plan.get("calibration")
-    if not cal:
-        return None
-    src = cal["source"]
     names = [s["name"] for s in specs]
     kind = src["kind"]
     if kind in ("npz", "npy"):
-        arrays = {}
+        arrays, origin_of = {}, {}
         if kind == "npz":
+            path = src["path"]
             try:
-                with np.load(src["path"], allow_pickle=False) as data:
+                with open(path, "rb") as f:
+                    if f.read(4) != b"PK\x03\x04":
+                        raise ValueError("not an .npz archive (a zip of .npy files, as `numpy.savez` writes)")
+                with np.load(path, allow_pickle=False) as data:
+                    if not hasattr(data, "files"):
+                        raise ValueError("not an .npz archive")
                     arrays = {k: data[k] for k in data.files}
             except Exception as e:  # noqa: BLE001
-                raise BuildError("calibration", f"cannot read `{src['path']}`: {e}", file=src["path"]) from e
+                raise BuildError(what, f"cannot read {what} data `{path}`: {first_lines(str(e), 1)}", file=path) from e
+            origin_of = {k: path for k in arrays}
         else:
             for name, path in src["files"].items():
                 try:
                     arrays[name] = np.load(path, allow_pickle=False)
                 except Exception as e:  # noqa: BLE001
-                    raise BuildError("calibration", f"cannot read `{path}`: {e}", file=path) from e
+                    raise BuildError(what, f"cannot read {what} data `{path}`: {first_lines(str(e), 1)}",
+                                     file=path) from e
+                origin_of[name] = path
+        where = src.get("path") or ", ".join(sorted(set(origin_of.values())))
         missing = [n for n in names if n not in arrays]
         if missing:
             raise BuildError(
-                "calibration",
-                f"calibration data has no array for input(s) {missing}; it has {sorted(arrays)}",
+                what,
+                f"`{where}` has no array for input(s) {missing}; it has {sorted(arrays)}",
+                file=where,
             )
-        count = min(len(arrays[n]) for n in names)
+        for n in names:
+            if arrays[n].ndim == 0:
+                raise BuildError(what, f"array `{n}` in `{origin_of[n]}` is a scalar; give samples first",
+                                 file=origin_of[n])
+        counts = {n: len(arrays[n]) for n in names}
+        if len(set(counts.values())) > 1:
+            raise BuildError(what, f"the inputs of `{where}` hold different sample counts: {counts}", file=where)
+        count = min(counts.values()) if counts else 0
         if count == 0:
-            raise BuildError("calibration", "calibration data is empty")
+            raise BuildError(what, f"{what} data `{where}` is empty (0 samples)", file=where)
         samples = [{n: arrays[n][i] for n in names} for i in range(count)]
-    elif kind == "images":
-        samples = image_samples(src, specs)
-    elif kind == "prompts":
-        samples = prompt_samples(src, build, model, specs)
-    elif kind == "generator":
+        origins = [{n: origin_of[n] for n in names}] * count
+        extras = {k: v for k, v in arrays.items() if k not in names}
+        extras_origin = {k: origin_of[k] for k in extras}
+        data = Data(kind, samples, origins, extras)
+        data.extras_origin = extras_origin
+        return data
+    if kind == "images":
+        return image_data(src, specs, what)
+    if kind == "prompts":
+        return prompt_data(src, build, model, specs, what)
+    if kind == "generator":
         gen = call_factory(src["generator"], build.allow_code)
+        where = f"{src['generator']['file']}:{src['generator']['function']}"
         samples = []
-        for item in gen:
-            samples.append(item)
-            if len(samples) >= cal["samples"]:
-                break
-    else:
-        raise BuildError("calibration", f"unknown calibration source `{kind}`")
-    if cal.get("shuffle", True):
-        rng = np.random.default_rng(cal.get("seed", 0))
-        order = rng.permutation(len(samples))
-        samples = [samples[i] for i in order]
-    samples = samples[: cal["samples"]]
+        try:
+            for item in gen:
+                if not isinstance(item, dict):
+                    raise BuildError(what, f"`{where}` yielded {type(item).__name__}, not a dict of input name to array",
+                                     file=src["generator"]["file"])
+                samples.append(item)
+                if len(samples) >= limit:
+                    break
+        except TypeError as e:
+            if "not iterable" in str(e):
+                raise BuildError(what, f"`{where}` returned something that is not iterable; make it a generator",
+                                 file=src["generator"]["file"]) from e
+            raise
+        if not samples:
+            raise BuildError(what, f"`{where}` yielded no samples", file=src["generator"]["file"])
+        return Data(kind, samples, [{n: where for n in names}] * len(samples))
+    raise BuildError(what, f"unknown {what} source `{kind}`")
+
+
+def select(data, count, seed, shuffle):
+    """Shuffle (seeded) and split: the first `count` samples, and the rest (held out)."""
+    np, tf, keras = tf_modules()
+    order = list(range(len(data.samples)))
+    if shuffle:
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
+    return order[:count], order[count:]
+
+
+def conform(data, indices, specs, what):
+    """The chosen samples as {input: array with batch dim} in the signature's dtypes, after
+    checking shapes and dtypes against the signature."""
+    np, tf, keras = tf_modules()
     out = []
-    for i, sample in enumerate(samples):
+    for i in indices:
+        sample = data.samples[i]
         fixed = {}
         for s in specs:
-            arr = np.asarray(sample[s["name"]]).astype(s["dtype"])
+            origin = data.origins[i].get(s["name"], "?")
+            if s["name"] not in sample:
+                raise BuildError(what, f"sample {i} from `{origin}` has no input `{s['name']}`", file=origin)
+            arr = np.asarray(sample[s["name"]])
+            want_dtype = np.dtype(s["dtype"]) if s["dtype"] != "string" else None
+            if want_dtype is not None:
+                if arr.dtype.kind in "fc" and want_dtype.kind in "iub":
+                    raise BuildError(
+                        what,
+                        f"input `{s['name']}` from `{origin}` is {arr.dtype}, but the signature says {s['dtype']}: "
+                        "float data for an integer input would be truncated",
+                        file=origin,
+                    )
+                if arr.dtype.kind not in "fciub":
+                    raise BuildError(
+                        what, f"input `{s['name']}` from `{origin}` has dtype {arr.dtype}, not numbers", file=origin
+                    )
+                arr = arr.astype(want_dtype)
             want = s["shape"]
             if arr.ndim == len(want) - 1:
                 arr = arr[None, ...]
             if arr.ndim != len(want) or any(w is not None and w != a for w, a in zip(want, arr.shape)):
                 raise BuildError(
-                    "calibration",
-                    f"calibration sample {i} for input `{s['name']}` has shape {list(arr.shape)}, "
-                    f"but the signature says {want}",
+                    what,
+                    f"sample {i} of input `{s['name']}` from `{origin}` has shape {list(arr.shape)}, "
+                    f"but the signature says {[w if w is not None else None for w in want]}",
+                    file=origin,
                 )
             fixed[s["name"]] = arr
         out.append(fixed)
     return out
 
 
-def image_samples(src, specs):
+def calibration_samples(build, specs, model):
+    """The calibration samples (a list of {input name: array with batch dim} dicts, in the
+    signature's dtypes) and the held-out rest, with a summary for the report."""
+    cal = build.plan.get("calibration")
+    if not cal:
+        return None, [], None
+    data = read_data(cal["source"], build, model, specs, cal["samples"], "calibration")
+    chosen, rest = select(data, cal["samples"], cal.get("seed", 0), cal.get("shuffle", True))
+    samples = conform(data, chosen, specs, "calibration")
+    held_out = conform(data, rest, specs, "calibration")
+    summary = {"source": data.kind, "available": len(data.samples), "used": len(samples), "held_out": len(held_out)}
+    return samples, held_out, summary
+
+
+def image_data(src, specs, what):
     np, tf, keras = tf_modules()
     from PIL import Image
 
     image_specs = [s for s in specs if len(s["shape"]) == 4]
     target = src.get("input") or (image_specs[0]["name"] if len(image_specs) == 1 else None)
     if target is None:
-        raise BuildError("calibration", "cannot tell which input the images feed; set `calibration.images.input`")
+        raise BuildError(what, f"cannot tell which input the images feed; set `{what}.images.input`")
+    spec = next((s for s in specs if s["name"] == target), None)
+    if spec is None:
+        raise BuildError(what, f"`{what}.images.input` names `{target}`, but the inputs are {[s['name'] for s in specs]}")
+    channels = spec["shape"][-1] if len(spec["shape"]) == 4 else 3
+    if channels not in (1, 3):
+        raise BuildError(what, f"input `{target}` has {channels} channels; images give 1 (grey) or 3 (colour)")
     files = []
-    for root, _, names in os.walk(src["dir"]):
-        for n in sorted(names):
-            if n.lower().endswith((".jpg", ".jpeg", ".png", ".bmp")):
+    for root, dirs, names in os.walk(src["dir"]):
+        dirs.sort()
+        for n in names:
+            if n.lower().endswith(IMAGE_EXTENSIONS):
                 files.append(os.path.join(root, n))
-    files.sort()
+    # The same order as litert's digest: by path relative to the folder, with `/`.
+    files.sort(key=lambda p: os.path.relpath(p, src["dir"]).replace(os.sep, "/"))
     if not files:
-        raise BuildError("calibration", f"no images (.jpg, .jpeg, .png, .bmp) under `{src['dir']}`")
+        raise BuildError(what, f"no images ({', '.join(IMAGE_EXTENSIONS)}) under `{src['dir']}`", file=src["dir"])
     h, w = src["size"]
     mean = np.asarray(src.get("mean") or [0.0], dtype=np.float32)
     std = np.asarray(src.get("std") or [1.0], dtype=np.float32)
-    out = []
+    samples = []
     for path in files:
         try:
             with Image.open(path) as im:
-                im = im.convert("RGB").resize((w, h), Image.BILINEAR)
+                im.load()
+                im = im.convert("L" if channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
                 arr = np.asarray(im, dtype=np.float32)
         except Exception as e:  # noqa: BLE001
-            raise BuildError("calibration", f"cannot decode image `{path}`: {e}", file=path) from e
-        if src.get("channel_order") == "bgr":
+            raise BuildError(what, f"cannot decode image `{path}`: {first_lines(str(e), 1)}", file=path) from e
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if src.get("channel_order") == "bgr" and channels == 3:
             arr = arr[..., ::-1]
         arr = (arr * src.get("scale", 1.0) - mean) / std
-        out.append({target: arr})
-    return out
+        samples.append({target: arr.astype(np.float32)})
+    return Data("images", samples, [{target: p} for p in files])
 
 
-def prompt_samples(src, build, model, specs):
-    with open(src["path"], encoding="utf-8") as f:
-        prompts = [line.strip() for line in f if line.strip()]
+def prompt_data(src, build, model, specs, what):
+    path = src["path"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            prompts = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildError(what, f"cannot read prompts `{path}`: {e}", file=path) from e
     if not prompts:
-        raise BuildError("calibration", f"`{src['path']}` has no prompts")
+        raise BuildError(what, f"`{path}` has no prompts (every line is blank)", file=path)
     pre = getattr(model, "preprocessor", None)
     if pre is None:
-        raise BuildError("calibration", "the preset has no preprocessor to tokenize prompts with")
+        raise BuildError(what, "the preset has no preprocessor to tokenize prompts with", file=path)
     length = build.plan["inputs"].get("sequence_length")
+    np, tf, keras = tf_modules()
     if hasattr(pre, "generate_preprocess"):
+        # Causal LMs: the prompt as generation sees it (start token, no end token).
         batch = pre.generate_preprocess(prompts, sequence_length=length)
     else:
         pre.sequence_length = length
         batch = pre(prompts)
         if isinstance(batch, tuple):
             batch = batch[0]
-    np, tf, keras = tf_modules()
     batch = {k: np.asarray(v) for k, v in batch.items()}
-    return [{s["name"]: batch[s["name"]][i] for s in specs} for i in range(len(prompts))]
+    names = [s["name"] for s in specs]
+    missing = [n for n in names if n not in batch]
+    if missing:
+        raise BuildError(what, f"the preprocessor gives {sorted(batch)}, not the inputs {missing}", file=path)
+    samples = [{n: batch[n][i] for n in names} for i in range(len(prompts))]
+    return Data("prompts", samples, [{n: f"{path}:{i + 1}" for n in names} for i in range(len(prompts))])
 
 
 # --------------------------------------------------------------------------- conversion
@@ -566,21 +678,9 @@ def parity(build, model, structure, specs, samples):
     in_details = runner.get_input_details()
     out_details = runner.get_output_details()
     names_ok = sorted(in_details) == sorted(s["name"] for s in specs)
-    rng = np.random.default_rng(p["seed"])
-    feeds = []
-    if samples:
-        feeds = samples[: p["samples"]]
-    while len(feeds) < p["samples"]:
-        feed = {}
-        for s in specs:
-            shape = [d if d is not None else (1 if i == 0 else 4) for i, d in enumerate(s["shape"])]
-            if s["dtype"] in INT_DTYPES:
-                feed[s["name"]] = rng.integers(0, 2, size=shape).astype(s["dtype"])
-            elif s["dtype"] == "bool":
-                feed[s["name"]] = rng.integers(0, 2, size=shape).astype(bool)
-            else:
-                feed[s["name"]] = rng.normal(size=shape).astype(s["dtype"])
-        feeds.append(feed)
+    feeds = list(samples[: p["samples"]]) if samples else []
+    if len(feeds) < p["samples"]:
+        feeds += random_feeds(specs, p["samples"] - len(feeds), p["seed"])
     stats = {}
     shapes_ok = True
     for feed in feeds:
@@ -671,6 +771,146 @@ def keras_outputs(model, structure, specs, feed):
     return {"output_0": np.asarray(out)}
 
 
+# --------------------------------------------------------------------------- accuracy
+
+
+def random_feeds(specs, count, seed):
+    """Seeded random inputs: normal floats, 0/1 integers (valid token ids and masks)."""
+    np, tf, keras = tf_modules()
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _ in range(count):
+        feed = {}
+        for s in specs:
+            shape = [d if d is not None else (1 if i == 0 else 4) for i, d in enumerate(s["shape"])]
+            if s["dtype"] in INT_DTYPES:
+                feed[s["name"]] = rng.integers(0, 2, size=shape).astype(s["dtype"])
+            elif s["dtype"] == "bool":
+                feed[s["name"]] = rng.integers(0, 2, size=shape).astype(bool)
+            else:
+                feed[s["name"]] = rng.normal(size=shape).astype(s["dtype"])
+        feeds.append(feed)
+    return feeds
+
+
+def accuracy_labels(plan, data, chosen):
+    """The integer label of each chosen sample, when the recipe names a label array."""
+    np, tf, keras = tf_modules()
+    name = plan.get("labels")
+    if not name:
+        return None
+    where = plan["source"]["source"].get("path") or ", ".join(sorted(set(getattr(data, "extras_origin", {}).values())))
+    if name not in data.extras:
+        raise BuildError("accuracy", f"`{where}` has no label array `{name}`; it has {sorted(data.extras)}",
+                         file=where)
+    arr = np.asarray(data.extras[name])
+    if arr.ndim == 0 or len(arr) != len(data.samples) or arr.dtype.kind not in "iub":
+        raise BuildError("accuracy", f"labels `{name}` in `{where}` must be one integer per sample "
+                         f"({len(data.samples)}); got {arr.dtype} {list(arr.shape)}", file=where)
+    flat = arr.reshape(len(arr), -1)
+    return [int(flat[i][0]) for i in chosen]
+
+
+def check_accuracy_data(build, model, specs):
+    """Read and check the held-out data (and its labels) before conversion starts."""
+    plan = build.plan["accuracy"]
+    src = plan["source"]
+    data = read_data(src["source"], build, model, specs, src["samples"], "accuracy")
+    chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
+    conform(data, chosen, specs, "accuracy")
+    accuracy_labels(plan, data, chosen)
+
+
+def accuracy(build, model, structure, specs, held_out):
+    """The artifact against the float Keras model on held-out samples: per output max and
+    mean absolute error, cosine similarity (per sample, then averaged), top-1 agreement over
+    the last axis when it is a class axis, and accuracy on labels when the recipe names
+    them."""
+    np, tf, keras = tf_modules()
+    from ai_edge_litert.interpreter import Interpreter
+
+    plan = build.plan["accuracy"]
+    src = plan["source"]
+    labels = None
+    if src["kind"] == "data":
+        data = read_data(src["source"], build, model, specs, src["samples"], "accuracy")
+        chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
+        feeds = conform(data, chosen, specs, "accuracy")
+        source = "data"
+        labels = accuracy_labels(plan, data, chosen)
+    elif src["kind"] == "held_out" and held_out:
+        feeds = held_out[: src["samples"]]
+        source = "held_out"
+    else:
+        # No real data to hold out: as many random inputs as parity uses.
+        count = min(src["samples"], build.plan["parity"]["samples"]) if src["kind"] == "held_out" else src["samples"]
+        feeds = random_feeds(specs, count, src["seed"])
+        source = "random"
+    interpreter = Interpreter(model_path=build.temp_output)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as e:
+        if "Select TensorFlow op" in str(e) or "Flex" in str(e):
+            return {"source": source, "samples": 0, "outputs": [],
+                    "skipped": "the artifact has Flex ops, which the LiteRT interpreter cannot run"}
+        raise
+    runner = interpreter.get_signature_runner("serving_default")
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    stats = {}
+    hits = {"float": 0, "artifact": 0}
+    label_output = None
+    for k, feed in enumerate(feeds):
+        lite_out = runner(**{n: quantize(np, a, in_details[n]) for n, a in feed.items()})
+        ref = keras_outputs(model, structure, specs, feed)
+        for name, ref_arr in ref.items():
+            if name not in lite_out:
+                continue
+            got = dequantize(np, lite_out[name], out_details[name])
+            ref_arr = np.asarray(ref_arr, dtype=np.float64)
+            if got.shape != ref_arr.shape:
+                raise BuildError("accuracy", f"output `{name}` has shape {list(got.shape)} in the artifact and "
+                                 f"{list(ref_arr.shape)} in Keras")
+            st = stats.setdefault(name, {"max": 0.0, "sum": 0.0, "n": 0, "cos": [], "agree": 0, "positions": 0})
+            diff = np.abs(got - ref_arr)
+            st["max"] = max(st["max"], float(diff.max()) if diff.size else 0.0)
+            st["sum"] += float(diff.sum())
+            st["n"] += int(diff.size)
+            a, b = got.ravel(), ref_arr.ravel()
+            na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+            st["cos"].append(1.0 if na == 0.0 and nb == 0.0 else (float(a @ b) / (na * nb) if na and nb else 0.0))
+            if ref_arr.ndim >= 2 and ref_arr.shape[-1] >= 2:
+                ga, ra = got.argmax(axis=-1), ref_arr.argmax(axis=-1)
+                st["agree"] += int((ga == ra).sum())
+                st["positions"] += int(ra.size)
+        if labels is not None:
+            if label_output is None:
+                classy = [n for n, st in sorted(stats.items()) if st["positions"]]
+                if not classy:
+                    raise BuildError("accuracy", "labels were given, but no output has a class axis")
+                label_output = classy[0]
+            ref_arr = np.asarray(ref[label_output]).reshape(-1)
+            got = dequantize(np, lite_out[label_output], out_details[label_output]).reshape(-1)
+            hits["float"] += int(int(ref_arr.argmax()) == labels[k])
+            hits["artifact"] += int(int(got.argmax()) == labels[k])
+    outputs = []
+    for name in sorted(stats):
+        st = stats[name]
+        outputs.append({
+            "name": name,
+            "max_abs_error": st["max"],
+            "mean_abs_error": st["sum"] / st["n"] if st["n"] else 0.0,
+            "cosine_similarity": float(np.mean(st["cos"])) if st["cos"] else 1.0,
+            "min_cosine_similarity": float(np.min(st["cos"])) if st["cos"] else 1.0,
+            "top1_agreement": st["agree"] / st["positions"] if st["positions"] else None,
+        })
+    report = {"source": source, "samples": len(feeds), "outputs": outputs}
+    if labels is not None and feeds:
+        report["labels"] = {"output": label_output, "float_accuracy": hits["float"] / len(feeds),
+                            "artifact_accuracy": hits["artifact"] / len(feeds)}
+    return report
+
+
 # --------------------------------------------------------------------------- main loop
 
 
@@ -686,22 +926,32 @@ def run_build(request):
         model = load_model(build)
         build.progress("signature")
         structure, specs = build_signature(build, model)
-        samples = None
+        samples, held_out, cal_summary = None, [], None
         if build.plan.get("calibration"):
             build.progress("calibrate")
-            samples = calibration_samples(build, specs, model)
+            samples, held_out, cal_summary = calibration_samples(build, specs, model)
+        if (build.plan.get("accuracy") or {}).get("source", {}).get("kind") == "data":
+            # Held-out data is read and checked before the (slow) conversion starts.
+            build.progress("calibrate", "accuracy data")
+            check_accuracy_data(build, model, specs)
         build.progress("convert")
         convert(build, model, structure, specs, samples)
         report = None
         if build.plan["parity"]["enabled"]:
             build.progress("parity")
             report = parity(build, model, structure, specs, samples)
+        acc = None
+        if build.plan.get("accuracy"):
+            build.progress("accuracy")
+            acc = accuracy(build, model, structure, specs, held_out)
         build.progress("done")
         emit({
             "event": "result",
             "id": build.id,
             "signature": [{"name": s["name"], "shape": s["shape"], "dtype": s["dtype"]} for s in specs],
             "parity": report,
+            "calibration": cal_summary,
+            "accuracy": acc,
             "timings": build.timings,
             "versions": versions(),
         })
