@@ -6,27 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{artifacts, build_fixtures, litert_env, root};
+use common::{artifacts, fixture_dir, litert_env, root};
 use serde_json::Value;
-
-/// Fixture models are rebuilt when their script changes.
-fn fixture_dir(script: &str) -> PathBuf {
-    use sha2::Digest;
-    let text = std::fs::read(root().join(script)).expect("fixture script");
-    let digest = sha2::Sha256::digest(&text);
-    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let name = Path::new(script)
-        .parent()
-        .and_then(|p| p.file_name())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let dir = root()
-        .join("target")
-        .join(format!("fixtures-{name}-{short}"));
-    build_fixtures(script, &dir);
-    dir
-}
 
 /// The Keras suite's recipes and factories in a scratch project.
 fn suite_project() -> tempfile::TempDir {

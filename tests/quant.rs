@@ -5,34 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{artifacts, build_fixtures, litert_env, root};
+use common::{artifacts, fixture_dir, litert_env};
 use serde_json::Value;
-
-/// Fixtures are rebuilt when their script changes.
-fn fixture_dir(script: &str) -> PathBuf {
-    use sha2::Digest;
-    let text = std::fs::read(root().join(script)).expect("fixture script");
-    let digest = sha2::Sha256::digest(&text);
-    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let name = Path::new(script)
-        .parent()
-        .and_then(|p| p.file_name())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let dir = root()
-        .join("target")
-        .join(format!("fixtures-{name}-{short}"));
-    // Tests run in parallel threads: build each fixture once, not twice into one directory.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BUILDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    build_fixtures(script, &dir);
-    dir
-}
 
 fn digits() -> PathBuf {
     fixture_dir("tests/quant/build_digits.py")

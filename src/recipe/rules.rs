@@ -288,17 +288,14 @@ impl Cx<'_> {
                 .push("e.g. `model: {keras: models/classifier.keras}`".into());
             return None;
         };
-        let given: Vec<&str> = [
+        let given = present(&[
             ("keras", m.keras.is_some()),
             ("h5", m.h5.is_some()),
             ("saved_model", m.saved_model.is_some()),
             ("weights", m.weights.is_some()),
             ("preset", m.preset.is_some()),
             ("factory", m.factory.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, set)| set.then_some(k))
-        .collect();
+        ]);
         match given.as_slice() {
             [] => {
                 let d = self.err("E0211", "/model", "`model` names no source");
@@ -764,16 +761,13 @@ impl Cx<'_> {
         base: &str,
     ) -> Option<CalibrationSource> {
         let key = base.trim_start_matches('/').replace('/', ".");
-        let sources: Vec<&str> = [
+        let sources = present(&[
             ("npz", c.npz.is_some()),
             ("npy", c.npy.is_some()),
             ("images", c.images.is_some()),
             ("prompts", c.prompts.is_some()),
             ("generator", c.generator.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, s)| s.then_some(k))
-        .collect();
+        ]);
         match sources.as_slice() {
             [] => {
                 let d = self.err("E0290", base, format!("`{key}` names no data"));
@@ -1255,6 +1249,14 @@ impl Cx<'_> {
         }
         Some(self.resolve_path("/output", out))
     }
+}
+
+/// The keys of an exactly-one-of choice that are set, in declaration order.
+fn present<'k>(choices: &[(&'k str, bool)]) -> Vec<&'k str> {
+    choices
+        .iter()
+        .filter_map(|(k, set)| set.then_some(*k))
+        .collect()
 }
 
 fn model_runs_code(m: &ModelPlan) -> bool {

@@ -144,3 +144,27 @@ pub fn scratch(dirs: &[&str], files: &[&str]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The output directory of a fixture-building script under `target/`, built on first use
+/// and rebuilt when the script changes (its digest is in the name).
+pub fn fixture_dir(script: &str) -> PathBuf {
+    use sha2::Digest;
+    let text = std::fs::read(root().join(script)).expect("fixture script");
+    let digest = sha2::Sha256::digest(&text);
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let name = Path::new(script)
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = root()
+        .join("target")
+        .join(format!("fixtures-{name}-{short}"));
+    // Tests run in parallel threads: build each fixture once, not twice into one directory.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    build_fixtures(script, &dir);
+    dir
+}
