@@ -4,8 +4,10 @@
 //!    calling `model.export(format="litert")` on the same model (target ratio ≤ 0.3);
 //! 2. one recipe against one plain Python export, parity off (target ratio ≤ 1.15).
 //!
-//! Run: `cargo build --release && cargo bench --bench apply_vs_python`. The worker's
+//! Run: `cargo bench --bench apply_vs_python`. The worker's
 //! interpreter comes from `LITERT_PYTHON`, else the provisioned environment.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,13 +31,9 @@ model.export(sys.argv[2], format="litert", verbose=False)
 "#;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/litert");
-    assert!(
-        bin.exists(),
-        "build the release binary first: cargo build --release"
-    );
-    let python = python(&bin);
+    let root = common::root();
+    let bin = common::litert();
+    let python = common::worker_python();
     let dir = tempfile::tempdir().expect("temp dir");
     let recipes = write_recipes(&root, dir.path(), 10, false);
     let runs = 3;
@@ -90,21 +88,6 @@ fn main() {
         "10 builds with parity checks: litert apply {:.2}s",
         median(&mut with_parity)
     );
-}
-
-fn python(bin: &Path) -> String {
-    if let Ok(p) = std::env::var("LITERT_PYTHON") {
-        return p;
-    }
-    let out = Command::new(bin)
-        .args(["env", "show", "--json"])
-        .output()
-        .expect("litert env show");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("env show --json");
-    v["python"]
-        .as_str()
-        .expect("a provisioned environment (run `litert env setup`)")
-        .to_string()
 }
 
 fn write_recipes(root: &Path, dir: &Path, n: usize, parity: bool) -> Vec<PathBuf> {

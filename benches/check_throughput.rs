@@ -2,6 +2,8 @@
 //! spans, `extends`, variants, templates, schema, semantic rules), on one thread.
 //! Target (issue 2): at least 2,000 recipes/s. Run: `cargo bench --bench check_throughput`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -47,8 +49,8 @@ fn main() {
     );
 
     // The same through the binary, as a user runs it (one process, all files).
-    let bin = root.join("target/release/litert");
-    if bin.exists() {
+    let bin = common::litert();
+    {
         let start = Instant::now();
         let out = Command::new(&bin)
             .arg("check")
@@ -66,8 +68,6 @@ fn main() {
             secs * 1e3,
             RECIPES as f64 / secs
         );
-    } else {
-        println!("(build `cargo build --release` to also time the binary)");
     }
 }
 

@@ -9,25 +9,23 @@
 //! Latency is the median of many `invoke()` calls in one Python process on one thread with
 //! the interpreter's default (XNNPACK) delegate, all files in the same run.
 //!
-//! Run: `cargo build --release && cargo bench --bench quant_table`. Prints the Markdown
+//! Run: `cargo bench --bench quant_table`. Prints the Markdown
 //! tables and writes them to `target/quant_table.md`. `LITERT_PYTHON` picks the
 //! interpreter, else the provisioned environment; `QUANT_TABLE_RUNS` the number of timed
 //! runs (default 2000 for the MLP, a tenth of it for MobileNet).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/litert");
-    assert!(
-        bin.exists(),
-        "build the release binary first: cargo build --release"
-    );
-    let python = python(&bin);
+    let root = common::root();
+    let bin = common::litert();
+    let python = common::worker_python();
     let runs: usize = std::env::var("QUANT_TABLE_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -62,21 +60,6 @@ fn main() {
     ));
     print!("{text}");
     let _ = std::fs::write(root.join("target/quant_table.md"), &text);
-}
-
-fn python(bin: &Path) -> String {
-    if let Ok(p) = std::env::var("LITERT_PYTHON") {
-        return p;
-    }
-    let out = Command::new(bin)
-        .args(["env", "show", "--json"])
-        .output()
-        .expect("litert env show");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("env show --json");
-    v["python"]
-        .as_str()
-        .expect("a provisioned environment (run `litert env setup`)")
-        .to_string()
 }
 
 /// `litert apply --json` of one recipe: artifact id -> report entry.

@@ -1,8 +1,9 @@
 //! Re-applying up-to-date recipes (issue 5): 10 recipes whose lock entries match must be
 //! verified without starting Python, in ≤ 0.3 s in total. Run:
-//! `cargo build --release && cargo bench --bench up_to_date`.
+//! `cargo bench --bench up_to_date`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -20,12 +21,8 @@ const RECIPES: [&str; 10] = [
 ];
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/litert");
-    assert!(
-        bin.exists(),
-        "build the release binary first: cargo build --release"
-    );
+    let root = common::root();
+    let bin = common::litert();
     let apply = || {
         Command::new(&bin)
             .current_dir(&root)

@@ -1,6 +1,7 @@
-//! Located diagnostics: what went wrong, where (file and byte span), and what to do about
-//! it. Rendered like rustc (`error[E0100]: ...`, `--> file:line:col`, a snippet with a caret,
-//! `= hint: ...`) for people, or as JSON data for scripts. This module knows nothing of
+//! Diagnostics: what went wrong, where (file and byte span), and what to do about it.
+//! Located diagnostics render like rustc (`error[E0100]: ...`, `--> file:line:col`, a
+//! snippet with a caret, `= hint: ...`) for people, or as JSON data for scripts; [`Hinted`]
+//! is the plain error with a hint that every layer may return. This module knows nothing of
 //! recipes; it only holds source texts and spans.
 
 use std::ops::Range;
@@ -293,6 +294,24 @@ pub struct JsonDiagnostic {
     pub label: Option<String>,
     pub notes: Vec<String>,
     pub hints: Vec<String>,
+}
+
+/// An error that knows what the user can do about it: printed as the message, then a
+/// `hint:` line after the whole cause chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
 }
 
 #[cfg(test)]

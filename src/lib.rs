@@ -7,9 +7,11 @@
 
 pub mod cli;
 pub mod diag;
+pub mod digest;
 pub mod engine;
 pub mod lock;
 pub mod recipe;
 pub mod snapshot;
 pub mod tflite;
+pub mod units;
 pub mod worker;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Hinted;
+use crate::diag::Hinted;
 
 pub const FILE_NAME: &str = "litert.lock";
 const FORMAT: u32 = 1;
@@ -124,10 +124,9 @@ impl Locked {
 /// A guard file outside the project (the temp directory, named by the lock's path), so the
 /// lock itself can be replaced atomically while others wait on the guard.
 fn guard_file(lock_path: &Path) -> anyhow::Result<File> {
-    use sha2::Digest;
     let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
-    let digest = sha2::Sha256::digest(abs.to_string_lossy().as_bytes());
-    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let digest = crate::digest::sha256_hex(abs.to_string_lossy().as_bytes());
+    let short = digest.get(..16).unwrap_or(&digest);
     let path = std::env::temp_dir().join(format!("litert-lock-{short}.guard"));
     File::options()
         .create(true)

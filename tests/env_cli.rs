@@ -34,7 +34,7 @@ macro_rules! snapshot {
         insta::with_settings!({filters => vec![
             (r"\b[0-9a-f]{64}\b", "[DIGEST]"),
             (r"\b[0-9a-f]{16}\b", "[DIGEST16]"),
-            (r"\d+(\.\d+)? [kMGT]?B free", "[SIZE] free"),
+            (r"\d+(\.\d+)? [kKMGT]?i?B free", "[SIZE] free"),
             (r"\b\d+\.\d+s\b", "[TIME]"),
             (r"\b\d+ pins\b", "[N] pins"),
             // Versions change with the lock; the shape of the output is what is tested.

@@ -61,7 +61,7 @@ fn provisions_the_real_environment_and_doctor_passes() {
     insta::with_settings!({filters => vec![
         (r"(base Python\s+).*", "${1}[BASE PYTHON]"),
         (r"\b[0-9a-f]{16}\b", "[DIGEST16]"),
-        (r"\d+(\.\d+)? [kMGT]?B free", "[SIZE] free"),
+        (r"\d+(\.\d+)? [kKMGT]?i?B free", "[SIZE] free"),
         (r"\b\d+\.\d+s\b", "[TIME]"),
         (r"\b\d+ pins\b", "[N] pins"),
         (r"\b\d+(\.\d+)+\b", "[V]"),

@@ -19,11 +19,6 @@ use clap::{Parser, Subcommand};
 
 pub use output::{Exit, Hinted};
 
-/// Print a warning for people on stderr.
-pub fn warn(message: &str) {
-    output::stderr(&format!("warning: {message}\n"));
-}
-
 /// Turn version-controlled YAML recipes into LiteRT (`.tflite`) models, reproducibly.
 #[derive(Debug, Parser)]
 #[command(

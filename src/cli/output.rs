@@ -5,6 +5,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
+pub use crate::diag::Hinted;
+
 /// The documented exit codes (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -41,24 +43,6 @@ pub fn stderr(text: &str) {
 /// Whether stderr output may use ANSI colours: a terminal, and `NO_COLOR` unset or empty.
 pub fn stderr_color() -> bool {
     io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// An error that knows what the user can do about it: printed as the message, then a
-/// `hint:` line after the whole cause chain.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Hinted {
-    pub message: String,
-    pub hint: String,
-}
-
-impl Hinted {
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            hint: hint.into(),
-        }
-    }
 }
 
 /// Print an error chain: the outermost message, then each cause, then any hints.

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::inputs;
 use crate::lock::{Entry, Inputs};
-use crate::recipe::BuildPlan;
+use crate::recipe::{BuildPlan, digest};
 use crate::snapshot::{self, Comparison, Snapshot};
 use crate::tflite::model::ModelInfo;
 
@@ -140,8 +139,8 @@ pub fn toolchain(external_python: bool) -> String {
 pub fn inputs_of(plan: &BuildPlan, toolchain: &str) -> anyhow::Result<Inputs> {
     Ok(Inputs {
         plan: plan.digest.clone(),
-        model: inputs::model_digest(&plan.model)?,
-        calibration: inputs::calibration_digest(plan)?,
+        model: digest::model_digest(&plan.model)?,
+        calibration: digest::data_digest(plan)?,
         toolchain: toolchain.to_string(),
     })
 }
@@ -171,7 +170,7 @@ pub fn stale_reasons(plan: &BuildPlan, inputs: &Inputs, entry: Option<&Entry>) -
     if relative(&plan.output, &plan.root) != entry.output {
         reasons.push("the output path changed".to_string());
     }
-    match inputs::file_sha256(&plan.output) {
+    match crate::digest::file_sha256(&plan.output) {
         Err(_) => reasons.push(format!("`{}` is missing", plan.output.display())),
         Ok(sha) if sha != entry.sha256 => {
             reasons.push(format!(

@@ -99,22 +99,7 @@ fn version_le(a: &str, b: &str) -> bool {
     a <= b
 }
 
-/// `409.0 KiB`, `13.3 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::units::human_bytes;
 
 #[cfg(test)]
 mod tests {
@@ -125,12 +110,5 @@ mod tests {
         assert!(version_le("1.14.0", "2.3"));
         assert!(version_le("2.3.0", "2.3"));
         assert!(!version_le("2.10.0", "2.9.9"));
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(409_032), "399.4 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 }

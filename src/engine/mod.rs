@@ -6,7 +6,6 @@
 pub mod accuracy;
 pub mod contract;
 pub mod gates;
-pub mod inputs;
 pub mod progress;
 pub mod quant;
 pub mod report;
@@ -146,20 +145,26 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
 }
 
 fn failed_write(plan: BuildPlan, e: &std::io::Error, start: Instant) -> Outcome {
-    let failure = Failure {
-        stage: "write".into(),
-        message: format!(
-            "cannot write the snapshot `{}`: {e}",
-            plan.snapshot.display()
-        ),
-        hint: None,
-        detail: None,
-    };
+    let failure = Failure::snapshot_write(&plan, e);
     Outcome {
         plan,
         status: Status::Failed(failure),
         seconds: start.elapsed().as_secs_f64(),
         rebuilt_because: vec![],
+    }
+}
+
+impl Failure {
+    fn snapshot_write(plan: &BuildPlan, e: &std::io::Error) -> Self {
+        Self {
+            stage: "write".into(),
+            message: format!(
+                "cannot write the snapshot `{}`: {e}",
+                plan.snapshot.display()
+            ),
+            hint: None,
+            detail: None,
+        }
     }
 }
 
@@ -344,7 +349,7 @@ impl WorkerSlot<'_> {
             reasons.insert(0, "parity with Keras failed".into());
         }
         let policy = self.options.policy;
-        let sha256 = inputs::file_sha256(&temp.path).unwrap_or_default();
+        let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
         if policy.locked {
             match self.options.locked_sha256.get(&plan.id) {
                 None => reasons
@@ -391,15 +396,7 @@ impl WorkerSlot<'_> {
         }
         match contract::commit_snapshot(&converted.snapshot, &text) {
             Ok(()) => Status::Built(converted),
-            Err(e) => Status::Failed(Failure {
-                stage: "write".into(),
-                message: format!(
-                    "cannot write the snapshot `{}`: {e}",
-                    plan.snapshot.display()
-                ),
-                hint: None,
-                detail: None,
-            }),
+            Err(e) => Status::Failed(Failure::snapshot_write(plan, &e)),
         }
     }
 }

@@ -34,6 +34,12 @@ impl Progress {
         self.line(&format!("{label} · {stage}"));
     }
 
+    /// A warning is printed whether or not progress is shown.
+    pub fn warn(&self, message: &str) {
+        let _guard = self.lock.lock();
+        let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
+    }
+
     pub fn finish(&self, label: &str, ok: bool) {
         self.line(&format!("{label} · {}", if ok { "done" } else { "failed" }));
     }

@@ -96,7 +96,7 @@ pub fn run(
     if !to_build.is_empty() {
         let worker_env = env::ensure(&s.env)?;
         for mismatch in &worker_env.mismatches {
-            crate::cli::warn(mismatch);
+            progress.warn(mismatch);
         }
         let options = ApplyOptions {
             env: worker_env,

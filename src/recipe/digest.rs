@@ -1,27 +1,99 @@
-//! Digests of the data a build reads besides the model: calibration data (and held-out
-//! accuracy data, which has the same shape). A digest covers the bytes of every file the
-//! worker would read and every setting that changes which samples it makes of them, and
-//! nothing that depends on where the files live, so the same data digests the same on every
-//! machine and checkout. The lock file and the build cache record it.
+//! Digests of what a build reads: the model source, and the data besides it (calibration
+//! data, and held-out accuracy data, which has the same shape). A digest covers the bytes
+//! of every file the worker would read and every setting that changes what it makes of
+//! them, and nothing that depends on where the files live, so the same inputs digest the
+//! same on every machine and checkout. The lock file and the up-to-date check record them.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use sha2::{Digest, Sha256};
-
-use super::plan::{CalibrationPlan, CalibrationSource};
+use super::plan::{
+    AccuracySource, ArchitecturePlan, BuildPlan, CalibrationPlan, CalibrationSource, ModelPlan,
+    PresetRef,
+};
 use super::types::ChannelOrder;
+use crate::digest::{Hasher, files_under};
 
 /// Image files the worker reads from a calibration folder (matched case-insensitively).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
+
+/// `sha256:` over the model source. A preset by name hashes the name: its files live on a
+/// hub and cannot be seen offline.
+pub fn model_digest(model: &ModelPlan) -> anyhow::Result<String> {
+    let mut h = Hasher::new();
+    h.field("litert-model-digest", "1");
+    let customs = |h: &mut Hasher, objects: &[super::plan::CallablePlan]| -> anyhow::Result<()> {
+        for c in objects {
+            h.field("custom_object", &c.function);
+            h.file("custom_object_source", &c.file)?;
+        }
+        Ok(())
+    };
+    match model {
+        ModelPlan::Keras {
+            path,
+            custom_objects,
+        }
+        | ModelPlan::H5 {
+            path,
+            custom_objects,
+        } => {
+            h.file("model", path)?;
+            customs(&mut h, custom_objects)?;
+        }
+        ModelPlan::SavedModel { path } => h.path("saved_model", path)?,
+        ModelPlan::Weights {
+            path,
+            architecture,
+            custom_objects,
+        } => {
+            h.file("weights", path)?;
+            match architecture {
+                ArchitecturePlan::Config { path } => h.file("config", path)?,
+                ArchitecturePlan::Factory { factory } => h.file("factory", &factory.file)?,
+            }
+            customs(&mut h, custom_objects)?;
+        }
+        ModelPlan::Preset {
+            preset: PresetRef::Path(dir),
+            ..
+        } => h.path("preset", dir)?,
+        ModelPlan::Preset {
+            preset: PresetRef::Name(name),
+            ..
+        } => h.field("preset_name", name),
+        ModelPlan::Factory { factory } => h.file("factory", &factory.file)?,
+    }
+    Ok(h.finish())
+}
+
+/// `sha256:` over the data a build reads besides the model: its calibration data and, when
+/// the recipe names it, its accuracy data; `None` when it reads neither.
+pub fn data_digest(plan: &BuildPlan) -> anyhow::Result<Option<String>> {
+    let calibration = plan
+        .calibration
+        .as_ref()
+        .map(calibration_digest)
+        .transpose()?;
+    let accuracy = match plan.accuracy.as_ref().map(|a| &a.source) {
+        Some(AccuracySource::Data(data)) => Some(calibration_digest(data)?),
+        _ => None,
+    };
+    Ok(match (calibration, accuracy) {
+        (None, None) => None,
+        (Some(c), None) => Some(c),
+        (c, Some(a)) => Some(format!(
+            "{}+accuracy {a}",
+            c.unwrap_or_else(|| "none".to_string())
+        )),
+    })
+}
 
 /// `sha256:<hex>` over the calibration data and the settings that pick samples from it.
 ///
 /// For a Python generator only its source file is covered: what the code reads at run time
 /// is beyond what litert can see.
 pub fn calibration_digest(plan: &CalibrationPlan) -> anyhow::Result<String> {
-    let mut h = Hasher(Sha256::new());
+    let mut h = Hasher::new();
     h.field("litert-data-digest", "1");
     h.field("samples", &plan.samples.to_string());
     h.field("seed", &plan.seed.to_string());
@@ -86,88 +158,19 @@ pub fn calibration_digest(plan: &CalibrationPlan) -> anyhow::Result<String> {
             h.file("source", &generator.file)?;
         }
     }
-    Ok(format!("sha256:{}", hex(&h.0.finalize())))
+    Ok(h.finish())
 }
 
 /// Image files under `dir`, recursively, as (path relative to `dir` with `/`, path), sorted
 /// by the relative path so the order does not depend on the file system.
 pub fn image_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).with_context(|| format!("cannot read `{}`", d.display()))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("cannot read `{}`", d.display()))?;
-            let path = entry.path();
-            let meta = std::fs::metadata(&path)
-                .with_context(|| format!("cannot read `{}`", path.display()))?;
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let is_image = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if is_image {
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((rel, path));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Length-prefixed fields, so no two different inputs hash the same stream.
-struct Hasher(Sha256);
-
-impl Hasher {
-    fn field(&mut self, name: &str, value: &str) {
-        for part in [name.as_bytes(), value.as_bytes()] {
-            self.0.update((part.len() as u64).to_le_bytes());
-            self.0.update(part);
-        }
-    }
-
-    fn file(&mut self, name: &str, path: &Path) -> anyhow::Result<()> {
-        let mut f = std::fs::File::open(path)
-            .with_context(|| format!("cannot read calibration file `{}`", path.display()))?;
-        let len = f
-            .metadata()
-            .with_context(|| format!("cannot read calibration file `{}`", path.display()))?
-            .len();
-        self.0.update((name.len() as u64).to_le_bytes());
-        self.0.update(name.as_bytes());
-        self.0.update(len.to_le_bytes());
-        let mut buf = vec![0u8; 1 << 16];
-        let mut read = 0u64;
-        loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| format!("cannot read calibration file `{}`", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            read += n as u64;
-            self.0.update(buf.get(..n).unwrap_or_default());
-        }
-        if read != len {
-            anyhow::bail!("`{}` changed while it was read", path.display());
-        }
-        Ok(())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut files = files_under(dir)?;
+    files.retain(|(_, path)| {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    });
+    Ok(files)
 }
 
 #[cfg(test)]

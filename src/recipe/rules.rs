@@ -137,6 +137,52 @@ impl Cx<'_> {
         d
     }
 
+    /// The one key of an exactly-one-of choice under `base` that is set. None set is
+    /// `codes[0]` at the block; several is `codes[1]` at the second key, pointing back at
+    /// the first.
+    fn exactly_one(
+        &mut self,
+        base: &str,
+        codes: [&'static str; 2],
+        choices: &[(&'static str, bool)],
+    ) -> Option<&'static str> {
+        let what = super::schema::describe_path(base);
+        let all = choices
+            .iter()
+            .map(|(k, _)| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let set: Vec<&'static str> = choices
+            .iter()
+            .filter_map(|(k, on)| on.then_some(*k))
+            .collect();
+        match set.as_slice() {
+            [] => {
+                let d = self.err(codes[0], base, format!("{what} names none of {all}"));
+                d.label = Some("needs exactly one".into());
+                None
+            }
+            [one] => Some(one),
+            [first, second, ..] => {
+                let first_span = self
+                    .spans
+                    .get(&format!("{base}/{first}"))
+                    .and_then(|s| s.key);
+                let d = self.err_key(
+                    codes[1],
+                    &format!("{base}/{second}"),
+                    format!("{what} has both `{first}` and `{second}`"),
+                );
+                d.label = Some("second choice".into());
+                if let Some(loc) = first_span {
+                    d.related.push((loc, "first choice".into()));
+                }
+                d.hints.push(format!("keep exactly one of {all}"));
+                None
+            }
+        }
+    }
+
     /// Resolve the path written at `pointer` against the directory of the file it was
     /// written in.
     fn resolve_path(&self, pointer: &str, rel: &str) -> PathBuf {
@@ -288,41 +334,18 @@ impl Cx<'_> {
                 .push("e.g. `model: {keras: models/classifier.keras}`".into());
             return None;
         };
-        let given = present(&[
-            ("keras", m.keras.is_some()),
-            ("h5", m.h5.is_some()),
-            ("saved_model", m.saved_model.is_some()),
-            ("weights", m.weights.is_some()),
-            ("preset", m.preset.is_some()),
-            ("factory", m.factory.is_some()),
-        ]);
-        match given.as_slice() {
-            [] => {
-                let d = self.err("E0211", "/model", "`model` names no source");
-                d.label = Some("needs one source".into());
-                d.hints.push("give exactly one of `keras`, `h5`, `saved_model`, `weights`, `preset`, `factory`".into());
-                return None;
-            }
-            [_] => {}
-            [first, second, ..] => {
-                let first_span = self
-                    .spans
-                    .get(&format!("/model/{first}"))
-                    .and_then(|s| s.key);
-                let d = self.err_key(
-                    "E0212",
-                    &format!("/model/{second}"),
-                    format!("`model` has two sources: `{first}` and `{second}`"),
-                );
-                d.label = Some("second source".into());
-                if let Some(loc) = first_span {
-                    d.related.push((loc, "first source".into()));
-                }
-                d.hints
-                    .push("a recipe builds one model: keep exactly one source".into());
-                return None;
-            }
-        }
+        self.exactly_one(
+            "/model",
+            ["E0211", "E0212"],
+            &[
+                ("keras", m.keras.is_some()),
+                ("h5", m.h5.is_some()),
+                ("saved_model", m.saved_model.is_some()),
+                ("weights", m.weights.is_some()),
+                ("preset", m.preset.is_some()),
+                ("factory", m.factory.is_some()),
+            ],
+        )?;
         let customs = self.custom_objects(m);
         if let Some(p) = &m.keras {
             if !p.ends_with(".keras") {
@@ -356,22 +379,23 @@ impl Cx<'_> {
         }
         if let Some(w) = &m.weights {
             let path = self.existing("/model/weights/file", &w.file, Kind::File);
-            let arch = match (&w.architecture.config, &w.architecture.factory) {
-                (Some(c), None) => Some(ArchitecturePlan::Config {
+            let a = &w.architecture;
+            let which = self.exactly_one(
+                "/model/weights/architecture",
+                ["E0213", "E0213"],
+                &[
+                    ("config", a.config.is_some()),
+                    ("factory", a.factory.is_some()),
+                ],
+            );
+            let arch = match (which, &a.config, &a.factory) {
+                (Some(_), Some(c), None) => Some(ArchitecturePlan::Config {
                     path: self.existing("/model/weights/architecture/config", c, Kind::File),
                 }),
-                (None, Some(f)) => self
+                (Some(_), None, Some(f)) => self
                     .callable("/model/weights/architecture/factory", f)
                     .map(|factory| ArchitecturePlan::Factory { factory }),
-                _ => {
-                    let d = self.err(
-                        "E0213",
-                        "/model/weights/architecture",
-                        "`architecture` needs exactly one of `config` or `factory`",
-                    );
-                    d.label = Some("one of `config`, `factory`".into());
-                    None
-                }
+                _ => None,
             };
             return arch.map(|architecture| ModelPlan::Weights {
                 path,
@@ -383,24 +407,21 @@ impl Cx<'_> {
             // A name that looks like a path is a local preset directory: `--set` can then
             // point a recipe written for a hub preset at a local copy.
             let local_name = p.name.as_ref().filter(|n| looks_like_path(n));
-            let preset = match (&p.name, &p.path) {
-                (Some(_), None) if local_name.is_some() => {
+            let which = self.exactly_one(
+                "/model/preset",
+                ["E0213", "E0213"],
+                &[("name", p.name.is_some()), ("path", p.path.is_some())],
+            );
+            let preset = match (which, &p.name, &p.path) {
+                (Some(_), Some(_), None) if local_name.is_some() => {
                     let dir = local_name.cloned().unwrap_or_default();
                     Some(PresetRef::Path(self.preset_dir("/model/preset/name", &dir)))
                 }
-                (Some(n), None) => Some(PresetRef::Name(n.clone())),
-                (None, Some(dir)) => {
+                (Some(_), Some(n), None) => Some(PresetRef::Name(n.clone())),
+                (Some(_), None, Some(dir)) => {
                     Some(PresetRef::Path(self.preset_dir("/model/preset/path", dir)))
                 }
-                _ => {
-                    let d = self.err(
-                        "E0213",
-                        "/model/preset",
-                        "`preset` needs exactly one of `name` or `path`",
-                    );
-                    d.label = Some("one of `name`, `path`".into());
-                    None
-                }
+                _ => None,
             };
             let var = p.name.as_ref().and_then(|n| {
                 r.vars
@@ -760,40 +781,18 @@ impl Cx<'_> {
         image_size: Option<[u32; 2]>,
         base: &str,
     ) -> Option<CalibrationSource> {
-        let key = base.trim_start_matches('/').replace('/', ".");
-        let sources = present(&[
-            ("npz", c.npz.is_some()),
-            ("npy", c.npy.is_some()),
-            ("images", c.images.is_some()),
-            ("prompts", c.prompts.is_some()),
-            ("generator", c.generator.is_some()),
-        ]);
-        match sources.as_slice() {
-            [] => {
-                let d = self.err("E0290", base, format!("`{key}` names no data"));
-                d.hints.push(
-                    "give exactly one of `npz`, `npy`, `images`, `prompts`, `generator`".into(),
-                );
-                None
-            }
-            [_] => self.calibration_source(r, c, image_size, base),
-            [first, second, ..] => {
-                let first_span = self
-                    .spans
-                    .get(&format!("{base}/{first}"))
-                    .and_then(|s| s.key);
-                let d = self.err_key(
-                    "E0290",
-                    &format!("{base}/{second}"),
-                    format!("`{key}` has two sources: `{first}` and `{second}`"),
-                );
-                d.label = Some("second source".into());
-                if let Some(loc) = first_span {
-                    d.related.push((loc, "first source".into()));
-                }
-                None
-            }
-        }
+        self.exactly_one(
+            base,
+            ["E0290", "E0290"],
+            &[
+                ("npz", c.npz.is_some()),
+                ("npy", c.npy.is_some()),
+                ("images", c.images.is_some()),
+                ("prompts", c.prompts.is_some()),
+                ("generator", c.generator.is_some()),
+            ],
+        )?;
+        self.calibration_source(r, c, image_size, base)
     }
 
     fn calibration_source(
@@ -1251,14 +1250,6 @@ impl Cx<'_> {
     }
 }
 
-/// The keys of an exactly-one-of choice that are set, in declaration order.
-fn present<'k>(choices: &[(&'k str, bool)]) -> Vec<&'k str> {
-    choices
-        .iter()
-        .filter_map(|(k, set)| set.then_some(*k))
-        .collect()
-}
-
 fn model_runs_code(m: &ModelPlan) -> bool {
     match m {
         ModelPlan::Factory { .. } => true,
@@ -1291,20 +1282,24 @@ fn io_name(io: QuantizedIo) -> &'static str {
 /// `sha256:` over the rendered variant with keys in sorted order (so reordering keys in
 /// YAML is not a change), the recipe's path relative to the project root, and the variant.
 fn plan_digest(rv: &RenderedVariant, root: &Path) -> String {
-    use sha2::Digest;
     let rel = std::path::absolute(&rv.recipe_path)
         .ok()
         .zip(std::path::absolute(root).ok())
         .and_then(|(r, root)| r.strip_prefix(&root).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| rv.recipe_path.clone());
-    let mut h = sha2::Sha256::new();
-    h.update(canonical_json(&rv.value).as_bytes());
-    h.update([0]);
-    h.update(rel.to_string_lossy().as_bytes());
-    h.update([0]);
-    h.update(rv.variant.as_deref().unwrap_or("").as_bytes());
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    // Text for people and the inputs of templates (already rendered into the values) do
+    // not change what is built.
+    let mut value = rv.value.clone();
+    if let Some(obj) = value.as_object_mut() {
+        for key in ["description", "vars", "env"] {
+            obj.remove(key);
+        }
+    }
+    let mut h = crate::digest::Hasher::new();
+    h.field("recipe", &canonical_json(&value));
+    h.field("path", &rel.to_string_lossy());
+    h.field("variant", rv.variant.as_deref().unwrap_or(""));
+    h.finish()
 }
 
 fn canonical_json(v: &serde_json::Value) -> String {

@@ -97,17 +97,7 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
             ));
         }
         ValidationErrorKind::Type { kind } => {
-            let expected = type_names(kind);
-            out.push(
-                at_value(Diagnostic::error(
-                    "E0103",
-                    format!(
-                        "wrong type for {what}: expected {expected}, found {}",
-                        type_of(instance)
-                    ),
-                ))
-                .label(format!("expected {expected}")),
-            );
+            out.push(at_value(wrong_type(&what, &type_names(kind), instance)));
         }
         ValidationErrorKind::Enum { options } => {
             out.push(bad_choice(at_value, &what, instance, &strings_of(options)));
@@ -157,16 +147,7 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
             } else {
                 expected.join(" or ")
             };
-            out.push(
-                at_value(Diagnostic::error(
-                    "E0103",
-                    format!(
-                        "wrong type for {what}: expected {expected}, found {}",
-                        type_of(instance)
-                    ),
-                ))
-                .label(format!("expected {expected}")),
-            );
+            out.push(at_value(wrong_type(&what, &expected, instance)));
         }
         ValidationErrorKind::Pattern { pattern } => {
             out.push(
@@ -243,6 +224,17 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
             )));
         }
     }
+}
+
+fn wrong_type(what: &str, expected: &str, instance: &Value) -> Diagnostic {
+    Diagnostic::error(
+        "E0103",
+        format!(
+            "wrong type for {what}: expected {expected}, found {}",
+            type_of(instance)
+        ),
+    )
+    .label(format!("expected {expected}"))
 }
 
 fn bad_choice(

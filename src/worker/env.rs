@@ -23,7 +23,7 @@ pub use lock::{Lock, Pin, PythonRange};
 pub use provision::{Layout, Marker};
 pub use python::Interp;
 
-use crate::cli::Hinted;
+use crate::diag::Hinted;
 use progress::Ui;
 
 /// The distributions the worker cannot do without, with the module each provides. An

@@ -148,10 +148,9 @@ pub fn scratch(dirs: &[&str], files: &[&str]) -> tempfile::TempDir {
 /// The output directory of a fixture-building script under `target/`, built on first use
 /// and rebuilt when the script changes (its digest is in the name).
 pub fn fixture_dir(script: &str) -> PathBuf {
-    use sha2::Digest;
     let text = std::fs::read(root().join(script)).expect("fixture script");
-    let digest = sha2::Sha256::digest(&text);
-    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let digest = litert::digest::sha256_hex(&text);
+    let short = &digest[..12];
     let name = Path::new(script)
         .parent()
         .and_then(|p| p.file_name())

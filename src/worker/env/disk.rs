@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::cli::Hinted;
+use crate::diag::Hinted;
 
 /// What a first provisioning needs in the cache directory: the environment (about 2.5 GB,
 /// measured) plus pip's unpacking space, which we keep on the same disk.
@@ -46,34 +46,12 @@ pub fn not_enough(path: &Path, free: u64, needed: u64) -> Hinted {
     )
 }
 
-/// Decimal units, as disks are sold and `df -H` shows them.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// Sizes read the same everywhere in litert.
+pub use crate::units::human_bytes as human;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(999), "999 B");
-        assert_eq!(human(2_500_000_000), "2.5 GB");
-        assert_eq!(human(REQUIRED_FREE_BYTES), "3.0 GB");
-        assert_eq!(human(1_234_567), "1.2 MB");
-    }
 
     #[test]
     fn available_space_of_a_path_not_made_yet_uses_its_ancestor() {
@@ -95,7 +73,7 @@ mod tests {
         let msg = not_enough(Path::new("/cache"), 1_200_000_000, REQUIRED_FREE_BYTES).message;
         assert_eq!(
             msg,
-            "not enough free disk space for the Python worker environment in /cache: 1.2 GB free, about 3.0 GB needed"
+            "not enough free disk space for the Python worker environment in /cache: 1.1 GiB free, about 2.8 GiB needed"
         );
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
 
 /// The lock text as committed; the binary carries it so that an installed `litert` always
 /// provisions the set it was tested with.
@@ -120,7 +119,7 @@ impl Lock {
         Ok(Lock {
             pins,
             requires_python,
-            digest: sha256_hex(text.as_bytes()),
+            digest: crate::digest::sha256_hex(text.as_bytes()),
             text,
         })
     }
@@ -156,14 +155,6 @@ pub fn normalize(name: &str) -> String {
         }
     }
     out
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    // sha2 0.11 digests no longer implement `LowerHex`, so encode by hand.
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn parse_range(spec: &str) -> anyhow::Result<PythonRange> {
@@ -242,11 +233,11 @@ mod tests {
         assert_eq!(lock.digest.len(), 64);
         assert_eq!(
             lock.digest,
-            sha256_hex(b"# requires-python: >=3.11,<3.14\na==1\n")
+            crate::digest::sha256_hex(b"# requires-python: >=3.11,<3.14\na==1\n")
         );
         assert_eq!(lock.short_digest(), &lock.digest[..16]);
         assert_eq!(
-            sha256_hex(b"abc"),
+            crate::digest::sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         let other = Lock::parse("# requires-python: >=3.11,<3.14\na==2\n").unwrap();

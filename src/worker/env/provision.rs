@@ -19,7 +19,7 @@ use super::disk;
 use super::lock::{Lock, normalize};
 use super::progress::Ui;
 use super::python::{self, Interp, tail_lines};
-use crate::cli::Hinted;
+use crate::diag::Hinted;
 
 /// The file inside a finished environment that says it is finished, and with what.
 pub const MARKER: &str = "litert-env.json";

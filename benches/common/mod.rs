@@ -1,0 +1,38 @@
+//! What the benchmarks share: the `litert` binary cargo built for them (with the bench,
+//! i.e. release, profile), the repository root, and the worker's Python interpreter.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn litert() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_litert"))
+}
+
+/// `LITERT_PYTHON`, else the environment litert provisions (provisioning it if needed).
+pub fn worker_python() -> String {
+    if let Ok(p) = std::env::var("LITERT_PYTHON")
+        && !p.is_empty()
+    {
+        return p;
+    }
+    let setup = Command::new(litert())
+        .args(["env", "setup"])
+        .status()
+        .expect("litert env setup");
+    assert!(setup.success(), "litert env setup failed");
+    let out = Command::new(litert())
+        .args(["env", "show", "--json"])
+        .output()
+        .expect("litert env show");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("env show --json");
+    v["python"]
+        .as_str()
+        .expect("`python` in env show --json")
+        .to_string()
+}
