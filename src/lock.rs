@@ -66,7 +66,7 @@ impl LockFile {
         };
         let lock: Self = serde_saphyr::from_str(&text).map_err(|e| {
             Hinted::new(
-                format!("`{}` is not a valid lock file: {}", path.display(), e.to_string().lines().next().unwrap_or("")),
+                format!("`{}` is not a valid lock file: {}", path.display(), e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ")),
                 "restore it from version control, or delete it and run `litert apply` to make a new one",
             )
         })?;

@@ -288,3 +288,25 @@ fn review_needs_a_terminal_and_names_must_exist() {
         out.stderr
     );
 }
+
+#[test]
+fn a_corrupt_lock_stops_the_run_with_a_hint() {
+    let p = Project::new("image");
+    std::fs::write(p.path("litert.lock"), "version: [\n").unwrap();
+    for verb in ["apply", "plan", "test"] {
+        let out = p.run(&[verb, "recipe.yaml"]);
+        assert_eq!(out.code, 2, "{verb}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("`./litert.lock` is not a valid lock file"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("hint: restore it from version control"),
+            "{verb}: {}",
+            out.stderr
+        );
+    }
+    assert!(!p.path("build").exists(), "nothing was built");
+}

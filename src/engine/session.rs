@@ -36,21 +36,32 @@ pub struct Freshness {
 }
 
 /// The up-to-date verdict for each plan (in order), reading each project's lock once.
-pub fn freshness(plans: &[BuildPlan], external_python: bool) -> Vec<anyhow::Result<Freshness>> {
+///
+/// An unreadable lock file stops the whole run (its error says how to recover); a build
+/// whose inputs cannot be read fails on its own.
+pub fn freshness(
+    plans: &[BuildPlan],
+    external_python: bool,
+) -> anyhow::Result<Vec<anyhow::Result<Freshness>>> {
     let toolchain = contract::toolchain(external_python);
-    let mut locks: BTreeMap<PathBuf, anyhow::Result<LockFile>> = BTreeMap::new();
-    plans
+    let mut locks: BTreeMap<PathBuf, LockFile> = BTreeMap::new();
+    for plan in plans {
+        if !locks.contains_key(&plan.root) {
+            let lock = LockFile::read(&plan.root.join(crate::lock::FILE_NAME))?;
+            locks.insert(plan.root.clone(), lock);
+        }
+    }
+    Ok(plans
         .iter()
         .map(|plan| {
-            let lock = locks
-                .entry(plan.root.clone())
-                .or_insert_with(|| LockFile::read(&plan.root.join(crate::lock::FILE_NAME)));
-            let lock = lock.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
             let inputs = contract::inputs_of(plan, &toolchain)?;
-            let reasons = contract::stale_reasons(plan, &inputs, lock.artifacts.get(&plan.id));
+            let entry = locks
+                .get(&plan.root)
+                .and_then(|l| l.artifacts.get(&plan.id));
+            let reasons = contract::stale_reasons(plan, &inputs, entry);
             Ok(Freshness { inputs, reasons })
         })
-        .collect()
+        .collect())
 }
 
 /// Run every plan: verify what is up to date, build the rest, update the locks.
@@ -59,7 +70,7 @@ pub fn run(
     s: &Session,
     progress: &Progress,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let fresh = freshness(&plans, s.env.python_override.is_some());
+    let fresh = freshness(&plans, s.env.python_override.is_some())?;
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(plans.len());
     let mut to_build: Vec<(usize, BuildPlan, Freshness)> = Vec::new();
     let mut locked_sha256 = BTreeMap::new();
