@@ -108,6 +108,8 @@ fn write_recipes(root: &Path, dir: &Path, n: usize, parity: bool) -> Vec<PathBuf
 fn run_apply(bin: &Path, python: &str, recipes: &[PathBuf]) {
     let out = Command::new(bin)
         .arg("apply")
+        // Every run must build: the lock would otherwise make the second one a no-op.
+        .arg("--force")
         .args(recipes)
         .env("LITERT_PYTHON", python)
         .env("LITERT_NO_PROGRESS", "1")
