@@ -70,9 +70,22 @@ fn apply(
     dir: &Path,
     recipe: &str,
 ) -> BTreeMap<String, Value> {
+    // Its own project (a `.git` marker under `target/`), so the bench's lock entries and
+    // snapshots stay out of the repository's.
+    let project = dir.join("project");
+    std::fs::create_dir_all(project.join(".git")).expect("bench project");
+    let src = root.join(recipe);
+    let dest = project.join(recipe);
+    std::fs::create_dir_all(dest.parent().expect("recipe dir")).expect("bench project");
+    for entry in std::fs::read_dir(src.parent().expect("recipe dir"))
+        .expect("recipes")
+        .flatten()
+    {
+        let _ = std::fs::copy(entry.path(), dest.with_file_name(entry.file_name()));
+    }
     let out = Command::new(bin)
-        .args(["apply", "--json", recipe])
-        .current_dir(root)
+        .args(["apply", "--json", "--force", recipe])
+        .current_dir(&project)
         .env("LITERT_PYTHON", python)
         .env("LITERT_NO_PROGRESS", "1")
         .env("LITERT_QUANT_DIR", dir)
