@@ -116,7 +116,7 @@ impl Locked {
 
     /// Write the lock atomically; the guard is released when `self` drops.
     pub fn save(&self) -> anyhow::Result<()> {
-        crate::snapshot::write_atomic(&self.path, &self.lock.render())
+        crate::fsio::write_atomic(&self.path, self.lock.render())
             .with_context(|| format!("cannot write `{}`", self.path.display()))
     }
 }

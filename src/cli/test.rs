@@ -52,7 +52,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
     let session = args.build.session(&plans, policy, args.force)?;
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
     if let Some(path) = &args.junit {
-        crate::snapshot::write_atomic(path, &junit(&outcomes))
+        crate::fsio::write_atomic(path, junit(&outcomes))
             .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
     }
     let text = if args.json {

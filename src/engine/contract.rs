@@ -94,13 +94,13 @@ pub fn judge_snapshot(
 pub fn commit_snapshot(outcome: &SnapshotOutcome, text: &str) -> std::io::Result<()> {
     match outcome {
         SnapshotOutcome::Created { path } | SnapshotOutcome::Updated { path, .. } => {
-            snapshot::write_atomic(path, text)?;
+            crate::fsio::write_atomic(path, text)?;
             let _ = std::fs::remove_file(snapshot::pending_path(path));
             Ok(())
         }
         SnapshotOutcome::Changed {
             pending: Some(p), ..
-        } => snapshot::write_atomic(p, text),
+        } => crate::fsio::write_atomic(p, text),
         _ => Ok(()),
     }
 }

@@ -405,42 +405,34 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-/// The artifact while it is being written: a hidden file next to the output, removed
-/// unless it is persisted, so a failure never leaves a half-written artifact behind.
+/// The artifact while it is being written: `artifact.tflite` inside a private directory
+/// next to the output (mode 0700, unpredictable name, so nothing can be planted there), moved
+/// into place only when accepted. The directory goes when this drops, so a failure never
+/// leaves a half-written artifact behind.
 struct TempArtifact {
+    dir: crate::fsio::PrivateDir,
     path: PathBuf,
 }
 
 impl TempArtifact {
     fn create(output: &Path) -> Result<Self, Failure> {
-        let dir = output
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Failure {
+        let dir = crate::fsio::PrivateDir::beside(output).map_err(|e| Failure {
             stage: "plan".into(),
             message: format!(
-                "cannot create the output directory `{}`: {e}",
-                dir.display()
+                "cannot create a build directory next to `{}`: {e}",
+                output.display()
             ),
             hint: None,
             detail: None,
         })?;
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // The name must end in `.tflite` (Keras refuses anything else) and be unique per
-        // process and build.
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!(".{name}.tmp-{}-{n}.tflite", std::process::id()));
+        // Keras refuses a name that does not end in `.tflite`.
+        let path = dir.join("artifact.tflite");
         let path = std::path::absolute(&path).unwrap_or(path);
-        Ok(Self { path })
+        Ok(Self { dir, path })
     }
 
     fn persist(self, output: &Path) -> Result<(), Failure> {
-        let result = std::fs::rename(&self.path, output).map_err(|e| Failure {
+        crate::fsio::persist(&self.path, output).map_err(|e| Failure {
             stage: "write".into(),
             message: format!(
                 "cannot move the artifact into place at `{}`: {e}",
@@ -448,17 +440,9 @@ impl TempArtifact {
             ),
             hint: None,
             detail: None,
-        });
-        // `Drop` removes the temp file if the rename failed.
-        result
-    }
-}
-
-impl Drop for TempArtifact {
-    fn drop(&mut self) {
-        if self.path.exists() {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        })?;
+        drop(self.dir);
+        Ok(())
     }
 }
 

@@ -12,8 +12,28 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{Event, PROTOCOL, Request};
 
-/// The worker script, embedded so the binary and the script can never drift apart.
-pub const SCRIPT: &str = include_str!("python/worker.py");
+macro_rules! embed {
+    ($path:literal) => {
+        ($path, include_str!(concat!("python/", $path)))
+    };
+}
+
+/// The worker: its entry script and the `litert_worker` package (one module per build
+/// stage), embedded so the binary and the Python code can never drift apart. Written into
+/// a private directory when a worker starts.
+pub const SCRIPT_FILES: &[(&str, &str)] = &[
+    embed!("worker.py"),
+    embed!("litert_worker/__init__.py"),
+    embed!("litert_worker/accuracy.py"),
+    embed!("litert_worker/convert.py"),
+    embed!("litert_worker/data.py"),
+    embed!("litert_worker/libs.py"),
+    embed!("litert_worker/load.py"),
+    embed!("litert_worker/main.py"),
+    embed!("litert_worker/parity.py"),
+    embed!("litert_worker/protocol.py"),
+    embed!("litert_worker/signature.py"),
+];
 
 /// How many lines of the worker's stderr to keep for error reports.
 const STDERR_TAIL: usize = 40;
@@ -85,8 +105,14 @@ impl Worker {
             .prefix("litert-worker-")
             .tempdir()
             .map_err(spawn_err)?;
+        for (name, text) in SCRIPT_FILES {
+            let path = script_dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(spawn_err)?;
+            }
+            std::fs::write(&path, text).map_err(spawn_err)?;
+        }
         let script: PathBuf = script_dir.path().join("worker.py");
-        std::fs::write(&script, SCRIPT).map_err(spawn_err)?;
         let mut child = python
             .arg("-u")
             .arg("-B")
@@ -277,5 +303,28 @@ fn describe_status(status: std::process::ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exit code {code}"),
         None => "no exit code".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_worker_module_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/worker/python");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join("litert_worker"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.ends_with(".py")
+                    .then(|| format!("litert_worker/{name}"))
+            })
+            .collect();
+        on_disk.push("worker.py".into());
+        on_disk.sort();
+        let mut embedded: Vec<String> = SCRIPT_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "list new worker modules in SCRIPT_FILES");
     }
 }

@@ -1,0 +1,164 @@
+//! Writing files so that a reader never sees half of one: every file `litert` produces (an
+//! artifact, a snapshot, the lock, a JUnit report) is written to a temporary file created
+//! exclusively under an unpredictable name in the destination's directory, flushed to disk,
+//! given the mode the destination should have, and renamed over it. A leaf module: it knows
+//! nothing of what it writes.
+
+use std::fs::{File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Write `bytes` to `path` atomically. The file keeps the mode of the file it replaces, or
+/// gets the mode the process umask gives a new file.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)?;
+    // `tempfile` opens with O_CREAT|O_EXCL under a random name: never through a symlink,
+    // never a file someone else made.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".litert-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes.as_ref())?;
+    tmp.as_file().set_permissions(mode_for(path))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Move a finished file into place at `dest`, giving it `dest`'s mode (see [`mode_for`]).
+pub fn persist(finished: &Path, dest: &Path) -> io::Result<()> {
+    std::fs::set_permissions(finished, mode_for(dest))?;
+    if let Ok(f) = File::open(finished) {
+        f.sync_all()?;
+    }
+    std::fs::rename(finished, dest)?;
+    sync_dir(parent_dir(dest));
+    Ok(())
+}
+
+/// The permissions a file written at `path` should get: those of the file there now, or
+/// `0666` less the process umask for a new file (what `open(2)` would have given it).
+pub fn mode_for(path: &Path) -> Permissions {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Permissions::from_mode(m.permissions().mode() & 0o7777),
+        _ => Permissions::from_mode(0o666 & !umask()),
+    }
+}
+
+/// The process umask, read from `/proc` (changing it to read it would race other threads);
+/// `022` where it cannot be read.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// A private directory (mode 0700, unpredictable name) next to a destination, for tools that
+/// write a file by name (the converter): nobody else can plant a file or symlink inside it.
+/// Removed with everything in it when dropped.
+pub struct PrivateDir {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateDir {
+    /// Create one in the directory of `dest`, creating that directory if needed.
+    pub fn beside(dest: &Path) -> io::Result<Self> {
+        let parent = parent_dir(dest);
+        std::fs::create_dir_all(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix(".litert-build-")
+            .permissions(Permissions::from_mode(0o700))
+            .tempdir_in(parent)?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Best effort: make a rename durable. Some file systems refuse to sync a directory.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn replaces_atomically_and_keeps_the_previous_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.yaml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        // Nothing else is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_new_file_follows_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/b.yaml");
+        write_atomic(&path, "x").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask());
+    }
+
+    #[test]
+    fn a_symlink_at_the_destination_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("out.yaml");
+        symlink(&victim, &path).unwrap();
+        write_atomic(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn private_dirs_are_closed_to_others_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept;
+        {
+            let private = PrivateDir::beside(&dir.path().join("x/model.tflite")).unwrap();
+            let mode = std::fs::metadata(private.path())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o700);
+            std::fs::write(private.join("model.tflite"), "m").unwrap();
+            kept = private.path().to_path_buf();
+        }
+        assert!(!kept.exists());
+    }
+}

@@ -1,0 +1,73 @@
+"""Stage `convert`: the plan's converter settings as TFLiteConverter arguments, and the
+export itself, with unsupported ops named."""
+
+import os
+import re
+
+from .libs import tf_modules
+from .protocol import BuildError
+from .signature import keras_signature
+
+
+def converter_kwargs(build, samples):
+    np, tf, keras = tf_modules()
+    c = build.plan["converter"]
+    kw = {}
+    opt = {"DEFAULT": tf.lite.Optimize.DEFAULT, "EXPERIMENTAL_SPARSITY": tf.lite.Optimize.EXPERIMENTAL_SPARSITY,
+           "OPTIMIZE_FOR_SIZE": tf.lite.Optimize.OPTIMIZE_FOR_SIZE,
+           "OPTIMIZE_FOR_LATENCY": tf.lite.Optimize.OPTIMIZE_FOR_LATENCY}
+    ops = {"TFLITE_BUILTINS": tf.lite.OpsSet.TFLITE_BUILTINS, "TFLITE_BUILTINS_INT8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+           "SELECT_TF_OPS": tf.lite.OpsSet.SELECT_TF_OPS,
+           "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8":
+               tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+           "EXPERIMENTAL_STABLEHLO_OPS": tf.lite.OpsSet.EXPERIMENTAL_STABLEHLO_OPS}
+    dtypes = {"float32": tf.float32, "float16": tf.float16, "int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}
+    kw["optimizations"] = [opt[o] for o in c["optimizations"]]
+    target_spec = {"supported_ops": set(ops[o] for o in c["supported_ops"])}
+    if c["supported_types"]:
+        target_spec["supported_types"] = [dtypes[t] for t in c["supported_types"]]
+    if c.get("experimental_select_user_tf_ops"):
+        target_spec["experimental_select_user_tf_ops"] = list(c["experimental_select_user_tf_ops"])
+    kw["target_spec"] = target_spec
+    if c.get("inference_input_type"):
+        kw["inference_input_type"] = dtypes[c["inference_input_type"]]
+    if c.get("inference_output_type"):
+        kw["inference_output_type"] = dtypes[c["inference_output_type"]]
+    kw["allow_custom_ops"] = bool(c["allow_custom_ops"])
+    for name, value in (c.get("flags") or {}).items():
+        kw[name] = value
+    if c["representative_dataset"]:
+        if not samples:
+            raise BuildError("calibration", "this quantization needs calibration samples, and there are none")
+
+        def representative_dataset():
+            for sample in samples:
+                yield sample
+
+        kw["representative_dataset"] = representative_dataset
+    return kw
+
+
+UNSUPPORTED_OP = re.compile(r"'((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)' op")
+
+
+def convert(build, model, structure, specs, samples):
+    np, tf, keras = tf_modules()
+    kw = converter_kwargs(build, samples)
+    signature = keras_signature(structure, specs)
+    try:
+        model.export(build.temp_output, format="litert", input_signature=signature, verbose=False, **kw)
+    except Exception as e:  # noqa: BLE001
+        text = str(e)
+        ops = sorted(set(UNSUPPORTED_OP.findall(text)))
+        if "neither a custom op nor a flex op" in text or "Select TensorFlow op" in text or (
+            ops and ("ConverterError" in type(e).__name__ or "failed to legalize" in text)
+        ):
+            raise BuildError(
+                "unsupported_ops",
+                f"the converter cannot express these ops with the allowed op sets: {', '.join(ops) or 'see log'}",
+                ops=ops,
+            ) from e
+        raise
+    if not os.path.exists(build.temp_output):
+        raise BuildError("convert", "the converter reported success but wrote no file")

@@ -1,0 +1,120 @@
+"""Stage `parity`: the artifact against Keras on the same inputs, through the LiteRT
+interpreter's signature runner, with integer I/O (de)quantized."""
+
+from .data import random_feeds
+from .libs import tf_modules
+from .protocol import BuildError
+
+
+def parity(build, model, structure, specs, samples):
+    np, tf, keras = tf_modules()
+    from ai_edge_litert.interpreter import Interpreter
+
+    p = build.plan["parity"]
+    interpreter = Interpreter(model_path=build.temp_output)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as e:
+        if "Select TensorFlow op" in str(e) or "Flex" in str(e):
+            # Flex ops were opted in; the LiteRT interpreter cannot run them.
+            return {"samples": 0, "source": "none", "names_ok": True, "shapes_ok": True, "outputs": [],
+                    "ok": True, "skipped": "the artifact has Flex ops, which the LiteRT interpreter cannot run"}
+        raise
+    signatures = interpreter.get_signature_list()
+    if "serving_default" not in signatures:
+        raise BuildError("parity", f"the artifact has no `serving_default` signature (has {sorted(signatures)})")
+    runner = interpreter.get_signature_runner("serving_default")
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    names_ok = sorted(in_details) == sorted(s["name"] for s in specs)
+    feeds = list(samples[: p["samples"]]) if samples else []
+    if len(feeds) < p["samples"]:
+        feeds += random_feeds(specs, p["samples"] - len(feeds), p["seed"])
+    stats = {}
+    shapes_ok = True
+    for feed in feeds:
+        lite_in = {}
+        for name, arr in feed.items():
+            d = in_details[name]
+            lite_in[name] = quantize(np, arr, d)
+        lite_out = runner(**lite_in)
+        ref = keras_outputs(model, structure, specs, feed)
+        if set(ref) != set(lite_out):
+            # Keras output names are positional (`output_0`) for lists, dict keys otherwise.
+            raise BuildError(
+                "parity",
+                f"output names differ: Keras {sorted(ref)}, LiteRT {sorted(lite_out)}",
+            )
+        for name, ref_arr in ref.items():
+            got = dequantize(np, lite_out[name], out_details[name])
+            ref_arr = np.asarray(ref_arr, dtype=np.float64)
+            if got.shape != ref_arr.shape:
+                shapes_ok = False
+                st = stats.setdefault(name, {"max_abs": float("inf"), "sum_abs": 0.0, "n": 0, "violations": 0})
+                st["shape_mismatch"] = [list(ref_arr.shape), list(got.shape)]
+                continue
+            tol = p["tolerance"].get(name) or p["tolerance"]["*"]
+            diff = np.abs(got - ref_arr)
+            allowed = tol["atol"] + tol["rtol"] * np.abs(ref_arr)
+            st = stats.setdefault(name, {"max_abs": 0.0, "sum_abs": 0.0, "n": 0, "violations": 0})
+            st["max_abs"] = max(st["max_abs"], float(diff.max()) if diff.size else 0.0)
+            st["sum_abs"] += float(diff.sum())
+            st["n"] += int(diff.size)
+            st["violations"] += int((diff > allowed).sum())
+            st["atol"], st["rtol"] = tol["atol"], tol["rtol"]
+            st["shape"] = list(got.shape)
+    outputs = []
+    for name in sorted(stats):
+        st = stats[name]
+        outputs.append({
+            "name": name,
+            "shape": st.get("shape"),
+            "max_abs_error": st["max_abs"],
+            "mean_abs_error": st["sum_abs"] / st["n"] if st["n"] else 0.0,
+            "atol": st.get("atol"),
+            "rtol": st.get("rtol"),
+            "violations": st["violations"],
+            "shape_mismatch": st.get("shape_mismatch"),
+            "ok": st["violations"] == 0 and "shape_mismatch" not in st,
+        })
+    return {
+        "samples": len(feeds),
+        "source": "calibration" if samples else "random",
+        "names_ok": names_ok,
+        "shapes_ok": shapes_ok,
+        "outputs": outputs,
+        "ok": names_ok and shapes_ok and all(o["ok"] for o in outputs),
+    }
+
+
+def quantize(np, arr, detail):
+    dtype = detail["dtype"]
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(arr.dtype, np.integer) and scale:
+        info = np.iinfo(dtype)
+        return np.clip(np.round(arr / scale + zero), info.min, info.max).astype(dtype)
+    return arr.astype(dtype)
+
+
+def dequantize(np, arr, detail):
+    scale, zero = detail.get("quantization", (0.0, 0))
+    arr = np.asarray(arr)
+    if np.issubdtype(arr.dtype, np.integer) and scale:
+        return (arr.astype(np.float64) - zero) * scale
+    return arr.astype(np.float64)
+
+
+def keras_outputs(model, structure, specs, feed):
+    np, tf, keras = tf_modules()
+    if structure == "dict":
+        args = [{s["key"]: feed[s["name"]] for s in specs}]
+    elif structure == "list":
+        args = [[feed[s["name"]] for s in specs]]
+    else:
+        args = [feed[s["name"]] for s in specs]
+    out = model(*args, training=False)
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return {f"output_{i}": np.asarray(v) for i, v in enumerate(out)}
+    return {"output_0": np.asarray(out)}

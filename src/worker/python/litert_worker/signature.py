@@ -1,0 +1,124 @@
+"""Stage `signature`: explicit, named Keras input specs for the export, from the model's own
+inputs, the recipe's overrides or its whole `input_signature`."""
+
+from .libs import INT_DTYPES, tf_modules
+from .protocol import BuildError, first_lines
+
+
+def model_inputs(model):
+    """The model's declared inputs as (structure, [(key, name, shape, dtype)])."""
+    try:
+        struct = model._inputs_struct  # Functional models keep the call structure.
+    except AttributeError:
+        struct = None
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None, []
+    if isinstance(struct, dict):
+        items = [(k, v) for k, v in struct.items()]
+        kind = "dict"
+    elif isinstance(struct, (list, tuple)) and len(inputs) > 1:
+        items = [(None, v) for v in inputs]
+        kind = "list"
+    else:
+        items = [(None, inputs[0])]
+        kind = "single"
+    out = []
+    for key, tensor in items:
+        name = tensor.name
+        out.append({"key": key, "name": name, "shape": list(tensor.shape), "dtype": str(tensor.dtype)})
+    return kind, out
+
+
+def build_signature(build, model):
+    """Keras InputSpecs with explicit names: the artifact's signature never depends on
+    process history (`keras_tensor_N`)."""
+    np, tf, keras = tf_modules()
+    inputs = build.plan["inputs"]
+    kind, declared = model_inputs(model)
+    if inputs.get("signature"):
+        specs = [dict(name=s["name"], shape=list(s["shape"]), dtype=s["dtype"]) for s in inputs["signature"]]
+        if kind == "dict":
+            by_name = {d["name"]: d for d in declared}
+            keys = {d["name"]: d["key"] for d in declared}
+            unknown = [s["name"] for s in specs if s["name"] not in by_name and s["name"] not in keys.values()]
+            if unknown:
+                raise BuildError(
+                    "signature",
+                    f"input_signature names {unknown}, but the model's inputs are {sorted(by_name)}",
+                    model_inputs=sorted(by_name),
+                )
+        elif declared and len(specs) != len(declared):
+            raise BuildError(
+                "signature",
+                f"input_signature has {len(specs)} inputs, but the model takes {len(declared)}: "
+                f"{[d['name'] for d in declared]}",
+                model_inputs=[d["name"] for d in declared],
+            )
+        for i, s in enumerate(specs):
+            s["key"] = declared[i]["key"] if kind == "dict" and i < len(declared) else None
+            if kind == "dict":
+                s["key"] = next((d["key"] for d in declared if d["name"] == s["name"]), s["name"])
+        structure = kind or "positional"
+    else:
+        if not declared:
+            return inferred_signature(model)
+        specs = [dict(key=d["key"], name=d["name"], shape=list(d["shape"]), dtype=d["dtype"]) for d in declared]
+        overrides = inputs.get("overrides") or {}
+        names = [s["name"] for s in specs]
+        unknown = [n for n in overrides if n not in names]
+        if unknown:
+            raise BuildError(
+                "signature",
+                f"`inputs` names {unknown}, but the model's inputs are {names}",
+                model_inputs=names,
+            )
+        for s in specs:
+            o = overrides.get(s["name"]) or {}
+            if o.get("shape") is not None:
+                s["shape"] = list(o["shape"])
+            if o.get("dtype") is not None:
+                s["dtype"] = o["dtype"]
+        structure = kind
+    for s in specs:
+        shape = s["shape"]
+        if inputs.get("batch_size") and shape:
+            shape[0] = inputs["batch_size"]
+        if inputs.get("sequence_length") and s["dtype"] in INT_DTYPES and len(shape) == 2:
+            shape[1] = inputs["sequence_length"]
+        if inputs.get("image_size") and len(shape) == 4 and s["dtype"] not in INT_DTYPES:
+            shape[1], shape[2] = inputs["image_size"]
+    return structure, specs
+
+
+def inferred_signature(model):
+    """A subclassed model declares no inputs; Keras infers them from the shapes it was
+    built with. Name them `args_N` explicitly, which is what TensorFlow would call them, so
+    the names are stable."""
+    np, tf, keras = tf_modules()
+    try:
+        from keras.src.export.export_utils import get_input_signature
+
+        inferred = keras.tree.flatten(get_input_signature(model))
+    except Exception as e:  # noqa: BLE001
+        raise BuildError(
+            "signature",
+            f"cannot infer the input signature ({first_lines(str(e), 1)}): give `input_signature` in the recipe",
+        ) from e
+    specs = [
+        dict(key=None, name=f"args_{i}", shape=list(spec.shape), dtype=str(spec.dtype))
+        for i, spec in enumerate(inferred)
+    ]
+    return "positional", specs
+
+
+def keras_signature(structure, specs):
+    np, tf, keras = tf_modules()
+    made = [keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"], name=s["name"]) for s in specs]
+    if structure == "dict":
+        return [{s["key"]: m for s, m in zip(specs, made)}]
+    if structure == "list":
+        return [made]
+    if structure == "single":
+        return made[:1]
+    return made  # positional arguments of a subclassed model's call
