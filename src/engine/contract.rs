@@ -52,9 +52,22 @@ pub enum SnapshotOutcome {
     MissingInCi {
         path: PathBuf,
     },
+    /// There was none, and none was written because the artifact was rejected.
+    NotWritten {
+        path: PathBuf,
+    },
 }
 
 impl SnapshotOutcome {
+    /// The verdict for an artifact that was rejected: a snapshot it would have created was
+    /// not written after all.
+    pub fn unwritten(self) -> Self {
+        match self {
+            Self::Created { path } => Self::NotWritten { path },
+            other => other,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         matches!(
             self,
