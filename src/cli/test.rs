@@ -101,7 +101,10 @@ fn junit(outcomes: &[Outcome]) -> String {
             Status::Built(_) => (String::new(), String::new()),
         };
         if !o.rebuilt_because.is_empty() {
-            message.push_str(&format!(" (built because {})", o.rebuilt_because.join("; ")));
+            message.push_str(&format!(
+                " (built because {})",
+                o.rebuilt_because.join("; ")
+            ));
         }
         xml.push_str(&format!(
             ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",

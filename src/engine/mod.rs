@@ -267,7 +267,10 @@ impl WorkerSlot<'_> {
                     self.options.verbose,
                     Duration::from_secs(120),
                 ) {
-                    Ok(w) => w,
+                    Ok(w) => {
+                        progress.stage(label, &format!("worker pid {}", w.pid));
+                        w
+                    }
                     Err(e) => return Status::Failed(process_failure("start", &e)),
                 }
             }
@@ -400,14 +403,16 @@ impl WorkerSlot<'_> {
         let entry = (!policy.locked).then(|| {
             contract::entry_for(
                 plan,
-                self.options.inputs.get(&key).cloned().unwrap_or_else(|| {
-                    crate::lock::Inputs {
+                self.options
+                    .inputs
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| crate::lock::Inputs {
                         plan: plan.digest.clone(),
                         model: String::new(),
                         calibration: None,
                         toolchain: String::new(),
-                    }
-                }),
+                    }),
                 &converted.result.versions,
                 &converted.model,
                 converted.sha256.clone(),
@@ -516,7 +521,8 @@ fn versions_text(locked: &BTreeMap<String, String>, here: &BTreeMap<String, Stri
         .into_iter()
         .filter(|n| locked.get(*n) != here.get(*n))
         .map(|n| {
-            let v = |m: &BTreeMap<String, String>| m.get(n).cloned().unwrap_or_else(|| "none".into());
+            let v =
+                |m: &BTreeMap<String, String>| m.get(n).cloned().unwrap_or_else(|| "none".into());
             format!("{n} {} → {}", v(locked), v(here))
         })
         .collect::<Vec<_>>()

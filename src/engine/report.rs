@@ -88,10 +88,7 @@ fn because(out: &mut String, o: &Outcome) {
             Status::Built(_) => "built because",
             _ => "changed since litert.lock:",
         };
-        out.push_str(&format!(
-            "    {label} {}\n",
-            o.rebuilt_because.join("; ")
-        ));
+        out.push_str(&format!("    {label} {}\n", o.rebuilt_because.join("; ")));
     }
 }
 

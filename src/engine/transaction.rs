@@ -48,11 +48,14 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
         detail: None,
     };
     let mut staged: Vec<Pending> = Vec::new();
-    fsio::prepare(change.artifact, &plan.output)
-        .map_err(|e| nothing_changed(&plan.output, e))?;
-    staged.push(Pending::Artifact(change.artifact.to_path_buf(), plan.output.clone()));
+    fsio::prepare(change.artifact, &plan.output).map_err(|e| nothing_changed(&plan.output, e))?;
+    staged.push(Pending::Artifact(
+        change.artifact.to_path_buf(),
+        plan.output.clone(),
+    ));
     if let Some(text) = change.snapshot {
-        let s = fsio::stage(&plan.snapshot, text).map_err(|e| nothing_changed(&plan.snapshot, e))?;
+        let s =
+            fsio::stage(&plan.snapshot, text).map_err(|e| nothing_changed(&plan.snapshot, e))?;
         staged.push(Pending::File(s, plan.snapshot.clone()));
     }
     if let Some(entry) = change.entry {
@@ -99,7 +102,8 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
 }
 
 fn hint_for(e: &std::io::Error) -> Option<String> {
-    (e.raw_os_error() == Some(28)).then(|| "free some disk space and run `litert apply` again".into())
+    (e.raw_os_error() == Some(28))
+        .then(|| "free some disk space and run `litert apply` again".into())
 }
 
 /// A file written and waiting to be renamed into place.
