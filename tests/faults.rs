@@ -461,7 +461,7 @@ fn a_full_disk_for_the_lock_keeps_the_previous_artifact() {
     );
     assert_eq!(read(&root.join("litert.lock")), lock_before);
     assert_eq!(leftovers(&root, tmp.path()), Vec::<PathBuf>::new());
-    assert!(leftovers(&artifact.parent().unwrap().to_path_buf(), tmp.path()).is_empty());
+    assert!(leftovers(artifact.parent().unwrap(), tmp.path()).is_empty());
 }
 
 /// `litert test` holds the artifact on disk to the lock: a flipped byte or another model in
