@@ -114,7 +114,11 @@ impl Outcome {
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
 /// snapshot (writing a missing one, as a build would).
-pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
+pub fn verify_up_to_date(
+    plan: BuildPlan,
+    keras_outputs: &[String],
+    policy: contract::Policy,
+) -> Outcome {
     let start = Instant::now();
     let status = match tflite::read_path(&plan.output, tflite::ReadOptions::default()) {
         Err(e) => Status::Failed(Failure {
@@ -125,7 +129,7 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
         }),
         Ok(model) => {
             let size = model.size_bytes;
-            let (snapshot, text) = contract::judge_snapshot(&plan, &model, policy);
+            let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
             let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
             if policy.write
                 && let Err(e) = contract::commit_snapshot(&snapshot, &text)
@@ -365,7 +369,8 @@ impl WorkerSlot<'_> {
                 &result.versions,
             ));
         }
-        let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
+        let (snapshot, text) =
+            contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
         if let Some(reason) = contract::snapshot_reason(&snapshot) {
             reasons.push(reason);
         }
@@ -414,6 +419,7 @@ impl WorkerSlot<'_> {
                         toolchain: String::new(),
                     }),
                 &converted.result.versions,
+                &converted.result.keras_outputs,
                 &converted.model,
                 converted.sha256.clone(),
                 converted.size,

@@ -98,7 +98,12 @@ pub fn run(
             continue;
         }
         if f.reasons.is_empty() && !s.force {
-            outcomes.push(Some(super::verify_up_to_date(plan, s.policy)));
+            let names = f
+                .entry
+                .as_ref()
+                .map(|e| e.keras_outputs.clone())
+                .unwrap_or_default();
+            outcomes.push(Some(super::verify_up_to_date(plan, &names, s.policy)));
             continue;
         }
         let key = (plan.root.clone(), plan.id.clone());
