@@ -621,3 +621,47 @@ fn a_rejected_artifact_is_reported_as_not_written() {
     assert_eq!(a["artifact"]["file"], "", "{a:#}");
     assert!(!p.join("snapshots/mlp_quickstart.yaml").exists());
 }
+
+/// Two outputs of equal shape that swap places: the artifact calls both `output_N` with the
+/// same shapes, but the snapshot names the Keras output at each position, so the swap is a
+/// diff and the swapped artifact is not written.
+#[test]
+fn swapped_outputs_are_a_snapshot_diff() {
+    let project = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = project.path();
+    std::fs::create_dir(p.join(".git")).unwrap();
+    std::fs::write(
+        p.join("heads.py"),
+        "import keras\n\n\ndef two_heads(swap=False):\n    keras.utils.set_random_seed(0)\n    x = keras.Input((4,), batch_size=1, name=\"x\")\n    scores = keras.layers.Dense(2, name=\"scores\")(x)\n    logits = keras.layers.Dense(2, name=\"logits\")(x)\n    return keras.Model(x, [logits, scores] if swap else [scores, logits])\n",
+    )
+    .unwrap();
+    let recipe = |swap: bool| {
+        format!(
+            "version: 1\nname: heads\nmodel:\n  factory:\n    callable: heads.py:two_heads\n    args: {{swap: {swap}}}\noutput: build/heads.tflite\n"
+        )
+    };
+    std::fs::write(p.join("heads.yaml"), recipe(false)).unwrap();
+    let first = run(p, tmp.path(), &["apply", "--allow-code", "heads.yaml"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let snapshot = read(&p.join("snapshots/heads.yaml"));
+    assert!(
+        snapshot.contains("keras: scores") && snapshot.contains("keras: logits"),
+        "{snapshot}"
+    );
+    let before = std::fs::read(p.join("build/heads.tflite")).unwrap();
+    std::fs::write(p.join("heads.yaml"), recipe(true)).unwrap();
+    let swapped = run(p, tmp.path(), &["apply", "--allow-code", "heads.yaml"]);
+    assert_eq!(swapped.code, 1, "{}", swapped.stdout);
+    assert!(
+        swapped.stdout.contains("-    keras: scores"),
+        "{}",
+        swapped.stdout
+    );
+    assert!(
+        swapped.stdout.contains("+    keras: logits"),
+        "{}",
+        swapped.stdout
+    );
+    assert_eq!(std::fs::read(p.join("build/heads.tflite")).unwrap(), before);
+}
