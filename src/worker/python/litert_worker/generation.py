@@ -321,12 +321,26 @@ def export(build, model, converter_kwargs):
         "prefill": list(g["prefill"]),
         "cache_layout": "[1, kv_heads, capacity, head_dim]",
         "savedmodel_seconds": round(saved, 3),
-        "tokenizer": tokenizer_info(model),
+        "tokenizer": tokenizer_info(model, build.plan["model"]),
     }
 
 
-def tokenizer_info(model):
-    """Where the tokenizer is and its special tokens, for the `.litertlm` bundle step."""
+def decode_signature(g, info):
+    """The decode signature's inputs, as the result event reports an export's signature."""
+    names = g["names"]
+    C, H, D = g["capacity"], info["kv_heads"], info["head_dim"]
+    sig = [{"name": names["tokens"], "shape": [1, 1], "dtype": "int32"},
+           {"name": names["input_pos"], "shape": [1], "dtype": "int32"},
+           {"name": names["mask"], "shape": [1, 1, 1, C], "dtype": g["mask_dtype"]}]
+    for i in range(info["num_layers"]):
+        for key in ("k_cache", "v_cache"):
+            sig.append({"name": names[key].format(i=i), "shape": [1, H, C, D], "dtype": "float32"})
+    return sig
+
+
+def tokenizer_info(model, model_plan):
+    """The tokenizer's kind, special tokens and, for a local preset, its file: what the
+    `.litertlm` bundle step packs next to the model."""
     pre = getattr(model, "preprocessor", None)
     tok = getattr(pre, "tokenizer", None)
     if tok is None:
@@ -336,14 +350,17 @@ def tokenizer_info(model):
         value = getattr(tok, key, None)
         if value is not None:
             info[key] = int(value)
-    proto = getattr(tok, "proto", None)
-    if isinstance(proto, (bytes, bytearray)):
+    if hasattr(tok, "proto"):
         info["kind"] = "sentencepiece"
-    elif proto is not None:
-        info["kind"] = "sentencepiece"
-        info["file"] = str(proto)
-    elif hasattr(tok, "vocabulary") and hasattr(tok, "merges"):
+    elif hasattr(tok, "merges"):
         info["kind"] = "bpe"
+    directory = (model_plan.get("preset") or {}).get("path")
+    if directory:
+        assets = os.path.join(directory, "assets", "tokenizer")
+        if os.path.isdir(assets):
+            files = sorted(os.listdir(assets))
+            if files:
+                info["files"] = [os.path.join(assets, f) for f in files]
     return info
 
 
@@ -516,10 +533,10 @@ def keras_reference(model, prompt, steps):
     return [int(t) for t in seq[0, n:total]], logits[0, n - 1:total - 1]
 
 
-def check_prompts(model, g):
+def check_prompts(model, C, g):
     """The recipe's check prompts as ids, plus one that fills the cache to its last slot
     (prompt + new tokens = capacity, so the last decode step writes slot C-1)."""
-    C, N = g["capacity"], g["steps"]
+    N = g["steps"]
     prompts = []
     for text in g["prompts"]:
         ids = tokenize(model, text)
@@ -541,14 +558,16 @@ def check_prompts(model, g):
     return prompts
 
 
-def parity(build, model, quantized):
+def parity(build, model):
     np, tf, keras = tf_modules()
     g = build.plan["generation"]
-    N = g["steps"]
+    c = g["check"]
+    quantized = c["quantized"]
+    N = c["steps"]
     rt = Runtime(build.temp_output, g)
-    atol, rtol = g["tolerance"]["atol"], g["tolerance"]["rtol"]
+    atol, rtol = c["tolerance"]["atol"], c["tolerance"]["rtol"]
     results, agree, total, worst = [], 0, 0, 0.0
-    for p in check_prompts(model, g):
+    for p in check_prompts(model, g["capacity"], c):
         ref_ids, ref_logits = keras_reference(model, p["ids"], N)
         own_ids, _ = rt.generate(p["ids"], N)
         forced_picks, lite_logits = rt.generate(p["ids"], N, forced=ref_ids)
@@ -576,7 +595,7 @@ def parity(build, model, quantized):
         })
     overall = agree / total if total else 1.0
     if quantized:
-        ok = overall >= g["min_top1_agreement"]
+        ok = overall >= c["min_top1_agreement"]
     else:
         ok = all(r["identical"] and r["logit_violations"] == 0 for r in results)
     return {
@@ -585,7 +604,7 @@ def parity(build, model, quantized):
         "quantized": quantized,
         "atol": atol,
         "rtol": rtol,
-        "min_top1_agreement": g["min_top1_agreement"] if quantized else None,
+        "min_top1_agreement": c["min_top1_agreement"] if quantized else None,
         "top1_agreement": overall,
         "max_abs_logit_error": worst,
         "prompts": results,
