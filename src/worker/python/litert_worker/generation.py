@@ -133,7 +133,7 @@ class Llama(Family):
         o = attend(q, k, v, float(attn._inv_norm_factor), None)
         x = x + attn._output_dense(o)
         h = blk._feedforward_layernorm(x)
-        gate = keras.activations.get(blk.activation)(blk._feedforward_gate_dense(h))
+        gate = blk.activation(blk._feedforward_gate_dense(h))
         f = blk._feedforward_output_dense(gate * blk._feedforward_intermediate_dense(h))
         return x + f
 
@@ -159,9 +159,9 @@ class Gpt2(Family):
 
     def embed(self, tokens, positions):
         np, tf, keras = tf_modules()
-        table = self.backbone.embeddings.position_embedding.position_embeddings
+        table = self.backbone.position_embedding.position_embeddings
         pos = tf.gather(tf.convert_to_tensor(table), positions)[None]
-        return self.backbone.embeddings.token_embedding(tokens) + tf.cast(pos, "float32")
+        return self.backbone.token_embedding(tokens) + tf.cast(pos, "float32")
 
     def block(self, i, x, positions, attend):
         np, tf, keras = tf_modules()
@@ -178,8 +178,7 @@ class Gpt2(Family):
         return x + f
 
     def head(self, x):
-        emb = self.backbone.embeddings.token_embedding
-        return emb(self.backbone.layer_norm(x), reverse=True)
+        return self.backbone.token_embedding(self.backbone.layer_norm(x), reverse=True)
 
 
 FAMILIES = {"GemmaCausalLM": Gemma, "LlamaCausalLM": Llama, "GPT2CausalLM": Gpt2}
@@ -289,7 +288,8 @@ def export(build, model, converter_kwargs):
     # which litert removes whatever happens.
     work = os.path.join(os.path.dirname(build.temp_output), "generation-savedmodel")
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # The backbone holds every weight; the preprocessor (tokenizer lookup tables) stays out.
+    archive.track(model.backbone)
     for key, (fn, specs) in fns.items():
         archive.add_endpoint(key, fn, input_signature=specs)
     t = time.perf_counter()
@@ -515,22 +515,30 @@ def detokenize(model, ids):
 
 def keras_reference(model, prompt, steps):
     """Keras' greedy `generate()` ids for `steps` new tokens, and the logits that chose
-    each of them (one forward pass over the generated sequence)."""
+    each of them (one forward pass over the generated sequence). `generate()` makes the
+    first `steps - 1`; the last is the greedy pick of the forward pass's last logits, so
+    Keras never needs a position beyond the cache (prompt + steps - 1 tokens are fed)."""
     np, tf, keras = tf_modules()
-    n, total = len(prompt), len(prompt) + steps
-    ids = np.zeros((1, total), np.int32)
-    ids[0, :n] = prompt
-    mask = np.zeros((1, total), np.int32)
-    mask[0, :n] = 1
-    pre = model.preprocessor
-    model.preprocessor = None
-    try:
-        out = model.generate({"token_ids": ids, "padding_mask": mask}, stop_token_ids=None)
-    finally:
-        model.preprocessor = pre
-    seq = np.asarray(out["token_ids"], np.int32)
+    n, total = len(prompt), len(prompt) + steps - 1
+    seq = np.zeros((1, total), np.int32)
+    seq[0, :n] = prompt
+    if steps > 1:
+        if type(getattr(model, "sampler", None)).__name__ != "GreedySampler":
+            # Some families default to top-k sampling; the comparison is greedy on both sides.
+            model.compile(sampler="greedy")
+        mask = np.zeros((1, total), np.int32)
+        mask[0, :n] = 1
+        pre = model.preprocessor
+        model.preprocessor = None
+        try:
+            out = model.generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
+        finally:
+            model.preprocessor = pre
+        seq = np.asarray(out["token_ids"], np.int32)
     logits = np.asarray(model({"token_ids": seq, "padding_mask": np.ones_like(seq)}, training=False), np.float64)
-    return [int(t) for t in seq[0, n:total]], logits[0, n - 1:total - 1]
+    logits = logits[0, n - 1:total]
+    ids = [int(t) for t in seq[0, n:total]] + [int(np.argmax(logits[-1]))]
+    return ids, logits
 
 
 def check_prompts(model, C, g):
