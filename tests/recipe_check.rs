@@ -83,12 +83,12 @@ fn set_overrides_a_declared_variable() {
         "plan",
         "recipes/gemma_int8.yaml",
         "--set",
-        "sequence_length=256",
+        "capacity=512",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(plans[0]["inputs"]["sequence_length"], 256);
+    assert_eq!(plans[0]["generation"]["capacity"], 512);
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn set_of_an_undeclared_variable_is_an_error() {
         "check",
         "recipes/gemma_int8.yaml",
         "--set",
-        "sequence_lenght=256",
+        "capacty=256",
     ]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());

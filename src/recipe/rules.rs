@@ -1463,7 +1463,10 @@ impl Cx<'_> {
         let Ok(config) = serde_json::from_str::<serde_json::Value>(&text) else {
             return;
         };
-        let class = config["class_name"].as_str().unwrap_or("?");
+        // A config without a class name says nothing about the family; the worker decides.
+        let Some(class) = config["class_name"].as_str() else {
+            return;
+        };
         if !SUPPORTED.iter().any(|(c, _)| *c == class) {
             let d = self.err_key(
                 "E0312",
