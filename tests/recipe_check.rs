@@ -93,12 +93,7 @@ fn set_overrides_a_declared_variable() {
 
 #[test]
 fn set_of_an_undeclared_variable_is_an_error() {
-    let out = litert(&[
-        "check",
-        "recipes/gemma_int8.yaml",
-        "--set",
-        "capacty=256",
-    ]);
+    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "capacty=256"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
