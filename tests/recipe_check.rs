@@ -83,22 +83,17 @@ fn set_overrides_a_declared_variable() {
         "plan",
         "recipes/gemma_int8.yaml",
         "--set",
-        "sequence_length=256",
+        "capacity=512",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(plans[0]["inputs"]["sequence_length"], 256);
+    assert_eq!(plans[0]["generation"]["capacity"], 512);
 }
 
 #[test]
 fn set_of_an_undeclared_variable_is_an_error() {
-    let out = litert(&[
-        "check",
-        "recipes/gemma_int8.yaml",
-        "--set",
-        "sequence_lenght=256",
-    ]);
+    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "capacty=256"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }

@@ -8,6 +8,7 @@
 pub mod accuracy;
 pub mod contract;
 pub mod gates;
+pub mod generation;
 pub mod progress;
 pub mod quant;
 pub mod report;
@@ -343,6 +344,9 @@ impl WorkerSlot<'_> {
             plan.accuracy.as_ref(),
             result.accuracy.as_ref(),
         ));
+        if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
+            gate_results.push(generation::contract(g, &model, r.num_layers));
+        }
         let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
         let mut reasons: Vec<String> = gate_results
             .iter()
@@ -358,6 +362,14 @@ impl WorkerSlot<'_> {
             && !p.ok
         {
             reasons.insert(0, "parity with Keras failed".into());
+        }
+        if let Some(reason) = result
+            .generation
+            .as_ref()
+            .and_then(|g| g.check.as_ref())
+            .and_then(generation::rejection)
+        {
+            reasons.insert(0, reason);
         }
         let policy = self.options.policy;
         let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();

@@ -128,13 +128,23 @@ fn indent(out: &mut String, text: &str) {
 
 fn checklist(out: &mut String, c: &Converted) {
     // The artifact's own signature, as the reader sees it: what an app will bind to.
-    if let Some(sig) = c.model.signatures.first() {
+    if let [sig] = c.model.signatures.as_slice() {
         out.push_str(&format!("    ✓ inputs: {}\n", tensors(&sig.inputs)));
         out.push_str(&format!("    ✓ outputs: {}\n", tensors(&sig.outputs)));
+    } else {
+        for sig in &c.model.signatures {
+            out.push_str(&format!(
+                "    ✓ `{}`: {} → {}\n",
+                sig.key,
+                tensors(&sig.inputs),
+                tensors(&sig.outputs)
+            ));
+        }
     }
     let parity = c.result.parity.as_ref();
     let gates = &c.gates;
     match parity {
+        None if c.result.generation.is_some() => {}
         None => out.push_str("    - parity: off\n"),
         Some(p) if p.skipped.is_some() => {
             out.push_str(&format!(
@@ -164,6 +174,9 @@ fn checklist(out: &mut String, c: &Converted) {
                 ));
             }
         }
+    }
+    if let Some(g) = &c.result.generation {
+        out.push_str(&super::generation::render(g));
     }
     if let Some(q) = &c.quantization {
         // Raw converter settings only warn: `!` rather than `✗`.

@@ -34,6 +34,7 @@ pub const SCRIPT_FILES: &[(&str, &str)] = &[
     embed!("litert_worker/accuracy.py"),
     embed!("litert_worker/convert.py"),
     embed!("litert_worker/data.py"),
+    embed!("litert_worker/generation.py"),
     embed!("litert_worker/libs.py"),
     embed!("litert_worker/load.py"),
     embed!("litert_worker/main.py"),
