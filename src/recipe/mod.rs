@@ -38,7 +38,27 @@ impl Checked {
 
 /// Load, validate and resolve one recipe file into build plans, collecting every problem.
 pub fn check_file(path: &Path, overrides: &Overrides, sources: &mut Sources) -> Checked {
-    let doc = match resolve::load_chain(path, sources) {
+    check_source(path, None, overrides, sources)
+}
+
+/// [`check_file`] on recipe bytes already in memory, as if read from `path` (the fuzz
+/// target's entry point; `extends:` and the paths a recipe names are still looked up on disk).
+pub fn check_bytes(
+    path: &Path,
+    bytes: &[u8],
+    overrides: &Overrides,
+    sources: &mut Sources,
+) -> Checked {
+    check_source(path, Some(bytes), overrides, sources)
+}
+
+fn check_source(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    overrides: &Overrides,
+    sources: &mut Sources,
+) -> Checked {
+    let doc = match resolve::load_chain_from(path, bytes, sources) {
         Ok(doc) => doc,
         Err(diagnostics) => {
             return Checked {

@@ -249,7 +249,7 @@ impl Cx<'_> {
                 }))
             );
         let snapshot = match &r.snapshot {
-            Some(s) => self.resolve_path("/snapshot", s),
+            Some(s) => self.snapshot_path(s),
             None => {
                 let file = match &rv.variant {
                     Some(v) => format!("{name}-{v}.yaml"),
@@ -1225,6 +1225,30 @@ impl Cx<'_> {
         }
     }
 
+    /// A recipe's `snapshot:` is written by `--update-snapshots` and `snapshot accept`, so it
+    /// must stay inside the project: a recipe from a pull request must not be able to
+    /// overwrite files elsewhere. Checked lexically and, for the part that exists, after
+    /// following symlinks.
+    fn snapshot_path(&mut self, rel: &str) -> PathBuf {
+        let path = self.resolve_path("/snapshot", rel);
+        let root = project_root(&self.dir);
+        if !inside(&path, &root) {
+            let root_shown = root.display().to_string();
+            let d = self.err(
+                "E0233",
+                "/snapshot",
+                format!("snapshot `{rel}` is outside the project (`{root_shown}`)"),
+            );
+            d.label = Some("snapshots must stay inside the project".into());
+            d.notes.push("the project root is the nearest directory above the recipe with `litert.lock` or `.git`".into());
+            d.hints.push(
+                "remove `snapshot:` to use `snapshots/NAME.yaml`, or name a path under the project"
+                    .into(),
+            );
+        }
+        path
+    }
+
     fn output(&mut self, r: &Recipe) -> Option<PathBuf> {
         let Some(out) = &r.output else {
             let d = self.err(
@@ -1325,6 +1349,25 @@ fn canonical_json(v: &serde_json::Value) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// Whether `path` lies under `root`, both lexically and after following the symlinks of
+/// the deepest ancestor of `path` that exists.
+fn inside(path: &Path, root: &Path) -> bool {
+    let abs = |p: &Path| {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        join_normalized(&p, ".")
+    };
+    let (path, root) = (abs(path), abs(root));
+    if !path.starts_with(&root) || path == root {
+        return false;
+    }
+    let Ok(real_root) = root.canonicalize() else {
+        return true;
+    };
+    path.ancestors()
+        .find_map(|a| a.canonicalize().ok())
+        .is_none_or(|real| real.starts_with(&real_root))
 }
 
 /// The nearest directory at or above `dir` that holds `litert.lock` or `.git`, else `dir`.
