@@ -98,10 +98,9 @@ fn check_source(
                 continue;
             }
         };
-        match rules::build_plan(rv, &recipe, &file_dirs) {
-            Ok(plan) => plans.push(plan),
-            Err(diags) => diagnostics.extend(diags),
-        }
+        let (plan, diags) = rules::build_plan(rv, &recipe, &file_dirs);
+        plans.extend(plan);
+        diagnostics.extend(diags);
     }
     let mut diagnostics = resolve::dedupe(diagnostics);
     check_outputs_distinct(&plans, &mut diagnostics);

@@ -38,6 +38,8 @@ pub struct RenderedVariant {
     /// The recipe file named on the command line.
     pub recipe_path: PathBuf,
     pub variant: Option<String>,
+    /// The top-level keys the variant sets itself; every other key is inherited.
+    pub variant_keys: Vec<String>,
     pub value: Value,
     pub spans: Spans,
 }
@@ -256,6 +258,7 @@ pub fn render_variants(
         return Ok(vec![RenderedVariant {
             recipe_path: recipe_path.to_path_buf(),
             variant: None,
+            variant_keys: Vec::new(),
             value: doc.value.clone(),
             spans: doc.spans.clone(),
         }]);
@@ -268,9 +271,9 @@ pub fn render_variants(
     }
     base.spans.retain_existing(&base.value);
 
-    let mut variants: Vec<(Option<String>, Document)> = Vec::new();
+    let mut variants: Vec<(Option<String>, Vec<String>, Document)> = Vec::new();
     match root.get("variants") {
-        None | Some(Value::Null) => variants.push((None, base.clone())),
+        None | Some(Value::Null) => variants.push((None, Vec::new(), base.clone())),
         Some(Value::Object(map)) if map.is_empty() => {
             diags.push(at(
                 Diagnostic::error("E0271", "`variants` is empty")
@@ -318,11 +321,15 @@ pub fn render_variants(
                     continue;
                 }
                 let merged = merge_documents(base.clone(), doc.clone(), &prefix);
-                variants.push((Some(name.clone()), merged));
+                let keys = body
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                variants.push((Some(name.clone()), keys, merged));
             }
         }
         // Wrong type: the schema check reports it.
-        Some(_) => variants.push((None, base.clone())),
+        Some(_) => variants.push((None, Vec::new(), base.clone())),
     }
     if !diags.is_empty() {
         return Err(diags);
@@ -330,7 +337,7 @@ pub fn render_variants(
 
     let mut out = Vec::new();
     let mut renderer = Renderer::default();
-    for (variant, mut merged) in variants {
+    for (variant, variant_keys, mut merged) in variants {
         let ctx = TemplateContext {
             vars: vars.clone(),
             env: env.clone(),
@@ -347,6 +354,7 @@ pub fn render_variants(
         out.push(RenderedVariant {
             recipe_path: recipe_path.to_path_buf(),
             variant,
+            variant_keys,
             value,
             spans: merged.spans,
         });

@@ -17,22 +17,26 @@ use crate::diag::Diagnostic;
 /// `file_dirs[i]` is the directory of the file registered as `FileId(i)`: a relative path is
 /// resolved against the directory of the file it was written in, which differs from the
 /// recipe's own for values inherited through `extends:`.
+/// The plan when the variant has no errors, and every diagnostic (warnings included, also
+/// when the plan is good).
 pub fn build_plan(
     rv: &RenderedVariant,
     recipe: &Recipe,
     file_dirs: &[PathBuf],
-) -> Result<BuildPlan, Vec<Diagnostic>> {
+) -> (Option<BuildPlan>, Vec<Diagnostic>) {
     let mut cx = Cx {
         spans: &rv.spans,
+        variant: rv.variant.clone(),
+        variant_keys: &rv.variant_keys,
         diags: Vec::new(),
         dir: parent_dir(&rv.recipe_path),
         file_dirs,
     };
     let plan = cx.plan(rv, recipe);
     if cx.diags.iter().any(Diagnostic::is_error) {
-        Err(cx.diags)
+        (None, cx.diags)
     } else {
-        plan.ok_or(cx.diags)
+        (plan, cx.diags)
     }
 }
 
@@ -41,6 +45,9 @@ type ExplicitShape = (String, String, Vec<Option<u32>>, Option<Dtype>);
 
 struct Cx<'a> {
     spans: &'a Spans,
+    variant: Option<String>,
+    /// Top-level keys the variant sets itself (see [`RenderedVariant::variant_keys`]).
+    variant_keys: &'a [String],
     diags: Vec<Diagnostic>,
     /// The recipe file's directory: the default base for paths.
     dir: PathBuf,
@@ -186,12 +193,16 @@ impl Cx<'_> {
     /// Resolve the path written at `pointer` against the directory of the file it was
     /// written in.
     fn resolve_path(&self, pointer: &str, rel: &str) -> PathBuf {
-        let dir = self
-            .spans
+        join_normalized(self.base_dir(pointer), rel)
+    }
+
+    /// The directory relative paths at `pointer` are resolved against: that of the recipe
+    /// file the value came from.
+    fn base_dir(&self, pointer: &str) -> &Path {
+        self.spans
             .nearest(pointer)
             .and_then(|s| self.file_dirs.get(s.value.file.0))
-            .unwrap_or(&self.dir);
-        join_normalized(dir, rel)
+            .unwrap_or(&self.dir)
     }
 
     /// Resolve a path from the recipe and check it exists as the right kind of thing.
@@ -212,12 +223,18 @@ impl Cx<'_> {
             } else {
                 format!("{what} not found: `{rel}`")
             };
-            let looked = format!("looked for `{}`", path.display());
+            // In the recipe's own terms (the path as written, from the recipe's directory),
+            // whatever directory `litert` runs in.
+            let looked = if Path::new(rel).is_absolute() {
+                format!("looked for `{}`", path.display())
+            } else {
+                let dir = self.base_dir(pointer).display().to_string();
+                let dir = if dir.is_empty() || dir == "." { "./".to_string() } else { format!("{}/", dir.trim_end_matches('/')) };
+                format!("looked for `{rel}` in `{dir}`, the recipe's directory")
+            };
             let d = self.err("E0220", pointer, message);
             d.label = Some(looked);
-            d.notes.push(
-                "relative paths are resolved against the directory of the recipe file".into(),
-            );
+            d.notes.push(format!("resolved: `{}`", path.display()));
         }
         path
     }
@@ -745,24 +762,7 @@ impl Cx<'_> {
             return None;
         };
         if !needs && !kwargs_calibrate {
-            let d = self.err_key("E0251", "/calibration", "calibration data would be ignored");
-            match mode {
-                Some(_) if r.quantization.is_none() && r.litert_kwargs.is_none() => {
-                    d.label = Some("nothing is quantized".into());
-                    d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
-                }
-                Some(m) if r.quantization.is_some() => {
-                    d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
-                    d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
-                }
-                _ => {
-                    d.label = Some(
-                        "the converter ignores a representative dataset without `optimizations`"
-                            .into(),
-                    );
-                    d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
-                }
-            }
+            self.calibration_ignored(r, mode);
         }
         let source = self.data_source(r, c, image_size, "/calibration");
         source.map(|source| CalibrationPlan {
@@ -1222,6 +1222,57 @@ impl Cx<'_> {
             max_size_bytes,
             target_runtime: g.target_runtime.clone(),
             verify_quantization: g.verify_quantization.unwrap_or(true),
+        }
+    }
+
+    /// E0251. A variant that inherits the top-level `calibration:` but quantizes without
+    /// calibrating is pointed at where the variant sets its mode, by name, with the line that
+    /// drops the inherited data.
+    fn calibration_ignored(&mut self, r: &Recipe, mode: Option<QuantizationMode>) {
+        let (spans, variant_keys) = (self.spans, self.variant_keys);
+        let inherited_by = self
+            .variant
+            .clone()
+            .filter(|_| !variant_keys.iter().any(|k| k == "calibration"));
+        let in_variant = |v: &Option<String>| match v {
+            Some(v) => format!("variant `{v}`: "),
+            None => String::new(),
+        };
+        let message = format!("{}calibration data would be ignored", in_variant(&self.variant));
+        let set_by_variant = |k: &str| variant_keys.iter().any(|key| key == k);
+        let d = match &inherited_by {
+            Some(_) if set_by_variant("quantization") => {
+                let d = self.err_key("E0251", "/quantization", message);
+                if let Some(span) = spans.get("/calibration") {
+                    d.related.push((span.key.unwrap_or(span.value), "calibration inherited from here".into()));
+                }
+                d
+            }
+            _ => self.err_key("E0251", "/calibration", message),
+        };
+        match mode {
+            Some(_) if r.quantization.is_none() && r.litert_kwargs.is_none() => {
+                d.label = Some("nothing is quantized".into());
+                d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
+            }
+            Some(m) if r.quantization.is_some() => {
+                d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
+                d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
+            }
+            _ => {
+                d.label = Some(
+                    "the converter ignores a representative dataset without `optimizations`"
+                        .into(),
+                );
+                d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
+            }
+        }
+        if let Some(v) = inherited_by {
+            // The generic advice would remove the data the other variants need.
+            d.hints.clear();
+            d.hints.push(format!(
+                "drop the inherited data in this variant only:\n  variants:\n    {v}:\n      calibration: null"
+            ));
         }
     }
 
