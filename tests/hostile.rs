@@ -41,3 +41,151 @@ fn extends_errors_never_print_a_non_recipe_file_as_json_either() {
         assert!(!out.stdout.contains("AKIA"), "{}", out.stdout);
     }
 }
+
+/// `apply --timeout` past what a clock can hold is a usage error, not a panic.
+#[test]
+fn an_absurd_timeout_is_a_usage_error() {
+    let out = litert(&[
+        "apply",
+        "--timeout",
+        "9223372036854775807",
+        "recipes/mlp_quickstart.yaml",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    insta::assert_snapshot!(out.diagnostic());
+}
+
+/// The docs use an (empty) `litert.lock` to mark the project root.
+#[test]
+fn an_empty_lock_marks_the_project_root() {
+    let project = common::scratch(&[], &["recipes/mlp_quickstart.yaml", "models/mlp.keras"]);
+    std::fs::write(project.path().join("litert.lock"), "").unwrap();
+    let out = common::litert_in(project.path(), &["plan", "recipes/mlp_quickstart.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = common::litert_in(project.path(), &["test", "recipes/mlp_quickstart.yaml"]);
+    assert!(
+        !out.stderr.contains("not a valid lock file"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// An artifact may go outside the project (an app's assets); the lock then records its
+/// absolute path as it is, with one leading slash.
+#[test]
+fn an_absolute_output_is_locked_with_one_leading_slash() {
+    let outside = tempfile::tempdir().unwrap();
+    let project = common::scratch(&[], &["models/mlp.keras"]);
+    let target = outside.path().join("assets").join("mlp.tflite");
+    std::fs::write(
+        project.path().join("mlp.yaml"),
+        format!(
+            "version: 1\nmodel: {{keras: models/mlp.keras}}\nbatch_size: 1\noutput: {}\n",
+            target.display()
+        ),
+    )
+    .unwrap();
+    let out = common::litert_env(project.path(), &["apply", "mlp.yaml"], &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(target.is_file());
+    let lock = std::fs::read_to_string(project.path().join("litert.lock")).unwrap();
+    let line = lock
+        .lines()
+        .find(|l| l.trim_start().starts_with("output:"))
+        .expect("an output line");
+    assert_eq!(
+        line.trim_start(),
+        format!("output: {}", target.display()),
+        "{lock}"
+    );
+}
+
+/// Model files from the internet: not a zip, a decompression bomb, a Lambda layer in each
+/// format (refused without `--allow-unsafe`, loaded with it).
+#[test]
+fn hostile_model_files() {
+    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let project = common::scratch(&[], &[]);
+    let p = project.path();
+    std::fs::write(p.join("notes.txt"), "just some text\n").unwrap();
+    std::os::unix::fs::symlink(p.join("notes.txt"), p.join("link.keras")).unwrap();
+    let m = |f: &str| models.join(f).display().to_string();
+    let recipe = |name: &str, model: String| {
+        std::fs::write(
+            p.join(format!("{name}.yaml")),
+            format!(
+                "version: 1\nmodel: {model}\nbatch_size: 1\noutput: build/{name}.tflite\nparity: {{enabled: false}}\n"
+            ),
+        )
+        .unwrap();
+        format!("{name}.yaml")
+    };
+    let garbage = recipe("garbage", format!("{{keras: {}}}", m("garbage.keras")));
+    let link = recipe("link", "{keras: link.keras}".into());
+    let bomb = recipe("bomb", format!("{{keras: {}}}", m("bomb.keras")));
+    let h5 = recipe("lambda_h5", format!("{{h5: {}}}", m("lambda.h5")));
+    let weights = recipe(
+        "lambda_weights",
+        format!(
+            "{{weights: {{file: {}, architecture: {{config: {}}}}}}}",
+            m("lambda.weights.h5"),
+            m("lambda_architecture.json")
+        ),
+    );
+    let all = [&garbage, &link, &bomb, &h5, &weights];
+    let mut args = vec!["apply", "--json"];
+    args.extend(all.iter().map(|s| s.as_str()));
+    let out = common::litert_env(p, &args, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let arts = common::artifacts(&out);
+    let message = |id: &str| arts[id]["message"].as_str().unwrap_or_default().to_string();
+    for id in ["garbage", "link"] {
+        assert_eq!(arts[id]["status"], "failed");
+        assert!(message(id).contains("is not a `.keras` model"), "{id}: {}", message(id));
+        assert!(arts[id]["detail"].is_null(), "no traceback: {:#}", arts[id]);
+    }
+    assert!(
+        message("bomb").contains("entry `config.json` inflates to 100.0 MiB"),
+        "{}",
+        message("bomb")
+    );
+    for id in ["lambda_h5", "lambda_weights"] {
+        assert_eq!(arts[id]["status"], "failed");
+        assert!(message(id).contains("`Lambda` layer"), "{id}: {}", message(id));
+        assert!(
+            arts[id]["hint"].as_str().unwrap_or_default().contains("--allow-unsafe"),
+            "{:#}",
+            arts[id]
+        );
+    }
+    let out = common::litert_env(p, &["apply", "--json", "--allow-unsafe", &h5, &weights], &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(p.join("build/lambda_h5.tflite").is_file());
+    assert!(p.join("build/lambda_weights.tflite").is_file());
+}
+
+/// A worker over its memory budget fails with a clear error naming the budget, and the next
+/// build runs.
+#[test]
+fn the_worker_memory_is_bounded() {
+    let project = common::scratch(&[], &["recipes/mlp_quickstart.yaml", "models/mlp.keras"]);
+    let out = common::litert_env(
+        project.path(),
+        &["apply", "--json", "recipes/mlp_quickstart.yaml"],
+        &[("LITERT_WORKER_MEMORY", "150MiB")],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let arts = common::artifacts(&out);
+    let a = &arts["mlp_quickstart"];
+    assert_eq!(a["status"], "failed", "{a:#}");
+    let text = format!("{} {}", a["message"], a["hint"]);
+    assert!(text.contains("memory"), "{a:#}");
+    let out = common::litert_env(
+        project.path(),
+        &["apply", "recipes/mlp_quickstart.yaml"],
+        &[("LITERT_WORKER_MEMORY", "bananas")],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("LITERT_WORKER_MEMORY=bananas") || out.stderr.contains("LITERT_WORKER_MEMORY=bananas"), "{}\n{}", out.stdout, out.stderr);
+}

@@ -258,13 +258,25 @@ impl WorkerSlot<'_> {
             Some(w) => w,
             None => {
                 progress.stage(label, "starting worker");
+                let mut command = self.options.env.command();
+                match crate::worker::memory::budget(self.options.jobs) {
+                    Ok(limit) => command.env(crate::worker::memory::ENV_VAR, limit.unwrap_or(0).to_string()),
+                    Err(message) => {
+                        return Status::Failed(Failure {
+                            stage: "start".into(),
+                            message,
+                            hint: Some("unset it for the default, three quarters of physical memory split between `--jobs`".into()),
+                            detail: None,
+                        });
+                    }
+                };
                 match Worker::spawn(
-                    self.options.env.command(),
+                    command,
                     self.options.verbose,
                     Duration::from_secs(120),
                 ) {
                     Ok(w) => w,
-                    Err(e) => return Status::Failed(process_failure("start", &e)),
+                    Err(e) => return Status::Failed(process_failure("start", &e, self.options.jobs)),
                 }
             }
         };
@@ -278,12 +290,13 @@ impl WorkerSlot<'_> {
             allow_unsafe: self.options.allow_unsafe,
         };
         if let Err(e) = worker.send(&request) {
-            return Status::Failed(process_failure("start", &e));
+            return Status::Failed(process_failure("start", &e, self.options.jobs));
         }
-        let deadline = Instant::now() + self.options.timeout;
+        // A deadline beyond what the clock can hold is no deadline.
+        let deadline = Instant::now().checked_add(self.options.timeout);
         let mut stage = "start".to_string();
         let result = loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
             match worker.next_event(remaining.max(Duration::from_millis(1))) {
                 Ok(Event::Progress { stage: s, .. }) => {
                     progress.stage(label, &s);
@@ -291,13 +304,13 @@ impl WorkerSlot<'_> {
                 }
                 Ok(Event::Result(r)) if r.id == id => break Ok(r),
                 Ok(Event::Error(e)) if e.id.as_deref() == Some(id.as_str()) => {
-                    break Err(worker_failure(plan, &e));
+                    break Err(worker_failure(plan, &e, self.options.jobs));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     // The worker is gone or hung: this build fails at its stage, and the
                     // next build gets a fresh worker.
-                    let mut failure = process_failure(&stage, &e);
+                    let mut failure = process_failure(&stage, &e, self.options.jobs);
                     if matches!(e, ProcessError::Timeout(_)) {
                         failure.message = format!(
                             "the build did not finish within {}s, so its worker was stopped",
@@ -446,7 +459,16 @@ impl TempArtifact {
     }
 }
 
-fn process_failure(stage: &str, e: &ProcessError) -> Failure {
+/// What to try when the worker ran out of memory: fewer workers, unless there was one.
+fn memory_hint(jobs: usize) -> String {
+    if jobs > 1 {
+        format!("{jobs} workers ran at once: try `--jobs 1`, or a smaller model")
+    } else {
+        "the build needs more memory than the worker may use: raise its limit with `LITERT_WORKER_MEMORY=SIZE` (default: three quarters of physical memory) if the machine has it, or use a smaller model".to_string()
+    }
+}
+
+fn process_failure(stage: &str, e: &ProcessError, jobs: usize) -> Failure {
     let hint = match e {
         ProcessError::Spawn { .. } => {
             Some("check the interpreter with `litert env doctor`".to_string())
@@ -454,7 +476,7 @@ fn process_failure(stage: &str, e: &ProcessError) -> Failure {
         ProcessError::Died {
             status: Some(s), ..
         } if s.contains("SIGKILL") => {
-            Some("the machine may be out of memory: try `--jobs 1`, or a smaller model".to_string())
+            Some(format!("the machine may be out of memory. {}", memory_hint(jobs)))
         }
         _ => None,
     };
@@ -469,7 +491,7 @@ fn process_failure(stage: &str, e: &ProcessError) -> Failure {
     }
 }
 
-fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
+fn worker_failure(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> Failure {
     let hint = match e.kind.as_str() {
         "unsupported_ops" => Some(
             "allow TensorFlow ops with `ops: {flex: true}` in the recipe (the app then needs the Flex delegate), \
@@ -493,7 +515,16 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
             "name the model's inputs in the recipe: {}",
             e.model_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         )),
-        "out_of_memory" => Some("try `--jobs 1`, or a smaller model".to_string()),
+        "out_of_memory" => Some(memory_hint(jobs)),
+        "not_a_keras_archive" => Some(
+            "a `.keras` file is what `model.save(\"model.keras\")` writes; check the recipe names the right file".to_string(),
+        ),
+        "archive_too_large" => Some(
+            "this is not a model file Keras wrote as it is; get it again from a source you trust".to_string(),
+        ),
+        "output_unwritable" => Some(
+            "free space or fix the permissions of the output directory, or point `output:` elsewhere".to_string(),
+        ),
         _ => None,
     };
     let mut message = e.message.clone();
@@ -515,6 +546,9 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
             | "code_not_allowed"
             | "unsafe_model"
             | "out_of_memory"
+            | "not_a_keras_archive"
+            | "archive_too_large"
+            | "output_unwritable"
     );
     let detail = (!known && !e.traceback.is_empty()).then(|| e.traceback.clone());
     Failure {

@@ -62,13 +62,37 @@ def run_build(request):
               "traceback": tail(traceback.format_exc()), **e.extra})
     except MemoryError:
         emit({"event": "error", "id": build.id, "stage": build.stage, "kind": "out_of_memory",
-              "message": "the worker ran out of memory", "traceback": tail(traceback.format_exc())})
+              "message": out_of_memory_message(), "traceback": tail(traceback.format_exc())})
     except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
         emit({"event": "error", "id": build.id, "stage": build.stage, "kind": type(e).__name__,
               "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
 
 
+def limit_memory():
+    """Cap this process's private memory at the budget litert computed (see
+    `src/worker/memory.rs`): a hostile model then fails with MemoryError, not the machine."""
+    limit = int(os.environ.get("LITERT_WORKER_MEMORY") or 0)
+    if limit <= 0:
+        return None
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
+
+
+def out_of_memory_message():
+    limit = int(os.environ.get("LITERT_WORKER_MEMORY") or 0)
+    if limit > 0:
+        shown = f"{limit / 2**30:.1f} GiB" if limit >= 2**30 else f"{limit / 2**20:.0f} MiB"
+        return f"the worker ran out of memory (its limit is {shown}: LITERT_WORKER_MEMORY)"
+    return "the worker ran out of memory"
+
+
 def main():
+    limit_memory()
     emit({"event": "hello", "protocol": PROTOCOL, "python": sys.version.split()[0], "pid": os.getpid()})
     for line in sys.stdin:
         line = line.strip()
