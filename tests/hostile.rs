@@ -189,3 +189,81 @@ fn the_worker_memory_is_bounded() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("LITERT_WORKER_MEMORY=bananas") || out.stderr.contains("LITERT_WORKER_MEMORY=bananas"), "{}\n{}", out.stdout, out.stderr);
 }
+
+/// Recipes as a hurried new user writes them: each diagnostic (or the warning of an
+/// otherwise valid recipe) is snapshotted.
+#[test]
+fn careless_recipes_get_pointed_diagnostics() {
+    insta::glob!("fixtures/careless/*.yaml", |path| {
+        let rel = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let out = litert(&["check", &rel]);
+        assert!(!out.stderr.contains("panicked"), "{rel}:\n{}", out.stderr);
+        insta::assert_snapshot!(out.diagnostic());
+    });
+}
+
+/// Parity of a quantized variant runs on the recipe's data and says so; a rejection says
+/// why the tolerance was what it was and what to do, and a "quantized" model whose weights
+/// are all too small to quantize points at `verify_quantization`.
+#[test]
+fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
+    let digits = common::fixture_dir("tests/quant/build_digits.py");
+    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let project = common::scratch(&[], &[]);
+    let p = project.path();
+    let d = digits.display();
+    std::fs::write(
+        p.join("digits.yaml"),
+        format!(
+            "version: 1\nmodel: {{keras: {d}/digits.keras}}\nbatch_size: 1\noutput: build/digits.tflite\n\
+             quantization: {{mode: dynamic_range}}\n\
+             accuracy:\n  data: {{npz: {d}/test.npz, samples: 100}}\n  labels: label\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("tiny.yaml"),
+        format!(
+            "version: 1\nmodel: {{keras: {}/tiny.keras}}\nbatch_size: 1\noutput: build/tiny.tflite\n\
+             quantization: {{mode: dynamic_range}}\n",
+            models.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("strict.yaml"),
+        format!(
+            "version: 1\nmodel: {{keras: {d}/digits.keras}}\nbatch_size: 1\noutput: build/strict.tflite\n\
+             quantization: {{mode: dynamic_range}}\nparity: {{tolerance: {{\"*\": {{atol: 1.0e-9, rtol: 0}}}}}}\n"
+        ),
+    )
+    .unwrap();
+    let out = common::litert_env(p, &["apply", "digits.yaml", "tiny.yaml", "strict.yaml"], &[]);
+    let text = out.stdout.clone() + &out.stderr;
+    assert!(
+        text.contains("parity on 8 samples from the accuracy data"),
+        "{text}"
+    );
+    assert!(text.contains("the default for weight-only quantization"), "{text}");
+    assert!(text.contains("accuracy vs the float model (100 of "), "{text}");
+    // No data and a tolerance a quantized model cannot meet; weights too small to quantize.
+    assert!(text.contains("parity on 8 random samples"), "{text}");
+    assert!(text.contains("the recipe's `parity.tolerance`"), "{text}");
+    assert!(
+        text.contains("hint: parity compares every output value with Keras'"),
+        "{text}"
+    );
+    assert!(text.contains("give `calibration` or `accuracy.data`"), "{text}");
+    assert!(
+        text.contains("`gates: {verify_quantization: false}`"),
+        "{text}"
+    );
+    let out = common::litert_env(p, &["apply", "--json", "tiny.yaml"], &[]);
+    let arts = common::artifacts(&out);
+    let hint = arts["tiny"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("verify_quantization"), "{:#}", arts["tiny"]);
+}

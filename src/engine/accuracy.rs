@@ -171,10 +171,12 @@ pub fn render(report: &AccuracyReport) -> String {
         "random" => "random inputs",
         other => other,
     };
-    out.push_str(&format!(
-        "    accuracy vs the float model ({} {source}):\n",
-        report.samples
-    ));
+    let count = match report.available {
+        // Say how much of the data was used, so a sample is never mistaken for the whole.
+        Some(n) if n > report.samples => format!("{} of {n}", report.samples),
+        _ => report.samples.to_string(),
+    };
+    out.push_str(&format!("    accuracy vs the float model ({count} {source}):\n"));
     for o in &report.outputs {
         let top1 = o.top1_agreement.map_or(String::new(), |a| {
             format!(", top-1 agreement {}", percent(a))

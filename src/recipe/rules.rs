@@ -1059,7 +1059,12 @@ impl Cx<'_> {
 
     fn parity(&mut self, r: &Recipe, converter: &ConverterSettings) -> ParityPlan {
         let p = r.parity.clone().unwrap_or_default();
-        let default = TolerancePlan::default_for(converter);
+        let (default, why) = TolerancePlan::default_with_reason(converter);
+        let tolerance_from = if p.tolerance.as_ref().is_some_and(|t| t.contains_key("*")) {
+            "the recipe's `parity.tolerance`".to_string()
+        } else {
+            why.to_string()
+        };
         let mut tolerance = BTreeMap::from([("*".to_string(), default)]);
         for (name, t) in p.tolerance.iter().flatten() {
             let base = tolerance.get("*").copied().unwrap_or(default);
@@ -1076,6 +1081,7 @@ impl Cx<'_> {
             samples: p.samples.unwrap_or(8),
             seed: p.seed.unwrap_or(0),
             tolerance,
+            tolerance_from,
         }
     }
 

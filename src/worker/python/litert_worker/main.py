@@ -28,20 +28,20 @@ def run_build(request):
         model = load_model(build)
         build.progress("signature")
         structure, specs = build_signature(build, model)
-        samples, held_out, cal_summary = None, [], None
+        samples, held_out, cal_summary, data_feeds = None, [], None, None
         if build.plan.get("calibration"):
             build.progress("calibrate")
             samples, held_out, cal_summary = calibration_samples(build, specs, model)
         if (build.plan.get("accuracy") or {}).get("source", {}).get("kind") == "data":
             # Held-out data is read and checked before the (slow) conversion starts.
             build.progress("calibrate", "accuracy data")
-            check_accuracy_data(build, model, specs)
+            data_feeds = check_accuracy_data(build, model, specs)
         build.progress("convert")
         convert(build, model, structure, specs, samples)
         report = None
         if build.plan["parity"]["enabled"]:
             build.progress("parity")
-            report = parity(build, model, structure, specs, samples)
+            report = parity(build, model, structure, specs, samples, data_feeds)
         acc = None
         if build.plan.get("accuracy"):
             build.progress("accuracy")
