@@ -267,3 +267,35 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
     let hint = arts["tiny"]["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("verify_quantization"), "{:#}", arts["tiny"]);
 }
+
+/// `input_signature` in the mapping form (a dict-input model) and with unnamed entries
+/// (named `args_N`, as Keras does) builds, with those names in the artifact.
+#[test]
+fn input_signature_mapping_and_unnamed_forms_build() {
+    let project = common::scratch(
+        &[],
+        &[
+            "tests/fixtures/careless/input_signature_forms.yaml",
+            "models/dict_inputs.keras",
+            "models/mlp.keras",
+        ],
+    );
+    let out = common::litert_env(
+        project.path(),
+        &["apply", "--json", "tests/fixtures/careless/input_signature_forms.yaml"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("W0245"), "{}", out.stderr);
+    let arts = common::artifacts(&out);
+    let names = |id: &str| -> Vec<String> {
+        arts[id]["artifact"]["signatures"][0]["inputs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{:#}", arts[id]))
+            .iter()
+            .map(|i| i["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names("input_signature_forms:mapping"), ["mask", "tokens"]);
+    assert_eq!(names("input_signature_forms:unnamed"), ["args_0"]);
+}

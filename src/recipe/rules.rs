@@ -580,7 +580,8 @@ impl Cx<'_> {
         }
         // (pointer of the shape, input name, shape, dtype) of every explicitly shaped input.
         let mut explicit: Vec<ExplicitShape> = Vec::new();
-        if let Some(sig) = &r.input_signature {
+        let signature = r.input_signature.as_ref().map(|sig| self.signature(sig));
+        if let Some(sig) = &signature {
             let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, spec) in sig.iter().enumerate() {
                 if let Some(first) = seen.insert(spec.name.as_str(), i) {
@@ -598,8 +599,12 @@ impl Cx<'_> {
                         d.related.push((loc, "first here".into()));
                     }
                 }
+                let at = match &r.input_signature {
+                    Some(InputSignature::Mapping(_)) => super::load::escape_segment(&spec.name),
+                    _ => i.to_string(),
+                };
                 explicit.push((
-                    format!("/input_signature/{i}/shape"),
+                    format!("/input_signature/{at}/shape"),
                     spec.name.clone(),
                     spec.shape.clone(),
                     Some(spec.dtype),
@@ -653,7 +658,7 @@ impl Cx<'_> {
             }
         }
         let plan = InputsPlan {
-            signature: r.input_signature.clone(),
+            signature,
             overrides: r.inputs.clone().unwrap_or_default(),
             batch_size: r.batch_size,
             sequence_length: r.sequence_length,
@@ -1228,6 +1233,43 @@ impl Cx<'_> {
             max_size_bytes,
             target_runtime: g.target_runtime.clone(),
             verify_quantization: g.verify_quantization.unwrap_or(true),
+        }
+    }
+
+    /// The recipe's `input_signature` as named specs. Keras names unnamed inputs `args_N`;
+    /// so do we, with a warning, since the names are what an app binds to.
+    fn signature(&mut self, sig: &InputSignature) -> Vec<InputSpec> {
+        match sig {
+            InputSignature::Mapping(map) => map
+                .iter()
+                .map(|(name, s)| InputSpec {
+                    name: name.clone(),
+                    shape: s.shape.clone(),
+                    dtype: s.dtype,
+                })
+                .collect(),
+            InputSignature::List(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let name = e.name.clone().unwrap_or_else(|| {
+                        let d = self.warn(
+                            "W0245",
+                            &format!("/input_signature/{i}"),
+                            format!("input {i} of `input_signature` has no name; it is named `args_{i}`"),
+                        );
+                        d.hints.push(format!(
+                            "name it (`name: pixels`): apps bind to input names, and `args_{i}` says nothing"
+                        ));
+                        format!("args_{i}")
+                    });
+                    InputSpec {
+                        name,
+                        shape: e.shape.clone(),
+                        dtype: e.dtype,
+                    }
+                })
+                .collect(),
         }
     }
 
