@@ -299,3 +299,68 @@ fn input_signature_mapping_and_unnamed_forms_build() {
     assert_eq!(names("input_signature_forms:mapping"), ["mask", "tokens"]);
     assert_eq!(names("input_signature_forms:unnamed"), ["args_0"]);
 }
+
+/// A mounted tmpfs, unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    /// Needs root (or a user namespace); `None` when this machine does not allow it.
+    fn tmpfs(dir: &std::path::Path, options: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk and a read-only output directory say what and where, with no traceback and
+/// no hidden temporary path. Needs `mount` (root); says so and checks nothing otherwise.
+#[test]
+fn full_disk_and_read_only_output_are_clear_errors() {
+    let digits = common::fixture_dir("tests/quant/build_digits.py");
+    let project = common::scratch(&[], &[]);
+    let p = project.path();
+    let Some(_full) = Mount::tmpfs(&p.join("full"), "size=16k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let Some(_ro) = Mount::tmpfs(&p.join("ro"), "ro") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    for dir in ["full", "ro"] {
+        std::fs::write(
+            p.join(format!("{dir}.yaml")),
+            format!(
+                "version: 1\nmodel: {{keras: {}/digits.keras}}\nbatch_size: 1\noutput: {dir}/digits.tflite\n",
+                digits.display()
+            ),
+        )
+        .unwrap();
+    }
+    let out = common::litert_env(p, &["apply", "--json", "full.yaml", "ro.yaml"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let arts = common::artifacts(&out);
+    for (id, stage, why) in [
+        ("full", "convert", "cannot write the artifact in `full`: no space left on the device"),
+        ("ro", "plan", "cannot write the artifact in `ro`: the file system is read-only"),
+    ] {
+        let a = &arts[id];
+        assert_eq!(a["status"], "failed", "{a:#}");
+        assert_eq!(a["stage"], stage, "{a:#}");
+        assert_eq!(a["message"], why, "{a:#}");
+        assert!(a["detail"].is_null(), "no traceback: {a:#}");
+        assert!(!a.to_string().contains(".litert-build"), "{a:#}");
+    }
+    assert_eq!(std::fs::read_dir(p.join("full")).unwrap().count(), 0, "nothing left behind");
+}

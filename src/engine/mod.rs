@@ -414,6 +414,20 @@ impl WorkerSlot<'_> {
     }
 }
 
+/// Why a file could not be written, in words; the error's own text names the hidden
+/// build directory, which means nothing to the user.
+fn write_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ReadOnlyFilesystem => "the file system is read-only".into(),
+        K::StorageFull => "no space left on the device".into(),
+        K::QuotaExceeded => "the disk quota is exhausted".into(),
+        K::PermissionDenied => "permission denied".into(),
+        K::NotADirectory => "a part of the path is a file, not a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
@@ -432,10 +446,18 @@ impl TempArtifact {
         let dir = crate::fsio::PrivateDir::beside(output).map_err(|e| Failure {
             stage: "plan".into(),
             message: format!(
-                "cannot create a build directory next to `{}`: {e}",
-                output.display()
+                "cannot write the artifact in `{}`: {}",
+                output
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .display(),
+                write_reason(&e)
             ),
-            hint: None,
+            hint: Some(
+                "free space or fix the permissions of the output directory, or point `output:` elsewhere"
+                    .into(),
+            ),
             detail: None,
         })?;
         // Keras refuses a name that does not end in `.tflite`.
