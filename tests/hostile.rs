@@ -165,29 +165,58 @@ fn hostile_model_files() {
     assert!(p.join("build/lambda_weights.tflite").is_file());
 }
 
-/// A worker over its memory budget fails with a clear error naming the budget, and the next
-/// build runs.
+/// A worker over its memory budget (here: calibration data that inflates to 1 GiB, under a
+/// 900 MiB cap) fails with a clear error naming the budget, and no `--jobs 1` advice when
+/// one job ran; a budget that is not a size is refused.
 #[test]
 fn the_worker_memory_is_bounded() {
-    let project = common::scratch(&[], &["recipes/mlp_quickstart.yaml", "models/mlp.keras"]);
+    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let digits = common::fixture_dir("tests/quant/build_digits.py");
+    let project = common::scratch(&[], &[]);
+    let p = project.path();
+    std::fs::write(
+        p.join("bomb.yaml"),
+        format!(
+            "version: 1\nmodel: {{keras: {}/digits.keras}}\nbatch_size: 1\noutput: build/bomb.tflite\n\
+             quantization: {{mode: full_int8}}\ncalibration: {{npz: {}/zeros.npz}}\n",
+            digits.display(),
+            models.display()
+        ),
+    )
+    .unwrap();
     let out = common::litert_env(
-        project.path(),
-        &["apply", "--json", "recipes/mlp_quickstart.yaml"],
-        &[("LITERT_WORKER_MEMORY", "150MiB")],
+        p,
+        &["apply", "--json", "bomb.yaml"],
+        &[("LITERT_WORKER_MEMORY", "900MiB")],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let arts = common::artifacts(&out);
-    let a = &arts["mlp_quickstart"];
+    let a = &arts["bomb"];
     assert_eq!(a["status"], "failed", "{a:#}");
-    let text = format!("{} {}", a["message"], a["hint"]);
-    assert!(text.contains("memory"), "{a:#}");
+    assert_eq!(a["stage"], "calibrate", "{a:#}");
+    assert_eq!(
+        a["message"],
+        "the worker ran out of memory (its limit is 900 MiB: LITERT_WORKER_MEMORY)",
+        "{a:#}"
+    );
+    let hint = a["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("LITERT_WORKER_MEMORY=SIZE"), "{a:#}");
+    assert!(!hint.contains("--jobs 1"), "one job ran: {a:#}");
     let out = common::litert_env(
-        project.path(),
-        &["apply", "recipes/mlp_quickstart.yaml"],
+        p,
+        &["apply", "--json", "bomb.yaml"],
         &[("LITERT_WORKER_MEMORY", "bananas")],
     );
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("LITERT_WORKER_MEMORY=bananas") || out.stderr.contains("LITERT_WORKER_MEMORY=bananas"), "{}\n{}", out.stdout, out.stderr);
+    let arts = common::artifacts(&out);
+    assert!(
+        arts["bomb"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`LITERT_WORKER_MEMORY=bananas` is not a size"),
+        "{:#}",
+        arts["bomb"]
+    );
 }
 
 /// Recipes as a hurried new user writes them: each diagnostic (or the warning of an

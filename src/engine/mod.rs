@@ -500,6 +500,20 @@ fn process_failure(stage: &str, e: &ProcessError, jobs: usize) -> Failure {
         } if s.contains("SIGKILL") => {
             Some(format!("the machine may be out of memory. {}", memory_hint(jobs)))
         }
+        // Native code that cannot allocate under the worker's memory cap often crashes
+        // instead of raising MemoryError.
+        ProcessError::Died {
+            status: Some(s), ..
+        } if ["SIGSEGV", "SIGABRT", "SIGBUS"].iter().any(|sig| s.contains(sig)) => {
+            match crate::worker::memory::budget(jobs) {
+                Ok(Some(limit)) => Some(format!(
+                    "a crash in native code is often an allocation that failed at the worker's memory limit ({}, `LITERT_WORKER_MEMORY`). {}",
+                    crate::units::human_bytes(limit),
+                    memory_hint(jobs)
+                )),
+                _ => None,
+            }
+        }
         _ => None,
     };
     Failure {
