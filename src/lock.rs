@@ -66,7 +66,10 @@ impl LockFile {
         };
         // An empty file (or one with only comments) marks the project root before the first
         // build; the docs suggest `touch litert.lock`.
-        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             return Ok(Self {
                 version: FORMAT,
                 artifacts: BTreeMap::new(),

@@ -37,7 +37,11 @@ fn extends_errors_never_print_a_non_recipe_file_as_json_either() {
             "json",
         ]);
         assert_eq!(out.code, 2);
-        assert!(!out.stdout.contains("hostile-fixture-secret"), "{}", out.stdout);
+        assert!(
+            !out.stdout.contains("hostile-fixture-secret"),
+            "{}",
+            out.stdout
+        );
         assert!(!out.stdout.contains("AKIA"), "{}", out.stdout);
     }
 }
@@ -142,7 +146,11 @@ fn hostile_model_files() {
     let message = |id: &str| arts[id]["message"].as_str().unwrap_or_default().to_string();
     for id in ["garbage", "link"] {
         assert_eq!(arts[id]["status"], "failed");
-        assert!(message(id).contains("is not a `.keras` model"), "{id}: {}", message(id));
+        assert!(
+            message(id).contains("is not a `.keras` model"),
+            "{id}: {}",
+            message(id)
+        );
         assert!(arts[id]["detail"].is_null(), "no traceback: {:#}", arts[id]);
     }
     assert!(
@@ -152,14 +160,25 @@ fn hostile_model_files() {
     );
     for id in ["lambda_h5", "lambda_weights"] {
         assert_eq!(arts[id]["status"], "failed");
-        assert!(message(id).contains("`Lambda` layer"), "{id}: {}", message(id));
         assert!(
-            arts[id]["hint"].as_str().unwrap_or_default().contains("--allow-unsafe"),
+            message(id).contains("`Lambda` layer"),
+            "{id}: {}",
+            message(id)
+        );
+        assert!(
+            arts[id]["hint"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--allow-unsafe"),
             "{:#}",
             arts[id]
         );
     }
-    let out = common::litert_env(p, &["apply", "--json", "--allow-unsafe", &h5, &weights], &[]);
+    let out = common::litert_env(
+        p,
+        &["apply", "--json", "--allow-unsafe", &h5, &weights],
+        &[],
+    );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(p.join("build/lambda_h5.tflite").is_file());
     assert!(p.join("build/lambda_weights.tflite").is_file());
@@ -195,8 +214,7 @@ fn the_worker_memory_is_bounded() {
     assert_eq!(a["status"], "failed", "{a:#}");
     assert_eq!(a["stage"], "calibrate", "{a:#}");
     assert_eq!(
-        a["message"],
-        "the worker ran out of memory (its limit is 900 MiB: LITERT_WORKER_MEMORY)",
+        a["message"], "the worker ran out of memory (its limit is 900 MiB: LITERT_WORKER_MEMORY)",
         "{a:#}"
     );
     let hint = a["hint"].as_str().unwrap_or_default();
@@ -271,14 +289,24 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
         ),
     )
     .unwrap();
-    let out = common::litert_env(p, &["apply", "digits.yaml", "tiny.yaml", "strict.yaml"], &[]);
+    let out = common::litert_env(
+        p,
+        &["apply", "digits.yaml", "tiny.yaml", "strict.yaml"],
+        &[],
+    );
     let text = out.stdout.clone() + &out.stderr;
     assert!(
         text.contains("parity on 8 samples from the accuracy data"),
         "{text}"
     );
-    assert!(text.contains("the default for weight-only quantization"), "{text}");
-    assert!(text.contains("accuracy vs the float model (100 of "), "{text}");
+    assert!(
+        text.contains("the default for weight-only quantization"),
+        "{text}"
+    );
+    assert!(
+        text.contains("accuracy vs the float model (100 of "),
+        "{text}"
+    );
     // No data and a tolerance a quantized model cannot meet; weights too small to quantize.
     assert!(text.contains("parity on 8 random samples"), "{text}");
     assert!(text.contains("the recipe's `parity.tolerance`"), "{text}");
@@ -286,7 +314,10 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
         text.contains("hint: parity compares every output value with Keras'"),
         "{text}"
     );
-    assert!(text.contains("give `calibration` or `accuracy.data`"), "{text}");
+    assert!(
+        text.contains("give `calibration` or `accuracy.data`"),
+        "{text}"
+    );
     assert!(
         text.contains("`gates: {verify_quantization: false}`"),
         "{text}"
@@ -311,7 +342,11 @@ fn input_signature_mapping_and_unnamed_forms_build() {
     );
     let out = common::litert_env(
         project.path(),
-        &["apply", "--json", "tests/fixtures/careless/input_signature_forms.yaml"],
+        &[
+            "apply",
+            "--json",
+            "tests/fixtures/careless/input_signature_forms.yaml",
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -381,8 +416,16 @@ fn full_disk_and_read_only_output_are_clear_errors() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let arts = common::artifacts(&out);
     for (id, stage, why) in [
-        ("full", "convert", "cannot write the artifact in `full`: no space left on the device"),
-        ("ro", "plan", "cannot write the artifact in `ro`: the file system is read-only"),
+        (
+            "full",
+            "convert",
+            "cannot write the artifact in `full`: no space left on the device",
+        ),
+        (
+            "ro",
+            "plan",
+            "cannot write the artifact in `ro`: the file system is read-only",
+        ),
     ] {
         let a = &arts[id];
         assert_eq!(a["status"], "failed", "{a:#}");
@@ -391,5 +434,9 @@ fn full_disk_and_read_only_output_are_clear_errors() {
         assert!(a["detail"].is_null(), "no traceback: {a:#}");
         assert!(!a.to_string().contains(".litert-build"), "{a:#}");
     }
-    assert_eq!(std::fs::read_dir(p.join("full")).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        std::fs::read_dir(p.join("full")).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }

@@ -260,7 +260,10 @@ impl WorkerSlot<'_> {
                 progress.stage(label, "starting worker");
                 let mut command = self.options.env.command();
                 match crate::worker::memory::budget(self.options.jobs) {
-                    Ok(limit) => command.env(crate::worker::memory::ENV_VAR, limit.unwrap_or(0).to_string()),
+                    Ok(limit) => command.env(
+                        crate::worker::memory::ENV_VAR,
+                        limit.unwrap_or(0).to_string(),
+                    ),
                     Err(message) => {
                         return Status::Failed(Failure {
                             stage: "start".into(),
@@ -270,13 +273,11 @@ impl WorkerSlot<'_> {
                         });
                     }
                 };
-                match Worker::spawn(
-                    command,
-                    self.options.verbose,
-                    Duration::from_secs(120),
-                ) {
+                match Worker::spawn(command, self.options.verbose, Duration::from_secs(120)) {
                     Ok(w) => w,
-                    Err(e) => return Status::Failed(process_failure("start", &e, self.options.jobs)),
+                    Err(e) => {
+                        return Status::Failed(process_failure("start", &e, self.options.jobs));
+                    }
                 }
             }
         };
@@ -296,7 +297,9 @@ impl WorkerSlot<'_> {
         let deadline = Instant::now().checked_add(self.options.timeout);
         let mut stage = "start".to_string();
         let result = loop {
-            let remaining = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let remaining = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             match worker.next_event(remaining.max(Duration::from_millis(1))) {
                 Ok(Event::Progress { stage: s, .. }) => {
                     progress.stage(label, &s);
@@ -497,14 +500,18 @@ fn process_failure(stage: &str, e: &ProcessError, jobs: usize) -> Failure {
         }
         ProcessError::Died {
             status: Some(s), ..
-        } if s.contains("SIGKILL") => {
-            Some(format!("the machine may be out of memory. {}", memory_hint(jobs)))
-        }
+        } if s.contains("SIGKILL") => Some(format!(
+            "the machine may be out of memory. {}",
+            memory_hint(jobs)
+        )),
         // Native code that cannot allocate under the worker's memory cap often crashes
         // instead of raising MemoryError.
         ProcessError::Died {
             status: Some(s), ..
-        } if ["SIGSEGV", "SIGABRT", "SIGBUS"].iter().any(|sig| s.contains(sig)) => {
+        } if ["SIGSEGV", "SIGABRT", "SIGBUS"]
+            .iter()
+            .any(|sig| s.contains(sig)) =>
+        {
             match crate::worker::memory::budget(jobs) {
                 Ok(Some(limit)) => Some(format!(
                     "a crash in native code is often an allocation that failed at the worker's memory limit ({}, `LITERT_WORKER_MEMORY`). {}",

@@ -123,7 +123,10 @@ fn parity_samples(p: &crate::worker::protocol::ParityReport) -> String {
         _ => "the calibration data",
     };
     match (p.from_data, p.random) {
-        (0, _) => format!("{} random samples (seeded N(0,1); the recipe has no data)", p.samples),
+        (0, _) => format!(
+            "{} random samples (seeded N(0,1); the recipe has no data)",
+            p.samples
+        ),
         (d, 0) => format!("{d} samples from {data}"),
         (d, r) => format!("{} samples: {d} from {data}, {r} random", p.samples),
     }
@@ -132,7 +135,12 @@ fn parity_samples(p: &crate::worker::protocol::ParityReport) -> String {
 /// What to do about a rejected artifact, for the reasons that have a next step.
 pub fn rejection_hints(plan: &BuildPlan, c: &Converted) -> Vec<String> {
     let mut hints = Vec::new();
-    if let Some(p) = c.result.parity.as_ref().filter(|p| !p.ok && p.skipped.is_none()) {
+    if let Some(p) = c
+        .result
+        .parity
+        .as_ref()
+        .filter(|p| !p.ok && p.skipped.is_none())
+    {
         let data = if p.from_data == 0 && p.random > 0 {
             " Parity ran on random inputs, which exaggerate a quantized model's error: give `calibration` or `accuracy.data` so it runs on real ones."
         } else {
@@ -189,7 +197,11 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
                     o.mean_abs_error,
                     o.atol.map_or("-".into(), |v| format!("{v:e}")),
                     o.rtol.map_or("-".into(), |v| format!("{v:e}")),
-                    if o.violations > 0 { format!("; {} values outside", o.violations) } else { String::new() },
+                    if o.violations > 0 {
+                        format!("; {} values outside", o.violations)
+                    } else {
+                        String::new()
+                    },
                 ));
             }
         }

@@ -146,7 +146,9 @@ fn read_base(
         .extension()
         .is_some_and(|e| e == "yaml" || e == "yml");
     if !yaml {
-        return Err(not_a_recipe("its name does not end in `.yaml` or `.yml`".into()));
+        return Err(not_a_recipe(
+            "its name does not end in `.yaml` or `.yml`".into(),
+        ));
     }
     let bytes = read_bounded(base_path).map_err(|err| {
         let diag = Diagnostic::error(
@@ -179,7 +181,10 @@ fn read_base(
             )));
         }
     };
-    let has_version = doc.value.as_object().is_some_and(|m| m.contains_key("version"));
+    let has_version = doc
+        .value
+        .as_object()
+        .is_some_and(|m| m.contains_key("version"));
     if !has_version {
         return Err(not_a_recipe("it is not a mapping with `version:`".into()));
     }
@@ -614,7 +619,10 @@ impl Renderer {
             Err(_) if out.overflowed => return Err(too_long()),
             Err(err) => return Err(err),
         };
-        let used = captured.state().fuel_levels().map_or(fuel, |(used, _)| used);
+        let used = captured
+            .state()
+            .fuel_levels()
+            .map_or(fuel, |(used, _)| used);
         self.remaining = self.remaining.saturating_sub(used);
         if expression.is_none() {
             return String::from_utf8(out.bytes)
@@ -762,9 +770,13 @@ fn template_error(
             ))
             .hint("templates fill in names, paths and numbers; compute anything larger before writing the recipe");
     } else if err.kind() == minijinja::ErrorKind::InvalidOperation
-        && err.detail().is_some_and(|d| d.starts_with("renders to more than"))
+        && err
+            .detail()
+            .is_some_and(|d| d.starts_with("renders to more than"))
     {
-        diag = diag.hint("templates fill in names, paths and numbers; a value this long is a runaway loop");
+        diag = diag.hint(
+            "templates fill in names, paths and numbers; a value this long is a runaway loop",
+        );
     } else if err.kind() == minijinja::ErrorKind::UndefinedError {
         let mut known: Vec<String> = ctx.vars.keys().map(|k| format!("`{k}`")).collect();
         known.extend(["`name`", "`variant`", "`vars.*`", "`env.*`"].map(String::from));

@@ -229,7 +229,11 @@ impl Cx<'_> {
                 format!("looked for `{}`", path.display())
             } else {
                 let dir = self.base_dir(pointer).display().to_string();
-                let dir = if dir.is_empty() || dir == "." { "./".to_string() } else { format!("{}/", dir.trim_end_matches('/')) };
+                let dir = if dir.is_empty() || dir == "." {
+                    "./".to_string()
+                } else {
+                    format!("{}/", dir.trim_end_matches('/'))
+                };
                 format!("looked for `{rel}` in `{dir}`, the recipe's directory")
             };
             let d = self.err("E0220", pointer, message);
@@ -1286,13 +1290,19 @@ impl Cx<'_> {
             Some(v) => format!("variant `{v}`: "),
             None => String::new(),
         };
-        let message = format!("{}calibration data would be ignored", in_variant(&self.variant));
+        let message = format!(
+            "{}calibration data would be ignored",
+            in_variant(&self.variant)
+        );
         let set_by_variant = |k: &str| variant_keys.iter().any(|key| key == k);
         let d = match &inherited_by {
             Some(_) if set_by_variant("quantization") => {
                 let d = self.err_key("E0251", "/quantization", message);
                 if let Some(span) = spans.get("/calibration") {
-                    d.related.push((span.key.unwrap_or(span.value), "calibration inherited from here".into()));
+                    d.related.push((
+                        span.key.unwrap_or(span.value),
+                        "calibration inherited from here".into(),
+                    ));
                 }
                 d
             }
@@ -1309,8 +1319,7 @@ impl Cx<'_> {
             }
             _ => {
                 d.label = Some(
-                    "the converter ignores a representative dataset without `optimizations`"
-                        .into(),
+                    "the converter ignores a representative dataset without `optimizations`".into(),
                 );
                 d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
             }

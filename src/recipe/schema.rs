@@ -276,10 +276,19 @@ fn allowed_keys(schema_path: &str) -> Vec<String> {
 /// is close to `version`).
 fn misplaced_hint(key: &str) -> Option<String> {
     let hint = match key {
-        "optimizations" => "quantization is a typed setting: `quantization: {mode: dynamic_range}` (see `litert schema`); the raw converter attribute goes under `litert_kwargs: {optimizations: [DEFAULT]}`",
-        "representative_dataset" => "calibration data goes under `calibration:`, e.g. `calibration: {npz: data/calibration.npz, samples: 100}`, with a quantization mode that calibrates",
-        "target_spec" | "supported_ops" | "supported_types" | "inference_input_type"
-        | "inference_output_type" | "allow_custom_ops" | "exclude_conversion_metadata" => {
+        "optimizations" => {
+            "quantization is a typed setting: `quantization: {mode: dynamic_range}` (see `litert schema`); the raw converter attribute goes under `litert_kwargs: {optimizations: [DEFAULT]}`"
+        }
+        "representative_dataset" => {
+            "calibration data goes under `calibration:`, e.g. `calibration: {npz: data/calibration.npz, samples: 100}`, with a quantization mode that calibrates"
+        }
+        "target_spec"
+        | "supported_ops"
+        | "supported_types"
+        | "inference_input_type"
+        | "inference_output_type"
+        | "allow_custom_ops"
+        | "exclude_conversion_metadata" => {
             return Some(format!(
                 "converter attributes go under `litert_kwargs:`, e.g. `litert_kwargs: {{{key}: ...}}`; the typed `quantization:` and `ops:` settings are checked more closely"
             ));
@@ -289,7 +298,9 @@ fn misplaced_hint(key: &str) -> Option<String> {
                 "converter attributes go under `litert_kwargs:`, e.g. `litert_kwargs: {{{k}: true}}`"
             ));
         }
-        "verbose" => "a recipe has no `verbose` setting: `litert apply --verbose` shows the worker's output, and progress goes to stderr (`LITERT_NO_PROGRESS=1` turns it off)",
+        "verbose" => {
+            "a recipe has no `verbose` setting: `litert apply --verbose` shows the worker's output, and progress goes to stderr (`LITERT_NO_PROGRESS=1` turns it off)"
+        }
         "format" | "filepath" => "`litert` always exports LiteRT; the artifact's path is `output:`",
         _ => return None,
     };

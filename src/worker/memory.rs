@@ -24,9 +24,9 @@ const SHARE_DEN: u64 = 4;
 pub fn budget(jobs: usize) -> Result<Option<u64>, String> {
     match std::env::var(ENV_VAR) {
         Ok(text) => parse(&text),
-        Err(_) => Ok(physical_memory().map(|total| {
-            total / SHARE_DEN * SHARE_NUM / (jobs.max(1) as u64)
-        })),
+        Err(_) => {
+            Ok(physical_memory().map(|total| total / SHARE_DEN * SHARE_NUM / (jobs.max(1) as u64)))
+        }
     }
 }
 
