@@ -27,6 +27,23 @@ fn hostile_recipes_are_refused_with_located_errors() {
     });
 }
 
+/// A 750 KB recipe with 60,000 variants is refused at once (E0274) instead of being
+/// validated 60,000 times.
+#[test]
+fn a_recipe_with_too_many_variants_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "version: 1\nmodel: {keras: m.keras}\noutput: \"out-{{ variant }}.tflite\"\nvariants:\n",
+    );
+    for i in 0..60_000 {
+        text.push_str(&format!("  v{i}: {{}}\n"));
+    }
+    std::fs::write(dir.path().join("many.yaml"), text).unwrap();
+    let out = common::litert_in(dir.path(), &["check", "many.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    insta::assert_snapshot!(out.diagnostic());
+}
+
 #[test]
 fn extends_errors_never_print_a_non_recipe_file_as_json_either() {
     for recipe in ["extends_yaml_that_is_not_a_recipe", "extends_broken_yaml"] {

@@ -16,6 +16,10 @@ use crate::diag::{Diagnostic, FileId, Sources};
 /// Keys that only make sense at the top of a recipe file, not inside a variant.
 const TOP_LEVEL_ONLY: &[&str] = &["version", "extends", "vars", "env", "variants"];
 
+/// More variants than any real recipe has; every variant is validated and planned on its
+/// own, so the bound keeps `check` on a hostile recipe fast.
+pub const MAX_VARIANTS: usize = 1000;
+
 /// Variant and recipe names share one form.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -122,7 +126,7 @@ fn follow_extends(
     if let Some(obj) = doc.value.as_object_mut() {
         obj.remove("extends");
     }
-    Ok(merge_documents(base, doc, ""))
+    Ok(merge_documents(base, &doc, ""))
 }
 
 /// Read the recipe an `extends:` names. It must be a recipe: a `.yaml`/`.yml` file holding a
@@ -217,15 +221,14 @@ fn io_reason(err: &std::io::Error) -> String {
 }
 
 /// Deep-merge `over` (whose spans are rooted at `over_prefix`) onto `base`.
-fn merge_documents(mut base: Document, over: Document, over_prefix: &str) -> Document {
-    let over_value = if over_prefix.is_empty() {
-        over.value
-    } else {
-        over.value
-            .pointer(over_prefix)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+fn merge_documents(mut base: Document, over: &Document, over_prefix: &str) -> Document {
+    // Only the part under `over_prefix` is copied: a recipe with many variants must not
+    // copy the whole document once per variant.
+    let over_value = over
+        .value
+        .pointer(over_prefix)
+        .cloned()
+        .unwrap_or(Value::Null);
     deep_merge(&mut base.value, over_value);
     for (rest, span) in over.spans.under(over_prefix) {
         base.spans.insert(rest, span);
@@ -286,6 +289,22 @@ pub fn render_variants(
                 doc.spans.get("/variants"),
             ));
         }
+        Some(Value::Object(map)) if map.len() > MAX_VARIANTS => {
+            diags.push(at(
+                Diagnostic::error(
+                    "E0274",
+                    format!(
+                        "{} variants; a recipe may have at most {MAX_VARIANTS}",
+                        map.len()
+                    ),
+                )
+                .hint("split the recipe into several, sharing settings through `extends:`"),
+                doc.spans.get("/variants").map(|s| NodeSpan {
+                    value: s.key.unwrap_or(s.value),
+                    key: None,
+                }),
+            ));
+        }
         Some(Value::Object(map)) => {
             for (name, body) in map {
                 let prefix = format!("/variants/{}", load::escape_segment(name));
@@ -325,7 +344,7 @@ pub fn render_variants(
                     ));
                     continue;
                 }
-                let merged = merge_documents(base.clone(), doc.clone(), &prefix);
+                let merged = merge_documents(base.clone(), doc, &prefix);
                 let keys = body
                     .as_object()
                     .map(|m| m.keys().cloned().collect())
