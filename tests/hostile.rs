@@ -457,3 +457,28 @@ fn full_disk_and_read_only_output_are_clear_errors() {
         "nothing left behind"
     );
 }
+
+/// A `snapshot:` path inside the project that goes through a symlink to a directory outside
+/// it is outside the project too.
+#[test]
+fn a_snapshot_through_a_symlink_out_of_the_project_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let project = common::scratch(&[], &["models/mlp.keras"]);
+    let p = project.path();
+    std::os::unix::fs::symlink(outside.path(), p.join("shared")).unwrap();
+    std::fs::write(
+        p.join("r.yaml"),
+        "version: 1\nmodel: {keras: models/mlp.keras}\noutput: build/r.tflite\nsnapshot: shared/r.yaml\n",
+    )
+    .unwrap();
+    let out = common::litert_in(p, &["check", "r.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("error[E0233]"), "{}", out.stderr);
+    std::fs::write(
+        p.join("ok.yaml"),
+        "version: 1\nmodel: {keras: models/mlp.keras}\noutput: build/ok.tflite\nsnapshot: review/ok.yaml\n",
+    )
+    .unwrap();
+    let out = common::litert_in(p, &["check", "ok.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
