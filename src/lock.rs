@@ -69,6 +69,17 @@ impl LockFile {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
         };
+        // An empty file (or one with only comments) marks the project root before the first
+        // build; the docs suggest `touch litert.lock`.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Ok(Self {
+                version: FORMAT,
+                artifacts: BTreeMap::new(),
+            });
+        }
         let lock: Self = serde_saphyr::from_str(&text).map_err(|e| {
             Hinted::new(
                 format!("`{}` is not a valid lock file: {}", path.display(), e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ")),
@@ -215,6 +226,15 @@ mod tests {
         assert!(other.try_lock().is_ok());
         // Nothing was created in the project.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    fn an_empty_lock_is_an_empty_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        for text in ["", "\n", "# litert.lock\n\n"] {
+            std::fs::write(&path, text).unwrap();
+            let lock = LockFile::read(&path).unwrap();
+            assert!(lock.artifacts.is_empty());
+            assert_eq!(lock.version, FORMAT);
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::diag::Sources;
 use crate::engine::{self, contract::Policy, progress::Progress, report, session::Session};
 use crate::recipe::{self, BuildPlan};
 
+/// A year: any longer is a typo, and a bound keeps the deadline arithmetic exact.
+const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
 /// Build the LiteRT artifacts of recipes, rebuilding only what changed.
 ///
 /// Load the model, fix the input signature, calibrate, convert, check parity with Keras, the
@@ -61,8 +64,8 @@ pub struct BuildArgs {
     /// Run this many workers at once (each holds its own TensorFlow, up to ~2 GB).
     #[arg(long, short = 'j', default_value_t = 1)]
     pub jobs: usize,
-    /// Longest one build may take, in seconds.
-    #[arg(long, default_value_t = 3600)]
+    /// Longest one build may take, in seconds (at most a year).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
     /// Show the worker's own log output (TensorFlow) on stderr.
     #[arg(long, short = 'v')]

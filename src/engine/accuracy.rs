@@ -171,9 +171,13 @@ pub fn render(report: &AccuracyReport) -> String {
         "random" => "random inputs",
         other => other,
     };
+    let count = match report.available {
+        // Say how much of the data was used, so a sample is never mistaken for the whole.
+        Some(n) if n > report.samples => format!("{} of {n}", report.samples),
+        _ => report.samples.to_string(),
+    };
     out.push_str(&format!(
-        "    accuracy vs the float model ({} {source}):\n",
-        report.samples
+        "    accuracy vs the float model ({count} {source}):\n"
     ));
     for o in &report.outputs {
         let top1 = o.top1_agreement.map_or(String::new(), |a| {
@@ -211,6 +215,7 @@ mod tests {
         AccuracyReport {
             source: "data".into(),
             samples: 360,
+            available: Some(1797),
             outputs: vec![OutputAccuracy {
                 name: "output_0".into(),
                 max_abs_error: 0.0123,

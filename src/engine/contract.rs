@@ -221,11 +221,14 @@ pub fn entry_for(
     }
 }
 
-/// `path` relative to `root` when inside it, with `/` separators.
+/// `path` relative to `root` when inside it, with `/` separators; else the absolute path
+/// (an artifact may go outside the project on purpose, e.g. into an app's assets).
 pub fn relative(path: &Path, root: &Path) -> String {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let (p, r) = (abs(path), abs(root));
-    let rel = p.strip_prefix(&r).map(Path::to_path_buf).unwrap_or(p);
+    let Ok(rel) = p.strip_prefix(&r) else {
+        return p.to_string_lossy().into_owned();
+    };
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()

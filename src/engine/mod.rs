@@ -267,16 +267,29 @@ impl WorkerSlot<'_> {
             Some(w) => w,
             None => {
                 progress.stage(label, "starting worker");
-                match Worker::spawn(
-                    self.options.env.command(),
-                    self.options.verbose,
-                    Duration::from_secs(120),
-                ) {
+                let mut command = self.options.env.command();
+                match crate::worker::memory::budget(self.options.jobs) {
+                    Ok(limit) => command.env(
+                        crate::worker::memory::ENV_VAR,
+                        limit.unwrap_or(0).to_string(),
+                    ),
+                    Err(message) => {
+                        return Status::Failed(Failure {
+                            stage: "start".into(),
+                            message,
+                            hint: Some("unset it for the default, three quarters of physical memory split between `--jobs`".into()),
+                            detail: None,
+                        });
+                    }
+                };
+                match Worker::spawn(command, self.options.verbose, Duration::from_secs(120)) {
                     Ok(w) => {
                         progress.stage(label, &format!("worker pid {}", w.pid));
                         w
                     }
-                    Err(e) => return Status::Failed(process_failure("start", &e)),
+                    Err(e) => {
+                        return Status::Failed(process_failure("start", &e, self.options.jobs));
+                    }
                 }
             }
         };
@@ -290,12 +303,15 @@ impl WorkerSlot<'_> {
             allow_unsafe: self.options.allow_unsafe,
         };
         if let Err(e) = worker.send(&request) {
-            return Status::Failed(process_failure("start", &e));
+            return Status::Failed(process_failure("start", &e, self.options.jobs));
         }
-        let deadline = Instant::now() + self.options.timeout;
+        // A deadline beyond what the clock can hold is no deadline.
+        let deadline = Instant::now().checked_add(self.options.timeout);
         let mut stage = "start".to_string();
         let result = loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             match worker.next_event(remaining.max(Duration::from_millis(1))) {
                 Ok(Event::Progress { stage: s, .. }) => {
                     progress.stage(label, &s);
@@ -303,13 +319,13 @@ impl WorkerSlot<'_> {
                 }
                 Ok(Event::Result(r)) if r.id == id => break Ok(r),
                 Ok(Event::Error(e)) if e.id.as_deref() == Some(id.as_str()) => {
-                    break Err(worker_failure(plan, &e));
+                    break Err(worker_failure(plan, &e, self.options.jobs));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     // The worker is gone or hung: this build fails at its stage, and the
                     // next build gets a fresh worker.
-                    let mut failure = process_failure(&stage, &e);
+                    let mut failure = process_failure(&stage, &e, self.options.jobs);
                     if matches!(e, ProcessError::Timeout(_)) {
                         failure.message = format!(
                             "the build did not finish within {}s, so its worker was stopped",
@@ -457,6 +473,20 @@ impl WorkerSlot<'_> {
     }
 }
 
+/// Why a file could not be written, in words; the error's own text names the hidden
+/// build directory, which means nothing to the user.
+fn write_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ReadOnlyFilesystem => "the file system is read-only".into(),
+        K::StorageFull => "no space left on the device".into(),
+        K::QuotaExceeded => "the disk quota is exhausted".into(),
+        K::PermissionDenied => "permission denied".into(),
+        K::NotADirectory => "a part of the path is a file, not a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
@@ -484,10 +514,14 @@ impl TempArtifact {
         let dir = crate::fsio::PrivateDir::beside(&beside).map_err(|e| Failure {
             stage: "plan".into(),
             message: format!(
-                "cannot create a build directory next to `{}`: {e}",
-                beside.display()
+                "cannot write the artifact in `{}`: {}",
+                crate::fsio::parent_dir(&beside).display(),
+                write_reason(&e)
             ),
-            hint: None,
+            hint: Some(
+                "free space or fix the permissions of the output directory, or point `output:` elsewhere"
+                    .into(),
+            ),
             detail: None,
         })?;
         // Keras refuses a name that does not end in `.tflite`.
@@ -547,15 +581,42 @@ fn versions_text(locked: &BTreeMap<String, String>, here: &BTreeMap<String, Stri
         .join(", ")
 }
 
-fn process_failure(stage: &str, e: &ProcessError) -> Failure {
+/// What to try when the worker ran out of memory: fewer workers, unless there was one.
+fn memory_hint(jobs: usize) -> String {
+    if jobs > 1 {
+        format!("{jobs} workers ran at once: try `--jobs 1`, or a smaller model")
+    } else {
+        "the build needs more memory than the worker may use: raise its limit with `LITERT_WORKER_MEMORY=SIZE` (default: three quarters of physical memory) if the machine has it, or use a smaller model".to_string()
+    }
+}
+
+fn process_failure(stage: &str, e: &ProcessError, jobs: usize) -> Failure {
     let hint = match e {
         ProcessError::Spawn { .. } => {
             Some("check the interpreter with `litert env doctor`".to_string())
         }
         ProcessError::Died {
             status: Some(s), ..
-        } if s.contains("SIGKILL") => {
-            Some("the machine may be out of memory: try `--jobs 1`, or a smaller model".to_string())
+        } if s.contains("SIGKILL") => Some(format!(
+            "the machine may be out of memory. {}",
+            memory_hint(jobs)
+        )),
+        // Native code that cannot allocate under the worker's memory cap often crashes
+        // instead of raising MemoryError.
+        ProcessError::Died {
+            status: Some(s), ..
+        } if ["SIGSEGV", "SIGABRT", "SIGBUS"]
+            .iter()
+            .any(|sig| s.contains(sig)) =>
+        {
+            match crate::worker::memory::budget(jobs) {
+                Ok(Some(limit)) => Some(format!(
+                    "a crash in native code is often an allocation that failed at the worker's memory limit ({}, `LITERT_WORKER_MEMORY`). {}",
+                    crate::units::human_bytes(limit),
+                    memory_hint(jobs)
+                )),
+                _ => None,
+            }
         }
         _ => None,
     };
@@ -570,7 +631,7 @@ fn process_failure(stage: &str, e: &ProcessError) -> Failure {
     }
 }
 
-fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
+fn worker_failure(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> Failure {
     let hint = match e.kind.as_str() {
         "unsupported_ops" => Some(
             "allow TensorFlow ops with `ops: {flex: true}` in the recipe (the app then needs the Flex delegate), \
@@ -594,7 +655,16 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
             "name the model's inputs in the recipe: {}",
             e.model_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         )),
-        "out_of_memory" => Some("try `--jobs 1`, or a smaller model".to_string()),
+        "out_of_memory" => Some(memory_hint(jobs)),
+        "not_a_keras_archive" => Some(
+            "a `.keras` file is what `model.save(\"model.keras\")` writes; check the recipe names the right file".to_string(),
+        ),
+        "archive_too_large" => Some(
+            "this is not a model file Keras wrote as it is; get it again from a source you trust".to_string(),
+        ),
+        "output_unwritable" => Some(
+            "free space or fix the permissions of the output directory, or point `output:` elsewhere".to_string(),
+        ),
         _ => None,
     };
     let mut message = e.message.clone();
@@ -616,6 +686,9 @@ fn worker_failure(plan: &BuildPlan, e: &WorkerError) -> Failure {
             | "code_not_allowed"
             | "unsafe_model"
             | "out_of_memory"
+            | "not_a_keras_archive"
+            | "archive_too_large"
+            | "output_unwritable"
     );
     let detail = (!known && !e.traceback.is_empty()).then(|| e.traceback.clone());
     Failure {

@@ -58,6 +58,9 @@ pub struct Verification {
     /// Whether a failed check rejects the artifact.
     pub enforced: bool,
     pub checks: Vec<Check>,
+    /// What to do when it fails, where there is a known next step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl Verification {
@@ -363,10 +366,18 @@ pub fn verify(
         }
     }
     checks.push(io_check(expect, model, signature));
+    let small_weights_only = c.int8_weights == 0
+        && c.largest_f32_weight > 0
+        && c.largest_f32_weight < 1024
+        && checks.iter().any(|k| k.check == "int8_weights" && !k.ok);
+    let hint = small_weights_only.then(|| {
+        "every weight of this model is under 1,024 elements, which the converter keeps in float32, so there is nothing to quantize: drop the mode, or keep it and accept the float weights with `gates: {verify_quantization: false}`".to_string()
+    });
     Verification {
         mode: expect.label(),
         enforced,
         checks,
+        hint,
     }
 }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::contract::SnapshotOutcome;
 use super::gates::{GateResult, human_bytes};
 use super::{Converted, Outcome, Status};
+use crate::recipe::BuildPlan;
 use crate::tflite::model::SignatureTensor;
 
 /// The report for people.
@@ -22,7 +23,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     o.seconds
                 ));
                 because(&mut out, o);
-                checklist(&mut out, c);
+                checklist(&mut out, p, c);
             }
             Status::UpToDate(v) => {
                 let mark = if v.reasons.is_empty() { "✓" } else { "✗" };
@@ -44,7 +45,10 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     reasons.join("; ")
                 ));
                 because(&mut out, o);
-                checklist(&mut out, c);
+                checklist(&mut out, p, c);
+                for hint in rejection_hints(p, c) {
+                    out.push_str(&format!("    hint: {hint}\n"));
+                }
             }
             Status::Failed(f) => {
                 out.push_str(&format!(
@@ -126,7 +130,50 @@ fn indent(out: &mut String, text: &str) {
     }
 }
 
-fn checklist(out: &mut String, c: &Converted) {
+/// `8 samples: 5 from the calibration data, 3 random`.
+fn parity_samples(p: &crate::worker::protocol::ParityReport) -> String {
+    let data = match p.source.as_str() {
+        "accuracy_data" => "the accuracy data",
+        _ => "the calibration data",
+    };
+    match (p.from_data, p.random) {
+        (0, _) => format!(
+            "{} random samples (seeded N(0,1); the recipe has no data)",
+            p.samples
+        ),
+        (d, 0) => format!("{d} samples from {data}"),
+        (d, r) => format!("{} samples: {d} from {data}, {r} random", p.samples),
+    }
+}
+
+/// What to do about a rejected artifact, for the reasons that have a next step.
+pub fn rejection_hints(plan: &BuildPlan, c: &Converted) -> Vec<String> {
+    let mut hints = Vec::new();
+    if let Some(p) = c
+        .result
+        .parity
+        .as_ref()
+        .filter(|p| !p.ok && p.skipped.is_none())
+    {
+        let data = if p.from_data == 0 && p.random > 0 {
+            " Parity ran on random inputs, which exaggerate a quantized model's error: give `calibration` or `accuracy.data` so it runs on real ones."
+        } else {
+            ""
+        };
+        hints.push(format!(
+            "parity compares every output value with Keras' (tolerance: {}; {}).{data} If `accuracy` shows the model still does its job, loosen `parity.tolerance` for this variant (e.g. `parity: {{tolerance: {{\"*\": {{atol: 0.05, rtol: 0.05}}}}}}`) or turn parity off for it (`parity: {{enabled: false}}`)",
+            plan.parity.tolerance_from,
+            parity_samples(p),
+        ));
+    }
+    if let Some(hint) = c.quantization.as_ref().and_then(|q| q.hint.clone()) {
+        hints.push(hint);
+    }
+    hints
+}
+
+fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
+    let plan = p;
     // The artifact's own signature, as the reader sees it: what an app will bind to.
     if let [sig] = c.model.signatures.as_slice() {
         out.push_str(&format!("    ✓ inputs: {}\n", tensors(&sig.inputs)));
@@ -159,18 +206,26 @@ fn checklist(out: &mut String, c: &Converted) {
                 mark(p.names_ok)
             ));
             out.push_str(&format!("    {} shapes match\n", mark(p.shapes_ok)));
+            out.push_str(&format!("    parity on {}\n", parity_samples(p)));
             for o in &p.outputs {
+                let from = if plan.parity.tolerance.contains_key(&o.name) {
+                    "the recipe's `parity.tolerance`"
+                } else {
+                    plan.parity.tolerance_from.as_str()
+                };
                 out.push_str(&format!(
-                    "    {} {}: max |Δ| {:.3e}, mean |Δ| {:.3e} (atol {}, rtol {}; {} {} samples{})\n",
+                    "    {} {}: max |Δ| {:.3e}, mean |Δ| {:.3e} (atol {}, rtol {}: {from}{})\n",
                     mark(o.ok),
                     o.name,
                     o.max_abs_error,
                     o.mean_abs_error,
                     o.atol.map_or("-".into(), |v| format!("{v:e}")),
                     o.rtol.map_or("-".into(), |v| format!("{v:e}")),
-                    p.samples,
-                    p.source,
-                    if o.violations > 0 { format!(", {} values outside", o.violations) } else { String::new() },
+                    if o.violations > 0 {
+                        format!("; {} values outside", o.violations)
+                    } else {
+                        String::new()
+                    },
                 ));
             }
         }
@@ -242,7 +297,7 @@ struct JsonOutcome<'a> {
     reasons: Vec<String>,
     stage: Option<&'a str>,
     message: Option<&'a str>,
-    hint: Option<&'a str>,
+    hint: Option<String>,
     result: Option<&'a crate::worker::protocol::BuildResult>,
     /// The artifact as `litert inspect --json` describes it.
     artifact: Option<&'a crate::tflite::model::ModelInfo>,
@@ -313,13 +368,14 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
                     reasons: reasons.clone(),
+                    hint: Some(rejection_hints(&o.plan, c).join("\n")).filter(|h| !h.is_empty()),
                     ..base
                 },
                 Status::Failed(f) => JsonOutcome {
                     status: "failed",
                     stage: Some(&f.stage),
                     message: Some(&f.message),
-                    hint: f.hint.as_deref(),
+                    hint: f.hint.clone(),
                     ..base
                 },
             }

@@ -38,7 +38,27 @@ impl Checked {
 
 /// Load, validate and resolve one recipe file into build plans, collecting every problem.
 pub fn check_file(path: &Path, overrides: &Overrides, sources: &mut Sources) -> Checked {
-    let doc = match resolve::load_chain(path, sources) {
+    check_source(path, None, overrides, sources)
+}
+
+/// [`check_file`] on recipe bytes already in memory, as if read from `path` (the fuzz
+/// target's entry point; `extends:` and the paths a recipe names are still looked up on disk).
+pub fn check_bytes(
+    path: &Path,
+    bytes: &[u8],
+    overrides: &Overrides,
+    sources: &mut Sources,
+) -> Checked {
+    check_source(path, Some(bytes), overrides, sources)
+}
+
+fn check_source(
+    path: &Path,
+    bytes: Option<&[u8]>,
+    overrides: &Overrides,
+    sources: &mut Sources,
+) -> Checked {
+    let doc = match resolve::load_chain_from(path, bytes, sources) {
         Ok(doc) => doc,
         Err(diagnostics) => {
             return Checked {
@@ -78,10 +98,9 @@ pub fn check_file(path: &Path, overrides: &Overrides, sources: &mut Sources) -> 
                 continue;
             }
         };
-        match rules::build_plan(rv, &recipe, &file_dirs) {
-            Ok(plan) => plans.push(plan),
-            Err(diags) => diagnostics.extend(diags),
-        }
+        let (plan, diags) = rules::build_plan(rv, &recipe, &file_dirs);
+        plans.extend(plan);
+        diagnostics.extend(diags);
     }
     let mut diagnostics = resolve::dedupe(diagnostics);
     check_outputs_distinct(&plans, &mut diagnostics);

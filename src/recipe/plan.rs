@@ -320,6 +320,8 @@ pub struct ParityPlan {
     pub seed: u64,
     /// Per output name; `*` for all others.
     pub tolerance: BTreeMap<String, TolerancePlan>,
+    /// Why the `*` tolerance is what it is (the recipe's, or which default), for reports.
+    pub tolerance_from: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -334,14 +336,19 @@ impl TolerancePlan {
     /// weight-only quantization, loose when activations are quantized too (accuracy gates
     /// judge those better).
     pub fn default_for(converter: &ConverterSettings) -> Self {
-        let t = if converter.representative_dataset {
-            0.1
+        Self::default_with_reason(converter).0
+    }
+
+    /// [`Self::default_for`], and why, in words for a report.
+    pub fn default_with_reason(converter: &ConverterSettings) -> (Self, &'static str) {
+        let (t, why) = if converter.representative_dataset {
+            (0.1, "the default when activations are quantized")
         } else if !converter.optimizations.is_empty() {
-            1e-2
+            (1e-2, "the default for weight-only quantization, Keras' own")
         } else {
-            1e-4
+            (1e-4, "the default for a float export")
         };
-        Self { atol: t, rtol: t }
+        (Self { atol: t, rtol: t }, why)
     }
 }
 

@@ -11,10 +11,14 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
 
 use super::load::{self, Document, NodeSpan, Spans};
-use crate::diag::{Diagnostic, Sources};
+use crate::diag::{Diagnostic, FileId, Sources};
 
 /// Keys that only make sense at the top of a recipe file, not inside a variant.
 const TOP_LEVEL_ONLY: &[&str] = &["version", "extends", "vars", "env", "variants"];
+
+/// More variants than any real recipe has; every variant is validated and planned on its
+/// own, so the bound keeps `check` on a hostile recipe fast.
+pub const MAX_VARIANTS: usize = 1000;
 
 /// Variant and recipe names share one form.
 pub fn is_valid_name(name: &str) -> bool {
@@ -38,37 +42,46 @@ pub struct RenderedVariant {
     /// The recipe file named on the command line.
     pub recipe_path: PathBuf,
     pub variant: Option<String>,
+    /// The top-level keys the variant sets itself; every other key is inherited.
+    pub variant_keys: Vec<String>,
     pub value: Value,
     pub spans: Spans,
 }
 
 /// Read `path` and everything it extends, returning the merged document.
 pub fn load_chain(path: &Path, sources: &mut Sources) -> Result<Document, Vec<Diagnostic>> {
-    let mut stack: Vec<PathBuf> = Vec::new();
-    load_chain_inner(path, sources, &mut stack, None)
+    load_chain_from(path, None, sources)
 }
 
-fn load_chain_inner(
+/// [`load_chain`], with the recipe's own bytes given (`extends:` is still read from disk,
+/// relative to `path`).
+pub fn load_chain_from(
     path: &Path,
+    bytes: Option<&[u8]>,
     sources: &mut Sources,
-    stack: &mut Vec<PathBuf>,
-    referenced_at: Option<crate::diag::Loc>,
 ) -> Result<Document, Vec<Diagnostic>> {
-    let bytes = match read_bounded(path) {
-        Ok(bytes) => bytes,
-        Err(err) => {
-            let mut diag = Diagnostic::error(
+    let mut stack: Vec<PathBuf> = Vec::new();
+    let bytes = match bytes {
+        Some(bytes) => bytes.to_vec(),
+        None => read_bounded(path).map_err(|err| {
+            vec![Diagnostic::error(
                 "E0010",
                 format!("cannot read `{}`: {}", path.display(), io_reason(&err)),
-            );
-            if let Some(loc) = referenced_at {
-                diag = diag.at(loc).label("named here");
-            }
-            return Err(vec![diag]);
-        }
+            )]
+        })?,
     };
     let file = sources.add(path, String::from_utf8_lossy(&bytes).into_owned());
-    let mut doc = load::parse(file, &bytes).map_err(|d| vec![*d])?;
+    let doc = load::parse(file, &bytes).map_err(|d| vec![*d])?;
+    follow_extends(path, doc, sources, &mut stack)
+}
+
+/// Merge `doc` (read from `path`) onto the chain of recipes it extends.
+fn follow_extends(
+    path: &Path,
+    mut doc: Document,
+    sources: &mut Sources,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Document, Vec<Diagnostic>> {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     stack.push(canonical);
     let Some(extends) = doc.value.get("extends").cloned() else {
@@ -107,12 +120,81 @@ fn load_chain_inner(
             diag.hint("a base recipe must not extend the recipes built on it"),
         ]);
     }
-    let base = load_chain_inner(&base_path, sources, stack, ext_span)?;
+    let base = read_base(&base_path, &rel, ext_span, sources)?;
+    let base = follow_extends(&base_path, base, sources, stack)?;
     stack.pop();
     if let Some(obj) = doc.value.as_object_mut() {
         obj.remove("extends");
     }
-    Ok(merge_documents(base, doc, ""))
+    Ok(merge_documents(base, &doc, ""))
+}
+
+/// Read the recipe an `extends:` names. It must be a recipe: a `.yaml`/`.yml` file holding a
+/// mapping with `version:`. Until it is shown to be one, its text is not registered for
+/// diagnostics, so naming a credentials file never prints a line of it.
+fn read_base(
+    base_path: &Path,
+    rel: &str,
+    named_at: Option<crate::diag::Loc>,
+    sources: &mut Sources,
+) -> Result<Document, Vec<Diagnostic>> {
+    let not_a_recipe = |why: String| {
+        let diag = Diagnostic::error("E0012", format!("`extends` names `{rel}`, which is not a recipe: {why}"))
+            .hint("`extends` takes the path of a base recipe (a `.yaml` file with `version: 1`), relative to this recipe");
+        vec![match named_at {
+            Some(loc) => diag.at(loc).label("named here"),
+            None => diag,
+        }]
+    };
+    let yaml = base_path
+        .extension()
+        .is_some_and(|e| e == "yaml" || e == "yml");
+    if !yaml {
+        return Err(not_a_recipe(
+            "its name does not end in `.yaml` or `.yml`".into(),
+        ));
+    }
+    let bytes = read_bounded(base_path).map_err(|err| {
+        let diag = Diagnostic::error(
+            "E0010",
+            format!("cannot read `{}`: {}", base_path.display(), io_reason(&err)),
+        );
+        vec![match named_at {
+            Some(loc) => diag.at(loc).label("named here"),
+            None => diag,
+        }]
+    })?;
+    // Parse under the id the file will get, and register it only once it is a recipe.
+    let file = FileId(sources.len());
+    let doc = match load::parse(file, &bytes) {
+        Ok(doc) => doc,
+        Err(diag) => {
+            // Only the position is reported, never the message (it may quote the file).
+            let place = match diag.place {
+                crate::diag::Place::Span(loc) => {
+                    let mut scratch = Sources::default();
+                    let id = scratch.add(base_path, String::from_utf8_lossy(&bytes).into_owned());
+                    let (line, col) = scratch.line_col(id, loc.range().start);
+                    format!(" at line {line}, column {col}")
+                }
+                _ => String::new(),
+            };
+            return Err(not_a_recipe(format!(
+                "it does not parse as a recipe{place} (check it with `litert check {}`)",
+                base_path.display()
+            )));
+        }
+    };
+    let has_version = doc
+        .value
+        .as_object()
+        .is_some_and(|m| m.contains_key("version"));
+    if !has_version {
+        return Err(not_a_recipe("it is not a mapping with `version:`".into()));
+    }
+    let registered = sources.add(base_path, String::from_utf8_lossy(&bytes).into_owned());
+    debug_assert_eq!(registered, file);
+    Ok(doc)
 }
 
 /// Read at most one byte more than a recipe may have, so a huge file is refused without
@@ -139,15 +221,14 @@ fn io_reason(err: &std::io::Error) -> String {
 }
 
 /// Deep-merge `over` (whose spans are rooted at `over_prefix`) onto `base`.
-fn merge_documents(mut base: Document, over: Document, over_prefix: &str) -> Document {
-    let over_value = if over_prefix.is_empty() {
-        over.value
-    } else {
-        over.value
-            .pointer(over_prefix)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+fn merge_documents(mut base: Document, over: &Document, over_prefix: &str) -> Document {
+    // Only the part under `over_prefix` is copied: a recipe with many variants must not
+    // copy the whole document once per variant.
+    let over_value = over
+        .value
+        .pointer(over_prefix)
+        .cloned()
+        .unwrap_or(Value::Null);
     deep_merge(&mut base.value, over_value);
     for (rest, span) in over.spans.under(over_prefix) {
         base.spans.insert(rest, span);
@@ -185,6 +266,7 @@ pub fn render_variants(
         return Ok(vec![RenderedVariant {
             recipe_path: recipe_path.to_path_buf(),
             variant: None,
+            variant_keys: Vec::new(),
             value: doc.value.clone(),
             spans: doc.spans.clone(),
         }]);
@@ -197,14 +279,30 @@ pub fn render_variants(
     }
     base.spans.retain_existing(&base.value);
 
-    let mut variants: Vec<(Option<String>, Document)> = Vec::new();
+    let mut variants: Vec<(Option<String>, Vec<String>, Document)> = Vec::new();
     match root.get("variants") {
-        None | Some(Value::Null) => variants.push((None, base.clone())),
+        None | Some(Value::Null) => variants.push((None, Vec::new(), base.clone())),
         Some(Value::Object(map)) if map.is_empty() => {
             diags.push(at(
                 Diagnostic::error("E0271", "`variants` is empty")
                     .hint("remove `variants`, or name at least one variant"),
                 doc.spans.get("/variants"),
+            ));
+        }
+        Some(Value::Object(map)) if map.len() > MAX_VARIANTS => {
+            diags.push(at(
+                Diagnostic::error(
+                    "E0274",
+                    format!(
+                        "{} variants; a recipe may have at most {MAX_VARIANTS}",
+                        map.len()
+                    ),
+                )
+                .hint("split the recipe into several, sharing settings through `extends:`"),
+                doc.spans.get("/variants").map(|s| NodeSpan {
+                    value: s.key.unwrap_or(s.value),
+                    key: None,
+                }),
             ));
         }
         Some(Value::Object(map)) => {
@@ -246,19 +344,24 @@ pub fn render_variants(
                     ));
                     continue;
                 }
-                let merged = merge_documents(base.clone(), doc.clone(), &prefix);
-                variants.push((Some(name.clone()), merged));
+                let merged = merge_documents(base.clone(), doc, &prefix);
+                let keys = body
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                variants.push((Some(name.clone()), keys, merged));
             }
         }
         // Wrong type: the schema check reports it.
-        Some(_) => variants.push((None, base.clone())),
+        Some(_) => variants.push((None, Vec::new(), base.clone())),
     }
     if !diags.is_empty() {
         return Err(diags);
     }
 
     let mut out = Vec::new();
-    for (variant, mut merged) in variants {
+    let mut renderer = Renderer::default();
+    for (variant, variant_keys, mut merged) in variants {
         let ctx = TemplateContext {
             vars: vars.clone(),
             env: env.clone(),
@@ -266,10 +369,16 @@ pub fn render_variants(
             variant: variant.clone(),
         };
         let mut value = std::mem::take(&mut merged.value);
-        render_value(&mut value, "", &ctx, &merged.spans, &mut diags);
+        let rendering = Rendering {
+            context: &ctx,
+            value: ctx.to_minijinja(),
+            spans: &merged.spans,
+        };
+        render_value(&mut value, "", &rendering, &mut renderer, &mut diags);
         out.push(RenderedVariant {
             recipe_path: recipe_path.to_path_buf(),
             variant,
+            variant_keys,
             value,
             spans: merged.spans,
         });
@@ -421,8 +530,8 @@ impl TemplateContext {
 fn render_value(
     value: &mut Value,
     pointer: &str,
-    ctx: &TemplateContext,
-    spans: &Spans,
+    ctx: &Rendering<'_>,
+    renderer: &mut Renderer,
     diags: &mut Vec<Diagnostic>,
 ) {
     match value {
@@ -432,55 +541,228 @@ fn render_value(
                     continue;
                 }
                 let child = format!("{pointer}/{}", load::escape_segment(k));
-                render_value(v, &child, ctx, spans, diags);
+                render_value(v, &child, ctx, renderer, diags);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
-                render_value(v, &format!("{pointer}/{i}"), ctx, spans, diags);
+                render_value(v, &format!("{pointer}/{i}"), ctx, renderer, diags);
             }
         }
-        Value::String(s) if s.contains("{{") || s.contains("{%") || s.contains("{#") => {
-            match render_string(s, ctx) {
-                Ok(rendered) => *value = rendered,
-                Err(err) => diags.push(template_error(err, pointer, ctx, spans)),
-            }
-        }
+        Value::String(s) if is_template(s) => match renderer.render(s, &ctx.value) {
+            Ok(rendered) => *value = rendered,
+            Err(err) => diags.push(template_error(err, pointer, ctx.context, ctx.spans)),
+        },
         _ => {}
     }
 }
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
-/// A string that is exactly one `{{ expression }}` keeps the expression's type (so
-/// `batch_size: "{{ batch }}"` becomes a number); anything else renders to text.
-fn render_string(s: &str, ctx: &TemplateContext) -> Result<Value, minijinja::Error> {
-    let env = environment();
-    let trimmed = s.trim();
-    if let Some(inner) = trimmed
-        .strip_prefix("{{")
-        .and_then(|r| r.strip_suffix("}}"))
-        && !inner.contains("{{")
-        && !inner.contains("}}")
-    {
-        let expr = env.compile_expression(inner.trim())?;
-        let result = expr.eval(ctx.to_minijinja())?;
-        if result.is_undefined() {
-            return Err(minijinja::Error::new(
-                minijinja::ErrorKind::UndefinedError,
-                "undefined value",
-            ));
+/// What one variant's strings render against.
+struct Rendering<'a> {
+    context: &'a TemplateContext,
+    value: minijinja::Value,
+    spans: &'a Spans,
+}
+
+/// Fuel is minijinja's unit of rendering work: about one instruction, or 64 bytes of data
+/// made. A real recipe template (`build/{{ name }}-{{ variant }}.tflite`) uses tens; one
+/// string may use [`TEMPLATE_FUEL`], and every template of one recipe file together (all
+/// variants) [`RECIPE_FUEL`], so `check` on a hostile recipe returns in well under a second
+/// and within a few megabytes however its loops nest.
+pub const TEMPLATE_FUEL: u64 = 50_000;
+/// See [`TEMPLATE_FUEL`].
+pub const RECIPE_FUEL: u64 = 2_000_000;
+/// A rendered value is a path, a name or a number; text longer than this is a runaway loop.
+/// Bounding the writer (rather than checking afterwards) stops a single huge `{{ value }}`
+/// before it is ever held in memory.
+pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
+/// The same bound for a whole-expression value (`"{{ [range(99999)] * 1000 }}"`), counted
+/// in JSON nodes while converting it.
+const MAX_RENDERED_NODES: usize = 10_000;
+
+/// Renders template strings within the recipe's budget.
+pub struct Renderer {
+    env: Environment<'static>,
+    remaining: u64,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        Self {
+            env,
+            remaining: RECIPE_FUEL,
         }
-        return serde_json::to_value(&result).map_err(|e| {
-            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
-        });
     }
-    env.render_str(s, ctx.to_minijinja()).map(Value::String)
+}
+
+impl Renderer {
+    /// A string that is exactly one `{{ expression }}` keeps the expression's type (so
+    /// `batch_size: "{{ batch }}"` becomes a number); anything else renders to text.
+    fn render(&mut self, s: &str, ctx: &minijinja::Value) -> Result<Value, minijinja::Error> {
+        if self.remaining == 0 {
+            return Err(out_of_fuel(true));
+        }
+        let fuel = self.remaining.min(TEMPLATE_FUEL);
+        let recipe_bound = fuel < TEMPLATE_FUEL;
+        self.env.set_fuel(Some(fuel));
+        let trimmed = s.trim();
+        let expression = trimmed
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .filter(|inner| !inner.contains("{{") && !inner.contains("}}"))
+            .map(str::trim)
+            // Only a single valid expression is wrapped, so the wrapper cannot be escaped.
+            .filter(|inner| self.env.compile_expression(inner).is_ok());
+        let source = match expression {
+            Some(inner) => format!("{{% set {RESULT_VAR} = ({inner}) %}}"),
+            None => s.to_string(),
+        };
+        let mut out = BoundedWriter::default();
+        let result = self
+            .env
+            .template_from_str(&source)
+            .and_then(|t| t.render_captured_to(ctx.clone(), &mut out));
+        let captured = match result {
+            Ok(captured) => captured,
+            Err(err) if err.kind() == minijinja::ErrorKind::OutOfFuel => {
+                self.remaining = self.remaining.saturating_sub(fuel);
+                return Err(out_of_fuel(recipe_bound));
+            }
+            Err(_) if out.overflowed => return Err(too_long()),
+            Err(err) => return Err(err),
+        };
+        let used = captured
+            .state()
+            .fuel_levels()
+            .map_or(fuel, |(used, _)| used);
+        self.remaining = self.remaining.saturating_sub(used);
+        if expression.is_none() {
+            return String::from_utf8(out.bytes)
+                .map(Value::String)
+                .map_err(|_| too_long());
+        }
+        let result = captured
+            .state()
+            .lookup(RESULT_VAR)
+            .filter(|v| !v.is_undefined())
+            .ok_or_else(|| {
+                minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "undefined value")
+            })?;
+        let mut nodes = 0;
+        to_json(&result, &mut nodes)
+    }
+}
+
+/// Where a whole-expression template leaves its value.
+const RESULT_VAR: &str = "__litert_value";
+
+fn out_of_fuel(recipe_bound: bool) -> minijinja::Error {
+    let what = if recipe_bound {
+        "the recipe's templates together do more work than the limit for one recipe"
+    } else {
+        "the template does more work than the limit for one value"
+    };
+    minijinja::Error::new(minijinja::ErrorKind::OutOfFuel, what)
+}
+
+fn too_long() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("renders to more than {MAX_RENDERED_BYTES} bytes"),
+    )
+}
+
+/// Collects rendered text, refusing more than [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct BoundedWriter {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered text too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Convert a rendered value to JSON data, refusing more than [`MAX_RENDERED_NODES`] nodes
+/// (a lazy `range` or a repeated list may stand for far more data than it holds).
+fn to_json(value: &minijinja::Value, nodes: &mut usize) -> Result<Value, minijinja::Error> {
+    use minijinja::value::ValueKind;
+    *nodes += 1;
+    if *nodes > MAX_RENDERED_NODES {
+        return Err(too_long());
+    }
+    Ok(match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Value::Null,
+        ValueKind::Bool => Value::Bool(value.is_true()),
+        ValueKind::String => Value::String(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::Number => {
+            if let Ok(i) = i64::try_from(value.clone()) {
+                Value::from(i)
+            } else if let Ok(f) = f64::try_from(value.clone()) {
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            } else {
+                Value::String(value.to_string())
+            }
+        }
+        ValueKind::Map => {
+            let mut map = Map::new();
+            for key in value.try_iter()? {
+                let item = value.get_item(&key)?;
+                let key = match key.as_str() {
+                    Some(k) => k.to_string(),
+                    None => key.to_string(),
+                };
+                map.insert(key, to_json(&item, nodes)?);
+            }
+            Value::Object(map)
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let mut items = Vec::new();
+            for item in value.try_iter()? {
+                items.push(to_json(&item, nodes)?);
+            }
+            Value::Array(items)
+        }
+        _ => {
+            let text = value.to_string();
+            if text.len() > MAX_RENDERED_BYTES {
+                return Err(too_long());
+            }
+            Value::String(text)
+        }
+    })
+}
+
+/// Render one template string against `vars` as a recipe value would be (the fuzz target's
+/// entry point).
+pub fn render_template(template: &str, vars: &BTreeMap<String, Value>) -> Result<Value, String> {
+    let ctx = TemplateContext {
+        vars: vars.clone(),
+        env: BTreeMap::new(),
+        name: "fuzz".into(),
+        variant: Some("v".into()),
+    };
+    Renderer::default()
+        .render(template, &ctx.to_minijinja())
+        .map_err(|e| e.to_string())
 }
 
 fn template_error(
@@ -500,7 +782,21 @@ fn template_error(
         ),
     )
     .label("in this template");
-    if err.kind() == minijinja::ErrorKind::UndefinedError {
+    if err.kind() == minijinja::ErrorKind::OutOfFuel {
+        diag = diag
+            .note(format!(
+                "rendering is bounded: {TEMPLATE_FUEL} steps per value, {RECIPE_FUEL} per recipe"
+            ))
+            .hint("templates fill in names, paths and numbers; compute anything larger before writing the recipe");
+    } else if err.kind() == minijinja::ErrorKind::InvalidOperation
+        && err
+            .detail()
+            .is_some_and(|d| d.starts_with("renders to more than"))
+    {
+        diag = diag.hint(
+            "templates fill in names, paths and numbers; a value this long is a runaway loop",
+        );
+    } else if err.kind() == minijinja::ErrorKind::UndefinedError {
         let mut known: Vec<String> = ctx.vars.keys().map(|k| format!("`{k}`")).collect();
         known.extend(["`name`", "`variant`", "`vars.*`", "`env.*`"].map(String::from));
         diag = diag.note(format!("available: {}", known.join(", ")));
@@ -566,6 +862,10 @@ mod tests {
             name: "demo".into(),
             variant: Some("int8".into()),
         }
+    }
+
+    fn render_string(s: &str, ctx: &TemplateContext) -> Result<Value, minijinja::Error> {
+        Renderer::default().render(s, &ctx.to_minijinja())
     }
 
     #[test]

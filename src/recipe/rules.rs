@@ -17,22 +17,26 @@ use crate::diag::Diagnostic;
 /// `file_dirs[i]` is the directory of the file registered as `FileId(i)`: a relative path is
 /// resolved against the directory of the file it was written in, which differs from the
 /// recipe's own for values inherited through `extends:`.
+/// The plan when the variant has no errors, and every diagnostic (warnings included, also
+/// when the plan is good).
 pub fn build_plan(
     rv: &RenderedVariant,
     recipe: &Recipe,
     file_dirs: &[PathBuf],
-) -> Result<BuildPlan, Vec<Diagnostic>> {
+) -> (Option<BuildPlan>, Vec<Diagnostic>) {
     let mut cx = Cx {
         spans: &rv.spans,
+        variant: rv.variant.clone(),
+        variant_keys: &rv.variant_keys,
         diags: Vec::new(),
         dir: parent_dir(&rv.recipe_path),
         file_dirs,
     };
     let plan = cx.plan(rv, recipe);
     if cx.diags.iter().any(Diagnostic::is_error) {
-        Err(cx.diags)
+        (None, cx.diags)
     } else {
-        plan.ok_or(cx.diags)
+        (plan, cx.diags)
     }
 }
 
@@ -41,6 +45,9 @@ type ExplicitShape = (String, String, Vec<Option<u32>>, Option<Dtype>);
 
 struct Cx<'a> {
     spans: &'a Spans,
+    variant: Option<String>,
+    /// Top-level keys the variant sets itself (see [`RenderedVariant::variant_keys`]).
+    variant_keys: &'a [String],
     diags: Vec<Diagnostic>,
     /// The recipe file's directory: the default base for paths.
     dir: PathBuf,
@@ -186,12 +193,16 @@ impl Cx<'_> {
     /// Resolve the path written at `pointer` against the directory of the file it was
     /// written in.
     fn resolve_path(&self, pointer: &str, rel: &str) -> PathBuf {
-        let dir = self
-            .spans
+        join_normalized(self.base_dir(pointer), rel)
+    }
+
+    /// The directory relative paths at `pointer` are resolved against: that of the recipe
+    /// file the value came from.
+    fn base_dir(&self, pointer: &str) -> &Path {
+        self.spans
             .nearest(pointer)
             .and_then(|s| self.file_dirs.get(s.value.file.0))
-            .unwrap_or(&self.dir);
-        join_normalized(dir, rel)
+            .unwrap_or(&self.dir)
     }
 
     /// Resolve a path from the recipe and check it exists as the right kind of thing.
@@ -212,12 +223,22 @@ impl Cx<'_> {
             } else {
                 format!("{what} not found: `{rel}`")
             };
-            let looked = format!("looked for `{}`", path.display());
+            // In the recipe's own terms (the path as written, from the recipe's directory),
+            // whatever directory `litert` runs in.
+            let looked = if Path::new(rel).is_absolute() {
+                format!("looked for `{}`", path.display())
+            } else {
+                let dir = self.base_dir(pointer).display().to_string();
+                let dir = if dir.is_empty() || dir == "." {
+                    "./".to_string()
+                } else {
+                    format!("{}/", dir.trim_end_matches('/'))
+                };
+                format!("looked for `{rel}` in `{dir}`, the recipe's directory")
+            };
             let d = self.err("E0220", pointer, message);
             d.label = Some(looked);
-            d.notes.push(
-                "relative paths are resolved against the directory of the recipe file".into(),
-            );
+            d.notes.push(format!("resolved: `{}`", path.display()));
         }
         path
     }
@@ -256,7 +277,7 @@ impl Cx<'_> {
                 }))
             );
         let snapshot = match &r.snapshot {
-            Some(s) => self.resolve_path("/snapshot", s),
+            Some(s) => self.snapshot_path(s),
             None => {
                 let file = match &rv.variant {
                     Some(v) => format!("{name}-{v}.yaml"),
@@ -571,7 +592,8 @@ impl Cx<'_> {
         }
         // (pointer of the shape, input name, shape, dtype) of every explicitly shaped input.
         let mut explicit: Vec<ExplicitShape> = Vec::new();
-        if let Some(sig) = &r.input_signature {
+        let signature = r.input_signature.as_ref().map(|sig| self.signature(sig));
+        if let Some(sig) = &signature {
             let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, spec) in sig.iter().enumerate() {
                 if let Some(first) = seen.insert(spec.name.as_str(), i) {
@@ -589,8 +611,12 @@ impl Cx<'_> {
                         d.related.push((loc, "first here".into()));
                     }
                 }
+                let at = match &r.input_signature {
+                    Some(InputSignature::Mapping(_)) => super::load::escape_segment(&spec.name),
+                    _ => i.to_string(),
+                };
                 explicit.push((
-                    format!("/input_signature/{i}/shape"),
+                    format!("/input_signature/{at}/shape"),
                     spec.name.clone(),
                     spec.shape.clone(),
                     Some(spec.dtype),
@@ -644,7 +670,7 @@ impl Cx<'_> {
             }
         }
         let plan = InputsPlan {
-            signature: r.input_signature.clone(),
+            signature,
             overrides: r.inputs.clone().unwrap_or_default(),
             batch_size: r.batch_size,
             sequence_length: r.sequence_length,
@@ -753,24 +779,7 @@ impl Cx<'_> {
             return None;
         };
         if !needs && !kwargs_calibrate {
-            let d = self.err_key("E0251", "/calibration", "calibration data would be ignored");
-            match mode {
-                Some(_) if r.quantization.is_none() && r.litert_kwargs.is_none() => {
-                    d.label = Some("nothing is quantized".into());
-                    d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
-                }
-                Some(m) if r.quantization.is_some() => {
-                    d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
-                    d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
-                }
-                _ => {
-                    d.label = Some(
-                        "the converter ignores a representative dataset without `optimizations`"
-                            .into(),
-                    );
-                    d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
-                }
-            }
+            self.calibration_ignored(r, mode);
         }
         let source = self.data_source(r, c, image_size, "/calibration");
         source.map(|source| CalibrationPlan {
@@ -1067,7 +1076,12 @@ impl Cx<'_> {
 
     fn parity(&mut self, r: &Recipe, converter: &ConverterSettings) -> ParityPlan {
         let p = r.parity.clone().unwrap_or_default();
-        let default = TolerancePlan::default_for(converter);
+        let (default, why) = TolerancePlan::default_with_reason(converter);
+        let tolerance_from = if p.tolerance.as_ref().is_some_and(|t| t.contains_key("*")) {
+            "the recipe's `parity.tolerance`".to_string()
+        } else {
+            why.to_string()
+        };
         let mut tolerance = BTreeMap::from([("*".to_string(), default)]);
         for (name, t) in p.tolerance.iter().flatten() {
             let base = tolerance.get("*").copied().unwrap_or(default);
@@ -1084,6 +1098,7 @@ impl Cx<'_> {
             samples: p.samples.unwrap_or(8),
             seed: p.seed.unwrap_or(0),
             tolerance,
+            tolerance_from,
         }
     }
 
@@ -1498,6 +1513,123 @@ impl Cx<'_> {
         }
     }
 
+    /// The recipe's `input_signature` as named specs. Keras names unnamed inputs `args_N`;
+    /// so do we, with a warning, since the names are what an app binds to.
+    fn signature(&mut self, sig: &InputSignature) -> Vec<InputSpec> {
+        match sig {
+            InputSignature::Mapping(map) => map
+                .iter()
+                .map(|(name, s)| InputSpec {
+                    name: name.clone(),
+                    shape: s.shape.clone(),
+                    dtype: s.dtype,
+                })
+                .collect(),
+            InputSignature::List(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let name = e.name.clone().unwrap_or_else(|| {
+                        let d = self.warn(
+                            "W0245",
+                            &format!("/input_signature/{i}"),
+                            format!("input {i} of `input_signature` has no name; it is named `args_{i}`"),
+                        );
+                        d.hints.push(format!(
+                            "name it (`name: pixels`): apps bind to input names, and `args_{i}` says nothing"
+                        ));
+                        format!("args_{i}")
+                    });
+                    InputSpec {
+                        name,
+                        shape: e.shape.clone(),
+                        dtype: e.dtype,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// E0251. A variant that inherits the top-level `calibration:` but quantizes without
+    /// calibrating is pointed at where the variant sets its mode, by name, with the line that
+    /// drops the inherited data.
+    fn calibration_ignored(&mut self, r: &Recipe, mode: Option<QuantizationMode>) {
+        let (spans, variant_keys) = (self.spans, self.variant_keys);
+        let inherited_by = self
+            .variant
+            .clone()
+            .filter(|_| !variant_keys.iter().any(|k| k == "calibration"));
+        let in_variant = |v: &Option<String>| match v {
+            Some(v) => format!("variant `{v}`: "),
+            None => String::new(),
+        };
+        let message = format!(
+            "{}calibration data would be ignored",
+            in_variant(&self.variant)
+        );
+        let set_by_variant = |k: &str| variant_keys.iter().any(|key| key == k);
+        let d = match &inherited_by {
+            Some(_) if set_by_variant("quantization") => {
+                let d = self.err_key("E0251", "/quantization", message);
+                if let Some(span) = spans.get("/calibration") {
+                    d.related.push((
+                        span.key.unwrap_or(span.value),
+                        "calibration inherited from here".into(),
+                    ));
+                }
+                d
+            }
+            _ => self.err_key("E0251", "/calibration", message),
+        };
+        match mode {
+            Some(_) if r.quantization.is_none() && r.litert_kwargs.is_none() => {
+                d.label = Some("nothing is quantized".into());
+                d.hints.push("add `quantization: {mode: full_int8}` (or `int8_fallback`, `int16x8`), or remove `calibration`".into());
+            }
+            Some(m) if r.quantization.is_some() => {
+                d.label = Some(format!("mode `{}` does not calibrate", m.as_str()));
+                d.hints.push("remove `calibration`, or use a calibrating mode: `int8_fallback`, `full_int8` or `int16x8`".into());
+            }
+            _ => {
+                d.label = Some(
+                    "the converter ignores a representative dataset without `optimizations`".into(),
+                );
+                d.hints.push("add `optimizations: [DEFAULT]` to `litert_kwargs`, or use `quantization: {mode: full_int8}`".into());
+            }
+        }
+        if let Some(v) = inherited_by {
+            // The generic advice would remove the data the other variants need.
+            d.hints.clear();
+            d.hints.push(format!(
+                "drop the inherited data in this variant only:\n  variants:\n    {v}:\n      calibration: null"
+            ));
+        }
+    }
+
+    /// A recipe's `snapshot:` is written by `--update-snapshots` and `snapshot accept`, so it
+    /// must stay inside the project: a recipe from a pull request must not be able to
+    /// overwrite files elsewhere. Checked lexically and, for the part that exists, after
+    /// following symlinks.
+    fn snapshot_path(&mut self, rel: &str) -> PathBuf {
+        let path = self.resolve_path("/snapshot", rel);
+        let root = project_root(&self.dir);
+        if !inside(&path, &root) {
+            let root_shown = root.display().to_string();
+            let d = self.err(
+                "E0234",
+                "/snapshot",
+                format!("snapshot `{rel}` is outside the project (`{root_shown}`)"),
+            );
+            d.label = Some("snapshots must stay inside the project".into());
+            d.notes.push("the project root is the nearest directory above the recipe with `litert.lock` or `.git`".into());
+            d.hints.push(
+                "remove `snapshot:` to use `snapshots/NAME.yaml`, or name a path under the project"
+                    .into(),
+            );
+        }
+        path
+    }
+
     fn output(&mut self, r: &Recipe) -> Option<PathBuf> {
         let Some(out) = &r.output else {
             let d = self.err(
@@ -1598,6 +1730,25 @@ fn canonical_json(v: &serde_json::Value) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// Whether `path` lies under `root`, both lexically and after following the symlinks of
+/// the deepest ancestor of `path` that exists.
+fn inside(path: &Path, root: &Path) -> bool {
+    let abs = |p: &Path| {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        join_normalized(&p, ".")
+    };
+    let (path, root) = (abs(path), abs(root));
+    if !path.starts_with(&root) || path == root {
+        return false;
+    }
+    let Ok(real_root) = root.canonicalize() else {
+        return true;
+    };
+    path.ancestors()
+        .find_map(|a| a.canonicalize().ok())
+        .is_none_or(|real| real.starts_with(&real_root))
 }
 
 /// The nearest directory at or above `dir` that holds `litert.lock` or `.git`, else `dir`.

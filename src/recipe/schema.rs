@@ -81,7 +81,9 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
                     Some(loc) => diag.at(loc).label("not a known key here"),
                     None => at_value(diag),
                 };
-                if let Some(best) = did_you_mean(key, &allowed) {
+                if let Some(hint) = pointer.is_empty().then(|| misplaced_hint(key)).flatten() {
+                    diag = diag.hint(hint);
+                } else if let Some(best) = did_you_mean(key, &allowed) {
                     diag = diag.hint(format!("did you mean `{best}`?"));
                 } else if !allowed.is_empty() {
                     diag = diag.note(format!("known keys: {}", quote_list(&allowed)));
@@ -267,6 +269,42 @@ fn allowed_keys(schema_path: &str) -> Vec<String> {
         .and_then(Value::as_object)
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
+}
+
+/// Names people bring from `model.export(...)`, the `TFLiteConverter` or other tools, and
+/// where a recipe says the same thing; a spelling suggestion would only mislead (`verbose`
+/// is close to `version`).
+fn misplaced_hint(key: &str) -> Option<String> {
+    let hint = match key {
+        "optimizations" => {
+            "quantization is a typed setting: `quantization: {mode: dynamic_range}` (see `litert schema`); the raw converter attribute goes under `litert_kwargs: {optimizations: [DEFAULT]}`"
+        }
+        "representative_dataset" => {
+            "calibration data goes under `calibration:`, e.g. `calibration: {npz: data/calibration.npz, samples: 100}`, with a quantization mode that calibrates"
+        }
+        "target_spec"
+        | "supported_ops"
+        | "supported_types"
+        | "inference_input_type"
+        | "inference_output_type"
+        | "allow_custom_ops"
+        | "exclude_conversion_metadata" => {
+            return Some(format!(
+                "converter attributes go under `litert_kwargs:`, e.g. `litert_kwargs: {{{key}: ...}}`; the typed `quantization:` and `ops:` settings are checked more closely"
+            ));
+        }
+        k if k.starts_with("experimental_") => {
+            return Some(format!(
+                "converter attributes go under `litert_kwargs:`, e.g. `litert_kwargs: {{{k}: true}}`"
+            ));
+        }
+        "verbose" => {
+            "a recipe has no `verbose` setting: `litert apply --verbose` shows the worker's output, and progress goes to stderr (`LITERT_NO_PROGRESS=1` turns it off)"
+        }
+        "format" | "filepath" => "`litert` always exports LiteRT; the artifact's path is `output:`",
+        _ => return None,
+    };
+    Some(hint.to_string())
 }
 
 /// The closest known name, if it is close enough to be a likely typo.

@@ -60,10 +60,12 @@ pub struct Recipe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<BTreeMap<String, InputOverride>>,
 
-    /// The whole input signature, in call order. Replaces what the model declares; every
-    /// input needs a name, a shape and a dtype. Cannot be combined with `inputs`.
+    /// The whole input signature. Replaces what the model declares; every input needs a
+    /// shape and a dtype. A list in call order (an input without a `name` is named `args_N`,
+    /// as Keras does, with a warning), or a mapping from input name to `{shape, dtype}` for
+    /// a model called with a dict. Cannot be combined with `inputs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_signature: Option<Vec<InputSpec>>,
+    pub input_signature: Option<InputSignature>,
 
     /// A static batch size: the first dimension of every input. Unset keeps the model's
     /// (usually dynamic) batch dimension.
@@ -247,12 +249,44 @@ pub struct InputOverride {
     pub dtype: Option<Dtype>,
 }
 
-/// One input of a whole input signature.
+/// A whole input signature, in either of the forms Keras takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum InputSignature {
+    /// Inputs in call order.
+    List(Vec<SignatureEntry>),
+    /// Inputs by name, for a model called with a dict.
+    Mapping(BTreeMap<String, SignatureShape>),
+}
+
+/// One input of a listed input signature; `name` defaults to `args_N`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct SignatureEntry {
+    /// The input's name in the artifact's signature (default `args_N`, N its position).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
+    pub name: Option<String>,
+    /// The full shape, batch dimension first; `null` marks a dynamic dimension.
+    pub shape: Vec<Option<u32>>,
+    /// The input's dtype.
+    pub dtype: Dtype,
+}
+
+/// The shape and dtype of one named input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureShape {
+    /// The full shape, batch dimension first; `null` marks a dynamic dimension.
+    pub shape: Vec<Option<u32>>,
+    /// The input's dtype.
+    pub dtype: Dtype,
+}
+
+/// One input of a whole input signature, as the plan carries it (always named).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
     /// The input's name in the artifact's signature.
-    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"))]
     pub name: String,
     /// The full shape, batch dimension first; `null` marks a dynamic dimension.
     pub shape: Vec<Option<u32>>,

@@ -3,5 +3,6 @@
 //! processes. The worker receives fully resolved build plans as data, never generated code.
 
 pub mod env;
+pub mod memory;
 pub mod process;
 pub mod protocol;

@@ -83,8 +83,14 @@ pub struct SignatureInput {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ParityReport {
     pub samples: u32,
-    /// `random` (seeded) or `calibration`.
+    /// Where the real inputs came from: `calibration`, `accuracy_data`, or `random` when
+    /// the recipe has no data (then every sample is seeded N(0,1)).
     pub source: String,
+    /// How many samples came from that data; the rest are random.
+    #[serde(default)]
+    pub from_data: u32,
+    #[serde(default)]
+    pub random: u32,
     pub names_ok: bool,
     pub shapes_ok: bool,
     pub outputs: Vec<OutputParity>,
@@ -207,6 +213,9 @@ pub struct AccuracyReport {
     /// not use) or `random` (seeded random inputs).
     pub source: String,
     pub samples: u64,
+    /// How many samples the data holds (for `data`): the report says how many were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u64>,
     pub outputs: Vec<OutputAccuracy>,
     /// Accuracy on the labels, when the recipe names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,8 +31,9 @@ def check_accuracy_data(build, model, specs):
     src = plan["source"]
     data = read_data(src["source"], build, model, specs, src["samples"], "accuracy")
     chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
-    conform(data, chosen, specs, "accuracy")
+    feeds = conform(data, chosen, specs, "accuracy")
     accuracy_labels(plan, data, chosen)
+    return feeds
 
 
 def accuracy(build, model, structure, specs, held_out):
@@ -46,11 +47,13 @@ def accuracy(build, model, structure, specs, held_out):
     plan = build.plan["accuracy"]
     src = plan["source"]
     labels = None
+    available = None
     if src["kind"] == "data":
         data = read_data(src["source"], build, model, specs, src["samples"], "accuracy")
         chosen, _ = select(data, src["samples"], src.get("seed", 0), src.get("shuffle", True))
         feeds = conform(data, chosen, specs, "accuracy")
         source = "data"
+        available = len(data.samples)
         labels = accuracy_labels(plan, data, chosen)
     elif src["kind"] == "held_out" and held_out:
         feeds = held_out[: src["samples"]]
@@ -119,6 +122,8 @@ def accuracy(build, model, structure, specs, held_out):
             "top1_agreement": st["agree"] / st["positions"] if st["positions"] else None,
         })
     report = {"source": source, "samples": len(feeds), "outputs": outputs}
+    if available is not None:
+        report["available"] = available
     if labels is not None and feeds:
         report["labels"] = {"output": label_output, "float_accuracy": hits["float"] / len(feeds),
                             "artifact_accuracy": hits["artifact"] / len(feeds)}

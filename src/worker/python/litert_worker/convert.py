@@ -3,6 +3,7 @@ export itself, with unsupported ops named. Constants the converter would fold wi
 CPU-dependent arithmetic are folded here first, exactly (see `exact_batch_norm`)."""
 
 import contextlib
+import errno
 import os
 import re
 
@@ -53,6 +54,24 @@ def converter_kwargs(build, samples):
 UNSUPPORTED_OP = re.compile(r"'((?:tf|tfl|mhlo|stablehlo)\.[A-Za-z0-9_]+)' op")
 
 
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "the file is larger than the file system allows",
+}
+
+
+def unwritable(build, e):
+    """A failed write says what and where: the artifact's directory, not the private
+    temporary file litert builds it in."""
+    where = os.path.dirname(build.plan.get("output") or "") or "."
+    reason = WRITE_ERRORS.get(e.errno) or e.strerror or str(e)
+    return BuildError("output_unwritable", f"cannot write the artifact in `{where}`: {reason}")
+
+
 def convert(build, model, structure, specs, samples):
     np, tf, keras = tf_modules()
     kw = converter_kwargs(build, samples)
@@ -60,6 +79,8 @@ def convert(build, model, structure, specs, samples):
     try:
         with exact_batch_norm():
             model.export(build.temp_output, format="litert", input_signature=signature, verbose=False, **kw)
+    except OSError as e:
+        raise unwritable(build, e) from e
     except Exception as e:  # noqa: BLE001
         text = str(e)
         ops = sorted(set(UNSUPPORTED_OP.findall(text)))

@@ -42,6 +42,8 @@ def read_data(src, build, model, specs, limit, what):
                     if not hasattr(data, "files"):
                         raise ValueError("not an .npz archive")
                     arrays = {k: data[k] for k in data.files}
+            except MemoryError:
+                raise  # the worker's memory limit: reported as such, with the limit named
             except Exception as e:  # noqa: BLE001
                 raise BuildError(what, f"cannot read {what} data `{path}`: {first_lines(str(e), 1)}", file=path) from e
             origin_of = {k: path for k in arrays}
@@ -49,6 +51,8 @@ def read_data(src, build, model, specs, limit, what):
             for name, path in src["files"].items():
                 try:
                     arrays[name] = np.load(path, allow_pickle=False)
+                except MemoryError:
+                    raise
                 except Exception as e:  # noqa: BLE001
                     raise BuildError(what, f"cannot read {what} data `{path}`: {first_lines(str(e), 1)}",
                                      file=path) from e

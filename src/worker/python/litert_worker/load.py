@@ -1,10 +1,12 @@
 """Stage `load`: the Keras model from each kind of model source, and the opt-ins that guard
 code (factories, custom objects) and unsafe deserialization."""
 
+import contextlib
 import importlib.util
 import os
 import re
 import sys
+import zipfile
 
 from .libs import tf_modules
 from .protocol import BuildError
@@ -44,24 +46,89 @@ def custom_objects(plans, allow_code):
     return objects
 
 
+# Keras reads the JSON entries of a `.keras` whole; real configs are a few MB even for
+# billion-parameter models, so anything past this is a decompression bomb.
+MAX_JSON_ENTRY = 64 * 2**20
+
+
+def _size(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def check_keras_archive(path):
+    """A `.keras` file is a zip (config.json, metadata.json, model.weights.h5). Refuse what
+    is not one, and entries that inflate past what loading them could afford, before Keras
+    reads anything. The sizes are the archive's own; Python's zip reader never inflates an
+    entry past its declared size, so a lying header cannot get around this."""
+    if os.path.isdir(path):
+        return
+    if not zipfile.is_zipfile(path):
+        raise BuildError(
+            "not_a_keras_archive",
+            f"`{path}` is not a `.keras` model: a `.keras` file is a zip archive, and this one is not",
+        )
+    limit = int(os.environ.get("LITERT_WORKER_MEMORY") or 0)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise BuildError("not_a_keras_archive", f"`{path}` is not a readable `.keras` archive: {e}") from e
+    for info in entries:
+        is_json = info.filename.endswith(".json")
+        bound = MAX_JSON_ENTRY if is_json else limit
+        if bound and info.file_size > bound:
+            why = "the limit for a Keras config" if is_json else "the worker's memory limit (LITERT_WORKER_MEMORY)"
+            raise BuildError(
+                "archive_too_large",
+                f"`{path}`: entry `{info.filename}` inflates to {_size(info.file_size)} "
+                f"({_size(info.compress_size)} compressed), over {why} of {_size(bound)}",
+            )
+
+
+def check_json_file(path):
+    size = os.path.getsize(path)
+    if size > MAX_JSON_ENTRY:
+        raise BuildError(
+            "archive_too_large",
+            f"`{path}` is {_size(size)}, over the limit for a Keras config of {_size(MAX_JSON_ENTRY)}",
+        )
+
+
+@contextlib.contextmanager
+def unsafe_refused(allow_unsafe):
+    """Keras' safe mode for every format, with one clear error when it refuses code."""
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    try:
+        with SafeModeScope(not allow_unsafe):
+            yield
+    except ValueError as e:
+        if "safe_mode" in str(e) or "lambda" in str(e).lower():
+            raise BuildError(
+                "unsafe_model",
+                "the model file contains Python code (a `Lambda` layer), which Keras' safe mode refuses to load",
+            ) from e
+        raise
+
+
 def load_model(build):
     np, tf, keras = tf_modules()
     m = build.plan["model"]
     kind = m["kind"]
     if kind == "keras":
         objs = custom_objects(m.get("custom_objects"), build.allow_code)
-        try:
+        check_keras_archive(m["path"])
+        with unsafe_refused(build.allow_unsafe):
             return keras.saving.load_model(m["path"], custom_objects=objs, safe_mode=not build.allow_unsafe)
-        except ValueError as e:
-            if "safe_mode" in str(e) or "lambda" in str(e).lower():
-                raise BuildError(
-                    "unsafe_model",
-                    "the model file contains Python code (a `Lambda` layer), which Keras' safe mode refuses to load",
-                ) from e
-            raise
     if kind == "h5":
         objs = custom_objects(m.get("custom_objects"), build.allow_code)
-        return keras.saving.load_model(m["path"], custom_objects=objs, compile=False)
+        with unsafe_refused(build.allow_unsafe):
+            return keras.saving.load_model(
+                m["path"], custom_objects=objs, compile=False, safe_mode=not build.allow_unsafe
+            )
     if kind == "saved_model":
         return saved_model_as_keras(m["path"])
     if kind == "weights":
@@ -69,12 +136,14 @@ def load_model(build):
         if arch["kind"] == "config":
             path = arch["path"]
             if path.endswith(".keras"):
-                model = keras.saving.load_model(path, safe_mode=not build.allow_unsafe)
+                check_keras_archive(path)
+                with unsafe_refused(build.allow_unsafe):
+                    model = keras.saving.load_model(path, safe_mode=not build.allow_unsafe)
             else:
-                with open(path, encoding="utf-8") as f:
-                    model = keras.models.model_from_json(
-                        f.read(), custom_objects=custom_objects(m.get("custom_objects"), build.allow_code)
-                    )
+                check_json_file(path)
+                objs = custom_objects(m.get("custom_objects"), build.allow_code)
+                with open(path, encoding="utf-8") as f, unsafe_refused(build.allow_unsafe):
+                    model = keras.models.model_from_json(f.read(), custom_objects=objs)
         else:
             model = call_factory(arch["factory"], build.allow_code)
         model.load_weights(m["path"])

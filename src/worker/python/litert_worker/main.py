@@ -32,20 +32,20 @@ def run_build(request):
             return
         build.progress("signature")
         structure, specs = build_signature(build, model)
-        samples, held_out, cal_summary = None, [], None
+        samples, held_out, cal_summary, data_feeds = None, [], None, None
         if build.plan.get("calibration"):
             build.progress("calibrate")
             samples, held_out, cal_summary = calibration_samples(build, specs, model)
         if (build.plan.get("accuracy") or {}).get("source", {}).get("kind") == "data":
             # Held-out data is read and checked before the (slow) conversion starts.
             build.progress("calibrate", "accuracy data")
-            check_accuracy_data(build, model, specs)
+            data_feeds = check_accuracy_data(build, model, specs)
         build.progress("convert")
         convert(build, model, structure, specs, samples)
         report = None
         if build.plan["parity"]["enabled"]:
             build.progress("parity")
-            report = parity(build, model, structure, specs, samples)
+            report = parity(build, model, structure, specs, samples, data_feeds)
         acc = None
         if build.plan.get("accuracy"):
             build.progress("accuracy")
@@ -67,7 +67,7 @@ def run_build(request):
               "traceback": tail(traceback.format_exc()), **e.extra})
     except MemoryError:
         emit({"event": "error", "id": build.id, "stage": build.stage, "kind": "out_of_memory",
-              "message": "the worker ran out of memory", "traceback": tail(traceback.format_exc())})
+              "message": out_of_memory_message(), "traceback": tail(traceback.format_exc())})
     except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
         emit({"event": "error", "id": build.id, "stage": build.stage, "kind": type(e).__name__,
               "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
@@ -95,9 +95,31 @@ def run_generation(build, model):
         "timings": build.timings,
         "versions": versions(),
     }
+def limit_memory():
+    """Cap this process's private memory at the budget litert computed (see
+    `src/worker/memory.rs`): a hostile model then fails with MemoryError, not the machine."""
+    limit = int(os.environ.get("LITERT_WORKER_MEMORY") or 0)
+    if limit <= 0:
+        return None
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
+
+
+def out_of_memory_message():
+    limit = int(os.environ.get("LITERT_WORKER_MEMORY") or 0)
+    if limit > 0:
+        shown = f"{limit / 2**30:.1f} GiB" if limit >= 2**30 else f"{limit / 2**20:.0f} MiB"
+        return f"the worker ran out of memory (its limit is {shown}: LITERT_WORKER_MEMORY)"
+    return "the worker ran out of memory"
 
 
 def main():
+    limit_memory()
     emit({"event": "hello", "protocol": PROTOCOL, "python": sys.version.split()[0], "pid": os.getpid()})
     for line in sys.stdin:
         line = line.strip()
