@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fsio;
 pub mod lock;
 pub mod recipe;
+pub mod runtime;
 pub mod snapshot;
 pub mod tflite;
 pub mod units;

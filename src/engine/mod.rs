@@ -6,6 +6,7 @@
 pub mod accuracy;
 pub mod contract;
 pub mod gates;
+pub mod golden;
 pub mod progress;
 pub mod quant;
 pub mod report;
@@ -85,6 +86,8 @@ pub struct Verified {
     pub model: tflite::model::ModelInfo,
     pub size: u64,
     pub snapshot: contract::SnapshotOutcome,
+    /// The native re-run on its golden outputs (checking runs, when it has them).
+    pub golden: Option<golden::Check>,
     /// Why it is not acceptable after all (its snapshot no longer holds).
     pub reasons: Vec<String>,
 }
@@ -122,7 +125,13 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
         Ok(model) => {
             let size = model.size_bytes;
             let (snapshot, text) = contract::judge_snapshot(&plan, &model, policy);
-            let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
+            let mut reasons: Vec<String> =
+                contract::snapshot_reason(&snapshot).into_iter().collect();
+            // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
+            let golden = (!policy.write)
+                .then(|| golden::check(&plan, &model))
+                .flatten();
+            reasons.extend(golden.as_ref().and_then(golden::Check::reason));
             if policy.write
                 && let Err(e) = contract::commit_snapshot(&snapshot, &text)
             {
@@ -132,6 +141,7 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
                 model,
                 size,
                 snapshot,
+                golden,
                 reasons,
             }))
         }
@@ -390,6 +400,9 @@ impl WorkerSlot<'_> {
         }
         if !policy.write {
             return Status::Built(converted);
+        }
+        if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
+            return Status::Failed(Failure::snapshot_write(plan, &e));
         }
         if let Err(failure) = temp.persist(&plan.output) {
             return Status::Failed(failure);
