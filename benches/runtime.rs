@@ -311,8 +311,11 @@ fn test_section(litert: &Path, root: &Path, dir: &Path, report: &mut String) {
             .status()
             .expect("litert apply");
         assert!(status.success(), "litert apply of the examples failed");
-        std::fs::write(project.join("APPLIED"), "").expect("marker");
+        std::fs::write(project.join("APPLIED"), recipes.join("\n")).expect("marker");
     }
+    // The locked examples (the KerasHub preset recipes need a local preset and are not locked).
+    let applied = std::fs::read_to_string(project.join("APPLIED")).expect("marker");
+    let recipes: Vec<&str> = applied.lines().collect();
     let golden = std::fs::read_dir(project.join("snapshots"))
         .map(|d| {
             d.flatten()
@@ -331,6 +334,7 @@ fn test_section(litert: &Path, root: &Path, dir: &Path, report: &mut String) {
         let start = Instant::now();
         let out = Command::new(litert)
             .arg("test")
+            .args(&recipes)
             .current_dir(&project)
             .env("LITERT_NO_PROGRESS", "1")
             .output()
@@ -349,6 +353,7 @@ fn test_section(litert: &Path, root: &Path, dir: &Path, report: &mut String) {
         .arg(&trace)
         .arg(litert)
         .arg("test")
+        .args(&recipes)
         .current_dir(&project)
         .env("LITERT_NO_PROGRESS", "1")
         .output()
