@@ -93,6 +93,8 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
         accuracy: result.accuracy.clone(),
     })
     .map_err(std::io::Error::other)?;
+    // The first build of a project writes its golden data before its first snapshot.
+    std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
     crate::fsio::persist(&from, &npz)?;
     crate::fsio::write_atomic(&record, text + "\n")
 }
