@@ -350,34 +350,55 @@ impl Compiled {
 
     /// One invocation on the inputs already set.
     pub fn invoke(&mut self) -> Result<(), RunError> {
-        self.compiled
-            .run()
-            .map_err(|e| RunError::Runtime(format!("the model failed to run: {e}")))
+        self.compiled.run().map_err(|e| {
+            let dynamic: Vec<String> = self
+                .outputs
+                .iter()
+                .filter(|p| p.shape_signature.iter().any(|&d| d < 0))
+                .map(|p| format!("`{}`", p.name))
+                .collect();
+            let note = if dynamic.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (outputs {} have dynamic dimensions: when an output's size is computed while the model runs, e.g. by a SHAPE → RESHAPE chain, LiteRT's compiled-model API cannot return it)",
+                    dynamic.join(", ")
+                )
+            };
+            RunError::Runtime(format!("the model failed to run: {e}{note}"))
+        })
     }
 
-    /// Run and return the outputs, refusing any output the runtime did not write: it runs
-    /// twice, with the output buffers pre-filled with 0x00 and then 0xFF, and an output that
-    /// differs between the two is one the runtime left unfilled (an output sized at run time,
-    /// such as a SHAPE → RESHAPE chain).
+    /// Run and return the outputs, refusing any output the runtime did not write (an
+    /// output sized while the model runs, such as a SHAPE → RESHAPE chain, which LiteRT's
+    /// compiled-model API leaves unfilled). The output buffers are pre-filled with a byte
+    /// pattern; an output that still holds it after the run is suspect, and is refused only
+    /// if it also still holds a second, different pattern after a second run. Most models run
+    /// once; a second run (which advances a stateful model) happens only then.
     pub fn run_checked(&mut self) -> Result<Vec<(String, Tensor)>, RunError> {
-        let mut results = Vec::new();
-        for fill in [0x00u8, 0xff] {
-            for i in 0..self.outputs.len() {
-                self.compiled.fill_output(i, fill)?;
-            }
-            self.invoke()?;
-            results.push(self.outputs_now()?);
+        const FIRST: u8 = 0xa5;
+        const SECOND: u8 = 0x5a;
+        let untouched =
+            |t: &Tensor, fill: u8| !t.bytes.is_empty() && t.bytes.iter().all(|&b| b == fill);
+        for i in 0..self.outputs.len() {
+            self.compiled.fill_output(i, FIRST)?;
         }
-        let second = results.pop().unwrap_or_default();
-        let first = results.pop().unwrap_or_default();
-        for ((name, a), (_, b)) in first.iter().zip(&second) {
-            if a.bytes != b.bytes {
-                return Err(RunError::Runtime(format!(
-                    "output `{name}` was not written by the runtime (its size is computed while the model runs, e.g. by a SHAPE → RESHAPE chain, and LiteRT's compiled-model API leaves such outputs unfilled); refusing to return uninitialised memory"
-                )));
-            }
+        self.invoke()?;
+        let first = self.outputs_now()?;
+        if !first.iter().any(|(_, t)| untouched(t, FIRST)) {
+            return Ok(first);
         }
-        Ok(first)
+        for i in 0..self.outputs.len() {
+            self.compiled.fill_output(i, SECOND)?;
+        }
+        self.invoke()?;
+        let second = self.outputs_now()?;
+        if let Some((name, _)) = second.iter().find(|(_, t)| untouched(t, SECOND)) {
+            return Err(RunError::Runtime(format!(
+                "output `{name}` was not written by the runtime (its size is computed while the model runs, e.g. by a SHAPE → RESHAPE chain, and LiteRT's compiled-model API leaves such outputs unfilled); refusing to return uninitialised memory"
+            )));
+        }
+        Ok(second)
     }
 
     fn outputs_now(&self) -> Result<Vec<(String, Tensor)>, RunError> {
