@@ -15,6 +15,7 @@ pub mod fsio;
 pub mod interrupt;
 pub mod lock;
 pub mod recipe;
+pub mod runtime;
 pub mod snapshot;
 pub mod tflite;
 pub mod units;

@@ -226,6 +226,9 @@ mod tests {
         assert!(other.try_lock().is_ok());
         // Nothing was created in the project.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn an_empty_lock_is_an_empty_project() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);

@@ -2,6 +2,7 @@
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
 mod apply;
+mod bench;
 mod check;
 mod diff;
 mod env;
@@ -9,6 +10,7 @@ mod inspect;
 mod output;
 mod plan;
 mod recipes;
+mod run;
 mod schema;
 mod snapshot;
 mod test;
@@ -41,6 +43,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     Inspect(inspect::InspectArgs),
     Diff(diff::DiffArgs),
+    Run(run::RunArgs),
+    Bench(bench::BenchArgs),
     Schema(schema::SchemaArgs),
     Env(env::EnvArgs),
 }
@@ -70,6 +74,8 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match exit {
         Ok(code) => code.into(),

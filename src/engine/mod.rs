@@ -9,6 +9,7 @@ pub mod accuracy;
 pub mod contract;
 pub mod gates;
 pub mod generation;
+pub mod golden;
 pub mod progress;
 pub mod quant;
 pub mod report;
@@ -90,6 +91,8 @@ pub struct Verified {
     pub model: tflite::model::ModelInfo,
     pub size: u64,
     pub snapshot: contract::SnapshotOutcome,
+    /// The native re-run on its golden outputs (checking runs, when it has them).
+    pub golden: Option<golden::Check>,
     /// Why it is not acceptable after all (its snapshot no longer holds).
     pub reasons: Vec<String>,
 }
@@ -131,7 +134,13 @@ pub fn verify_up_to_date(
         Ok(model) => {
             let size = model.size_bytes;
             let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
-            let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
+            let mut reasons: Vec<String> =
+                contract::snapshot_reason(&snapshot).into_iter().collect();
+            // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
+            let golden = (!policy.write)
+                .then(|| golden::check(&plan, &model))
+                .flatten();
+            reasons.extend(golden.as_ref().and_then(golden::Check::reason));
             if policy.write
                 && let Err(e) = contract::commit_snapshot(&snapshot, &text)
             {
@@ -141,6 +150,7 @@ pub fn verify_up_to_date(
                 model,
                 size,
                 snapshot,
+                golden,
                 reasons,
             }))
         }
@@ -431,6 +441,9 @@ impl WorkerSlot<'_> {
         if !policy.write {
             converted.model.file = String::new();
             return Status::Built(converted);
+        }
+        if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
+            return Status::Failed(Failure::snapshot_write(plan, &e));
         }
         let key = (plan.root.clone(), plan.id.clone());
         let entry = (!policy.locked).then(|| {

@@ -36,6 +36,12 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     out.push_str(&format!("    ✗ {r}\n"));
                 }
                 snapshot_line(&mut out, &v.snapshot);
+                if let Some(g) = v.golden.as_ref().filter(|g| g.ok) {
+                    out.push_str(&format!(
+                        "    ✓ golden outputs: {} sample(s) re-run natively, within the parity tolerance\n",
+                        g.samples
+                    ));
+                }
             }
             Status::Rejected(c, reasons) => {
                 out.push_str(&format!(
@@ -308,6 +314,9 @@ struct JsonOutcome<'a> {
     rebuilt_because: &'a [String],
     /// The artifact checked against its quantization mode.
     quantization: Option<&'a super::quant::Verification>,
+    /// The native re-run on golden outputs (`litert test`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    golden: Option<&'a super::golden::Check>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -334,6 +343,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 sha256: None,
                 rebuilt_because: &o.rebuilt_because,
                 quantization: None,
+                golden: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -355,6 +365,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     size_bytes: Some(v.size),
                     artifact: Some(&v.model),
                     snapshot: Some(&v.snapshot),
+                    golden: v.golden.as_ref(),
                     reasons: v.reasons.clone(),
                     ..base
                 },

@@ -1,5 +1,11 @@
 """Stage `parity`: the artifact against Keras on the same inputs, through the LiteRT
-interpreter's signature runner, with integer I/O (de)quantized."""
+interpreter's signature runner, with integer I/O (de)quantized. It also leaves the first
+few inputs (as fed to the artifact) and Keras' outputs beside the artifact as golden data
+(`<artifact>.golden.npz`), which `litert` keeps beside the snapshot so `litert test` can
+re-run the artifact natively without Python."""
+
+import io
+import zipfile
 
 from .data import random_feeds
 from .libs import tf_modules
@@ -41,6 +47,7 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
         feeds += random_feeds(specs, p["samples"] - len(feeds), p["seed"])
     stats = {}
     shapes_ok = True
+    golden = []
     for feed in feeds:
         lite_in = {}
         for name, arr in feed.items():
@@ -48,6 +55,8 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
             lite_in[name] = quantize(np, arr, d)
         lite_out = runner(**lite_in)
         ref = keras_outputs(model, structure, specs, feed)
+        if len(golden) < GOLDEN_MAX_SAMPLES:
+            golden.append((lite_in, ref))
         if set(ref) != set(lite_out):
             # Keras output names are positional (`output_0`) for lists, dict keys otherwise.
             raise BuildError(
@@ -72,6 +81,7 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
             st["violations"] += int((diff > allowed).sum())
             st["atol"], st["rtol"] = tol["atol"], tol["rtol"]
             st["shape"] = list(got.shape)
+    write_golden(np, build.temp_output + ".golden.npz", golden)
     outputs = []
     for name in sorted(stats):
         st = stats[name]
@@ -96,6 +106,34 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
         "outputs": outputs,
         "ok": names_ok and shapes_ok and all(o["ok"] for o in outputs),
     }
+
+
+# Golden data is committed beside the snapshots: a few samples, at most 1 MiB of arrays.
+GOLDEN_MAX_SAMPLES = 4
+GOLDEN_MAX_BYTES = 1 << 20
+
+
+def write_golden(np, path, samples):
+    """Samples as `<i>/in/<name>` and `<i>/out/<name>` arrays in a compressed .npz whose bytes
+    depend only on the arrays (fixed zip timestamps), as many whole samples as fit the cap."""
+    arrays, total = {}, 0
+    for i, (ins, outs) in enumerate(samples):
+        sample = {f"{i}/in/{k}": np.ascontiguousarray(v) for k, v in ins.items()}
+        sample.update({f"{i}/out/{k}": np.ascontiguousarray(np.asarray(v)) for k, v in outs.items()})
+        size = sum(a.nbytes for a in sample.values())
+        if total + size > GOLDEN_MAX_BYTES:
+            break
+        arrays.update(sample)
+        total += size
+    if not arrays:
+        return
+    with zipfile.ZipFile(path, "w") as z:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, buf.getvalue())
 
 
 def quantize(np, arr, detail):

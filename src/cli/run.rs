@@ -1,0 +1,175 @@
+//! `litert run`: run a model natively on inputs from an `.npz` file and write its outputs as
+//! `.npz`, with no Python.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Exit, output};
+use crate::runtime::{self, CpuSettings, RunError, Tensor};
+
+/// Run a LiteRT model on numpy inputs, natively (no Python, no TensorFlow).
+///
+/// Inputs are matched to the signature by name (tensor names for models without
+/// signatures); dtypes and shapes are checked, and dynamic dimensions take the arrays' sizes.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  litert run build/classifier-fp32.tflite --input in.npz --output out.npz\n  litert run model.tflite --input in.npz --signature serving_default --json\n  python -c \"import numpy as np; np.savez('in.npz', x=np.zeros((1, 28, 28), np.float32))\"\n\nThe runtime is libLiteRt.so from the pinned ai-edge-litert wheel: from the worker\nenvironment if provisioned, else a runtime-only environment (that one wheel, no TensorFlow)\nprovisioned on first use, or LITERT_RUNTIME_LIB.\n\nExit codes: 0 success, 1 the model failed to run, 2 a bad model, input file, name, dtype or shape"
+)]
+pub struct RunArgs {
+    /// The `.tflite` file.
+    pub model: PathBuf,
+    /// The inputs: an `.npz` with one array per input name (or an `.npy` for a one-input model).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The signature to run (default: the only one, else `serving_default`).
+    #[arg(long, value_name = "KEY")]
+    pub signature: Option<String>,
+    /// Write the outputs here as `.npz`, one array per output name.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print what ran and each output's dtype, shape and summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// CPU threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: u32,
+    /// Use LiteRT's builtin kernels instead of XNNPACK (outputs then differ slightly).
+    #[arg(long)]
+    pub no_xnnpack: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let feeds = match read_inputs(&args.input) {
+        Ok(f) => f,
+        Err(e) => return Ok(fail(&RunError::Input(e))),
+    };
+    let (runtime, found) = runtime::load(crate::worker::env::progress_wanted())?;
+    let cpu = CpuSettings {
+        threads: args.threads,
+        xnnpack: !args.no_xnnpack,
+    };
+    let result = (|| -> Result<_, RunError> {
+        let loaded = runtime.open(&args.model)?;
+        let index = loaded.select(args.signature.as_deref())?;
+        let mut compiled = loaded.compile(index, cpu)?;
+        let feeds = single_npy_name(feeds, &compiled.inputs)?;
+        compiled.set_inputs(&feeds)?;
+        let outputs = compiled.run_checked()?;
+        Ok((compiled.key.clone(), outputs))
+    })();
+    let (key, outputs) = match result {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(&e)),
+    };
+    if let Some(path) = &args.output {
+        let bytes = runtime::tensor::npz_bytes(&outputs).map_err(anyhow::Error::msg)?;
+        crate::fsio::write_atomic(path, bytes)
+            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
+    }
+    if args.json {
+        let report = json!({
+            "model": args.model.display().to_string(),
+            "signature": key,
+            "runtime": {
+                "library": found.path.display().to_string(),
+                "source": found.source.describe(),
+                "ai_edge_litert": found.version,
+                "kernels": if cpu.xnnpack { "xnnpack" } else { "builtin" },
+                "threads": cpu.threads,
+            },
+            "outputs": outputs.iter().map(|(n, t)| summary(n, t)).collect::<Vec<_>>(),
+        });
+        output::stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+    } else {
+        for (name, t) in &outputs {
+            let s = summary(name, t);
+            output::stdout(&format!(
+                "{name}: {} {:?} min {} max {} mean {}\n",
+                t.dtype.name(),
+                t.shape,
+                s["min"],
+                s["max"],
+                s["mean"]
+            ))?;
+        }
+    }
+    if let Some(path) = &args.output {
+        output::stderr(&format!(
+            "wrote {} output(s) of signature `{key}` to `{}`\n",
+            outputs.len(),
+            path.display()
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+fn fail(e: &RunError) -> Exit {
+    output::stderr(&format!("error: {e}\n"));
+    if e.is_input() {
+        Exit::Usage
+    } else {
+        Exit::Failure
+    }
+}
+
+/// The arrays of an `.npz`, or the one array of an `.npy` (named later).
+fn read_inputs(path: &Path) -> Result<Vec<(String, Tensor)>, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "npy") {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        return npy_as_tensor(&bytes)
+            .map(|t| vec![(String::new(), t)])
+            .map_err(|e| format!("`{}`: {e}", path.display()));
+    }
+    runtime::tensor::read_npz(file).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+fn npy_as_tensor(bytes: &[u8]) -> Result<Tensor, String> {
+    runtime::tensor::read_npy(bytes)
+}
+
+/// An `.npy` input takes the name of the model's only input.
+fn single_npy_name(
+    mut feeds: Vec<(String, Tensor)>,
+    inputs: &[runtime::session::Port],
+) -> Result<Vec<(String, Tensor)>, RunError> {
+    if feeds.len() == 1 && feeds[0].0.is_empty() {
+        if inputs.len() != 1 {
+            return Err(RunError::Input(format!(
+                "an .npy file holds one array, but the signature has {} inputs: use an .npz with one array per input name",
+                inputs.len()
+            )));
+        }
+        feeds[0].0 = inputs[0].name.clone();
+    }
+    Ok(feeds)
+}
+
+/// dtype, shape and min/max/mean of one output; its values too when small.
+fn summary(name: &str, t: &Tensor) -> serde_json::Value {
+    let values = t.to_f64();
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = if finite.is_empty() {
+        0.0
+    } else {
+        finite.iter().sum::<f64>() / finite.len() as f64
+    };
+    let mut v = json!({
+        "name": name,
+        "dtype": t.dtype.name(),
+        "shape": t.shape,
+        "min": if finite.is_empty() { serde_json::Value::Null } else { json!(min) },
+        "max": if finite.is_empty() { serde_json::Value::Null } else { json!(max) },
+        "mean": json!(mean),
+    });
+    if values.len() <= 16 {
+        v["values"] = json!(values);
+    }
+    v
+}

@@ -1,0 +1,305 @@
+//! Golden outputs: a behaviour gate that needs no Python. When `apply` accepts an artifact,
+//! the worker's parity stage has left a few inputs (as fed to the artifact) and Keras'
+//! reference outputs in `<artifact>.golden.npz` beside the temporary artifact; they are kept
+//! beside the signature snapshot (`snapshots/<id>.golden.npz`, size-capped by the worker, so
+//! they can be committed), with `snapshots/<id>.golden.json` recording what the last apply
+//! measured (parity errors, accuracy). `litert test` re-runs an up-to-date artifact natively
+//! on those inputs and holds it to the recipe's parity tolerance, catching new weights or
+//! op changes behind an unchanged signature.
+//!
+//! Arrays in the `.npz` are named `<sample>/in/<input name>` and `<sample>/out/<output name>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::recipe::BuildPlan;
+use crate::recipe::plan::TolerancePlan;
+use crate::runtime::{self, CpuSettings, Runtime, Tensor};
+use crate::tflite::model::ModelInfo;
+use crate::worker::protocol::BuildResult;
+
+/// Bumped when the golden format changes.
+pub const FORMAT: u32 = 1;
+
+/// Where the worker leaves the golden data for the artifact it writes at `temp_artifact`.
+pub fn worker_path(temp_artifact: &Path) -> PathBuf {
+    let mut name = temp_artifact.as_os_str().to_owned();
+    name.push(".golden.npz");
+    PathBuf::from(name)
+}
+
+/// `snapshots/<id>.golden.npz` for the snapshot `snapshots/<id>.yaml`.
+pub fn npz_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("golden.npz")
+}
+
+/// `snapshots/<id>.golden.json`.
+pub fn record_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("golden.json")
+}
+
+/// What the last apply measured, kept beside the golden data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub format: u32,
+    pub artifact: String,
+    /// Samples in the `.npz`.
+    pub samples: usize,
+    /// Parity of the artifact against Keras when it was built (max abs error per output).
+    pub parity_max_abs_error: BTreeMap<String, f64>,
+    /// The accuracy report of that apply, when the recipe asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<crate::worker::protocol::AccuracyReport>,
+}
+
+/// Keep the worker's golden data for an accepted artifact, or remove stale golden files when
+/// the worker made none (parity off, Flex ops, or inputs over the size cap).
+pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> std::io::Result<()> {
+    let from = worker_path(temp_artifact);
+    let npz = npz_path(&plan.snapshot);
+    let record = record_path(&plan.snapshot);
+    if !from.is_file() {
+        for p in [&npz, &record] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    let samples = std::fs::File::open(&from)
+        .ok()
+        .and_then(|f| runtime::tensor::read_npz(f).ok())
+        .map_or(0, |arrays| {
+            arrays
+                .iter()
+                .filter_map(|(n, _)| n.split('/').next()?.parse::<usize>().ok())
+                .max()
+                .map_or(0, |m| m + 1)
+        });
+    let text = serde_json::to_string_pretty(&Record {
+        format: FORMAT,
+        artifact: plan.id.clone(),
+        samples,
+        parity_max_abs_error: result
+            .parity
+            .iter()
+            .flat_map(|p| &p.outputs)
+            .map(|o| (o.name.clone(), o.max_abs_error))
+            .collect(),
+        accuracy: result.accuracy.clone(),
+    })
+    .map_err(std::io::Error::other)?;
+    // The first build of a project writes its golden data before its first snapshot.
+    std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
+    crate::fsio::persist(&from, &npz)?;
+    crate::fsio::write_atomic(&record, text + "\n")
+}
+
+/// Read the record of the last apply, if there is one.
+pub fn read_record(plan: &BuildPlan) -> Option<Record> {
+    let text = std::fs::read_to_string(record_path(&plan.snapshot)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The native re-run of one artifact on its golden inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub file: PathBuf,
+    pub samples: usize,
+    pub outputs: Vec<OutputCheck>,
+    pub ok: bool,
+    /// Why the check could not run (then `ok` is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputCheck {
+    pub name: String,
+    pub max_abs_error: f64,
+    pub atol: f64,
+    pub rtol: f64,
+    /// Elements outside `atol + rtol * |reference|`.
+    pub violations: u64,
+}
+
+impl Check {
+    /// The reason the artifact fails this gate, if it does.
+    pub fn reason(&self) -> Option<String> {
+        if self.ok {
+            return None;
+        }
+        if let Some(e) = &self.error {
+            return Some(format!(
+                "the golden outputs in `{}` could not be checked: {e}",
+                self.file.display()
+            ));
+        }
+        let bad: Vec<String> = self
+            .outputs
+            .iter()
+            .filter(|o| o.violations > 0)
+            .map(|o| {
+                format!(
+                    "`{}` max abs error {:.3e} (atol {:.0e}, rtol {:.0e}, {} element(s) outside)",
+                    o.name, o.max_abs_error, o.atol, o.rtol, o.violations
+                )
+            })
+            .collect();
+        Some(format!(
+            "the artifact no longer reproduces its golden outputs (`{}`): {}",
+            self.file.display(),
+            bad.join("; ")
+        ))
+    }
+}
+
+/// The runtime, loaded once per process for every check.
+fn runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            runtime::load(crate::worker::env::progress_wanted())
+                .map(|(r, _)| r)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Re-run the artifact on its golden inputs, if it has golden outputs.
+pub fn check(plan: &BuildPlan, model: &ModelInfo) -> Option<Check> {
+    let file = npz_path(&plan.snapshot);
+    if !file.is_file() {
+        return None;
+    }
+    Some(match check_file(plan, model, &file) {
+        Ok((samples, outputs)) => Check {
+            ok: outputs.iter().all(|o| o.violations == 0),
+            file,
+            samples,
+            outputs,
+            error: None,
+        },
+        Err(e) => Check {
+            file,
+            samples: 0,
+            outputs: vec![],
+            ok: false,
+            error: Some(e),
+        },
+    })
+}
+
+type Samples = BTreeMap<usize, (Vec<(String, Tensor)>, Vec<(String, Tensor)>)>;
+
+fn read_samples(file: &Path) -> Result<Samples, String> {
+    let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let mut samples = Samples::new();
+    for (name, t) in runtime::tensor::read_npz(f)? {
+        let mut parts = name.splitn(3, '/');
+        let (Some(i), Some(side), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("unexpected array `{name}`"));
+        };
+        let i: usize = i
+            .parse()
+            .map_err(|_| format!("unexpected array `{name}`"))?;
+        let entry = samples.entry(i).or_default();
+        match side {
+            "in" => entry.0.push((rest.to_string(), t)),
+            "out" => entry.1.push((rest.to_string(), t)),
+            _ => return Err(format!("unexpected array `{name}`")),
+        }
+    }
+    Ok(samples)
+}
+
+fn check_file(
+    plan: &BuildPlan,
+    model: &ModelInfo,
+    file: &Path,
+) -> Result<(usize, Vec<OutputCheck>), String> {
+    let samples = read_samples(file)?;
+    let rt = runtime()?;
+    let loaded = rt.open(&plan.output).map_err(|e| e.to_string())?;
+    let index = loaded
+        .select(Some("serving_default"))
+        .or_else(|_| loaded.select(None))
+        .map_err(|e| e.to_string())?;
+    // XNNPACK, as the Python interpreter the reference parity ran through.
+    let cpu = CpuSettings {
+        threads: 1,
+        xnnpack: true,
+    };
+    let mut compiled = loaded.compile(index, cpu).map_err(|e| e.to_string())?;
+    let quant: BTreeMap<&str, (f64, i64)> = model
+        .signatures
+        .iter()
+        .find(|s| s.key == compiled.key)
+        .into_iter()
+        .flat_map(|s| &s.outputs)
+        .filter_map(|o| {
+            let q = o.tensor.quantization.as_ref()?;
+            match (q.scale.as_slice(), q.zero_point.as_slice()) {
+                ([s], [z]) if *s != 0.0 => Some((o.name.as_str(), (f64::from(*s), *z))),
+                ([s], []) if *s != 0.0 => Some((o.name.as_str(), (f64::from(*s), 0))),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut stats: BTreeMap<String, OutputCheck> = BTreeMap::new();
+    for (inputs, references) in samples.values() {
+        compiled.set_inputs(inputs).map_err(|e| e.to_string())?;
+        let got = compiled.run_checked().map_err(|e| e.to_string())?;
+        for (name, reference) in references {
+            let Some((_, out)) = got.iter().find(|(n, _)| n == name) else {
+                return Err(format!("the artifact has no output `{name}`"));
+            };
+            if out.shape != reference.shape {
+                return Err(format!(
+                    "output `{name}` has shape {:?}, the reference {:?}",
+                    out.shape, reference.shape
+                ));
+            }
+            let tol = tolerance(plan, name);
+            let values = out.to_f64();
+            let dequant = |v: f64| match (quant.get(name.as_str()), out.dtype.is_float()) {
+                (Some((scale, zero)), false) => (v - *zero as f64) * scale,
+                _ => v,
+            };
+            let st = stats.entry(name.clone()).or_insert(OutputCheck {
+                name: name.clone(),
+                max_abs_error: 0.0,
+                atol: tol.atol,
+                rtol: tol.rtol,
+                violations: 0,
+            });
+            for (v, r) in values.into_iter().zip(reference.to_f64()) {
+                let diff = (dequant(v) - r).abs();
+                // NaN differences count as violations, as numpy's comparison does.
+                if diff.is_nan() || diff > tol.atol + tol.rtol * r.abs() {
+                    st.violations += 1;
+                }
+                if diff > st.max_abs_error || diff.is_nan() {
+                    st.max_abs_error = diff;
+                }
+            }
+        }
+    }
+    Ok((samples.len(), stats.into_values().collect()))
+}
+
+fn tolerance(plan: &BuildPlan, name: &str) -> TolerancePlan {
+    let t = &plan.parity.tolerance;
+    t.get(name)
+        .or_else(|| t.get("*"))
+        .copied()
+        .unwrap_or(TolerancePlan {
+            atol: 1e-4,
+            rtol: 1e-4,
+        })
+}
