@@ -126,7 +126,8 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Box<Diagnostic>> {
         max_recorded_anchor_events: 50_000,
         max_merge_keys: 1_000,
     };
-    let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false, budget: budget };
+    let options =
+        serde_saphyr::options! { strict_booleans: true, with_snippet: false, budget: budget };
     let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options)
         .map_err(|err| Box::new(yaml_error(file, text, &err)))?;
     let mut spans = Spans::default();
