@@ -473,7 +473,7 @@ fn a_snapshot_through_a_symlink_out_of_the_project_is_refused() {
     .unwrap();
     let out = common::litert_in(p, &["check", "r.yaml"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("error[E0233]"), "{}", out.stderr);
+    assert!(out.stderr.contains("error[E0234]"), "{}", out.stderr);
     std::fs::write(
         p.join("ok.yaml"),
         "version: 1\nmodel: {keras: models/mlp.keras}\noutput: build/ok.tflite\nsnapshot: review/ok.yaml\n",
