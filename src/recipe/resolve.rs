@@ -568,14 +568,15 @@ struct Rendering<'a> {
     spans: &'a Spans,
 }
 
-/// Fuel is minijinja's unit of rendering work: about one instruction, or 64 bytes of data
-/// made. A real recipe template (`build/{{ name }}-{{ variant }}.tflite`) uses tens; one
-/// string may use [`TEMPLATE_FUEL`], and every template of one recipe file together (all
-/// variants) [`RECIPE_FUEL`], so `check` on a hostile recipe returns in well under a second
-/// and within a few megabytes however its loops nest.
-pub const TEMPLATE_FUEL: u64 = 50_000;
+/// Fuel is minijinja's unit of rendering work: about one instruction, or 64 bytes (or 64
+/// list items) of data made. A real recipe template (`build/{{ name }}-{{ variant }}.tflite`)
+/// uses tens; one string may use [`TEMPLATE_FUEL`], and every template of one recipe file
+/// together (all variants) [`RECIPE_FUEL`], so `check` on a hostile recipe returns quickly
+/// and within a few megabytes however its loops nest. (Fuzzing found `[x] * 1010 * 1010`:
+/// a million-item list costs only ~16,000 fuel, hence the tight per-value bound.)
+pub const TEMPLATE_FUEL: u64 = 10_000;
 /// See [`TEMPLATE_FUEL`].
-pub const RECIPE_FUEL: u64 = 2_000_000;
+pub const RECIPE_FUEL: u64 = 500_000;
 /// A rendered value is a path, a name or a number; text longer than this is a runaway loop.
 /// Bounding the writer (rather than checking afterwards) stops a single huge `{{ value }}`
 /// before it is ever held in memory.
@@ -886,6 +887,27 @@ mod tests {
             render_string("build/{{ name }}-{{ variant }}.tflite", &ctx()).unwrap(),
             Value::from("build/demo-int8.tflite")
         );
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/template_render/`): a repeated list stands for a
+    /// million items; rendering it must stop at the bounds, not build it all.
+    #[test]
+    fn huge_values_stop_at_the_bounds() {
+        for t in [
+            "{{ [1] * 1010 * 1010 }}vars",
+            "{{ [1] * 1010 * 1010 }}",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{{ 'x' * 100000000 }}",
+        ] {
+            let err = render_string(t, &ctx()).unwrap_err();
+            assert!(
+                matches!(
+                    err.kind(),
+                    minijinja::ErrorKind::OutOfFuel | minijinja::ErrorKind::InvalidOperation
+                ),
+                "{t}: {err}"
+            );
+        }
     }
 
     #[test]
