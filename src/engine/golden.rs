@@ -95,7 +95,9 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
     .map_err(std::io::Error::other)?;
     // The first build of a project writes its golden data before its first snapshot.
     std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
-    crate::fsio::persist(&from, &npz)?;
+    // Copied, not renamed: the build directory and `snapshots/` may be on different file
+    // systems, and the file is capped at about 1 MiB.
+    crate::fsio::write_atomic(&npz, std::fs::read(&from)?)?;
     crate::fsio::write_atomic(&record, text + "\n")
 }
 

@@ -442,8 +442,19 @@ impl WorkerSlot<'_> {
             converted.model.file = String::new();
             return Status::Built(converted);
         }
+        // Golden outputs are written before the build's transaction, so a failure here
+        // leaves the artifact, its snapshot and litert.lock as they were.
         if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
-            return Status::Failed(Failure::snapshot_write(plan, &e));
+            return Status::Failed(Failure {
+                stage: "write".into(),
+                message: format!(
+                    "cannot write the golden outputs beside `{}`: {}; nothing was changed (the artifact, its snapshot and litert.lock are as before)",
+                    plan.snapshot.display(),
+                    write_reason(&e)
+                ),
+                hint: Some("free space or fix the permissions of the snapshot directory".into()),
+                detail: None,
+            });
         }
         let key = (plan.root.clone(), plan.id.clone());
         let entry = (!policy.locked).then(|| {
