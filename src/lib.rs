@@ -11,6 +11,7 @@ pub mod diag;
 pub mod digest;
 pub mod engine;
 pub mod fsio;
+pub mod litertlm;
 pub mod lock;
 pub mod recipe;
 pub mod snapshot;

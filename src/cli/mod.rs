@@ -2,6 +2,7 @@
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
 mod apply;
+mod bundle;
 mod check;
 mod diff;
 mod env;
