@@ -78,8 +78,7 @@ pub fn render(info: &BundleInfo) -> String {
             .iter()
             .map(|kv| format!("{}={}", kv.key, value(kv)))
             .collect();
-        let _ = writeln!(
-            w,
+        let line = format!(
             "  {}  {:<width$}  {:>12} .. {:>12}  {:>14} bytes  {}",
             s.index,
             s.data_type,
@@ -88,6 +87,7 @@ pub fn render(info: &BundleInfo) -> String {
             group(s.size_bytes),
             items.join(" ")
         );
+        let _ = writeln!(w, "{}", line.trim_end());
     }
 
     for s in &info.sections {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod format;
 pub mod model;
 pub mod reader;
+pub mod spec;
 pub mod tokenizer;
 pub mod writer;
 
