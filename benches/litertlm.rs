@@ -28,7 +28,9 @@ const RUNS: usize = 3;
 
 fn token(id: i32) -> TokenUnion {
     TokenUnion {
-        token_union: Some(token_union::TokenUnion::TokenIds(TokenIds { ids: vec![id] })),
+        token_union: Some(token_union::TokenUnion::TokenIds(TokenIds {
+            ids: vec![id],
+        })),
     }
 }
 
@@ -63,7 +65,11 @@ fn bundle(model: &Path, spm: &Path, stop: i32, capacity: i32) -> Bundle {
 
 /// `bench --write-child MODEL SPM OUT`: write one bundle and exit (measured from outside).
 fn child(args: &[String]) {
-    let (model, spm, out) = (Path::new(&args[2]), Path::new(&args[3]), Path::new(&args[4]));
+    let (model, spm, out) = (
+        Path::new(&args[2]),
+        Path::new(&args[3]),
+        Path::new(&args[4]),
+    );
     bundle(model, spm, 2, 128).write(out).expect("write bundle");
 }
 
@@ -159,9 +165,18 @@ fn writer(dir: &Path) {
     }
     println!("writer: a bundle of a {size_mb:.0} MB model (median of {RUNS} processes)");
     println!("  {:<34} {:>8} {:>9}", "", "wall s", "peak MB");
-    println!("  {:<34} {ours_s:>8.2} {ours_mb:>9.1}", "litert (Rust writer)");
-    println!("  {:<34} {cp_s:>8.2} {cp_mb:>9.1}", "cp of the model (baseline)");
-    println!("  {:<34} {g_s:>8.2} {g_mb:>9.1}", "litert-lm-builder 0.18.1 (Python)");
+    println!(
+        "  {:<34} {ours_s:>8.2} {ours_mb:>9.1}",
+        "litert (Rust writer)"
+    );
+    println!(
+        "  {:<34} {cp_s:>8.2} {cp_mb:>9.1}",
+        "cp of the model (baseline)"
+    );
+    println!(
+        "  {:<34} {g_s:>8.2} {g_mb:>9.1}",
+        "litert-lm-builder 0.18.1 (Python)"
+    );
     println!(
         "  ratios: time vs cp {:.2}, vs Google's writer {:.2}; peak RSS / bundle size {:.4}",
         ours_s / cp_s,
@@ -191,12 +206,17 @@ print(json.dumps(rows))
 
 fn runtime(dir: &Path) {
     let litert = Path::new(env!("CARGO_BIN_EXE_litert"));
-    let show = Command::new(litert).args(["env", "show", "--json"]).output();
+    let show = Command::new(litert)
+        .args(["env", "show", "--json"])
+        .output();
     let env: serde_json::Value = show
         .ok()
         .and_then(|o| serde_json::from_slice(&o.stdout).ok())
         .unwrap_or_default();
-    let Some(worker) = env["python"].as_str().filter(|_| env["provisioned"] != false) else {
+    let Some(worker) = env["python"]
+        .as_str()
+        .filter(|_| env["provisioned"] != false)
+    else {
         println!("(no worker environment: run `litert env setup` for the LiteRT-LM benchmark)");
         return;
     };
@@ -236,7 +256,8 @@ fn runtime(dir: &Path) {
     for r in rows.as_array().into_iter().flatten() {
         println!(
             "  {:>7} {:>6} {:>8.3} {:>8.4} {:>12.0} {:>11.0}",
-            r["prefill"], r["decode"],
+            r["prefill"],
+            r["decode"],
             r["init_s"].as_f64().unwrap_or(f64::NAN),
             r["ttft_s"].as_f64().unwrap_or(f64::NAN),
             r["prefill_tps"].as_f64().unwrap_or(f64::NAN),

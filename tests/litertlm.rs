@@ -20,7 +20,9 @@ use prost::Message as _;
 
 fn ids(ids: &[i32]) -> TokenUnion {
     TokenUnion {
-        token_union: Some(token_union::TokenUnion::TokenIds(TokenIds { ids: ids.to_vec() })),
+        token_union: Some(token_union::TokenUnion::TokenIds(TokenIds {
+            ids: ids.to_vec(),
+        })),
     }
 }
 
@@ -30,7 +32,9 @@ fn metadata(start: i32, stops: &[i32], max_tokens: i32) -> LlmMetadata {
         stop_tokens: stops.iter().map(|&s| ids(&[s])).collect(),
         max_num_tokens: max_tokens,
         llm_model_type: Some(LlmModelType {
-            model_type: Some(llm_model_type::ModelType::GenericModel(GenericModel::default())),
+            model_type: Some(llm_model_type::ModelType::GenericModel(
+                GenericModel::default(),
+            )),
         }),
         supports_thinking: Some(false),
         supports_function_calling: Some(false),
@@ -87,7 +91,11 @@ fn the_same_sections_give_the_same_bytes_and_read_back() {
     let info = litertlm::read_path(&a).unwrap();
     assert_eq!(info.format_version, "1.7.0");
     assert_eq!(info.size_bytes, std::fs::metadata(&a).unwrap().len());
-    let uuid = info.system_metadata.iter().find(|kv| kv.key == "uuid").unwrap();
+    let uuid = info
+        .system_metadata
+        .iter()
+        .find(|kv| kv.key == "uuid")
+        .unwrap();
     assert_eq!(uuid.value, wa.uuid);
     let kinds: Vec<&str> = info.sections.iter().map(|s| s.data_type.as_str()).collect();
     assert_eq!(kinds, ["TFLiteModel", "SP_Tokenizer", "LlmMetadataProto"]);
@@ -107,9 +115,18 @@ fn the_same_sections_give_the_same_bytes_and_read_back() {
     let meta = info.sections[2].llm_metadata.as_ref().unwrap();
     assert_eq!(meta.max_num_tokens, 64);
     assert_eq!(meta.stop_tokens[0].ids.as_deref(), Some(&[2][..]));
-    assert_eq!(meta.stop_tokens[0].pieces.as_ref().unwrap()[0].as_deref(), Some("</s>"));
+    assert_eq!(
+        meta.stop_tokens[0].pieces.as_ref().unwrap()[0].as_deref(),
+        Some("</s>")
+    );
     // basic.tflite is no prefill/decode model, and inspect says so.
-    assert!(info.problems.iter().any(|p| p.contains("no `decode` signature")), "{:?}", info.problems);
+    assert!(
+        info.problems
+            .iter()
+            .any(|p| p.contains("no `decode` signature")),
+        "{:?}",
+        info.problems
+    );
 
     // A different stop token is a different content id.
     let c = dir.path().join("c.litertlm");
@@ -134,7 +151,10 @@ fn inspect_and_diff_read_bundles() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["format"], "litertlm");
     assert_eq!(v["sections"][1]["tokenizer"]["vocab_size"], 40);
-    assert_eq!(v["sections"][2]["llm_metadata"]["stop_tokens"][0]["ids"][0], 2);
+    assert_eq!(
+        v["sections"][2]["llm_metadata"]["stop_tokens"][0]["ids"][0],
+        2
+    );
     assert_eq!(
         v["sections"][0]["model"]["signatures"][0]["key"],
         "serving_default"
@@ -159,7 +179,13 @@ fn inspect_and_diff_read_bundles() {
     std::fs::copy(basic_model(), dir.path().join("m.tflite")).unwrap();
     let mixed = litert_in(dir.path(), &["diff", "a.litertlm", "m.tflite"]);
     assert_eq!(mixed.code, 2);
-    assert!(mixed.stderr.contains("cannot compare a bundle with a model"), "{}", mixed.stderr);
+    assert!(
+        mixed
+            .stderr
+            .contains("cannot compare a bundle with a model"),
+        "{}",
+        mixed.stderr
+    );
 }
 
 #[test]
@@ -239,9 +265,8 @@ fn run_engine(bundle: &Path, toy: &Path, max_new: usize, prompts: &[&str]) -> se
         "run_engine.py failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout))
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -302,20 +327,45 @@ fn googles_reader_reads_our_bundle() {
         String::from_utf8_lossy(&out.stderr)
     );
     let info = litertlm::read_path(&bundle).unwrap();
-    let uuid = info.system_metadata.iter().find(|kv| kv.key == "uuid").unwrap();
+    let uuid = info
+        .system_metadata
+        .iter()
+        .find(|kv| kv.key == "uuid")
+        .unwrap();
     assert!(stdout.contains(uuid.value.as_str().unwrap()), "{stdout}");
-    for needle in ["TFLiteModel", "SP_Tokenizer", "LlmMetadataProto", "tf_lite_prefill_decode", "max_num_tokens: 128"] {
-        assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
+    for needle in [
+        "TFLiteModel",
+        "SP_Tokenizer",
+        "LlmMetadataProto",
+        "tf_lite_prefill_decode",
+        "max_num_tokens: 128",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "`{needle}` missing from:\n{stdout}"
+        );
     }
     // The sections it extracts are the bytes we put in.
     let mut dumped: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dump)
         .unwrap()
         .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     dumped.sort();
     let model = std::fs::read(toy.join("toy.tflite")).unwrap();
     let spm = std::fs::read(toy.join("toy.spm")).unwrap();
-    assert!(dumped.iter().any(|(_, b)| *b == model), "no dumped file equals the model: {:?}", dumped.iter().map(|d| &d.0).collect::<Vec<_>>());
-    assert!(dumped.iter().any(|(_, b)| *b == spm), "no dumped file equals the tokenizer");
+    assert!(
+        dumped.iter().any(|(_, b)| *b == model),
+        "no dumped file equals the model: {:?}",
+        dumped.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    assert!(
+        dumped.iter().any(|(_, b)| *b == spm),
+        "no dumped file equals the tokenizer"
+    );
 }

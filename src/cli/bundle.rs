@@ -104,7 +104,11 @@ pub fn render(info: &BundleInfo) -> String {
                 group(t.vocab_size)
             );
             for sp in t.special_tokens.iter().take(12) {
-                let piece = sp.piece.as_deref().map(|p| format!(" {p:?}")).unwrap_or_default();
+                let piece = sp
+                    .piece
+                    .as_deref()
+                    .map(|p| format!(" {p:?}"))
+                    .unwrap_or_default();
                 let _ = writeln!(w, "  {:<8} {}{piece}", sp.role, sp.id);
             }
             if t.special_tokens.len() > 12 {
@@ -114,17 +118,28 @@ pub fn render(info: &BundleInfo) -> String {
         if let Some(m) = &s.llm_metadata {
             let _ = writeln!(w);
             let _ = writeln!(w, "llm metadata (section {})", s.index);
-            let start = m.start_token.as_ref().map_or("(none)".into(), |t| t.render());
+            let start = m
+                .start_token
+                .as_ref()
+                .map_or("(none)".into(), |t| t.render());
             let _ = writeln!(w, "  start token      {start}");
             let stops: Vec<String> = m.stop_tokens.iter().map(|t| t.render()).collect();
-            let stops = if stops.is_empty() { "(none)".into() } else { stops.join("; ") };
+            let stops = if stops.is_empty() {
+                "(none)".into()
+            } else {
+                stops.join("; ")
+            };
             let _ = writeln!(w, "  stop tokens      {stops}");
             let _ = writeln!(w, "  max tokens       {}", m.max_num_tokens);
             if let Some(t) = &m.model_type {
                 let _ = writeln!(w, "  model type       {t}");
             }
             if let Some(p) = &m.prompt_templates {
-                for (role, a) in [("user", &p.user), ("model", &p.model), ("system", &p.system)] {
+                for (role, a) in [
+                    ("user", &p.user),
+                    ("model", &p.model),
+                    ("system", &p.system),
+                ] {
                     if let Some(a) = a {
                         let _ = writeln!(
                             w,
@@ -157,7 +172,10 @@ pub fn render(info: &BundleInfo) -> String {
 
     let _ = writeln!(w);
     if info.problems.is_empty() {
-        let _ = writeln!(w, "LiteRT-LM: nothing missing (stop tokens, tokenizer, model, metadata)");
+        let _ = writeln!(
+            w,
+            "LiteRT-LM: nothing missing (stop tokens, tokenizer, model, metadata)"
+        );
     } else {
         let _ = writeln!(w, "problems");
         for p in &info.problems {

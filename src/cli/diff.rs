@@ -36,7 +36,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
                 format!(
                     "cannot compare a bundle with a model: `{}` is a {}, `{}` is not",
                     args.a.display(),
-                    if a_bundle { "`.litertlm` bundle" } else { "model" },
+                    if a_bundle {
+                        "`.litertlm` bundle"
+                    } else {
+                        "model"
+                    },
                     args.b.display()
                 ),
                 "compare two `.litertlm` bundles, or two `.tflite` models",
@@ -50,7 +54,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         } else {
             output::stdout(&bundle::render_diff(&d))?;
         }
-        return Ok(if d.equivalent { Exit::Success } else { Exit::Failure });
+        return Ok(if d.equivalent {
+            Exit::Success
+        } else {
+            Exit::Failure
+        });
     }
     let a = load(&args.a, ReadOptions::default())?;
     let b = load(&args.b, ReadOptions::default())?;

@@ -90,7 +90,10 @@ pub fn diff(a: &BundleInfo, b: &BundleInfo) -> BundleDiff {
             "format_version".into(),
             json!(a.format_version),
             json!(b.format_version),
-            format!("format version {} -> {}", a.format_version, b.format_version),
+            format!(
+                "format version {} -> {}",
+                a.format_version, b.format_version
+            ),
         );
     }
     for kv in &a.system_metadata {

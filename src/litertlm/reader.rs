@@ -14,8 +14,7 @@ use prost::Message as _;
 use super::fb;
 use super::format::{self, SectionType};
 use super::model::{
-    Affixes, BundleInfo, KeyValue, LlmMetadataInfo, PromptTemplates, Sampler, SectionInfo,
-    Token,
+    Affixes, BundleInfo, KeyValue, LlmMetadataInfo, PromptTemplates, Sampler, SectionInfo, Token,
 };
 use super::proto::litert_lm::{self as pb, llm_model_type, token_union};
 use super::tokenizer::{self, Vocab};
@@ -100,7 +99,14 @@ pub fn read_bytes(bytes: &[u8], file: &str) -> Result<BundleInfo, ReadError> {
             preamble[..8].escape_ascii()
         )));
     }
-    let word = |i: usize| u32::from_le_bytes([preamble[i], preamble[i + 1], preamble[i + 2], preamble[i + 3]]);
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            preamble[i],
+            preamble[i + 1],
+            preamble[i + 2],
+            preamble[i + 3],
+        ])
+    };
     let version = format!("{}.{}.{}", word(8), word(12), word(16));
     if word(8) != format::MAJOR_VERSION {
         return Err(ReadError::UnsupportedVersion(version));
@@ -191,8 +197,9 @@ pub fn read_bytes(bytes: &[u8], file: &str) -> Result<BundleInfo, ReadError> {
         };
         match kind {
             SectionType::TfliteModel => {
-                let info = tflite::read_bytes(data, &format!("{file}#{index}"), ReadOptions::default())
-                    .map_err(|e| bad(format!("the embedded model: {e}")))?;
+                let info =
+                    tflite::read_bytes(data, &format!("{file}#{index}"), ReadOptions::default())
+                        .map_err(|e| bad(format!("the embedded model: {e}")))?;
                 section.model = Some(Box::new(info));
             }
             SectionType::SentencePieceTokenizer | SectionType::HfTokenizerZlib => {
@@ -369,9 +376,9 @@ fn runtime_problems(sections: &[SectionInfo], vocab: Option<&Vocab>) -> Vec<Stri
     let mut out = Vec::new();
     let model = sections.iter().find(|s| {
         s.model.is_some()
-            && s.items.iter().any(|kv| {
-                kv.key == format::MODEL_TYPE_KEY && kv.value == format::PREFILL_DECODE
-            })
+            && s.items
+                .iter()
+                .any(|kv| kv.key == format::MODEL_TYPE_KEY && kv.value == format::PREFILL_DECODE)
     });
     match model.and_then(|s| s.model.as_deref()) {
         None => out.push(format!(
@@ -406,7 +413,9 @@ fn runtime_problems(sections: &[SectionInfo], vocab: Option<&Vocab>) -> Vec<Stri
             }
         }
     }
-    if let Some(capacity) = model.and_then(|s| s.model.as_deref()).and_then(cache_capacity)
+    if let Some(capacity) = model
+        .and_then(|s| s.model.as_deref())
+        .and_then(cache_capacity)
         && i64::from(meta.max_num_tokens) > capacity
     {
         out.push(format!(

@@ -142,11 +142,7 @@ fn ids(ids: Vec<i32>) -> TokenUnion {
 
 /// The LlmMetadata for `spec` over this tokenizer: greedy sampling by default (what `apply`
 /// verifies), the generic model type, the cache capacity as the token budget.
-pub fn llm_metadata(
-    spec: &BundleSpec,
-    vocab: &Vocab,
-    file: &Path,
-) -> Result<LlmMetadata, String> {
+pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<LlmMetadata, String> {
     let start = match &spec.start_token {
         Some(t) => resolve(t, vocab, file, "start token")?,
         None => {
@@ -205,7 +201,9 @@ pub fn llm_metadata(
         }),
         max_num_tokens: i32::try_from(spec.max_num_tokens).unwrap_or(i32::MAX),
         llm_model_type: Some(LlmModelType {
-            model_type: Some(llm_model_type::ModelType::GenericModel(GenericModel::default())),
+            model_type: Some(llm_model_type::ModelType::GenericModel(
+                GenericModel::default(),
+            )),
         }),
         jinja_prompt_template: spec.jinja_template.clone(),
         supports_thinking: Some(false),
@@ -294,15 +292,25 @@ mod tests {
         let file = find_tokenizer(dir.path()).unwrap();
         let vocab = read_vocab(&file).unwrap();
         let mut s = spec();
-        s.stop_tokens = Some(vec![TokenRef::Piece("<eos>".into()), TokenRef::Piece("<end_of_turn>".into())]);
+        s.stop_tokens = Some(vec![
+            TokenRef::Piece("<eos>".into()),
+            TokenRef::Piece("<end_of_turn>".into()),
+        ]);
         let m = llm_metadata(&s, &vocab, file.path()).unwrap();
         assert_eq!(m.stop_tokens, vec![ids(vec![1]), ids(vec![4])]);
 
         s.stop_tokens = Some(vec![TokenRef::Piece("<|eot|>".into())]);
         let err = llm_metadata(&s, &vocab, file.path()).unwrap_err();
-        assert!(err.contains("`<|eot|>` is not a piece") && err.contains("vocabulary.spm"), "{err}");
+        assert!(
+            err.contains("`<|eot|>` is not a piece") && err.contains("vocabulary.spm"),
+            "{err}"
+        );
         s.stop_tokens = Some(vec![TokenRef::Id(6)]);
-        assert!(llm_metadata(&s, &vocab, file.path()).unwrap_err().contains("outside the 6 pieces"));
+        assert!(
+            llm_metadata(&s, &vocab, file.path())
+                .unwrap_err()
+                .contains("outside the 6 pieces")
+        );
         s.stop_tokens = Some(Vec::new());
         assert!(llm_metadata(&s, &vocab, file.path()).is_err());
     }
@@ -323,6 +331,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
         let err = find_tokenizer(dir.path()).unwrap_err();
-        assert!(err.contains(&dir.path().display().to_string()) && err.contains("vocabulary.spm"), "{err}");
+        assert!(
+            err.contains(&dir.path().display().to_string()) && err.contains("vocabulary.spm"),
+            "{err}"
+        );
     }
 }

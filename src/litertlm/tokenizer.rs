@@ -48,8 +48,7 @@ impl Vocab {
 
 /// A SentencePiece model file's bytes.
 pub fn sentencepiece(bytes: &[u8]) -> Result<Vocab, String> {
-    let model = ModelProto::decode(bytes)
-        .map_err(|e| format!("not a SentencePiece model: {e}"))?;
+    let model = ModelProto::decode(bytes).map_err(|e| format!("not a SentencePiece model: {e}"))?;
     if model.pieces.is_empty() {
         return Err("not a SentencePiece model: it has no pieces".into());
     }
@@ -214,7 +213,10 @@ mod tests {
         assert_eq!(v.piece(1), Some("<eos>"));
         assert_eq!(v.id("<bos>"), Some(2));
         let bos = &v.info.special_tokens[0];
-        assert_eq!((bos.role.as_str(), bos.id, bos.piece.as_deref()), ("bos", 2, Some("<bos>")));
+        assert_eq!(
+            (bos.role.as_str(), bos.id, bos.piece.as_deref()),
+            ("bos", 2, Some("<bos>"))
+        );
     }
 
     #[test]

@@ -158,12 +158,14 @@ impl Bundle {
             .iter()
             .map(|s| match &s.data {
                 Data::Bytes(b) => Ok(b.len() as u64),
-                Data::File(p) => std::fs::metadata(p).map(|m| m.len()).map_err(|source| {
-                    WriteError::Read {
-                        path: p.display().to_string(),
-                        source,
-                    }
-                }),
+                Data::File(p) => {
+                    std::fs::metadata(p)
+                        .map(|m| m.len())
+                        .map_err(|source| WriteError::Read {
+                            path: p.display().to_string(),
+                            source,
+                        })
+                }
             })
             .collect::<Result<Vec<u64>, _>>()?;
         let placeholder = uuid_from_digest(&[0; 32]);
@@ -228,12 +230,9 @@ impl Bundle {
         file.write_all(&header).map_err(werr)?;
         file.sync_all().map_err(werr)?;
         drop(file);
-        if pos == 0 && ranges.is_empty() {
-            // No sections: the file ends with the header.
-        }
         fsio::persist(&tmp, dest).map_err(werr)?;
         Ok(Written {
-            size_bytes: total.max(format::HEADER_OFFSET as u64 + flatbuffer_len),
+            size_bytes: total,
             uuid,
             sections: ranges,
         })
@@ -260,7 +259,11 @@ impl Bundle {
             .iter()
             .zip(ranges)
             .map(|(s, &(begin, end))| {
-                let items: Vec<_> = s.items.iter().map(|(k, v)| key_value(&mut b, k, v)).collect();
+                let items: Vec<_> = s
+                    .items
+                    .iter()
+                    .map(|(k, v)| key_value(&mut b, k, v))
+                    .collect();
                 let items = b.create_vector(&items);
                 fb::SectionObject::create(
                     &mut b,
@@ -375,10 +378,11 @@ fn copy_file(
             });
         }
         digest.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|source| WriteError::Write {
-            path: dest.display().to_string(),
-            source,
-        })?;
+        out.write_all(&buf[..n])
+            .map_err(|source| WriteError::Write {
+                path: dest.display().to_string(),
+                source,
+            })?;
         left -= n as u64;
     }
     if f.read(&mut buf[..1]).map_err(rerr)? != 0 {
