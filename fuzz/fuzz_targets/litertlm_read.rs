@@ -3,8 +3,10 @@
 //! zlib-compressed HuggingFace tokenizers, the LlmMetadata protobuf), and a description must
 //! survive the diff.
 //!
-//! `RUSTC_BOOTSTRAP=1 cargo fuzz run litertlm_read fuzz/corpus/litertlm_read fuzz/seeds/litertlm`
-//! from the package root; the seeds are bundles written by litert (see `fuzz/seeds/README`).
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run litertlm_read fuzz/corpus/litertlm_read SEEDS --
+//! -max_len=300000 -max_total_time=60` from the package root, where SEEDS holds bundles (the
+//! bench leaves one at `target/test-models/bench-litertlm/toy.litertlm`); bundles are mostly
+//! 16 KiB alignment padding, so the default 4 KiB input limit would only ever see headers.
 
 #![no_main]
 
