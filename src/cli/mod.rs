@@ -2,10 +2,12 @@
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
 
 mod apply;
+mod cache;
 mod check;
 mod diff;
 mod env;
 mod inspect;
+mod lock;
 mod output;
 mod plan;
 mod recipes;
@@ -43,6 +45,8 @@ enum Command {
     Diff(diff::DiffArgs),
     Schema(schema::SchemaArgs),
     Env(env::EnvArgs),
+    Cache(cache::CacheCommand),
+    Lock(lock::LockCommand),
 }
 
 /// Parse the process arguments, run the verb and return its exit code.
@@ -69,6 +73,8 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Lock(args) => lock::run(args),
     };
     match exit {
         Ok(code) => code.into(),

@@ -200,6 +200,7 @@ pub fn entry_for(
         sha256,
         size,
         reproducible: model.flex_ops.is_empty(),
+        build_seconds: None,
     }
 }
 

@@ -77,6 +77,8 @@ pub struct Converted {
     pub snapshot: contract::SnapshotOutcome,
     /// The artifact against its quantization mode.
     pub quantization: Option<quant::Verification>,
+    /// The cache it was restored from, when it was not converted in this run.
+    pub restored_from: Option<String>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -315,89 +317,148 @@ impl WorkerSlot<'_> {
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
-        let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
-        let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                return Status::Failed(Failure {
-                    stage: "inspect".into(),
-                    message: format!("the converter wrote a model litert cannot read: {e}"),
-                    hint: None,
-                    detail: None,
-                });
-            }
-        };
-        let mut gate_results = gates::check(plan, &model, size);
-        gate_results.extend(accuracy::check(
-            plan.accuracy.as_ref(),
-            result.accuracy.as_ref(),
-        ));
-        let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
-        let mut reasons: Vec<String> = gate_results
-            .iter()
-            .filter(|g| !g.ok)
-            .map(|g| g.message.clone())
-            .collect();
-        reasons.extend(
-            quantization
-                .as_ref()
-                .and_then(quant::Verification::rejection),
-        );
-        if let Some(p) = &result.parity
-            && !p.ok
-        {
-            reasons.insert(0, "parity with Keras failed".into());
-        }
-        let policy = self.options.policy;
-        let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
-        if policy.locked {
-            match self.options.locked_sha256.get(&plan.id) {
-                None => reasons
-                    .push("not in litert.lock, and `--locked` builds only locked artifacts".into()),
-                Some(Some(want)) if *want != sha256 => reasons.push(format!(
-                    "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
-                    short(&sha256),
-                    short(want)
-                )),
-                Some(_) => {}
-            }
-        }
-        let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
-        if let Some(reason) = contract::snapshot_reason(&snapshot) {
-            reasons.push(reason);
-        }
-        let converted = Converted {
+        accept(
+            plan,
+            temp,
             result,
-            model: Box::new(model),
-            size,
-            sha256,
-            gates: gate_results,
-            snapshot,
-            quantization,
-        };
-        if !reasons.is_empty() {
-            // A changed signature leaves its pending snapshot for review; nothing else is
-            // written for a rejected artifact.
-            if policy.write
-                && matches!(
-                    converted.snapshot,
-                    contract::SnapshotOutcome::Changed { .. }
-                )
-            {
-                let _ = contract::commit_snapshot(&converted.snapshot, &text);
-            }
-            return Status::Rejected(converted, reasons);
+            self.options.policy,
+            &self.options.locked_sha256,
+            None,
+        )
+    }
+}
+
+/// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
+/// writes it to the path it is given and returns the worker's report of it; the artifact
+/// then goes through the same checks and the same atomic write as a fresh build. `Err` with
+/// the plan and the reason when nothing could be fetched (nothing was written).
+pub fn restore<F>(
+    plan: BuildPlan,
+    policy: contract::Policy,
+    locked_sha256: &BTreeMap<String, Option<String>>,
+    source: &str,
+    fetch: F,
+) -> Result<Outcome, (BuildPlan, String)>
+where
+    F: FnOnce(&Path) -> Result<Box<BuildResult>, String>,
+{
+    let start = Instant::now();
+    let temp = match TempArtifact::create(&plan.output) {
+        Ok(t) => t,
+        Err(f) => return Err((plan, f.message)),
+    };
+    let result = match fetch(&temp.path) {
+        Ok(r) => r,
+        Err(why) => return Err((plan, why)),
+    };
+    let status = accept(
+        &plan,
+        temp,
+        result,
+        policy,
+        locked_sha256,
+        Some(source.to_string()),
+    );
+    Ok(Outcome {
+        plan,
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+        rebuilt_because: vec![],
+    })
+}
+
+/// Check an artifact waiting in its private directory (parity, gates, quantization, the
+/// lock under `--locked`, the snapshot) and move it into place when it passes.
+fn accept(
+    plan: &BuildPlan,
+    temp: TempArtifact,
+    result: Box<BuildResult>,
+    policy: contract::Policy,
+    locked_sha256: &BTreeMap<String, Option<String>>,
+    restored_from: Option<String>,
+) -> Status {
+    let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
+    let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            return Status::Failed(Failure {
+                stage: "inspect".into(),
+                message: format!("the converter wrote a model litert cannot read: {e}"),
+                hint: None,
+                detail: None,
+            });
         }
-        if !policy.write {
-            return Status::Built(converted);
+    };
+    let mut gate_results = gates::check(plan, &model, size);
+    gate_results.extend(accuracy::check(
+        plan.accuracy.as_ref(),
+        result.accuracy.as_ref(),
+    ));
+    let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
+    let mut reasons: Vec<String> = gate_results
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| g.message.clone())
+        .collect();
+    reasons.extend(
+        quantization
+            .as_ref()
+            .and_then(quant::Verification::rejection),
+    );
+    if let Some(p) = &result.parity
+        && !p.ok
+    {
+        reasons.insert(0, "parity with Keras failed".into());
+    }
+    let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
+    if policy.locked {
+        match locked_sha256.get(&plan.id) {
+            None => reasons
+                .push("not in litert.lock, and `--locked` builds only locked artifacts".into()),
+            Some(Some(want)) if *want != sha256 => reasons.push(format!(
+                "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
+                short(&sha256),
+                short(want)
+            )),
+            Some(_) => {}
         }
-        if let Err(failure) = temp.persist(&plan.output) {
-            return Status::Failed(failure);
+    }
+    let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
+    if let Some(reason) = contract::snapshot_reason(&snapshot) {
+        reasons.push(reason);
+    }
+    let converted = Converted {
+        result,
+        model: Box::new(model),
+        size,
+        sha256,
+        gates: gate_results,
+        snapshot,
+        quantization,
+        restored_from,
+    };
+    if !reasons.is_empty() {
+        // A changed signature leaves its pending snapshot for review; nothing else is
+        // written for a rejected artifact.
+        if policy.write
+            && matches!(
+                converted.snapshot,
+                contract::SnapshotOutcome::Changed { .. }
+            )
+        {
+            let _ = contract::commit_snapshot(&converted.snapshot, &text);
         }
-        match contract::commit_snapshot(&converted.snapshot, &text) {
-            Ok(()) => Status::Built(converted),
-            Err(e) => Status::Failed(Failure::snapshot_write(plan, &e)),
-        }
+        return Status::Rejected(converted, reasons);
+    }
+    if !policy.write {
+        return Status::Built(converted);
+    }
+    if let Err(failure) = temp.persist(&plan.output) {
+        return Status::Failed(failure);
+    }
+    match contract::commit_snapshot(&converted.snapshot, &text) {
+        Ok(()) => Status::Built(converted),
+        Err(e) => Status::Failed(Failure::snapshot_write(plan, &e)),
     }
 }
 

@@ -27,6 +27,11 @@ pub fn human(outcomes: &[Outcome]) -> String {
                         o.rebuilt_because.join("; ")
                     ));
                 }
+                if let Some(from) = &c.restored_from {
+                    out.push_str(&format!(
+                        "    ✓ restored from the cache `{from}`: sha256 and snapshot verified, not converted here\n"
+                    ));
+                }
                 checklist(&mut out, c);
             }
             Status::UpToDate(v) => {
@@ -78,8 +83,17 @@ pub fn human(outcomes: &[Outcome]) -> String {
         .filter(|o| matches!(o.status, Status::UpToDate(_)) && o.ok())
         .count();
     let failed = outcomes.len() - built - fresh;
+    let restored = outcomes
+        .iter()
+        .filter(|o| matches!(&o.status, Status::Built(c) if c.restored_from.is_some()))
+        .count();
+    let restored = if restored > 0 {
+        format!(" ({restored} from the cache)")
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "{built} built, {fresh} up to date, {failed} failed\n"
+        "{built} built{restored}, {fresh} up to date, {failed} failed\n"
     ));
     out
 }
@@ -226,6 +240,9 @@ struct JsonOutcome<'a> {
     rebuilt_because: &'a [String],
     /// The artifact checked against its quantization mode.
     quantization: Option<&'a super::quant::Verification>,
+    /// The cache the artifact was restored from instead of being converted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_from: Option<&'a str>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -252,6 +269,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 sha256: None,
                 rebuilt_because: &o.rebuilt_because,
                 quantization: None,
+                restored_from: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -262,6 +280,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
+                    restored_from: c.restored_from.as_deref(),
                     ..base
                 },
                 Status::UpToDate(v) => JsonOutcome {
