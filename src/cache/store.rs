@@ -117,34 +117,62 @@ fn retry() -> RetryConfig {
     }
 }
 
+/// The environment variables starting with `prefix`, keys lower-cased (how the backends'
+/// `from_env` reads them).
+fn env_config(prefix: &str) -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
 /// Build the client for `location`. Nothing is contacted yet.
 pub fn open(url: &str, location: &Location) -> anyhow::Result<(Arc<dyn ObjectStore>, StorePath)> {
     let failed = |e: object_store::Error| bad(url, &e.to_string());
     let store: Arc<dyn ObjectStore> = match location.scheme {
-        Scheme::S3 => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
-                .with_url(&location.base)
+        // The builders start from our client settings; the backend's own environment
+        // variables (as its `from_env` reads them) come on top, so `AWS_ALLOW_HTTP` or a
+        // user's `AWS_TIMEOUT` still apply.
+        Scheme::S3 => {
+            let mut b = object_store::aws::AmazonS3Builder::new()
                 .with_client_options(client_options())
-                .with_retry(retry())
-                .build()
-                .map_err(failed)?,
-        ),
-        Scheme::Gcs => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(&location.base)
+                .with_retry(retry());
+            for (k, v) in env_config("AWS_") {
+                if let Ok(key) = k.parse::<object_store::aws::AmazonS3ConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.with_url(&location.base).build().map_err(failed)?)
+        }
+        Scheme::Gcs => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
                 .with_client_options(client_options())
-                .with_retry(retry())
-                .build()
-                .map_err(failed)?,
-        ),
-        Scheme::Azure => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(&location.base)
+                .with_retry(retry());
+            if let Ok(path) = std::env::var("SERVICE_ACCOUNT") {
+                b = b.with_service_account_path(path);
+            }
+            for (k, v) in env_config("GOOGLE_") {
+                if let Ok(key) = k.parse::<object_store::gcp::GoogleConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            Arc::new(b.with_url(&location.base).build().map_err(failed)?)
+        }
+        Scheme::Azure => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::new()
                 .with_client_options(client_options())
-                .with_retry(retry())
-                .build()
-                .map_err(failed)?,
-        ),
+                .with_retry(retry());
+            for (k, v) in env_config("AZURE_") {
+                if let Ok(key) = k.parse::<object_store::azure::AzureConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+            if let Ok(endpoint) = std::env::var("IDENTITY_ENDPOINT") {
+                b = b.with_msi_endpoint(endpoint);
+            }
+            Arc::new(b.with_url(&location.base).build().map_err(failed)?)
+        }
         Scheme::Http => Arc::new(
             object_store::http::HttpBuilder::new()
                 .with_url(&location.base)
