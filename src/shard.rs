@@ -435,8 +435,10 @@ mod tests {
 
     #[test]
     fn fragments_merge_over_their_base_and_refuse_gaps_and_strangers() {
-        let mut base = LockFile::default();
-        base.version = 1;
+        let mut base = LockFile {
+            version: 1,
+            ..Default::default()
+        };
         base.artifacts.insert("old".into(), entry("o", Some(1.0)));
         base.artifacts.insert("a".into(), entry("stale", Some(1.0)));
         let mut f1 = Fragment::new(Shard { index: 1, total: 2 }, "sha256:b".into());

@@ -117,8 +117,11 @@ pub fn run(args: CacheCommand) -> anyhow::Result<Exit> {
     }
 }
 
+/// The plans of a cache verb and the cache it works on.
+type Opened = (Vec<BuildPlan>, Arc<Remote>);
+
 /// Plans and the open cache, or the exit code to stop with.
-fn open(target: &Target) -> anyhow::Result<Result<(Vec<BuildPlan>, Arc<Remote>), Exit>> {
+fn open(target: &Target) -> anyhow::Result<Result<Opened, Exit>> {
     let paths = recipes::default_paths(target.paths.clone())?;
     let Some(plans) = checked_plans(&paths, &target.recipe)? else {
         output::stderr("error: fix the recipe errors above\n");

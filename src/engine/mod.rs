@@ -331,40 +331,27 @@ impl WorkerSlot<'_> {
 /// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
 /// writes it to the path it is given and returns the worker's report of it; the artifact
 /// then goes through the same checks and the same atomic write as a fresh build. `Err` with
-/// the plan and the reason when nothing could be fetched (nothing was written).
+/// the reason when nothing could be fetched (then nothing was written).
 pub fn restore<F>(
-    plan: BuildPlan,
+    plan: &BuildPlan,
     policy: contract::Policy,
     locked_sha256: &BTreeMap<String, Option<String>>,
     source: &str,
     fetch: F,
-) -> Result<Outcome, (BuildPlan, String)>
+) -> Result<Status, String>
 where
     F: FnOnce(&Path) -> Result<Box<BuildResult>, String>,
 {
-    let start = Instant::now();
-    let temp = match TempArtifact::create(&plan.output) {
-        Ok(t) => t,
-        Err(f) => return Err((plan, f.message)),
-    };
-    let result = match fetch(&temp.path) {
-        Ok(r) => r,
-        Err(why) => return Err((plan, why)),
-    };
-    let status = accept(
-        &plan,
+    let temp = TempArtifact::create(&plan.output).map_err(|f| f.message)?;
+    let result = fetch(&temp.path)?;
+    Ok(accept(
+        plan,
         temp,
         result,
         policy,
         locked_sha256,
         Some(source.to_string()),
-    );
-    Ok(Outcome {
-        plan,
-        status,
-        seconds: start.elapsed().as_secs_f64(),
-        rebuilt_because: vec![],
-    })
+    ))
 }
 
 /// Check an artifact waiting in its private directory (parity, gates, quantization, the

@@ -335,7 +335,8 @@ fn restore_from_cache(
         let needs_report = plan.accuracy.is_some();
         let mut record_time = None;
         let was_down = cache.down_reason().is_some();
-        let restored = super::restore(plan, policy, locked_sha256, cache.url(), |dest| {
+        let start = std::time::Instant::now();
+        let restored = super::restore(&plan, policy, locked_sha256, cache.url(), |dest| {
             let hit = match cache.fetch(&key, &f.inputs, &id, dest) {
                 Lookup::Hit(hit) => hit,
                 Lookup::Miss => return Err(String::new()),
@@ -358,16 +359,22 @@ fn restore_from_cache(
             Ok(hit.report)
         });
         match restored {
-            Ok(outcome) => {
+            Ok(status) => {
+                let seconds = start.elapsed().as_secs_f64();
                 records
                     .seconds
-                    .insert(i, record_time.unwrap_or(outcome.seconds));
+                    .insert(i, record_time.unwrap_or(seconds));
                 records.inputs.insert(i, f.inputs);
                 if let Some(slot) = outcomes.get_mut(i) {
-                    *slot = Some(outcome);
+                    *slot = Some(Outcome {
+                        plan,
+                        status,
+                        seconds,
+                        rebuilt_because: f.reasons,
+                    });
                 }
             }
-            Err((plan, why)) => {
+            Err(why) => {
                 if !why.is_empty() && !was_down {
                     if cache.down_reason().is_some() {
                         progress.warn(&format!("{why}; building locally"));
