@@ -361,9 +361,7 @@ fn restore_from_cache(
         match restored {
             Ok(status) => {
                 let seconds = start.elapsed().as_secs_f64();
-                records
-                    .seconds
-                    .insert(i, record_time.unwrap_or(seconds));
+                records.seconds.insert(i, record_time.unwrap_or(seconds));
                 records.inputs.insert(i, f.inputs);
                 if let Some(slot) = outcomes.get_mut(i) {
                     *slot = Some(Outcome {
