@@ -1,17 +1,17 @@
-//! `litert env setup | show | doctor`: provision the Python worker environment now, describe
-//! it, and diagnose it check by check with what to do about each problem. Also owns the
+//! `litert env setup | show | doctor | clean`: the arguments, and the printing (text or
+//! `--json`) of what `worker::env` does: provision the Python worker environment now,
+//! describe it, diagnose it check by check, remove other locks' environments. Also owns the
 //! `--python` flag (with `LITERT_PYTHON`) that every verb running Python shares.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
-use super::{Exit, Hinted, output};
-use crate::worker::env::{
-    self, EnvRequest, KEY_PACKAGES, Layout, Lock, REQUIRED, disk, provision, python,
-};
+use super::{Exit, output};
+use crate::worker::env::describe::{DescribeError, ShowReport, describe};
+use crate::worker::env::doctor::{DoctorReport, Status, diagnose};
+use crate::worker::env::{self, EnvRequest, Layout, Lock, disk, provision};
 
 /// Provision, describe or diagnose the Python environment the worker runs in.
 #[derive(Debug, Args)]
@@ -202,90 +202,17 @@ fn warn_mismatches(mismatches: &[String]) {
     output::stderr(&text);
 }
 
-#[derive(Serialize)]
-struct ShowReport {
-    python: String,
-    python_version: Option<String>,
-    external: bool,
-    provisioned: bool,
-    env: Option<String>,
-    cache_dir: Option<String>,
-    lock_digest: String,
-    requires_python: String,
-    pins: usize,
-    packages: Vec<PackageRow>,
-    mismatches: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct PackageRow {
-    name: String,
-    lock: String,
-    installed: Option<String>,
-}
-
 fn show(args: ShowArgs) -> anyhow::Result<Exit> {
     let req = args.python.request();
     let lock = Lock::embedded()?;
-    let mut report = ShowReport {
-        python: String::new(),
-        python_version: None,
-        external: req.python_override.is_some(),
-        provisioned: false,
-        env: None,
-        cache_dir: None,
-        lock_digest: lock.digest.clone(),
-        requires_python: lock.requires_python.to_string(),
-        pins: lock.pins.len(),
-        packages: Vec::new(),
-        mismatches: Vec::new(),
-    };
-    let installed = if let Some(python) = &req.python_override {
-        let interp = match env::query_against_lock(python, &lock) {
-            Ok(interp) => interp,
-            Err(err) => {
-                output::print_error(&err);
-                return Ok(Exit::Failure);
-            }
-        };
-        report.python = python.display().to_string();
-        report.python_version = Some(interp.python_version.clone());
-        report.mismatches = env::mismatches(&lock, &interp);
-        report.cache_dir = env::cache_dir().ok().map(|d| d.display().to_string());
-        env::installed(&interp)
-    } else {
-        let cache = env::cache_dir()?;
-        let layout = Layout::new(&cache, &lock);
-        report.python = layout.python().display().to_string();
-        report.env = Some(layout.root.display().to_string());
-        report.cache_dir = Some(cache.display().to_string());
-        match provision::read_ready(&layout, &lock) {
-            Some(marker) => {
-                report.provisioned = true;
-                report.python_version = Some(marker.python_version);
-                marker.packages
-            }
-            None => Default::default(),
+    let report = match describe(&req, &lock, args.all) {
+        Ok(report) => report,
+        Err(DescribeError::Interpreter(err)) => {
+            output::print_error(&err);
+            return Ok(Exit::Failure);
         }
+        Err(DescribeError::Cache(err)) => return Err(err),
     };
-    for pin in &lock.pins {
-        if args.all || KEY_PACKAGES.contains(&pin.name.as_str()) {
-            report.packages.push(PackageRow {
-                name: pin.name.clone(),
-                lock: pin.version.clone(),
-                installed: installed.get(&pin.name).cloned(),
-            });
-        }
-    }
-    if !args.all {
-        // Key packages in their order of importance, not alphabetically.
-        report.packages.sort_by_key(|row| {
-            KEY_PACKAGES
-                .iter()
-                .position(|k| *k == row.name)
-                .unwrap_or(usize::MAX)
-        });
-    }
     if args.json {
         output::stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
@@ -352,71 +279,6 @@ fn render_show(r: &ShowReport) -> String {
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Status {
-    Pass,
-    Warn,
-    Fail,
-    Skip,
-}
-
-impl Status {
-    fn glyph(self) -> &'static str {
-        match self {
-            Status::Pass => "✓",
-            Status::Warn => "!",
-            Status::Fail => "✗",
-            Status::Skip => "-",
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Check {
-    name: String,
-    status: Status,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<String>,
-}
-
-impl Check {
-    fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-            hint: None,
-        }
-    }
-
-    fn hint(mut self, hint: impl Into<String>) -> Check {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// A failed check from an error: its message, and its hint when it has one.
-    fn from_error(name: &str, err: &anyhow::Error) -> Check {
-        let hinted = err.chain().find_map(|c| c.downcast_ref::<Hinted>());
-        let check = Check::new(name, Status::Fail, format!("{err:#}"));
-        match hinted {
-            Some(h) => check.hint(h.hint.clone()),
-            None => check,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct DoctorReport {
-    ok: bool,
-    python: Option<String>,
-    external: bool,
-    env: Option<String>,
-    lock_digest: String,
-    checks: Vec<Check>,
-}
-
 fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
     let req = args.python.request();
     let lock = Lock::embedded()?;
@@ -433,282 +295,13 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn diagnose(req: &EnvRequest, lock: &Lock) -> DoctorReport {
-    let mut checks = Vec::new();
-    let external = req.python_override.is_some();
-
-    // The cache directory: where environments (and later, build caches) live.
-    let cache = env::cache_dir();
-    let layout = cache.as_ref().ok().map(|c| Layout::new(c, lock));
-    match (&cache, &layout) {
-        (Ok(cache), Some(layout)) => checks.push(match writable(&layout.envs) {
-            Ok(()) => Check::new(
-                "cache directory",
-                Status::Pass,
-                format!("{} (writable)", cache.display()),
-            ),
-            Err(err) => Check::new(
-                "cache directory",
-                Status::Fail,
-                format!("{} is not writable: {err}", cache.display()),
-            )
-            .hint("set LITERT_CACHE_DIR to a directory you can write to"),
-        }),
-        _ => {
-            let detail = cache
-                .as_ref()
-                .err()
-                .map_or_else(|| "unknown".to_string(), |e| format!("{e:#}"));
-            checks.push(
-                Check::new("cache directory", Status::Fail, detail)
-                    .hint("set LITERT_CACHE_DIR to a directory you can write to"),
-            );
-        }
-    }
-
-    let ready = layout.as_ref().and_then(|l| provision::read_ready(l, lock));
-
-    // Free disk: only a first provisioning needs much.
-    if let Ok(cache) = &cache {
-        checks.push(match disk::available(cache) {
-            Ok(free) if ready.is_some() || external => Check::new(
-                "free disk",
-                Status::Pass,
-                format!("{} free in the cache directory", disk::human(free)),
-            ),
-            Ok(free) if free >= disk::REQUIRED_FREE_BYTES => Check::new(
-                "free disk",
-                Status::Pass,
-                format!(
-                    "{} free (about {} needed to provision)",
-                    disk::human(free),
-                    disk::human(disk::REQUIRED_FREE_BYTES)
-                ),
-            ),
-            Ok(free) => {
-                let h = disk::not_enough(cache, free, disk::REQUIRED_FREE_BYTES);
-                Check::new("free disk", Status::Fail, h.message).hint(h.hint)
-            }
-            Err(err) => Check::new(
-                "free disk",
-                Status::Warn,
-                format!("cannot tell the free space: {err}"),
-            ),
-        });
-    }
-
-    // The base Python: what a (re)provisioning would use.
-    if external {
-        checks.push(Check::new(
-            "base Python",
-            Status::Skip,
-            "not used: an external interpreter is set (LITERT_PYTHON or --python)",
-        ));
-    } else {
-        checks.push(match env::find_base(lock) {
-            Ok((base, info)) => Check::new(
-                "base Python",
-                Status::Pass,
-                format!(
-                    "{}: CPython {} ({})",
-                    base.display(),
-                    info.python_version,
-                    info.executable
-                ),
-            ),
-            Err(err) if ready.is_some() => {
-                // The environment exists; only a rebuild would need the base Python.
-                let mut check = Check::from_error("base Python", &err);
-                check.status = Status::Warn;
-                check.detail = format!("{} (only needed to rebuild the environment)", check.detail);
-                check
-            }
-            Err(err) => Check::from_error("base Python", &err),
-        });
-    }
-
-    // The interpreter the worker would run, and its packages.
-    let mut python_path = None;
-    let mut env_dir = None;
-    let usable = if let Some(python) = &req.python_override {
-        python_path = Some(python.display().to_string());
-        match env::query_against_lock(python, lock) {
-            Ok(interp) => {
-                checks.push(Check::new(
-                    "environment",
-                    Status::Pass,
-                    format!(
-                        "external interpreter {} (Python {})",
-                        python.display(),
-                        interp.python_version
-                    ),
-                ));
-                let missing: Vec<&str> = REQUIRED
-                    .iter()
-                    .filter(|(_, m)| interp.modules.get(*m) != Some(&true))
-                    .map(|(d, _)| *d)
-                    .collect();
-                let mism = env::mismatches(lock, &interp);
-                checks.push(if !missing.is_empty() {
-                    Check::new(
-                        "package versions",
-                        Status::Fail,
-                        format!("missing what the worker needs: {}", missing.join(", ")),
-                    )
-                    .hint("install them into that interpreter, or unset LITERT_PYTHON to let litert provision its own environment")
-                } else if mism.is_empty() {
-                    Check::new(
-                        "package versions",
-                        Status::Pass,
-                        format!("all {} pins match the lock", lock.pins.len()),
-                    )
-                } else {
-                    Check::new(
-                        "package versions",
-                        Status::Warn,
-                        format!("{} differ from the lock: {}", mism.len(), summarize(&mism)),
-                    )
-                    .hint("exports may differ from ones made with the lock; unset LITERT_PYTHON to use litert's own environment")
-                });
-                missing.is_empty()
-            }
-            Err(err) => {
-                checks.push(Check::from_error("environment", &err));
-                false
-            }
-        }
-    } else if let Some(layout) = &layout {
-        python_path = Some(layout.python().display().to_string());
-        env_dir = Some(layout.root.display().to_string());
-        match &ready {
-            Some(marker) => {
-                checks.push(Check::new(
-                    "environment",
-                    Status::Pass,
-                    format!(
-                        "{} (Python {}, lock sha256 {}…)",
-                        layout.root.display(),
-                        marker.python_version,
-                        lock.short_digest()
-                    ),
-                ));
-                checks.push(versions_check(&layout.python(), lock));
-                true
-            }
-            None => {
-                let (detail, hint) = if layout.root.exists() {
-                    (
-                        format!("{} is incomplete or broken", layout.root.display()),
-                        "run `litert env setup --force` to rebuild it",
-                    )
-                } else {
-                    (
-                        format!("not provisioned yet ({})", layout.root.display()),
-                        "run `litert env setup` (or let the first `litert apply` do it)",
-                    )
-                };
-                checks.push(Check::new("environment", Status::Fail, detail).hint(hint));
-                false
-            }
-        }
-    } else {
-        false
-    };
-
-    // The imports the worker does, timed: TensorFlow's dominates every apply's start-up.
-    let modules = ["tensorflow", "keras", "ai_edge_litert.interpreter"];
-    let python_for_imports = python_path.as_ref().map(PathBuf::from);
-    match (usable, python_for_imports) {
-        (true, Some(py)) => match python::query(&py, !external, "imports", &modules) {
-            Ok(interp) => {
-                for result in interp.imports {
-                    let name = format!("import {}", result.module);
-                    checks.push(if result.ok {
-                        Check::new(name, Status::Pass, format!("{:.2}s", result.seconds))
-                    } else {
-                        Check::new(
-                            name,
-                            Status::Fail,
-                            result.error.unwrap_or_else(|| "failed".into()),
-                        )
-                        .hint(if external {
-                            "fix that interpreter's installation, or unset LITERT_PYTHON"
-                        } else {
-                            "run `litert env setup --force` to rebuild the environment"
-                        })
-                    });
-                }
-            }
-            Err(err) => checks.push(Check::new("imports", Status::Fail, err.to_string())),
-        },
-        _ => {
-            for m in modules {
-                checks.push(Check::new(
-                    format!("import {m}"),
-                    Status::Skip,
-                    "skipped: no usable environment",
-                ));
-            }
-        }
-    }
-
-    DoctorReport {
-        ok: checks.iter().all(|c| c.status != Status::Fail),
-        python: python_path,
-        external,
-        env: env_dir,
-        lock_digest: lock.digest.clone(),
-        checks,
-    }
-}
-
-/// Compare what is really installed in the provisioned environment with the lock (the
-/// marker says what was installed; someone may have pip-installed into it since).
-fn versions_check(python_path: &std::path::Path, lock: &Lock) -> Check {
-    let names: Vec<&str> = lock.pins.iter().map(|p| p.name.as_str()).collect();
-    match python::query(python_path, true, "packages", &names) {
-        Ok(interp) => {
-            let mism: Vec<String> = env::mismatches(lock, &interp);
-            if mism.is_empty() {
-                Check::new(
-                    "package versions",
-                    Status::Pass,
-                    format!("all {} pins match the lock", lock.pins.len()),
-                )
-            } else {
-                Check::new(
-                    "package versions",
-                    Status::Fail,
-                    format!("{} differ from the lock: {}", mism.len(), summarize(&mism)),
-                )
-                .hint("run `litert env setup --force` to rebuild the environment")
-            }
-        }
-        Err(err) => Check::new("package versions", Status::Fail, err.to_string())
-            .hint("run `litert env setup --force` to rebuild the environment"),
-    }
-}
-
-fn summarize(items: &[String]) -> String {
-    let mut text = items.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
-    if items.len() > 5 {
-        text.push_str(&format!("; … and {} more", items.len() - 5));
-    }
-    text
-}
-
-fn writable(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    tempfile::NamedTempFile::new_in(dir).map(drop)
-}
-
 fn render_doctor(r: &DoctorReport) -> String {
     let width = r.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in &r.checks {
         out.push_str(&format!(
             "{} {:<width$}  {}\n",
-            c.status.glyph(),
+            glyph(c.status),
             c.name,
             c.detail
         ));
@@ -727,4 +320,13 @@ fn render_doctor(r: &DoctorReport) -> String {
         (f, _) => format!("{f} check(s) failed\n"),
     });
     out
+}
+
+fn glyph(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "✓",
+        Status::Warn => "!",
+        Status::Fail => "✗",
+        Status::Skip => "-",
+    }
 }

@@ -2,10 +2,13 @@
 //! lock embedded in the binary (`requirements.lock`) into a cache directory keyed by the
 //! lock's digest, on first need; or it uses an interpreter the user names (`--python` or
 //! `LITERT_PYTHON`), whose package versions it checks against the lock. This module owns
-//! finding the cache, deciding which interpreter to use, and describing it; provisioning
-//! itself lives in [`provision`], interpreter queries in [`python`].
+//! finding the cache, deciding which interpreter to use, and comparing it with the lock;
+//! provisioning itself lives in [`provision`], interpreter queries in [`python`], what
+//! `litert env show` reports in [`describe`] and `litert env doctor`'s checks in [`doctor`].
 
+pub mod describe;
 pub mod disk;
+pub mod doctor;
 pub mod lock;
 pub mod progress;
 pub mod provision;
@@ -315,11 +318,7 @@ pub fn check_base(base: &Path, lock: &Lock) -> anyhow::Result<Interp> {
 /// from the lock are reported, not refused.
 pub fn external(python: &Path, lock: &Lock) -> anyhow::Result<WorkerEnv> {
     let interp = query_against_lock(python, lock)?;
-    let missing: Vec<&str> = REQUIRED
-        .iter()
-        .filter(|(_, module)| interp.modules.get(*module) != Some(&true))
-        .map(|(dist, _)| *dist)
-        .collect();
+    let missing = missing_required(&interp);
     if !missing.is_empty() {
         return Err(Hinted::new(
             format!(
@@ -361,6 +360,16 @@ pub fn query_against_lock(python: &Path, lock: &Lock) -> anyhow::Result<Interp> 
         )
         .into()
     })
+}
+
+/// The [`REQUIRED`] distributions whose module `interp` cannot find (as asked for by
+/// [`query_against_lock`]).
+pub fn missing_required(interp: &Interp) -> Vec<&'static str> {
+    REQUIRED
+        .iter()
+        .filter(|(_, module)| interp.modules.get(*module) != Some(&true))
+        .map(|(dist, _)| *dist)
+        .collect()
 }
 
 /// The pins an interpreter has installed, by normalized name.
