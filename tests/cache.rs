@@ -358,3 +358,60 @@ fn shards_merge_into_the_lock_one_process_writes() {
     };
     assert_eq!(strip(&fresh.lock()), strip(&lock));
 }
+
+#[test]
+fn cache_verbs_push_what_is_built_and_pull_without_building() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let first = Project::new();
+    ok(&first.run(&["apply", "recipes/"], &[]));
+    let rows = |out: &Output| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["remote"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let push = first.run(&["cache", "push", "--cache", &url, "--json"], &[]);
+    ok(&push);
+    assert_eq!(rows(&push), ["pushed"; 3]);
+    let again = first.run(&["cache", "push", "--cache", &url, "--json"], &[]);
+    assert_eq!(rows(&again), ["already_there"; 3]);
+    let refused = first.run(
+        &["cache", "push", "--cache", &url, "--cache-read-only"],
+        &[],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+
+    // Another checkout pulls everything: restored and verified, nothing converted, and the
+    // lock stays the one the first machine wrote.
+    let second = first.clone_sources(true);
+    let pull = second.run(&["cache", "pull", "--cache", &url, "--json"], &[]);
+    ok(&pull);
+    assert_eq!(how(&pull), all("restored"));
+    assert_eq!(second.lock(), first.lock());
+    let status = second.run(&["cache", "status", "--cache", &url, "--json"], &[]);
+    ok(&status);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(v["artifacts"].as_array().unwrap().iter().all(
+        |a| a["local"] == "up_to_date" && a["remote"].as_str().unwrap().starts_with("present")
+    ));
+
+    // From an empty cache, pull builds nothing and says what is missing.
+    let empty = tempfile::tempdir().unwrap();
+    let third = first.clone_sources(true);
+    let pull = third.run(
+        &[
+            "cache",
+            "pull",
+            "--cache",
+            &format!("file://{}", empty.path().display()),
+        ],
+        &[],
+    );
+    assert_eq!(pull.code, 1, "{}", pull.stdout);
+    assert!(pull.stdout.contains("not in the cache"), "{}", pull.stdout);
+    assert!(!third.path("build/mlp-b1.tflite").exists());
+}

@@ -332,7 +332,10 @@ fn restore_from_cache(
         let key = crate::cache::key(&f.inputs);
         let id = plan.id.clone();
         // A record without the worker's report cannot answer an accuracy gate.
-        let needs_report = plan.accuracy.is_some();
+        let needs_report = plan
+            .accuracy
+            .as_ref()
+            .is_some_and(|a| !super::accuracy::set_gates(&a.gates).is_empty());
         let mut record_time = None;
         let was_down = cache.down_reason().is_some();
         let start = std::time::Instant::now();
