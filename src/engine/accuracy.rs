@@ -135,6 +135,7 @@ pub fn check(plan: Option<&AccuracyPlan>, report: Option<&AccuracyReport>) -> Ve
     out
 }
 
+/// The accuracy gates a recipe sets (thresholds it must meet), by name.
 pub fn set_gates(g: &crate::recipe::plan::AccuracyGates) -> Vec<&'static str> {
     [
         ("min_cosine_similarity", g.min_cosine_similarity.is_some()),
