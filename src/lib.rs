@@ -4,7 +4,9 @@
 //! [`engine`] runs them through the Python [`worker`], reads the results with the native
 //! [`tflite`] reader and records them in [`snapshot`]s and the [`lock`] file; [`diag`]
 //! renders located diagnostics; [`cache`] shares artifacts through an object store and
-//! [`shard`] splits a run over CI machines and merges their lock fragments; [`fsio`] writes files atomically for all of them; [`cli`] owns
+//! [`shard`] splits a run over CI machines and merges their lock fragments; [`fsio`] writes
+//! files atomically for all of them; [`interrupt`] undoes work in progress on SIGINT/SIGTERM;
+//! [`cli`] owns
 //! the command line and nothing else.
 
 pub mod cache;
@@ -13,6 +15,7 @@ pub mod diag;
 pub mod digest;
 pub mod engine;
 pub mod fsio;
+pub mod interrupt;
 pub mod lock;
 pub mod recipe;
 pub mod shard;

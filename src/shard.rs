@@ -377,6 +377,7 @@ mod tests {
             sha256: sha.into(),
             size: 1,
             reproducible: true,
+            keras_outputs: vec![],
             build_seconds: seconds,
         }
     }

@@ -83,22 +83,17 @@ fn set_overrides_a_declared_variable() {
         "plan",
         "recipes/gemma_int8.yaml",
         "--set",
-        "sequence_length=256",
+        "capacity=512",
         "--json",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(plans[0]["inputs"]["sequence_length"], 256);
+    assert_eq!(plans[0]["generation"]["capacity"], 512);
 }
 
 #[test]
 fn set_of_an_undeclared_variable_is_an_error() {
-    let out = litert(&[
-        "check",
-        "recipes/gemma_int8.yaml",
-        "--set",
-        "sequence_lenght=256",
-    ]);
+    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "capacty=256"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
@@ -159,4 +154,47 @@ fn a_directory_of_recipes_reports_every_file() {
         recipes.iter().all(|r| r["ok"] == false),
         "every corpus file is invalid"
     );
+}
+
+/// Two recipe files of one run that define the same artifact id, or write the same output,
+/// are refused by `check`, `plan`, `apply` and `test`, with both locations.
+#[test]
+fn duplicates_across_recipe_files_are_refused_with_both_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::create_dir(dir.path().join("r")).unwrap();
+    let model = root().join("models/mlp.keras");
+    let recipe = |name: &str, output: &str| {
+        format!(
+            "version: 1\nname: {name}\nmodel:\n  keras: {}\noutput: ../build/{output}.tflite\n",
+            model.display()
+        )
+    };
+    std::fs::write(dir.path().join("r/a.yaml"), recipe("mlp", "mlp")).unwrap();
+    std::fs::write(dir.path().join("r/b.yaml"), recipe("mlp", "other")).unwrap();
+    std::fs::write(dir.path().join("r/c.yaml"), recipe("third", "mlp")).unwrap();
+    let out = litert_in(dir.path(), &["check", "r"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let text = out.stderr.replace(&model.display().to_string(), "MODEL");
+    insta::assert_snapshot!(text);
+    for verb in ["plan", "apply", "test"] {
+        let out = litert_in(dir.path(), &[verb, "r/a.yaml", "r/c.yaml"]);
+        assert_eq!(out.code, 2, "{verb}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("error[E0233]"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("--> r/c.yaml:5:9"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("::: r/a.yaml:5:9"),
+            "{verb}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.path().join("build").exists());
 }

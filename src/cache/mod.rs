@@ -239,7 +239,11 @@ impl Remote {
             Err(e) => return bad(format!("the artifact cannot be read: {e}")),
         };
         let snapshot = String::from_utf8_lossy(&snapshot);
-        if Snapshot::of(id, &model).render() != snapshot {
+        if Snapshot::of(id, &model)
+            .with_keras_outputs(&record.keras_outputs)
+            .render()
+            != snapshot
+        {
             return bad("the artifact's signature is not the one its snapshot records".into());
         }
         let report = match &record.report {
@@ -369,6 +373,8 @@ fn report_from_artifact(
         accuracy: None,
         timings: Default::default(),
         versions: record.worker.clone(),
+        keras_outputs: record.keras_outputs.clone(),
+        generation: None,
     }
 }
 
@@ -432,6 +438,7 @@ mod tests {
             },
             worker: Default::default(),
             build_seconds: None,
+            keras_outputs: vec![],
             report: None,
             litert: "0".into(),
         };
@@ -474,6 +481,7 @@ mod tests {
             },
             worker: Default::default(),
             build_seconds: None,
+            keras_outputs: vec![],
             report: None,
             litert: "0".into(),
         };

@@ -279,7 +279,9 @@ fn push_one(
 ) -> Result<cache::Pushed, String> {
     let model = crate::tflite::read_path(&plan.output, crate::tflite::ReadOptions::default())
         .map_err(|e| format!("cannot read `{}`: {e}", plan.output.display()))?;
-    let snapshot = crate::snapshot::Snapshot::of(&plan.id, &model).render();
+    let snapshot = crate::snapshot::Snapshot::of(&plan.id, &model)
+        .with_keras_outputs(&entry.keras_outputs)
+        .render();
     if std::fs::read_to_string(&plan.snapshot).ok().as_deref() != Some(snapshot.as_str()) {
         return Err(format!(
             "its snapshot `{}` does not hold; run `litert apply` first",
@@ -301,6 +303,7 @@ fn push_one(
         },
         worker: entry.worker.clone(),
         build_seconds: entry.build_seconds,
+        keras_outputs: entry.keras_outputs.clone(),
         report: None,
         litert: env!("CARGO_PKG_VERSION").to_string(),
     };

@@ -1,15 +1,19 @@
 //! The build pipeline behind `litert apply`: hands each build plan to a worker, watches its
-//! progress under a timeout, checks what comes back (parity, gates) and moves the artifact
-//! into place atomically. A failed build never leaves a temp file or touches the previous
-//! artifact; a crashed worker is replaced so the remaining builds still run.
+//! progress under a timeout, checks what comes back (parity, gates, the lock under
+//! `--locked`) and commits the artifact, its snapshot and its lock entry as one transaction
+//! ([`transaction`]) as soon as the build is accepted. A failed build never leaves a temp
+//! file or touches the previous artifact; a crashed worker is replaced so the remaining
+//! builds still run.
 
 pub mod accuracy;
 pub mod contract;
 pub mod gates;
+pub mod generation;
 pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod session;
+pub mod transaction;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -37,9 +41,21 @@ pub struct ApplyOptions {
     pub verbose: bool,
     /// How snapshots and the lock are treated.
     pub policy: contract::Policy,
-    /// For `--locked`: each locked artifact id, with its sha256 when its bytes are
-    /// reproducible (`None` for artifacts with Flex ops).
-    pub locked_sha256: BTreeMap<String, Option<String>>,
+    /// The lock entry of each plan to build that has one, by (project root, artifact id).
+    pub locked: BTreeMap<(PathBuf, String), crate::lock::Entry>,
+    /// The digested inputs of each plan to build, for its new lock entry.
+    pub inputs: BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    /// Record entries in `litert.lock` (false for one shard of a sharded run, whose entries
+    /// go to its lock fragment).
+    pub write_lock: bool,
+}
+
+/// What checking a finished artifact needs from the run.
+pub struct Acceptance<'a> {
+    pub policy: contract::Policy,
+    pub locked: &'a BTreeMap<(PathBuf, String), crate::lock::Entry>,
+    pub inputs: &'a BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    pub write_lock: bool,
 }
 
 /// What happened to one build.
@@ -79,6 +95,8 @@ pub struct Converted {
     pub quantization: Option<quant::Verification>,
     /// The cache it was restored from, when it was not converted in this run.
     pub restored_from: Option<String>,
+    /// Its lock entry (when written, or when a shard records it in its fragment).
+    pub entry: Option<crate::lock::Entry>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -112,7 +130,11 @@ impl Outcome {
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
 /// snapshot (writing a missing one, as a build would).
-pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
+pub fn verify_up_to_date(
+    plan: BuildPlan,
+    keras_outputs: &[String],
+    policy: contract::Policy,
+) -> Outcome {
     let start = Instant::now();
     let status = match tflite::read_path(&plan.output, tflite::ReadOptions::default()) {
         Err(e) => Status::Failed(Failure {
@@ -123,7 +145,7 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
         }),
         Ok(model) => {
             let size = model.size_bytes;
-            let (snapshot, text) = contract::judge_snapshot(&plan, &model, policy);
+            let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
             let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
             if policy.write
                 && let Err(e) = contract::commit_snapshot(&snapshot, &text)
@@ -232,7 +254,7 @@ impl WorkerSlot<'_> {
     ) -> Outcome {
         let start = Instant::now();
         let label = format!("[{}/{total}] {}", index + 1, plan.id);
-        let status = self.run(&plan, &label, progress);
+        let status = self.run(&plan, &label, progress, start);
         let seconds = start.elapsed().as_secs_f64();
         progress.finish(&label, matches!(status, Status::Built(_)));
         Outcome {
@@ -243,7 +265,13 @@ impl WorkerSlot<'_> {
         }
     }
 
-    fn run(&mut self, plan: &BuildPlan, label: &str, progress: &Progress) -> Status {
+    fn run(
+        &mut self,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+        start: Instant,
+    ) -> Status {
         if plan.runs_code && !self.options.allow_code {
             return Status::Failed(Failure {
                 stage: "plan".into(),
@@ -252,7 +280,7 @@ impl WorkerSlot<'_> {
                 detail: None,
             });
         }
-        let temp = match TempArtifact::create(&plan.output) {
+        let temp = match TempArtifact::create(&plan.output, self.options.policy.write) {
             Ok(t) => t,
             Err(failure) => return Status::Failed(failure),
         };
@@ -265,7 +293,10 @@ impl WorkerSlot<'_> {
                     self.options.verbose,
                     Duration::from_secs(120),
                 ) {
-                    Ok(w) => w,
+                    Ok(w) => {
+                        progress.stage(label, &format!("worker pid {}", w.pid));
+                        w
+                    }
                     Err(e) => return Status::Failed(process_failure("start", &e)),
                 }
             }
@@ -317,52 +348,59 @@ impl WorkerSlot<'_> {
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
+        let ctx = Acceptance {
+            policy: self.options.policy,
+            locked: &self.options.locked,
+            inputs: &self.options.inputs,
+            write_lock: self.options.write_lock,
+        };
         accept(
             plan,
             temp,
             result,
-            self.options.policy,
-            &self.options.locked_sha256,
+            &ctx,
             None,
+            start.elapsed().as_secs_f64(),
         )
     }
 }
 
 /// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
-/// writes it to the path it is given and returns the worker's report of it; the artifact
-/// then goes through the same checks and the same atomic write as a fresh build. `Err` with
-/// the reason when nothing could be fetched (then nothing was written).
+/// writes it to the path it is given and returns the worker's report of it and the build
+/// time to record; the artifact then goes through the same checks and the same transaction
+/// as a fresh build. `Err` with the reason when nothing could be fetched (nothing was
+/// written).
 pub fn restore<F>(
     plan: &BuildPlan,
-    policy: contract::Policy,
-    locked_sha256: &BTreeMap<String, Option<String>>,
+    ctx: &Acceptance<'_>,
     source: &str,
     fetch: F,
 ) -> Result<Status, String>
 where
-    F: FnOnce(&Path) -> Result<Box<BuildResult>, String>,
+    F: FnOnce(&Path) -> Result<(Box<BuildResult>, f64), String>,
 {
-    let temp = TempArtifact::create(&plan.output).map_err(|f| f.message)?;
-    let result = fetch(&temp.path)?;
+    let temp = TempArtifact::create(&plan.output, ctx.policy.write).map_err(|f| f.message)?;
+    let (result, seconds) = fetch(&temp.path)?;
     Ok(accept(
         plan,
         temp,
         result,
-        policy,
-        locked_sha256,
+        ctx,
         Some(source.to_string()),
+        seconds,
     ))
 }
 
 /// Check an artifact waiting in its private directory (parity, gates, quantization, the
-/// lock under `--locked`, the snapshot) and move it into place when it passes.
+/// lock under `--locked`, the snapshot) and commit it when it passes. `seconds` is the build
+/// time its lock entry records (unless the lock already knew this very artifact).
 fn accept(
     plan: &BuildPlan,
     temp: TempArtifact,
     result: Box<BuildResult>,
-    policy: contract::Policy,
-    locked_sha256: &BTreeMap<String, Option<String>>,
+    ctx: &Acceptance<'_>,
     restored_from: Option<String>,
+    seconds: f64,
 ) -> Status {
     let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
     let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
@@ -381,6 +419,9 @@ fn accept(
         plan.accuracy.as_ref(),
         result.accuracy.as_ref(),
     ));
+    if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
+        gate_results.push(generation::contract(g, &model, r.num_layers));
+    }
     let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
     let mut reasons: Vec<String> = gate_results
         .iter()
@@ -397,20 +438,25 @@ fn accept(
     {
         reasons.insert(0, "parity with Keras failed".into());
     }
+    if let Some(reason) = result
+        .generation
+        .as_ref()
+        .and_then(|g| g.check.as_ref())
+        .and_then(generation::rejection)
+    {
+        reasons.insert(0, reason);
+    }
+    let policy = ctx.policy;
     let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
     if policy.locked {
-        match locked_sha256.get(&plan.id) {
-            None => reasons
-                .push("not in litert.lock, and `--locked` builds only locked artifacts".into()),
-            Some(Some(want)) if *want != sha256 => reasons.push(format!(
-                "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
-                short(&sha256),
-                short(want)
-            )),
-            Some(_) => {}
-        }
+        let key = (plan.root.clone(), plan.id.clone());
+        reasons.extend(locked_reasons(
+            ctx.locked.get(&key),
+            &sha256,
+            &result.versions,
+        ));
     }
-    let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
+    let (snapshot, text) = contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
     if let Some(reason) = contract::snapshot_reason(&snapshot) {
         reasons.push(reason);
     }
@@ -423,7 +469,9 @@ fn accept(
         snapshot,
         quantization,
         restored_from,
+        entry: None,
     };
+    let mut converted = converted;
     if !reasons.is_empty() {
         // A changed signature leaves its pending snapshot for review; nothing else is
         // written for a rejected artifact.
@@ -435,17 +483,58 @@ fn accept(
         {
             let _ = contract::commit_snapshot(&converted.snapshot, &text);
         }
+        converted.snapshot = converted.snapshot.unwritten();
+        // The file it was read from is gone with the build directory.
+        converted.model.file = String::new();
         return Status::Rejected(converted, reasons);
     }
     if !policy.write {
+        converted.model.file = String::new();
         return Status::Built(converted);
     }
-    if let Err(failure) = temp.persist(&plan.output) {
-        return Status::Failed(failure);
-    }
-    match contract::commit_snapshot(&converted.snapshot, &text) {
-        Ok(()) => Status::Built(converted),
-        Err(e) => Status::Failed(Failure::snapshot_write(plan, &e)),
+    let key = (plan.root.clone(), plan.id.clone());
+    let entry = ctx.policy.write.then(|| {
+        contract::entry_for(
+            plan,
+            ctx.inputs
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| crate::lock::Inputs {
+                    plan: plan.digest.clone(),
+                    model: String::new(),
+                    calibration: None,
+                    toolchain: String::new(),
+                }),
+            &converted.result.versions,
+            &converted.result.keras_outputs,
+            &converted.model,
+            converted.sha256.clone(),
+            converted.size,
+        )
+    });
+    let entry = entry.map(|mut e| {
+        let before = ctx.locked.get(&key);
+        e.build_seconds = Some(crate::shard::recorded_time(before, &e, seconds));
+        e
+    });
+    converted.entry = entry.clone();
+    let entry = entry.filter(|_| !policy.locked && ctx.write_lock);
+    let writes_snapshot = matches!(
+        converted.snapshot,
+        contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
+    );
+    let change = transaction::Change {
+        plan,
+        artifact: &temp.path,
+        snapshot: writes_snapshot.then_some(text.as_str()),
+        entry,
+    };
+    match transaction::commit(change) {
+        Ok(()) => {
+            converted.model.file = plan.output.display().to_string();
+            Status::Built(converted)
+        }
+        Err(failure) => Status::Failed(failure),
     }
 }
 
@@ -458,17 +547,26 @@ fn short(sha: &str) -> &str {
 /// into place only when accepted. The directory goes when this drops, so a failure never
 /// leaves a half-written artifact behind.
 struct TempArtifact {
-    dir: crate::fsio::PrivateDir,
+    _dir: crate::fsio::PrivateDir,
     path: PathBuf,
+    // Dropped last: the signal handler forgets the directory only once it is removed.
+    _tracked: crate::interrupt::Dir,
 }
 
 impl TempArtifact {
-    fn create(output: &Path) -> Result<Self, Failure> {
-        let dir = crate::fsio::PrivateDir::beside(output).map_err(|e| Failure {
+    /// Beside the output when the run writes; in the system temp directory when it only
+    /// checks (`litert test` creates nothing in the project, not even `build/`).
+    fn create(output: &Path, writes: bool) -> Result<Self, Failure> {
+        let beside = if writes {
+            output.to_path_buf()
+        } else {
+            std::env::temp_dir().join("litert-test.tflite")
+        };
+        let dir = crate::fsio::PrivateDir::beside(&beside).map_err(|e| Failure {
             stage: "plan".into(),
             message: format!(
                 "cannot create a build directory next to `{}`: {e}",
-                output.display()
+                beside.display()
             ),
             hint: None,
             detail: None,
@@ -476,22 +574,58 @@ impl TempArtifact {
         // Keras refuses a name that does not end in `.tflite`.
         let path = dir.join("artifact.tflite");
         let path = std::path::absolute(&path).unwrap_or(path);
-        Ok(Self { dir, path })
+        let tracked = crate::interrupt::Dir::track(dir.path());
+        Ok(Self {
+            _dir: dir,
+            path,
+            _tracked: tracked,
+        })
     }
+}
 
-    fn persist(self, output: &Path) -> Result<(), Failure> {
-        crate::fsio::persist(&self.path, output).map_err(|e| Failure {
-            stage: "write".into(),
-            message: format!(
-                "cannot move the artifact into place at `{}`: {e}",
-                output.display()
-            ),
-            hint: None,
-            detail: None,
-        })?;
-        drop(self.dir);
-        Ok(())
+/// Why a rebuilt artifact does not hold under `--locked`.
+fn locked_reasons(
+    entry: Option<&crate::lock::Entry>,
+    sha256: &str,
+    versions: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(entry) = entry else {
+        return vec!["not in litert.lock, and `--locked` builds only locked artifacts".into()];
+    };
+    if entry.worker != *versions {
+        return vec![format!(
+            "litert.lock is stale: its worker packages differ from this environment ({} here); \
+             rerun `litert apply` without `--locked` to lock what this environment builds, and commit litert.lock",
+            versions_text(&entry.worker, versions)
+        )];
     }
+    // Artifacts with Flex ops do not repeat their bytes (measured), so `--locked` cannot
+    // hold them to the locked sha256.
+    if entry.reproducible && entry.sha256 != sha256 {
+        return vec![format!(
+            "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
+            short(sha256),
+            short(&entry.sha256)
+        )];
+    }
+    vec![]
+}
+
+/// The packages whose versions differ, as `tensorflow 2.20.0 → 2.21.0`.
+fn versions_text(locked: &BTreeMap<String, String>, here: &BTreeMap<String, String>) -> String {
+    let mut names: Vec<&String> = locked.keys().chain(here.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| locked.get(*n) != here.get(*n))
+        .map(|n| {
+            let v =
+                |m: &BTreeMap<String, String>| m.get(n).cloned().unwrap_or_else(|| "none".into());
+            format!("{n} {} → {}", v(locked), v(here))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn process_failure(stage: &str, e: &ProcessError) -> Failure {

@@ -21,12 +21,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     human_bytes(c.size),
                     o.seconds
                 ));
-                if !o.rebuilt_because.is_empty() {
-                    out.push_str(&format!(
-                        "    built because {}\n",
-                        o.rebuilt_because.join("; ")
-                    ));
-                }
+                because(&mut out, o);
                 if let Some(from) = &c.restored_from {
                     out.push_str(&format!(
                         "    ✓ restored from the cache `{from}`: sha256 and snapshot verified, not converted here\n"
@@ -53,6 +48,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     human_bytes(c.size),
                     reasons.join("; ")
                 ));
+                because(&mut out, o);
                 checklist(&mut out, c);
             }
             Status::Failed(f) => {
@@ -66,6 +62,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                 if let Some(h) = &f.hint {
                     out.push_str(&format!("    hint: {h}\n"));
                 }
+                because(&mut out, o);
                 if let Some(d) = &f.detail {
                     for line in d.lines() {
                         out.push_str(&format!("    | {line}\n"));
@@ -98,6 +95,17 @@ pub fn human(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// Why it was (or would have been) rebuilt: what changed since the lock.
+fn because(out: &mut String, o: &Outcome) {
+    if !o.rebuilt_because.is_empty() {
+        let label = match o.status {
+            Status::Built(_) => "built because",
+            _ => "changed since litert.lock:",
+        };
+        out.push_str(&format!("    {label} {}\n", o.rebuilt_because.join("; ")));
+    }
+}
+
 fn snapshot_line(out: &mut String, s: &SnapshotOutcome) {
     match s {
         SnapshotOutcome::Same { path } => {
@@ -117,6 +125,12 @@ fn snapshot_line(out: &mut String, s: &SnapshotOutcome) {
         SnapshotOutcome::MissingInCi { path } => {
             out.push_str(&format!("    ✗ snapshot `{}` is missing\n", path.display()));
         }
+        SnapshotOutcome::NotWritten { path } => {
+            out.push_str(&format!(
+                "    - snapshot `{}` not written (the artifact was rejected)\n",
+                path.display()
+            ));
+        }
     }
 }
 
@@ -128,13 +142,23 @@ fn indent(out: &mut String, text: &str) {
 
 fn checklist(out: &mut String, c: &Converted) {
     // The artifact's own signature, as the reader sees it: what an app will bind to.
-    if let Some(sig) = c.model.signatures.first() {
+    if let [sig] = c.model.signatures.as_slice() {
         out.push_str(&format!("    ✓ inputs: {}\n", tensors(&sig.inputs)));
         out.push_str(&format!("    ✓ outputs: {}\n", tensors(&sig.outputs)));
+    } else {
+        for sig in &c.model.signatures {
+            out.push_str(&format!(
+                "    ✓ `{}`: {} → {}\n",
+                sig.key,
+                tensors(&sig.inputs),
+                tensors(&sig.outputs)
+            ));
+        }
     }
     let parity = c.result.parity.as_ref();
     let gates = &c.gates;
     match parity {
+        None if c.result.generation.is_some() => {}
         None => out.push_str("    - parity: off\n"),
         Some(p) if p.skipped.is_some() => {
             out.push_str(&format!(
@@ -164,6 +188,9 @@ fn checklist(out: &mut String, c: &Converted) {
                 ));
             }
         }
+    }
+    if let Some(g) = &c.result.generation {
+        out.push_str(&super::generation::render(g));
     }
     if let Some(q) = &c.quantization {
         // Raw converter settings only warn: `!` rather than `✗`.

@@ -1,8 +1,10 @@
 //! One `apply` or `test` run over many build plans: decide what is up to date from the lock
-//! files (no Python for those), restore what the remote cache has, provision the worker only
-//! if something must still be built, build the rest, push it to the cache, and record what
-//! was written in each project's `litert.lock` (or, for one shard of a CI matrix, in its lock
-//! fragment).
+//! files (no Python for those), refuse what a checking run must not accept (a stale lock, an
+//! artifact on disk that is not the locked one), provision the worker only if something
+//! must be built, and build the rest; each accepted build records itself in its project's
+//! `litert.lock` as it finishes ([`super::transaction`]). With a remote cache, what it holds
+//! is restored (verified) before anything is built, and what is built is pushed; one shard
+//! of a sharded run builds its share and writes a lock fragment instead of the lock.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use super::contract::{self, Policy};
 use super::progress::Progress;
 use super::{ApplyOptions, Failure, Outcome, Status};
-use crate::lock::{Inputs, LockFile, Locked};
+use crate::lock::{Inputs, LockFile};
 use crate::recipe::BuildPlan;
 use crate::worker::env::{self, EnvRequest};
 
@@ -50,6 +52,8 @@ pub struct Freshness {
     pub inputs: Inputs,
     /// Empty when up to date.
     pub reasons: Vec<String>,
+    /// The plan's entry in its project's lock, if any.
+    pub entry: Option<crate::lock::Entry>,
 }
 
 /// The up-to-date verdict for each plan (in order), reading each project's lock once.
@@ -76,12 +80,17 @@ pub fn freshness(
                 .get(&plan.root)
                 .and_then(|l| l.artifacts.get(&plan.id));
             let reasons = contract::stale_reasons(plan, &inputs, entry);
-            Ok(Freshness { inputs, reasons })
+            Ok(Freshness {
+                inputs,
+                reasons,
+                entry: entry.cloned(),
+            })
         })
         .collect())
 }
 
-/// Run every plan: verify what is up to date, build the rest, update the locks.
+/// Run every plan: verify what is up to date, build the rest (each build commits itself to
+/// the lock as it finishes).
 pub fn run(
     plans: Vec<BuildPlan>,
     s: &Session,
@@ -95,51 +104,49 @@ pub fn run(
         None => (plans, None),
     };
     let fresh = freshness(&plans, s.env.python_override.is_some())?;
-    let previous = read_locks(plans.iter())?;
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(plans.len());
     let mut to_build: Vec<(usize, BuildPlan, Freshness)> = Vec::new();
-    let mut locked_sha256 = BTreeMap::new();
+    let mut locked = BTreeMap::new();
+    let mut inputs = BTreeMap::new();
     for (i, (plan, f)) in plans.into_iter().zip(fresh).enumerate() {
-        match f {
-            Err(e) => outcomes.push(Some(Outcome {
-                plan,
-                status: Status::Failed(Failure {
-                    stage: "inputs".into(),
-                    message: format!("{e:#}"),
-                    hint: None,
-                    detail: None,
-                }),
-                seconds: 0.0,
-                rebuilt_because: vec![],
-            })),
-            Ok(f) if f.reasons.is_empty() && !s.force => {
-                outcomes.push(Some(super::verify_up_to_date(plan, s.policy)));
+        let f = match f {
+            Err(e) => {
+                outcomes.push(Some(failed(plan, "inputs", format!("{e:#}"), None, vec![])));
+                continue;
             }
-            Ok(f) => {
-                // Artifacts with Flex ops do not repeat their bytes (measured), so
-                // `--locked` cannot hold them to the locked sha256.
-                if let Some(e) = previous
-                    .get(&plan.root)
-                    .and_then(|l| l.artifacts.get(&plan.id))
-                {
-                    locked_sha256.insert(plan.id.clone(), e.reproducible.then(|| e.sha256.clone()));
-                }
-                outcomes.push(None);
-                to_build.push((i, plan, f));
-            }
+            Ok(f) => f,
+        };
+        if let Some(refusal) = refuse(&plan, &f, s.policy) {
+            let (stage, message, hint) = refusal;
+            outcomes.push(Some(failed(plan, stage, message, Some(hint), f.reasons)));
+            continue;
         }
+        if f.reasons.is_empty() && !s.force {
+            let names = f
+                .entry
+                .as_ref()
+                .map(|e| e.keras_outputs.clone())
+                .unwrap_or_default();
+            outcomes.push(Some(super::verify_up_to_date(plan, &names, s.policy)));
+            continue;
+        }
+        let key = (plan.root.clone(), plan.id.clone());
+        if let Some(e) = &f.entry {
+            locked.insert(key.clone(), e.clone());
+        }
+        inputs.insert(key, f.inputs.clone());
+        outcomes.push(None);
+        to_build.push((i, plan, f));
     }
-    let mut records = Records::default();
+    let write_lock = fragment.is_none();
     if let Some(cache) = &s.cache {
-        to_build = restore_from_cache(
-            to_build,
-            cache,
-            s.policy,
-            &locked_sha256,
-            &mut outcomes,
-            &mut records,
-            progress,
-        );
+        let ctx = super::Acceptance {
+            policy: s.policy,
+            locked: &locked,
+            inputs: &inputs,
+            write_lock,
+        };
+        to_build = restore_from_cache(to_build, cache, &ctx, &mut outcomes, progress);
     }
     if s.pull_only {
         for (i, plan, f) in to_build.drain(..) {
@@ -148,17 +155,13 @@ pub fn run(
                 None => "not in the cache".to_string(),
             };
             if let Some(slot) = outcomes.get_mut(i) {
-                *slot = Some(Outcome {
+                *slot = Some(failed(
                     plan,
-                    status: Status::Failed(Failure {
-                        stage: "cache".into(),
-                        message,
-                        hint: Some("build it with `litert apply`".into()),
-                        detail: None,
-                    }),
-                    seconds: 0.0,
-                    rebuilt_because: f.reasons,
-                });
+                    "cache",
+                    message,
+                    Some("build it with `litert apply`".into()),
+                    f.reasons,
+                ));
             }
         }
     }
@@ -176,94 +179,45 @@ pub fn run(
             timeout: s.timeout,
             verbose: s.verbose,
             policy: s.policy,
-            locked_sha256: locked_sha256.clone(),
+            locked: locked.clone(),
+            inputs: inputs.clone(),
+            write_lock,
         };
         let plans: Vec<BuildPlan> = to_build.iter().map(|(_, p, _)| p.clone()).collect();
         let built = super::apply(plans, &options, progress);
         for ((i, _, f), mut outcome) in to_build.into_iter().zip(built) {
             outcome.rebuilt_because = f.reasons;
-            records.seconds.insert(i, outcome.seconds);
-            records.inputs.insert(i, f.inputs);
             built_here.push(i);
             if let Some(slot) = outcomes.get_mut(i) {
                 *slot = Some(outcome);
             }
         }
     }
-    // Every artifact restored or built gets its lock entry, with its build time carried
-    // over when the lock already knew this very artifact.
-    let mut entries: BTreeMap<usize, crate::lock::Entry> = BTreeMap::new();
-    for (&i, &seconds) in &records.seconds {
-        let Some(Some(outcome)) = outcomes.get(i) else {
-            continue;
-        };
-        let Status::Built(c) = &outcome.status else {
-            continue;
-        };
-        let Some(inputs) = records.inputs.get(&i).cloned() else {
-            continue;
-        };
-        let mut entry = contract::entry_for(
-            &outcome.plan,
-            inputs,
-            &c.result.versions,
-            &c.model,
-            c.sha256.clone(),
-            c.size,
-        );
-        let before = previous
-            .get(&outcome.plan.root)
-            .and_then(|l| l.artifacts.get(&outcome.plan.id));
-        entry.build_seconds = Some(crate::shard::recorded_time(before, &entry, seconds));
-        entries.insert(i, entry);
-    }
     if let Some(cache) = &s.cache
         && s.policy.write
         && !cache.read_only()
     {
         for &i in &built_here {
-            if let (Some(Some(outcome)), Some(entry)) = (outcomes.get(i), entries.get(&i)) {
-                push_to_cache(cache, outcome, entry, progress);
+            if let Some(Some(outcome)) = outcomes.get(i) {
+                push_to_cache(cache, outcome, progress);
             }
         }
     }
-    if let Some(fragment) = fragment.as_mut() {
-        for (i, outcome) in outcomes.iter().enumerate() {
-            let Some(outcome) = outcome else { continue };
-            if !outcome.ok() {
-                continue;
-            }
-            let entry = match entries.get(&i) {
-                Some(e) => Some(e.clone()),
-                None => previous
-                    .get(&outcome.plan.root)
-                    .and_then(|l| l.artifacts.get(&outcome.plan.id))
-                    .cloned(),
+    if let Some((path, fragment)) = fragment.as_mut() {
+        for outcome in outcomes.iter().flatten().filter(|o| o.ok()) {
+            let entry = match &outcome.status {
+                Status::Built(c) => c.entry.clone(),
+                _ => locked
+                    .get(&(outcome.plan.root.clone(), outcome.plan.id.clone()))
+                    .cloned()
+                    .or_else(|| lock_entry(&outcome.plan)),
             };
             if let Some(entry) = entry {
-                fragment.1.artifacts.insert(outcome.plan.id.clone(), entry);
+                fragment.artifacts.insert(outcome.plan.id.clone(), entry);
             }
         }
         if s.policy.write {
-            fragment.1.write(&fragment.0)?;
-        }
-    } else if s.policy.write && !s.policy.locked {
-        let mut lock_updates: BTreeMap<PathBuf, Vec<(String, crate::lock::Entry)>> =
-            BTreeMap::new();
-        for (i, entry) in entries {
-            if let Some(Some(outcome)) = outcomes.get(i) {
-                lock_updates
-                    .entry(outcome.plan.root.clone())
-                    .or_default()
-                    .push((outcome.plan.id.clone(), entry));
-            }
-        }
-        for (root, entries) in lock_updates {
-            let mut locked = Locked::open(&root)?;
-            for (id, entry) in entries {
-                locked.lock.artifacts.insert(id, entry);
-            }
-            locked.save()?;
+            fragment.write(path)?;
         }
     }
     Ok(outcomes.into_iter().flatten().collect())
@@ -281,6 +235,15 @@ pub fn read_locks<'a>(
         }
     }
     Ok(locks)
+}
+
+/// The lock entry an up-to-date artifact has.
+fn lock_entry(plan: &BuildPlan) -> Option<crate::lock::Entry> {
+    LockFile::read(&plan.root.join(crate::lock::FILE_NAME))
+        .ok()?
+        .artifacts
+        .get(&plan.id)
+        .cloned()
 }
 
 /// This shard's plans and its (empty) fragment with where it goes.
@@ -306,13 +269,6 @@ fn shard_share(
 
 type Pending = Vec<(usize, BuildPlan, Freshness)>;
 
-/// What a run records per outcome index: the build time for the lock, and the inputs built.
-#[derive(Default)]
-struct Records {
-    seconds: BTreeMap<usize, f64>,
-    inputs: BTreeMap<usize, Inputs>,
-}
-
 /// Restore from the cache whatever it holds of `to_build`; returns what is left to build.
 /// Every way the cache can fail to help (a miss, a corrupt entry, a server that is down, an
 /// entry that differs from the lock under `--locked`) leaves the artifact to a local build,
@@ -320,10 +276,8 @@ struct Records {
 fn restore_from_cache(
     to_build: Pending,
     cache: &crate::cache::Remote,
-    policy: Policy,
-    locked_sha256: &BTreeMap<String, Option<String>>,
+    ctx: &super::Acceptance<'_>,
     outcomes: &mut [Option<Outcome>],
-    records: &mut Records,
     progress: &Progress,
 ) -> Pending {
     use crate::cache::Lookup;
@@ -336,10 +290,14 @@ fn restore_from_cache(
             .accuracy
             .as_ref()
             .is_some_and(|a| !super::accuracy::set_gates(&a.gates).is_empty());
-        let mut record_time = None;
+        let locked_sha = f
+            .entry
+            .as_ref()
+            .filter(|e| e.reproducible)
+            .map(|e| e.sha256.clone());
         let was_down = cache.down_reason().is_some();
         let start = std::time::Instant::now();
-        let restored = super::restore(&plan, policy, locked_sha256, cache.url(), |dest| {
+        let restored = super::restore(&plan, ctx, cache.url(), |dest| {
             let hit = match cache.fetch(&key, &f.inputs, &id, dest) {
                 Lookup::Hit(hit) => hit,
                 Lookup::Miss => return Err(String::new()),
@@ -348,8 +306,8 @@ fn restore_from_cache(
             if hit.record.report.is_none() && needs_report {
                 return Err(String::new());
             }
-            if policy.locked
-                && let Some(Some(want)) = locked_sha256.get(&id)
+            if ctx.policy.locked
+                && let Some(want) = &locked_sha
                 && *want != hit.record.artifact.sha256
             {
                 return Err(format!(
@@ -358,19 +316,19 @@ fn restore_from_cache(
                     crate::cache::short(want)
                 ));
             }
-            record_time = hit.record.build_seconds;
-            Ok(hit.report)
+            let seconds = hit
+                .record
+                .build_seconds
+                .unwrap_or_else(|| start.elapsed().as_secs_f64());
+            Ok((hit.report, seconds))
         });
         match restored {
             Ok(status) => {
-                let seconds = start.elapsed().as_secs_f64();
-                records.seconds.insert(i, record_time.unwrap_or(seconds));
-                records.inputs.insert(i, f.inputs);
                 if let Some(slot) = outcomes.get_mut(i) {
                     *slot = Some(Outcome {
                         plan,
                         status,
-                        seconds,
+                        seconds: start.elapsed().as_secs_f64(),
                         rebuilt_because: f.reasons,
                     });
                 }
@@ -392,19 +350,20 @@ fn restore_from_cache(
 
 /// Push an artifact just built, with its snapshot and report. A failure is a warning: the
 /// artifact is already written and recorded.
-fn push_to_cache(
-    cache: &crate::cache::Remote,
-    outcome: &Outcome,
-    entry: &crate::lock::Entry,
-    progress: &Progress,
-) {
+fn push_to_cache(cache: &crate::cache::Remote, outcome: &Outcome, progress: &Progress) {
     let Status::Built(c) = &outcome.status else {
+        return;
+    };
+    let Some(entry) = &c.entry else {
         return;
     };
     if cache.down_reason().is_some() {
         return;
     }
-    let snapshot = crate::snapshot::Snapshot::of(&outcome.plan.id, &c.model).render();
+    let snapshot = match std::fs::read_to_string(&outcome.plan.snapshot) {
+        Ok(text) => text,
+        Err(_) => return,
+    };
     let record = crate::cache::Record {
         format: crate::cache::record::FORMAT,
         key: crate::cache::key(&entry.inputs),
@@ -420,6 +379,7 @@ fn push_to_cache(
         },
         worker: entry.worker.clone(),
         build_seconds: entry.build_seconds,
+        keras_outputs: entry.keras_outputs.clone(),
         report: Some((*c.result).clone()),
         litert: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -428,5 +388,62 @@ fn push_to_cache(
             "{}: not pushed to the cache: {why} (the artifact is written and recorded)",
             outcome.plan.id
         ));
+    }
+}
+
+/// What a run that holds builds to the lock (`test`, `apply --locked`) refuses before
+/// building: a lock made by another toolchain, and (when only checking) an artifact on
+/// disk that is not the locked one. As (stage, message, hint).
+fn refuse(
+    plan: &BuildPlan,
+    f: &Freshness,
+    policy: Policy,
+) -> Option<(&'static str, String, String)> {
+    let entry = f.entry.as_ref().filter(|_| policy.locked)?;
+    if entry.inputs.toolchain != f.inputs.toolchain {
+        return Some((
+            "lock",
+            format!(
+                "litert.lock is stale: `{}` was locked by {}, this is {}",
+                plan.id, entry.inputs.toolchain, f.inputs.toolchain
+            ),
+            "run `litert apply` (without `--locked`) with this litert and worker environment, review and commit litert.lock; or use the toolchain that wrote it".into(),
+        ));
+    }
+    if policy.write {
+        return None;
+    }
+    match crate::digest::file_sha256(&plan.output) {
+        Ok(sha) if sha != entry.sha256 => Some((
+            "lock",
+            format!(
+                "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
+                plan.output.display(),
+                sha.get(..12).unwrap_or(&sha),
+                entry.sha256.get(..12).unwrap_or(&entry.sha256)
+            ),
+            "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
+        )),
+        _ => None,
+    }
+}
+
+fn failed(
+    plan: BuildPlan,
+    stage: &str,
+    message: String,
+    hint: Option<String>,
+    because: Vec<String>,
+) -> Outcome {
+    Outcome {
+        plan,
+        status: Status::Failed(Failure {
+            stage: stage.into(),
+            message,
+            hint,
+            detail: None,
+        }),
+        seconds: 0.0,
+        rebuilt_because: because,
     }
 }

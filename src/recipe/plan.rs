@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::types::{
-    ChannelOrder, Dtype, InputOverride, InputSpec, LitertKwargs, OpsSet, Optimize,
+    ChannelOrder, Dtype, InputOverride, InputSpec, LitertKwargs, MaskDtype, OpsSet, Optimize,
     QuantizationMode, QuantizedIo, SupportedType,
 };
 
@@ -42,6 +42,10 @@ pub struct BuildPlan {
     /// Accuracy against the float model; `None` when off.
     pub accuracy: Option<AccuracyPlan>,
     pub gates: GatesPlan,
+    /// A prefill/decode export for text generation instead of the forward pass; `None`
+    /// for every other model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationPlan>,
     pub output: PathBuf,
     pub snapshot: PathBuf,
 }
@@ -382,6 +386,58 @@ pub struct AccuracyGates {
     pub max_mean_abs_error: Option<f64>,
     pub min_top1_agreement: Option<f64>,
     pub max_accuracy_drop: Option<f64>,
+}
+
+/// The prefill/decode export, resolved (LiteRT-LM's contract).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerationPlan {
+    /// Prefill lengths, ascending.
+    pub prefill: Vec<u32>,
+    pub capacity: u32,
+    pub mask_dtype: MaskDtype,
+    pub names: GenerationNamesPlan,
+    /// What `apply` compares against Keras `generate()`; `None` when off.
+    pub check: Option<GenerationCheckPlan>,
+}
+
+/// Signature and tensor names; `{T}` is a prefill length, `{i}` a layer index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerationNamesPlan {
+    pub prefill: String,
+    pub decode: String,
+    pub tokens: String,
+    pub input_pos: String,
+    pub mask: String,
+    pub k_cache: String,
+    pub v_cache: String,
+    pub logits: String,
+}
+
+impl GenerationNamesPlan {
+    /// Every signature key the artifact must have, prefill lengths first.
+    pub fn signature_keys(&self, prefill: &[u32]) -> Vec<String> {
+        let mut keys: Vec<String> = prefill
+            .iter()
+            .map(|t| self.prefill.replace("{T}", &t.to_string()))
+            .collect();
+        keys.push(self.decode.clone());
+        keys
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerationCheckPlan {
+    pub prompts: Vec<String>,
+    /// New tokens compared per prompt.
+    pub steps: u32,
+    /// Also check a prompt that fills the cache to its last slot.
+    pub fill_cache: bool,
+    /// Per-step logits tolerance (float artifacts).
+    pub tolerance: TolerancePlan,
+    /// Gate on per-step top-1 agreement (quantized artifacts).
+    pub min_top1_agreement: f64,
+    /// Quantized: judged by `min_top1_agreement` rather than identical ids and logits.
+    pub quantized: bool,
 }
 
 impl Dtype {

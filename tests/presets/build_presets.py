@@ -3,7 +3,10 @@
 
     python tests/presets/build_presets.py OUT_DIR
 
-Writes OUT_DIR/{tiny_gemma, tiny_bert, tiny_resnet} (presets), OUT_DIR/prompts.txt,
+Writes OUT_DIR/{tiny_gemma, tiny_bert, tiny_resnet} (presets), OUT_DIR/{trained_gemma,
+tiny_llama, tiny_gpt2} (causal LMs for generation exports: a Gemma trained briefly on the
+sentences below so its greedy continuations are confident, and random-weight Llama and
+GPT-2 with tokenizers made here), OUT_DIR/prompts.txt,
 OUT_DIR/images/ (PNG and JPEG files of several sizes and modes), OUT_DIR/bad_images/ (one
 of them corrupt), and READY last. Everything is seeded: the same script makes the same
 files. Layer sizes are chosen so every weight matrix has at least 1,024 elements, the
@@ -76,6 +79,67 @@ def tiny_gemma(out):
     )
     lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
     lm.save_to_preset(os.path.join(out, "tiny_gemma"))
+
+
+def trained_gemma(out):
+    """A small Gemma trained for a few epochs on the test sentences: its predictions are
+    confident, as a real language model's are, so quantization is judged on real margins."""
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    tokenizer = keras_hub.models.GemmaTokenizer(proto=gemma_tokenizer_proto())
+    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=2,
+        num_query_heads=4,
+        num_key_value_heads=1,
+        hidden_dim=64,
+        intermediate_dim=128,
+        head_dim=16,
+    )
+    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+    lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               weighted_metrics=[])
+    lm.fit(sentences(512, 4), batch_size=32, epochs=12, verbose=0)
+    lm.save_to_preset(os.path.join(out, "trained_gemma"))
+
+
+def tiny_llama(out):
+    import sentencepiece as spm
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences(400, 1)), model_writer=model, vocab_size=36, model_type="WORD",
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1, minloglevel=2,
+    )
+    tokenizer = keras_hub.models.LlamaTokenizer(proto=model.getvalue())
+    pre = keras_hub.models.LlamaCausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=32, intermediate_dim=64,
+    )
+    keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=pre).save_to_preset(os.path.join(out, "tiny_llama"))
+
+
+def tiny_gpt2(out):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    # Byte-level BPE over characters: a token is a character, with or without the space
+    # before it (`Ġ`).
+    chars = sorted(set("".join(WORDS)) | {"."})
+    vocab = {"<|endoftext|>": 0}
+    for c in chars + ["\u0120"] + ["\u0120" + c for c in chars]:
+        vocab[c] = len(vocab)
+    merges = ["\u0120 " + c for c in chars]
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges)
+    pre = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_heads=2, hidden_dim=32,
+        intermediate_dim=64, max_sequence_length=64,
+    )
+    keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=pre).save_to_preset(os.path.join(out, "tiny_gpt2"))
 
 
 def tiny_bert(out):
@@ -155,6 +219,9 @@ def main(out):
     tiny_gemma(out)
     tiny_bert(out)
     tiny_resnet(out)
+    trained_gemma(out)
+    tiny_llama(out)
+    tiny_gpt2(out)
     with open(os.path.join(out, "READY"), "w") as f:
         f.write("ok\n")
 

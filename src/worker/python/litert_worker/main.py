@@ -7,13 +7,14 @@ import json
 import traceback
 
 from .accuracy import accuracy, check_accuracy_data
-from .convert import convert
+from . import generation
+from .convert import convert, converter_kwargs
 from .data import calibration_samples
 from .libs import tf_modules, versions
 from .load import load_model
 from .parity import parity
 from .protocol import PROTOCOL, Build, BuildError, emit, first_lines, tail
-from .signature import build_signature
+from .signature import build_signature, keras_output_names
 
 
 def run_build(request):
@@ -26,6 +27,9 @@ def run_build(request):
         # them the artifact's bytes) do not depend on the builds this worker ran before.
         keras.utils.clear_session()
         model = load_model(build)
+        if build.plan.get("generation"):
+            emit(run_generation(build, model))
+            return
         build.progress("signature")
         structure, specs = build_signature(build, model)
         samples, held_out, cal_summary = None, [], None
@@ -51,6 +55,7 @@ def run_build(request):
             "event": "result",
             "id": build.id,
             "signature": [{"name": s["name"], "shape": s["shape"], "dtype": s["dtype"]} for s in specs],
+            "keras_outputs": keras_output_names(model),
             "parity": report,
             "calibration": cal_summary,
             "accuracy": acc,
@@ -66,6 +71,30 @@ def run_build(request):
     except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
         emit({"event": "error", "id": build.id, "stage": build.stage, "kind": type(e).__name__,
               "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
+
+
+def run_generation(build, model):
+    """A causal LM as a prefill/decode artifact, checked against Keras `generate()`."""
+    g = build.plan["generation"]
+    build.progress("convert", "prefill/decode signatures")
+    info = generation.export(build, model, converter_kwargs(build, None))
+    report = None
+    if g.get("check"):
+        build.progress("parity", "generation")
+        report = generation.parity(build, model)
+    build.progress("done")
+    decode = generation.decode_signature(g, info)
+    return {
+        "event": "result",
+        "id": build.id,
+        "signature": decode,
+        "parity": None,
+        "generation": {**info, "check": report},
+        "calibration": None,
+        "accuracy": None,
+        "timings": build.timings,
+        "versions": versions(),
+    }
 
 
 def main():

@@ -1,0 +1,190 @@
+//! Generation exports end to end on tiny local presets (a briefly trained Gemma, random
+//! Llama and GPT-2 with tokenizers made at test time): one artifact with LiteRT-LM's
+//! prefill/decode signatures over per-layer KV caches, read back natively, driven as
+//! LiteRT-LM drives it and compared with Keras `generate()`; the flagship recipe on a local
+//! preset; and the snapshot that makes a dropped prefill length fail `litert test`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{artifacts, fixture_dir, litert_env};
+use serde_json::Value;
+
+fn presets() -> PathBuf {
+    fixture_dir("tests/presets/build_presets.py")
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    dir
+}
+
+fn recipe(dir: &Path, file: &str, preset: &str, capacity: u32, prefill: &str, variants: &str) {
+    let text = format!(
+        "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\ngeneration:\n  prefill: {prefill}\n  capacity: {capacity}\n  check:\n    prompts: [\"the fox\", \"red kites\"]\n    steps: 8\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
+        file.trim_end_matches(".yaml"),
+        presets().join(preset).display()
+    );
+    std::fs::write(dir.join(file), text).unwrap();
+}
+
+fn check(a: &Value) -> &Value {
+    &a["result"]["generation"]["check"]
+}
+
+fn signature_keys(a: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = a["artifact"]["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Every supported family in float32 generates the same token ids as Keras for every
+/// prompt, including the one that fills the cache to its last slot; the quantized Gemma
+/// passes its top-1 agreement gate; weights are stored once across the three signatures.
+#[test]
+fn every_family_generates_what_keras_generates() {
+    let work = project();
+    let d = work.path();
+    recipe(
+        d,
+        "gemma.yaml",
+        "trained_gemma",
+        32,
+        "[8, 16]",
+        "  fp32: {}\n  int8:\n    quantization: {mode: dynamic_range}\n",
+    );
+    recipe(d, "llama.yaml", "tiny_llama", 32, "[8, 16]", "  fp32: {}\n");
+    recipe(d, "gpt2.yaml", "tiny_gpt2", 64, "[8, 16]", "  fp32: {}\n");
+    let out = litert_env(
+        d,
+        &["apply", "--json", "gemma.yaml", "llama.yaml", "gpt2.yaml"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    for (id, family) in [
+        ("gemma:fp32", "gemma"),
+        ("gemma:int8", "gemma"),
+        ("llama:fp32", "llama"),
+        ("gpt2:fp32", "gpt2"),
+    ] {
+        let a = &arts[id];
+        assert_eq!(a["status"], "built", "{id}: {a:#}");
+        assert_eq!(a["result"]["generation"]["family"], family, "{id}");
+        assert_eq!(
+            signature_keys(a),
+            ["decode", "prefill_16", "prefill_8"],
+            "{id}"
+        );
+        let c = check(a);
+        assert_eq!(c["ok"], true, "{id}: {c:#}");
+        let prompts = c["prompts"].as_array().unwrap();
+        assert_eq!(prompts.len(), 3, "{id}");
+        let fill = prompts.iter().find(|p| p["fills_cache"] == true).unwrap();
+        let capacity = c["capacity"].as_u64().unwrap();
+        // Prompt + new tokens = capacity + 1: the last decode step writes slot C-1.
+        assert_eq!(
+            fill["prompt_tokens"].as_u64().unwrap() + 8,
+            capacity + 1,
+            "{id}"
+        );
+        for p in prompts {
+            assert!(p["keras_text"].is_string(), "{id}: {p:#}");
+            if id.ends_with("fp32") {
+                assert_eq!(p["keras_ids"], p["litert_ids"], "{id}: {p:#}");
+                assert_eq!(p["logit_violations"], 0, "{id}: {p:#}");
+            }
+        }
+        let gates = a["gates"].as_array().unwrap();
+        let contract = gates
+            .iter()
+            .find(|g| g["gate"] == "generation_contract")
+            .unwrap();
+        assert_eq!(contract["ok"], true, "{id}: {contract:#}");
+        assert!(a["artifact"]["flex_ops"].as_array().unwrap().is_empty());
+    }
+    // The trained Gemma's greedy continuations are confident: int8 weights keep them.
+    assert_eq!(check(&arts["gemma:int8"])["top1_agreement"], 1.0);
+    // The tokenizer as the bundle step needs it.
+    let tok = &arts["gemma:fp32"]["result"]["generation"]["tokenizer"];
+    assert_eq!(tok["kind"], "sentencepiece");
+    assert_eq!(tok["start_token_id"], 2);
+    assert_eq!(tok["end_token_id"], 1);
+    assert!(
+        tok["files"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("vocabulary.spm")
+    );
+    // Weights are stored once: the three signatures share them, so the file is about the
+    // size of the float32 weights (trained_gemma: ~62k parameters = ~250 KB), not three times.
+    let size = arts["gemma:fp32"]["size_bytes"].as_u64().unwrap();
+    assert!(size < 400_000, "{size}");
+}
+
+/// The flagship recipe builds a small trained Gemma from a local preset, and its snapshot
+/// holds every signature and cache tensor: dropping a prefill length fails `litert test`.
+#[test]
+fn flagship_recipe_on_a_local_preset_and_its_contract() {
+    let work = project();
+    let d = work.path();
+    let recipes = d.join("recipes");
+    std::fs::create_dir(&recipes).unwrap();
+    let flagship = std::fs::read_to_string(common::root().join("recipes/gemma_int8.yaml"))
+        .unwrap()
+        .replace("prefill: [32, 128]", "prefill: [8, 16]")
+        .replace("capacity: 1024", "capacity: 48");
+    std::fs::write(recipes.join("gemma_int8.yaml"), &flagship).unwrap();
+    let preset = format!("preset={}", presets().join("trained_gemma").display());
+    let out = litert_env(
+        d,
+        &[
+            "apply",
+            "--json",
+            "recipes/gemma_int8.yaml",
+            "--set",
+            &preset,
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let a = &artifacts(&out)["gemma_int8"];
+    assert_eq!(check(a)["ok"], true, "{a:#}");
+    let snapshot = std::fs::read_to_string(d.join("snapshots/gemma_int8.yaml")).unwrap();
+    for needle in [
+        "key: decode",
+        "key: prefill_8",
+        "key: prefill_16",
+        "name: kv_cache_k_1",
+        "name: kv_cache_v_0",
+        "name: input_pos",
+    ] {
+        assert!(snapshot.contains(needle), "{needle} not in\n{snapshot}");
+    }
+    let out = litert_env(
+        d,
+        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    std::fs::write(
+        recipes.join("gemma_int8.yaml"),
+        flagship.replace("prefill: [8, 16]", "prefill: [16]"),
+    )
+    .unwrap();
+    let out = litert_env(
+        d,
+        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("prefill_8"), "{all}");
+}
