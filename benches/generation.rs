@@ -88,10 +88,13 @@ fn main() {
                         .env("LITERT_NO_PROGRESS", "1"),
                 );
                 let Some(m) = m else {
-                    rows.push(format!(
-                        "| {name} | {v} | `litert apply` (check {}) | killed: MemAvailable under 3 GiB | | | |\n",
-                        on_off(check)
-                    ));
+                    push(
+                        &mut rows,
+                        format!(
+                            "| {name} | {v} | `litert apply` (check {}) | killed: MemAvailable under 3 GiB | | | |\n",
+                            on_off(check)
+                        ),
+                    );
                     continue;
                 };
                 let report: Value = serde_json::from_slice(&m.stdout).unwrap_or(Value::Null);
@@ -103,7 +106,17 @@ fn main() {
                     String::from_utf8_lossy(&m.stderr)
                 );
                 let path = project.join(a["output"].as_str().expect("output"));
-                rows.push(row(name, v, &format!("`litert apply` (check {})", on_off(check)), &m, &sizes[name], &path));
+                push(
+                    &mut rows,
+                    row(
+                        name,
+                        v,
+                        &format!("`litert apply` (check {})", on_off(check)),
+                        &m,
+                        &sizes[name],
+                        &path,
+                    ),
+                );
                 artifacts.insert((v.to_string(), check), (m, path));
             }
             let plain = work.join(format!("plain/{name}-{v}-w128.tflite"));
@@ -115,26 +128,49 @@ fn main() {
                 .arg(v);
             match measure(&mut cmd) {
                 Some(m) => {
-                    assert!(m.ok, "plain export failed: {}", String::from_utf8_lossy(&m.stderr));
-                    rows.push(row(name, v, "plain `model.export`, window 128", &m, &sizes[name], &plain));
+                    assert!(
+                        m.ok,
+                        "plain export failed: {}",
+                        String::from_utf8_lossy(&m.stderr)
+                    );
+                    push(
+                        &mut rows,
+                        row(
+                            name,
+                            v,
+                            "plain `model.export`, window 128",
+                            &m,
+                            &sizes[name],
+                            &plain,
+                        ),
+                    );
                     if let Some((a, _)) = artifacts.get(&(v.to_string(), false)) {
-                        rows.push(format!(
-                            "| {name} | {v} | ratio apply (check off) / plain | | {:.2} | {:.2} | |\n",
-                            a.wall / m.wall,
-                            a.peak as f64 / m.peak as f64
-                        ));
+                        push(
+                            &mut rows,
+                            format!(
+                                "| {name} | {v} | ratio apply (check off) / plain | | {:.2} | {:.2} | |\n",
+                                a.wall / m.wall,
+                                a.peak as f64 / m.peak as f64
+                            ),
+                        );
                     }
                     if let Some((a, _)) = artifacts.get(&(v.to_string(), true)) {
-                        rows.push(format!(
-                            "| {name} | {v} | ratio apply (check on) / plain | | {:.2} | {:.2} | |\n",
-                            a.wall / m.wall,
-                            a.peak as f64 / m.peak as f64
-                        ));
+                        push(
+                            &mut rows,
+                            format!(
+                                "| {name} | {v} | ratio apply (check on) / plain | | {:.2} | {:.2} | |\n",
+                                a.wall / m.wall,
+                                a.peak as f64 / m.peak as f64
+                            ),
+                        );
                     }
                 }
-                None => rows.push(format!(
-                    "| {name} | {v} | plain `model.export` | killed: MemAvailable under 3 GiB | | | |\n"
-                )),
+                None => push(
+                    &mut rows,
+                    format!(
+                        "| {name} | {v} | plain `model.export` | killed: MemAvailable under 3 GiB | | | |\n"
+                    ),
+                ),
             }
         }
         let _ = write!(
@@ -189,10 +225,18 @@ fn main() {
             .expect("gen_speed.py");
         assert!(out.status.success(), "gen_speed.py failed");
         let s: Value = serde_json::from_slice(&out.stdout).expect("gen_speed JSON");
-        md.push_str(&speed_table(name, variant, &s));
+        let t = speed_table(name, variant, &s);
+        eprint!("{t}");
+        md.push_str(&t);
     }
     print!("{md}");
     let _ = std::fs::write(root.join("target/generation_bench.md"), &md);
+}
+
+/// Keeps a table row and shows it at once: a long run reports what it has so far.
+fn push(rows: &mut Vec<String>, row: String) {
+    eprint!("{row}");
+    rows.push(row);
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -247,7 +291,10 @@ fn write_recipe(path: &Path, preset: &Path, variant: &str, check: bool, tiny: bo
     let steps = if tiny { 8 } else { 4 };
     let text = format!(
         "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\n{quant}generation:\n  prefill: [32, 128]\n  capacity: {CAPACITY}\n  check:\n    enabled: {check}\n{}output: out/{{{{ name }}}}.tflite\n",
-        path.file_stem().unwrap().to_string_lossy().replace('.', "_"),
+        path.file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "_"),
         preset.display(),
         if check {
             format!("    prompts: [\"the quick brown fox\", \"red kites\"]\n    steps: {steps}\n")
@@ -369,7 +416,10 @@ fn vocab_buffers(file: &Path, elements: u64) -> String {
         .output()
         .expect("litert inspect");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let largest = v["weights"]["largest"].as_array().cloned().unwrap_or_default();
+    let largest = v["weights"]["largest"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let elems = |t: &Value| {
         t["shape"]
             .as_array()
@@ -413,7 +463,9 @@ fn speed_table(name: &str, variant: &str, s: &Value) -> String {
             t,
             "| {th} | {:.3} | {:.3} | {:.2} | {:.1} | {} | {} |",
             d["ms_at"]["16"].as_f64().unwrap_or(0.0),
-            d["ms_at"][(CAPACITY - 2).to_string()].as_f64().unwrap_or(0.0),
+            d["ms_at"][(CAPACITY - 2).to_string()]
+                .as_f64()
+                .unwrap_or(0.0),
             d["ratio_end_vs_16"].as_f64().unwrap_or(0.0),
             s["artifact_tokens_per_s"][th].as_f64().unwrap_or(0.0),
             if th == "1" {
