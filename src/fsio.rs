@@ -19,6 +19,21 @@ pub fn parent_dir(path: &Path) -> &Path {
 /// Write `bytes` to `path` atomically. The file keeps the mode of the file it replaces, or
 /// gets the mode the process umask gives a new file.
 pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+    stage(path, bytes)?.commit()
+}
+
+/// A file written in full next to its destination, not yet moved into place: what
+/// [`write_atomic`] does in two steps, for callers that change several files together and
+/// must know every one is written before any replaces its predecessor. Removed on drop
+/// unless committed.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+/// Write `bytes` beside `path` (flushed, with the mode `path` should get), to be moved into
+/// place by [`Staged::commit`].
+pub fn stage(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<Staged> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
     // `tempfile` opens with O_CREAT|O_EXCL under a random name: never through a symlink,
@@ -30,17 +45,38 @@ pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     tmp.write_all(bytes.as_ref())?;
     tmp.as_file().set_permissions(mode_for(path))?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir);
-    Ok(())
+    Ok(Staged {
+        tmp,
+        dest: path.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Rename the file over its destination.
+    pub fn commit(self) -> io::Result<()> {
+        self.tmp.persist(&self.dest).map_err(|e| e.error)?;
+        sync_dir(parent_dir(&self.dest));
+        Ok(())
+    }
 }
 
 /// Move a finished file into place at `dest`, giving it `dest`'s mode (see [`mode_for`]).
 pub fn persist(finished: &Path, dest: &Path) -> io::Result<()> {
+    prepare(finished, dest)?;
+    rename_into_place(finished, dest)
+}
+
+/// The first half of [`persist`]: give a finished file `dest`'s mode and flush it to disk.
+pub fn prepare(finished: &Path, dest: &Path) -> io::Result<()> {
     std::fs::set_permissions(finished, mode_for(dest))?;
     if let Ok(f) = File::open(finished) {
         f.sync_all()?;
     }
+    Ok(())
+}
+
+/// The second half of [`persist`]: rename a prepared file over `dest`.
+pub fn rename_into_place(finished: &Path, dest: &Path) -> io::Result<()> {
     std::fs::rename(finished, dest)?;
     sync_dir(parent_dir(dest));
     Ok(())

@@ -3,7 +3,8 @@
 //! Data flows one way: [`recipe`] loads, validates and resolves recipes into build plans;
 //! [`engine`] runs them through the Python [`worker`], reads the results with the native
 //! [`tflite`] reader and records them in [`snapshot`]s and the [`lock`] file; [`diag`]
-//! renders located diagnostics; [`fsio`] writes files atomically for all of them; [`cli`] owns
+//! renders located diagnostics; [`fsio`] writes files atomically for all of them;
+//! [`interrupt`] undoes work in progress on SIGINT/SIGTERM; [`cli`] owns
 //! the command line and nothing else.
 
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod diag;
 pub mod digest;
 pub mod engine;
 pub mod fsio;
+pub mod interrupt;
 pub mod lock;
 pub mod recipe;
 pub mod snapshot;

@@ -1,7 +1,8 @@
 //! `litert.lock`: per artifact, what produced it — the digests of its resolved recipe, model
 //! source and calibration data, the worker's package versions — and what came out (sha256
-//! and size). One stable, diff-friendly YAML file at the project root, updated under a
-//! file lock so concurrent `apply` runs do not lose each other's entries.
+//! and size). One stable, diff-friendly YAML file at the project root, updated under an
+//! exclusive lock on the project root directory itself, so concurrent `apply` runs (any
+//! `TMPDIR`, any user who can read the project) do not lose each other's entries.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -35,6 +36,10 @@ pub struct Entry {
     pub worker: BTreeMap<String, String>,
     pub sha256: String,
     pub size: u64,
+    /// The Keras names of its `output_N` outputs, for its snapshot (see
+    /// [`crate::snapshot::Snapshot::with_keras_outputs`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keras_outputs: Vec<String>,
     /// False when the artifact has Flex ops: their serialized attributes come out in varying
     /// order, so a rebuild is not promised to repeat the bytes.
     pub reproducible: bool,
@@ -102,16 +107,18 @@ impl Locked {
     /// Take the project's lock (waiting for other `litert` processes), then read the file.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         let path = root.join(FILE_NAME);
-        let guard = guard_file(&path)?;
-        guard
-            .lock()
-            .with_context(|| format!("cannot lock `{}`", path.display()))?;
+        let guard = project_guard(root)?;
         let lock = LockFile::read(&path)?;
         Ok(Self {
             path,
             _guard: guard,
             lock,
         })
+    }
+
+    /// Where the lock file is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Write the lock atomically; the guard is released when `self` drops.
@@ -121,19 +128,24 @@ impl Locked {
     }
 }
 
-/// A guard file outside the project (the temp directory, named by the lock's path), so the
-/// lock itself can be replaced atomically while others wait on the guard.
-fn guard_file(lock_path: &Path) -> anyhow::Result<File> {
-    let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
-    let digest = crate::digest::sha256_hex(abs.to_string_lossy().as_bytes());
-    let short = digest.get(..16).unwrap_or(&digest);
-    let path = std::env::temp_dir().join(format!("litert-lock-{short}.guard"));
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock guard `{}`", path.display()))
+/// An exclusive `flock` on the project root directory, held until the file drops.
+///
+/// The directory rather than a file: `litert.lock` is replaced by rename (so a lock on it
+/// would guard a file that is gone), and a guard file elsewhere (such as `$TMPDIR`) is not
+/// shared by processes with different temporary directories or users. Everyone who can
+/// read the project can open its directory, and nothing is created in it.
+fn project_guard(root: &Path) -> anyhow::Result<File> {
+    let dir = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let guard = File::open(dir)
+        .with_context(|| format!("cannot open the project directory `{}`", dir.display()))?;
+    guard
+        .lock()
+        .with_context(|| format!("cannot lock the project directory `{}`", dir.display()))?;
+    Ok(guard)
 }
 
 #[cfg(test)]
@@ -153,6 +165,7 @@ mod tests {
             worker: BTreeMap::from([("tensorflow".into(), "2.21.0".into())]),
             sha256: sha.into(),
             size: 3,
+            keras_outputs: vec![],
             reproducible: true,
         }
     }
@@ -189,6 +202,19 @@ mod tests {
                 .len(),
             8
         );
+    }
+
+    #[test]
+    fn the_guard_is_the_project_directory_whatever_tmpdir_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Locked::open(dir.path()).unwrap();
+        // Another open file description of the same directory cannot take it meanwhile.
+        let other = File::open(dir.path()).unwrap();
+        assert!(other.try_lock().is_err());
+        drop(held);
+        assert!(other.try_lock().is_ok());
+        // Nothing was created in the project.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

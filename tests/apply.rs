@@ -232,8 +232,9 @@ fn flex_ops_need_an_opt_in() {
 /// Every runnable example recipe builds on a fresh machine.
 #[test]
 fn example_recipes_build() {
+    let project = common::example_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",
@@ -257,7 +258,10 @@ fn example_recipes_build() {
     let arts = artifacts(&out);
     for (id, a) in &arts {
         assert_eq!(a["status"], "built", "{id}: {a:#}");
-        assert!(root().join(a["output"].as_str().unwrap()).is_file(), "{id}");
+        assert!(
+            project.path().join(a["output"].as_str().unwrap()).is_file(),
+            "{id}"
+        );
     }
     assert_eq!(arts.len(), 19);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -304,8 +308,9 @@ fn preset_from_a_local_directory() {
 /// A preset by name needs the network; offline it fails at `load` with a clear hint.
 #[test]
 fn preset_by_name_offline_fails_clearly() {
+    let project = common::example_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &["apply", "--json", "recipes/resnet_classifier.yaml"],
         &[],
     );
@@ -452,8 +457,9 @@ fn worker_failures_are_contained() {
 /// Recipes that run code need `--allow-code`; nothing starts without it.
 #[test]
 fn running_code_needs_an_opt_in() {
+    let project = common::example_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &["apply", "--force", "recipes/subclassed.yaml"],
         &[],
     );
@@ -468,8 +474,9 @@ fn running_code_needs_an_opt_in() {
 /// Two workers share the builds.
 #[test]
 fn two_jobs() {
+    let project = common::example_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",
@@ -556,8 +563,9 @@ fn more_model_kinds() {
 /// own pipeline that alters an exported contract shows up in review.
 #[test]
 fn example_signatures() {
+    let project = common::example_project();
     let out = litert_env(
-        &root(),
+        project.path(),
         &[
             "apply",
             "--json",

@@ -155,3 +155,46 @@ fn a_directory_of_recipes_reports_every_file() {
         "every corpus file is invalid"
     );
 }
+
+/// Two recipe files of one run that define the same artifact id, or write the same output,
+/// are refused by `check`, `plan`, `apply` and `test`, with both locations.
+#[test]
+fn duplicates_across_recipe_files_are_refused_with_both_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::create_dir(dir.path().join("r")).unwrap();
+    let model = root().join("models/mlp.keras");
+    let recipe = |name: &str, output: &str| {
+        format!(
+            "version: 1\nname: {name}\nmodel:\n  keras: {}\noutput: ../build/{output}.tflite\n",
+            model.display()
+        )
+    };
+    std::fs::write(dir.path().join("r/a.yaml"), recipe("mlp", "mlp")).unwrap();
+    std::fs::write(dir.path().join("r/b.yaml"), recipe("mlp", "other")).unwrap();
+    std::fs::write(dir.path().join("r/c.yaml"), recipe("third", "mlp")).unwrap();
+    let out = litert_in(dir.path(), &["check", "r"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let text = out.stderr.replace(&model.display().to_string(), "MODEL");
+    insta::assert_snapshot!(text);
+    for verb in ["plan", "apply", "test"] {
+        let out = litert_in(dir.path(), &[verb, "r/a.yaml", "r/c.yaml"]);
+        assert_eq!(out.code, 2, "{verb}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("error[E0233]"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("--> r/c.yaml:5:9"),
+            "{verb}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("::: r/a.yaml:5:9"),
+            "{verb}: {}",
+            out.stderr
+        );
+    }
+    assert!(!dir.path().join("build").exists());
+}

@@ -124,6 +124,9 @@ pub fn checked_plans(
         invalid |= checked.has_errors();
         plans.extend(checked.plans);
     }
+    let clashes = recipe::check_distinct_across(&plans, &sources);
+    recipes::print_diagnostics(&clashes, &sources);
+    invalid |= !clashes.is_empty();
     Ok((!invalid).then_some(plans))
 }
 

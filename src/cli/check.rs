@@ -61,8 +61,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         warnings: 0,
         recipes: Vec::new(),
     };
+    let mut all_plans = Vec::new();
     for file in &files {
         let checked = recipe::check_file(file, &overrides, &mut sources);
+        all_plans.extend(checked.plans.iter().cloned());
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
         report.errors += errors;
         report.warnings += checked.diagnostics.len() - errors;
@@ -79,6 +81,26 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
                 .map(|d| d.to_json(&sources))
                 .collect(),
         });
+    }
+    // Clashes between files: reported with the recipe that repeats an id or output.
+    for d in recipe::check_distinct_across(&all_plans, &sources) {
+        if args.format == Format::Human {
+            recipes::print_diagnostics(std::slice::from_ref(&d), &sources);
+        }
+        report.errors += 1;
+        let file = match d.place {
+            crate::diag::Place::Span(loc) => sources.path(loc.file).display().to_string(),
+            crate::diag::Place::File(id) => sources.path(id).display().to_string(),
+            crate::diag::Place::Nowhere => String::new(),
+        };
+        let json = d.to_json(&sources);
+        if let Some(r) = report.recipes.iter_mut().find(|r| r.file == file) {
+            r.ok = false;
+            r.diagnostics.push(json);
+        } else if let Some(r) = report.recipes.last_mut() {
+            r.ok = false;
+            r.diagnostics.push(json);
+        }
     }
     report.ok = report.errors == 0;
     match args.format {

@@ -47,6 +47,7 @@ enum Command {
 
 /// Parse the process arguments, run the verb and return its exit code.
 pub fn main() -> ExitCode {
+    crate::interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

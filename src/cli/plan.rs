@@ -41,6 +41,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
         failed |= checked.has_errors();
         plans.extend(checked.plans);
     }
+    let clashes = recipe::check_distinct_across(&plans, &sources);
+    recipes::print_diagnostics(&clashes, &sources);
+    failed |= !clashes.is_empty();
     if failed {
         output::stderr("error: no plan printed: fix the recipe errors above\n");
         return Ok(Exit::Usage);

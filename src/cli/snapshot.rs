@@ -10,6 +10,10 @@ use clap::{Args, Subcommand};
 use super::{Exit, Hinted, output};
 use crate::snapshot::review::{self, Pending};
 
+/// An accepted snapshot describes an artifact that was rejected and never written: the
+/// artifact and its lock entry still have to be built.
+const AFTER_ACCEPT: &str = "note: the artifact itself was not written when its snapshot changed: run `litert apply` to build it and update litert.lock, then `litert test` and `--locked` pass\n";
+
 /// Review changed signature snapshots: accept or reject them.
 ///
 /// See what changed in an artifact's contract, then accept (the new snapshot replaces the
@@ -60,10 +64,14 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Exit> {
             output::stdout(&text)?;
         }
         SnapshotCommand::Accept(sel) => {
-            for p in select(&pending, &sel)? {
+            let chosen = select(&pending, &sel)?;
+            for p in &chosen {
                 p.accept()
                     .with_context(|| format!("cannot accept `{}`", p.new.display()))?;
                 output::stderr(&format!("accepted {}\n", p.name()));
+            }
+            if !chosen.is_empty() {
+                output::stderr(AFTER_ACCEPT);
             }
         }
         SnapshotCommand::Reject(sel) => {
@@ -136,7 +144,7 @@ fn interactive(pending: &[Pending]) -> anyhow::Result<()> {
             match line.trim() {
                 "a" => {
                     p.accept()?;
-                    output::stderr("accepted\n");
+                    output::stderr(&format!("accepted\n{AFTER_ACCEPT}"));
                 }
                 "r" => {
                     p.reject()?;

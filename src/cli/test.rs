@@ -91,7 +91,7 @@ fn junit(outcomes: &[Outcome]) -> String {
             xml.push_str("/>\n");
             continue;
         }
-        let (message, detail) = match &o.status {
+        let (mut message, detail) = match &o.status {
             Status::Rejected(c, reasons) => (reasons.join("; "), snapshot_diff(&c.snapshot)),
             Status::UpToDate(v) => (v.reasons.join("; "), snapshot_diff(&v.snapshot)),
             Status::Failed(f) => (
@@ -100,6 +100,12 @@ fn junit(outcomes: &[Outcome]) -> String {
             ),
             Status::Built(_) => (String::new(), String::new()),
         };
+        if !o.rebuilt_because.is_empty() {
+            message.push_str(&format!(
+                " (built because {})",
+                o.rebuilt_because.join("; ")
+            ));
+        }
         xml.push_str(&format!(
             ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
             escape(&message),

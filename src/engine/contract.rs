@@ -52,9 +52,22 @@ pub enum SnapshotOutcome {
     MissingInCi {
         path: PathBuf,
     },
+    /// There was none, and none was written because the artifact was rejected.
+    NotWritten {
+        path: PathBuf,
+    },
 }
 
 impl SnapshotOutcome {
+    /// The verdict for an artifact that was rejected: a snapshot it would have created was
+    /// not written after all.
+    pub fn unwritten(self) -> Self {
+        match self {
+            Self::Created { path } => Self::NotWritten { path },
+            other => other,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         matches!(
             self,
@@ -67,9 +80,12 @@ impl SnapshotOutcome {
 pub fn judge_snapshot(
     plan: &BuildPlan,
     model: &ModelInfo,
+    keras_outputs: &[String],
     policy: Policy,
 ) -> (SnapshotOutcome, String) {
-    let text = Snapshot::of(&plan.id, model).render();
+    let text = Snapshot::of(&plan.id, model)
+        .with_keras_outputs(keras_outputs)
+        .render();
     let path = plan.snapshot.clone();
     let outcome = match snapshot::compare(&path, &text) {
         Comparison::Same => SnapshotOutcome::Same { path },
@@ -188,6 +204,7 @@ pub fn entry_for(
     plan: &BuildPlan,
     inputs: Inputs,
     worker: &BTreeMap<String, String>,
+    keras_outputs: &[String],
     model: &ModelInfo,
     sha256: String,
     size: u64,
@@ -199,6 +216,7 @@ pub fn entry_for(
         worker: worker.clone(),
         sha256,
         size,
+        keras_outputs: keras_outputs.to_vec(),
         reproducible: model.flex_ops.is_empty(),
     }
 }

@@ -1,7 +1,9 @@
 //! The build pipeline behind `litert apply`: hands each build plan to a worker, watches its
-//! progress under a timeout, checks what comes back (parity, gates) and moves the artifact
-//! into place atomically. A failed build never leaves a temp file or touches the previous
-//! artifact; a crashed worker is replaced so the remaining builds still run.
+//! progress under a timeout, checks what comes back (parity, gates, the lock under
+//! `--locked`) and commits the artifact, its snapshot and its lock entry as one transaction
+//! ([`transaction`]) as soon as the build is accepted. A failed build never leaves a temp
+//! file or touches the previous artifact; a crashed worker is replaced so the remaining
+//! builds still run.
 
 pub mod accuracy;
 pub mod contract;
@@ -11,6 +13,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod session;
+pub mod transaction;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -38,9 +41,10 @@ pub struct ApplyOptions {
     pub verbose: bool,
     /// How snapshots and the lock are treated.
     pub policy: contract::Policy,
-    /// For `--locked`: each locked artifact id, with its sha256 when its bytes are
-    /// reproducible (`None` for artifacts with Flex ops).
-    pub locked_sha256: BTreeMap<String, Option<String>>,
+    /// The lock entry of each plan to build that has one, by (project root, artifact id).
+    pub locked: BTreeMap<(PathBuf, String), crate::lock::Entry>,
+    /// The digested inputs of each plan to build, for its new lock entry.
+    pub inputs: BTreeMap<(PathBuf, String), crate::lock::Inputs>,
 }
 
 /// What happened to one build.
@@ -111,7 +115,11 @@ impl Outcome {
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
 /// snapshot (writing a missing one, as a build would).
-pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
+pub fn verify_up_to_date(
+    plan: BuildPlan,
+    keras_outputs: &[String],
+    policy: contract::Policy,
+) -> Outcome {
     let start = Instant::now();
     let status = match tflite::read_path(&plan.output, tflite::ReadOptions::default()) {
         Err(e) => Status::Failed(Failure {
@@ -122,7 +130,7 @@ pub fn verify_up_to_date(plan: BuildPlan, policy: contract::Policy) -> Outcome {
         }),
         Ok(model) => {
             let size = model.size_bytes;
-            let (snapshot, text) = contract::judge_snapshot(&plan, &model, policy);
+            let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
             let reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
             if policy.write
                 && let Err(e) = contract::commit_snapshot(&snapshot, &text)
@@ -251,7 +259,7 @@ impl WorkerSlot<'_> {
                 detail: None,
             });
         }
-        let temp = match TempArtifact::create(&plan.output) {
+        let temp = match TempArtifact::create(&plan.output, self.options.policy.write) {
             Ok(t) => t,
             Err(failure) => return Status::Failed(failure),
         };
@@ -264,7 +272,10 @@ impl WorkerSlot<'_> {
                     self.options.verbose,
                     Duration::from_secs(120),
                 ) {
-                    Ok(w) => w,
+                    Ok(w) => {
+                        progress.stage(label, &format!("worker pid {}", w.pid));
+                        w
+                    }
                     Err(e) => return Status::Failed(process_failure("start", &e)),
                 }
             }
@@ -363,18 +374,15 @@ impl WorkerSlot<'_> {
         let policy = self.options.policy;
         let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
         if policy.locked {
-            match self.options.locked_sha256.get(&plan.id) {
-                None => reasons
-                    .push("not in litert.lock, and `--locked` builds only locked artifacts".into()),
-                Some(Some(want)) if *want != sha256 => reasons.push(format!(
-                    "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
-                    short(&sha256),
-                    short(want)
-                )),
-                Some(_) => {}
-            }
+            let key = (plan.root.clone(), plan.id.clone());
+            reasons.extend(locked_reasons(
+                self.options.locked.get(&key),
+                &sha256,
+                &result.versions,
+            ));
         }
-        let (snapshot, text) = contract::judge_snapshot(plan, &model, policy);
+        let (snapshot, text) =
+            contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
         if let Some(reason) = contract::snapshot_reason(&snapshot) {
             reasons.push(reason);
         }
@@ -387,6 +395,7 @@ impl WorkerSlot<'_> {
             snapshot,
             quantization,
         };
+        let mut converted = converted;
         if !reasons.is_empty() {
             // A changed signature leaves its pending snapshot for review; nothing else is
             // written for a rejected artifact.
@@ -398,17 +407,52 @@ impl WorkerSlot<'_> {
             {
                 let _ = contract::commit_snapshot(&converted.snapshot, &text);
             }
+            converted.snapshot = converted.snapshot.unwritten();
+            // The file it was read from is gone with the build directory.
+            converted.model.file = String::new();
             return Status::Rejected(converted, reasons);
         }
         if !policy.write {
+            converted.model.file = String::new();
             return Status::Built(converted);
         }
-        if let Err(failure) = temp.persist(&plan.output) {
-            return Status::Failed(failure);
-        }
-        match contract::commit_snapshot(&converted.snapshot, &text) {
-            Ok(()) => Status::Built(converted),
-            Err(e) => Status::Failed(Failure::snapshot_write(plan, &e)),
+        let key = (plan.root.clone(), plan.id.clone());
+        let entry = (!policy.locked).then(|| {
+            contract::entry_for(
+                plan,
+                self.options
+                    .inputs
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| crate::lock::Inputs {
+                        plan: plan.digest.clone(),
+                        model: String::new(),
+                        calibration: None,
+                        toolchain: String::new(),
+                    }),
+                &converted.result.versions,
+                &converted.result.keras_outputs,
+                &converted.model,
+                converted.sha256.clone(),
+                converted.size,
+            )
+        });
+        let writes_snapshot = matches!(
+            converted.snapshot,
+            contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
+        );
+        let change = transaction::Change {
+            plan,
+            artifact: &temp.path,
+            snapshot: writes_snapshot.then_some(text.as_str()),
+            entry,
+        };
+        match transaction::commit(change) {
+            Ok(()) => {
+                converted.model.file = plan.output.display().to_string();
+                Status::Built(converted)
+            }
+            Err(failure) => Status::Failed(failure),
         }
     }
 }
@@ -422,17 +466,26 @@ fn short(sha: &str) -> &str {
 /// into place only when accepted. The directory goes when this drops, so a failure never
 /// leaves a half-written artifact behind.
 struct TempArtifact {
-    dir: crate::fsio::PrivateDir,
+    _dir: crate::fsio::PrivateDir,
     path: PathBuf,
+    // Dropped last: the signal handler forgets the directory only once it is removed.
+    _tracked: crate::interrupt::Dir,
 }
 
 impl TempArtifact {
-    fn create(output: &Path) -> Result<Self, Failure> {
-        let dir = crate::fsio::PrivateDir::beside(output).map_err(|e| Failure {
+    /// Beside the output when the run writes; in the system temp directory when it only
+    /// checks (`litert test` creates nothing in the project, not even `build/`).
+    fn create(output: &Path, writes: bool) -> Result<Self, Failure> {
+        let beside = if writes {
+            output.to_path_buf()
+        } else {
+            std::env::temp_dir().join("litert-test.tflite")
+        };
+        let dir = crate::fsio::PrivateDir::beside(&beside).map_err(|e| Failure {
             stage: "plan".into(),
             message: format!(
                 "cannot create a build directory next to `{}`: {e}",
-                output.display()
+                beside.display()
             ),
             hint: None,
             detail: None,
@@ -440,22 +493,58 @@ impl TempArtifact {
         // Keras refuses a name that does not end in `.tflite`.
         let path = dir.join("artifact.tflite");
         let path = std::path::absolute(&path).unwrap_or(path);
-        Ok(Self { dir, path })
+        let tracked = crate::interrupt::Dir::track(dir.path());
+        Ok(Self {
+            _dir: dir,
+            path,
+            _tracked: tracked,
+        })
     }
+}
 
-    fn persist(self, output: &Path) -> Result<(), Failure> {
-        crate::fsio::persist(&self.path, output).map_err(|e| Failure {
-            stage: "write".into(),
-            message: format!(
-                "cannot move the artifact into place at `{}`: {e}",
-                output.display()
-            ),
-            hint: None,
-            detail: None,
-        })?;
-        drop(self.dir);
-        Ok(())
+/// Why a rebuilt artifact does not hold under `--locked`.
+fn locked_reasons(
+    entry: Option<&crate::lock::Entry>,
+    sha256: &str,
+    versions: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let Some(entry) = entry else {
+        return vec!["not in litert.lock, and `--locked` builds only locked artifacts".into()];
+    };
+    if entry.worker != *versions {
+        return vec![format!(
+            "litert.lock is stale: its worker packages differ from this environment ({} here); \
+             rerun `litert apply` without `--locked` to lock what this environment builds, and commit litert.lock",
+            versions_text(&entry.worker, versions)
+        )];
     }
+    // Artifacts with Flex ops do not repeat their bytes (measured), so `--locked` cannot
+    // hold them to the locked sha256.
+    if entry.reproducible && entry.sha256 != sha256 {
+        return vec![format!(
+            "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
+            short(sha256),
+            short(&entry.sha256)
+        )];
+    }
+    vec![]
+}
+
+/// The packages whose versions differ, as `tensorflow 2.20.0 → 2.21.0`.
+fn versions_text(locked: &BTreeMap<String, String>, here: &BTreeMap<String, String>) -> String {
+    let mut names: Vec<&String> = locked.keys().chain(here.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| locked.get(*n) != here.get(*n))
+        .map(|n| {
+            let v =
+                |m: &BTreeMap<String, String>| m.get(n).cloned().unwrap_or_else(|| "none".into());
+            format!("{n} {} → {}", v(locked), v(here))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn process_failure(stage: &str, e: &ProcessError) -> Failure {

@@ -21,12 +21,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     human_bytes(c.size),
                     o.seconds
                 ));
-                if !o.rebuilt_because.is_empty() {
-                    out.push_str(&format!(
-                        "    built because {}\n",
-                        o.rebuilt_because.join("; ")
-                    ));
-                }
+                because(&mut out, o);
                 checklist(&mut out, c);
             }
             Status::UpToDate(v) => {
@@ -48,6 +43,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     human_bytes(c.size),
                     reasons.join("; ")
                 ));
+                because(&mut out, o);
                 checklist(&mut out, c);
             }
             Status::Failed(f) => {
@@ -61,6 +57,7 @@ pub fn human(outcomes: &[Outcome]) -> String {
                 if let Some(h) = &f.hint {
                     out.push_str(&format!("    hint: {h}\n"));
                 }
+                because(&mut out, o);
                 if let Some(d) = &f.detail {
                     for line in d.lines() {
                         out.push_str(&format!("    | {line}\n"));
@@ -84,6 +81,17 @@ pub fn human(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// Why it was (or would have been) rebuilt: what changed since the lock.
+fn because(out: &mut String, o: &Outcome) {
+    if !o.rebuilt_because.is_empty() {
+        let label = match o.status {
+            Status::Built(_) => "built because",
+            _ => "changed since litert.lock:",
+        };
+        out.push_str(&format!("    {label} {}\n", o.rebuilt_because.join("; ")));
+    }
+}
+
 fn snapshot_line(out: &mut String, s: &SnapshotOutcome) {
     match s {
         SnapshotOutcome::Same { path } => {
@@ -102,6 +110,12 @@ fn snapshot_line(out: &mut String, s: &SnapshotOutcome) {
         }
         SnapshotOutcome::MissingInCi { path } => {
             out.push_str(&format!("    ✗ snapshot `{}` is missing\n", path.display()));
+        }
+        SnapshotOutcome::NotWritten { path } => {
+            out.push_str(&format!(
+                "    - snapshot `{}` not written (the artifact was rejected)\n",
+                path.display()
+            ));
         }
     }
 }

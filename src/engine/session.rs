@@ -1,6 +1,8 @@
 //! One `apply` or `test` run over many build plans: decide what is up to date from the lock
-//! files (no Python for those), provision the worker only if something must be built,
-//! build the rest, and record what was written in each project's `litert.lock`.
+//! files (no Python for those), refuse what a checking run must not accept (a stale lock, an
+//! artifact on disk that is not the locked one), provision the worker only if something
+//! must be built, and build the rest; each accepted build records itself in its project's
+//! `litert.lock` as it finishes ([`super::transaction`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use super::contract::{self, Policy};
 use super::progress::Progress;
 use super::{ApplyOptions, Failure, Outcome, Status};
-use crate::lock::{Inputs, LockFile, Locked};
+use crate::lock::{Inputs, LockFile};
 use crate::recipe::BuildPlan;
 use crate::worker::env::{self, EnvRequest};
 
@@ -33,6 +35,8 @@ pub struct Freshness {
     pub inputs: Inputs,
     /// Empty when up to date.
     pub reasons: Vec<String>,
+    /// The plan's entry in its project's lock, if any.
+    pub entry: Option<crate::lock::Entry>,
 }
 
 /// The up-to-date verdict for each plan (in order), reading each project's lock once.
@@ -59,12 +63,17 @@ pub fn freshness(
                 .get(&plan.root)
                 .and_then(|l| l.artifacts.get(&plan.id));
             let reasons = contract::stale_reasons(plan, &inputs, entry);
-            Ok(Freshness { inputs, reasons })
+            Ok(Freshness {
+                inputs,
+                reasons,
+                entry: entry.cloned(),
+            })
         })
         .collect())
 }
 
-/// Run every plan: verify what is up to date, build the rest, update the locks.
+/// Run every plan: verify what is up to date, build the rest (each build commits itself to
+/// the lock as it finishes).
 pub fn run(
     plans: Vec<BuildPlan>,
     s: &Session,
@@ -73,36 +82,37 @@ pub fn run(
     let fresh = freshness(&plans, s.env.python_override.is_some())?;
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(plans.len());
     let mut to_build: Vec<(usize, BuildPlan, Freshness)> = Vec::new();
-    let mut locked_sha256 = BTreeMap::new();
+    let mut locked = BTreeMap::new();
+    let mut inputs = BTreeMap::new();
     for (i, (plan, f)) in plans.into_iter().zip(fresh).enumerate() {
-        match f {
-            Err(e) => outcomes.push(Some(Outcome {
-                plan,
-                status: Status::Failed(Failure {
-                    stage: "inputs".into(),
-                    message: format!("{e:#}"),
-                    hint: None,
-                    detail: None,
-                }),
-                seconds: 0.0,
-                rebuilt_because: vec![],
-            })),
-            Ok(f) if f.reasons.is_empty() && !s.force => {
-                outcomes.push(Some(super::verify_up_to_date(plan, s.policy)));
+        let f = match f {
+            Err(e) => {
+                outcomes.push(Some(failed(plan, "inputs", format!("{e:#}"), None, vec![])));
+                continue;
             }
-            Ok(f) => {
-                if let Ok(lock) = LockFile::read(&plan.root.join(crate::lock::FILE_NAME)) {
-                    // Artifacts with Flex ops do not repeat their bytes (measured), so
-                    // `--locked` cannot hold them to the locked sha256.
-                    if let Some(e) = lock.artifacts.get(&plan.id) {
-                        locked_sha256
-                            .insert(plan.id.clone(), e.reproducible.then(|| e.sha256.clone()));
-                    }
-                }
-                outcomes.push(None);
-                to_build.push((i, plan, f));
-            }
+            Ok(f) => f,
+        };
+        if let Some(refusal) = refuse(&plan, &f, s.policy) {
+            let (stage, message, hint) = refusal;
+            outcomes.push(Some(failed(plan, stage, message, Some(hint), f.reasons)));
+            continue;
         }
+        if f.reasons.is_empty() && !s.force {
+            let names = f
+                .entry
+                .as_ref()
+                .map(|e| e.keras_outputs.clone())
+                .unwrap_or_default();
+            outcomes.push(Some(super::verify_up_to_date(plan, &names, s.policy)));
+            continue;
+        }
+        let key = (plan.root.clone(), plan.id.clone());
+        if let Some(e) = &f.entry {
+            locked.insert(key.clone(), e.clone());
+        }
+        inputs.insert(key, f.inputs.clone());
+        outcomes.push(None);
+        to_build.push((i, plan, f));
     }
     if !to_build.is_empty() {
         let worker_env = env::ensure(&s.env)?;
@@ -117,42 +127,74 @@ pub fn run(
             timeout: s.timeout,
             verbose: s.verbose,
             policy: s.policy,
-            locked_sha256,
+            locked,
+            inputs,
         };
         let plans: Vec<BuildPlan> = to_build.iter().map(|(_, p, _)| p.clone()).collect();
         let built = super::apply(plans, &options, progress);
-        let mut lock_updates: BTreeMap<PathBuf, Vec<(String, crate::lock::Entry)>> =
-            BTreeMap::new();
         for ((i, _, f), mut outcome) in to_build.into_iter().zip(built) {
-            if let Status::Built(c) = &outcome.status
-                && s.policy.write
-                && !s.policy.locked
-            {
-                let entry = contract::entry_for(
-                    &outcome.plan,
-                    f.inputs.clone(),
-                    &c.result.versions,
-                    &c.model,
-                    c.sha256.clone(),
-                    c.size,
-                );
-                lock_updates
-                    .entry(outcome.plan.root.clone())
-                    .or_default()
-                    .push((outcome.plan.id.clone(), entry));
-            }
             outcome.rebuilt_because = f.reasons;
             if let Some(slot) = outcomes.get_mut(i) {
                 *slot = Some(outcome);
             }
         }
-        for (root, entries) in lock_updates {
-            let mut locked = Locked::open(&root)?;
-            for (id, entry) in entries {
-                locked.lock.artifacts.insert(id, entry);
-            }
-            locked.save()?;
-        }
     }
     Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// What a run that holds builds to the lock (`test`, `apply --locked`) refuses before
+/// building: a lock made by another toolchain, and (when only checking) an artifact on
+/// disk that is not the locked one. As (stage, message, hint).
+fn refuse(
+    plan: &BuildPlan,
+    f: &Freshness,
+    policy: Policy,
+) -> Option<(&'static str, String, String)> {
+    let entry = f.entry.as_ref().filter(|_| policy.locked)?;
+    if entry.inputs.toolchain != f.inputs.toolchain {
+        return Some((
+            "lock",
+            format!(
+                "litert.lock is stale: `{}` was locked by {}, this is {}",
+                plan.id, entry.inputs.toolchain, f.inputs.toolchain
+            ),
+            "run `litert apply` (without `--locked`) with this litert and worker environment, review and commit litert.lock; or use the toolchain that wrote it".into(),
+        ));
+    }
+    if policy.write {
+        return None;
+    }
+    match crate::digest::file_sha256(&plan.output) {
+        Ok(sha) if sha != entry.sha256 => Some((
+            "lock",
+            format!(
+                "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
+                plan.output.display(),
+                sha.get(..12).unwrap_or(&sha),
+                entry.sha256.get(..12).unwrap_or(&entry.sha256)
+            ),
+            "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
+        )),
+        _ => None,
+    }
+}
+
+fn failed(
+    plan: BuildPlan,
+    stage: &str,
+    message: String,
+    hint: Option<String>,
+    because: Vec<String>,
+) -> Outcome {
+    Outcome {
+        plan,
+        status: Status::Failed(Failure {
+            stage: stage.into(),
+            message,
+            hint,
+            detail: None,
+        }),
+        seconds: 0.0,
+        rebuilt_because: because,
+    }
 }

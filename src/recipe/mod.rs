@@ -106,3 +106,87 @@ fn check_outputs_distinct(plans: &[BuildPlan], diagnostics: &mut Vec<Diagnostic>
         }
     }
 }
+
+/// Artifacts of different recipe files checked in one run must not share an id (they would
+/// share a lock entry and a snapshot) or write the same output or snapshot file (one would
+/// overwrite the other while the report says "up to date"). One error per clash, at the
+/// second recipe's key, with the first recipe's as the related location.
+pub fn check_distinct_across(plans: &[BuildPlan], sources: &Sources) -> Vec<Diagnostic> {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut ids: BTreeMap<(PathBuf, &str), &BuildPlan> = BTreeMap::new();
+    let mut files: BTreeMap<PathBuf, (&BuildPlan, &'static str)> = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    for plan in plans {
+        let mut clash = |first: &BuildPlan, key: &'static str, what: String| {
+            if abs(&first.recipe) == abs(&plan.recipe) {
+                return; // within one file: the recipe's own rules report it
+            }
+            let mut d = Diagnostic::error("E0233", what).hint(
+                "give each recipe its own `name` and `output` (and `snapshot`), or check them in separate runs",
+            );
+            d = match key_loc(sources, &plan.recipe, key) {
+                Some(loc) => d.at(loc).label("here"),
+                None => d.note(format!("in `{}`", plan.recipe.display())),
+            };
+            d = match key_loc(sources, &first.recipe, key) {
+                Some(loc) => d.related(loc, "first here"),
+                None => d.note(format!("first in `{}`", first.recipe.display())),
+            };
+            diagnostics.push(d);
+        };
+        let same_id = ids.insert((abs(&plan.root), plan.id.as_str()), plan);
+        if let Some(first) = same_id {
+            clash(
+                first,
+                "name",
+                format!(
+                    "artifact `{}` is defined by two recipes: `{}` and `{}`",
+                    plan.id,
+                    first.recipe.display(),
+                    plan.recipe.display()
+                ),
+            );
+        }
+        for (path, key) in [(&plan.output, "output"), (&plan.snapshot, "snapshot")] {
+            // One id gives one default snapshot path: that clash is already reported.
+            if key == "snapshot" && same_id.is_some() {
+                continue;
+            }
+            if let Some((first, first_key)) = files.insert(abs(path), (plan, key)) {
+                let key = if first_key == key { key } else { "output" };
+                clash(
+                    first,
+                    key,
+                    format!(
+                        "`{}` and `{}` (from `{}` and `{}`) both write `{}`",
+                        first.id,
+                        plan.id,
+                        first.recipe.display(),
+                        plan.recipe.display(),
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
+    diagnostics
+}
+
+/// Where a top-level `key:` is written in a recipe file (its value), when the file itself
+/// says it (not inherited through `extends`).
+fn key_loc(sources: &Sources, recipe: &Path, key: &str) -> Option<crate::diag::Loc> {
+    let file = (0..sources.len())
+        .map(FileId)
+        .find(|&id| sources.path(id) == recipe)?;
+    let text = sources.text(file);
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
+            let value = rest.trim();
+            let start = offset + key.len() + 1 + (rest.len() - rest.trim_start().len());
+            return Some(crate::diag::Loc::new(file, start..start + value.len()));
+        }
+        offset += line.len();
+    }
+    None
+}

@@ -1,9 +1,16 @@
 //! One worker process: spawned with the embedded script, spoken to over stdin/stdout, its
 //! stderr kept (the last lines) for error reports. A reader thread turns stdout lines into
-//! [`Event`]s on a channel so waiting can time out; dropping the worker kills it.
+//! [`Event`]s on a channel so waiting can time out.
+//!
+//! The worker runs in a process group of its own, with a private directory (mode 0700) that
+//! holds its script and serves as its `TMPDIR` (Keras writes a temporary SavedModel per
+//! export there, gigabytes for a large model). Dropping the worker kills the whole group and
+//! removes the directory, whatever happened to the worker; on SIGINT/SIGTERM
+//! [`crate::interrupt`] does the same.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -79,10 +86,13 @@ impl ProcessError {
 
 pub struct Worker {
     child: Child,
+    /// The worker's process group (its pid): TensorFlow may start helpers of its own.
+    group: crate::interrupt::Group,
     stdin: Option<ChildStdin>,
     events: Receiver<Result<Event, String>>,
     stderr: Arc<Mutex<VecDeque<String>>>,
-    _script_dir: tempfile::TempDir,
+    // Dropped after `group` is killed (field order): nothing writes into it any more.
+    _private: PrivateTree,
     pub python_version: String,
     pub pid: u32,
 }
@@ -102,18 +112,18 @@ impl Worker {
             python: shown.clone(),
             source,
         };
-        let script_dir = tempfile::Builder::new()
-            .prefix("litert-worker-")
-            .tempdir()
-            .map_err(spawn_err)?;
+        let private = PrivateTree::new().map_err(spawn_err)?;
+        let script_dir = private.dir.path().join("script");
         for (name, text) in SCRIPT_FILES {
-            let path = script_dir.path().join(name);
+            let path = script_dir.join(name);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(spawn_err)?;
             }
             std::fs::write(&path, text).map_err(spawn_err)?;
         }
-        let script: PathBuf = script_dir.path().join("worker.py");
+        let tmp = private.dir.path().join("tmp");
+        std::fs::create_dir(&tmp).map_err(spawn_err)?;
+        let script: PathBuf = script_dir.join("worker.py");
         let mut child = python
             .arg("-u")
             .arg("-B")
@@ -123,8 +133,14 @@ impl Worker {
             .stderr(Stdio::piped())
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONNOUSERSITE", "1")
+            .env("TMPDIR", &tmp)
+            .env("TMP", &tmp)
+            .env("TEMP", &tmp)
+            .process_group(0)
             .spawn()
             .map_err(spawn_err)?;
+        // A new group's id is its leader's pid.
+        let group = crate::interrupt::Group::track(i32::try_from(child.id()).unwrap_or(i32::MAX));
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr_pipe = child.stderr.take();
@@ -167,10 +183,11 @@ impl Worker {
         }
         let mut worker = Self {
             child,
+            group,
             stdin,
             events,
             stderr,
-            _script_dir: script_dir,
+            _private: private,
             python_version: String::new(),
             pid: 0,
         };
@@ -257,14 +274,16 @@ impl Worker {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.kill();
+        // Drop kills what is left of the group.
     }
 
+    /// Kill the worker and anything it started, and reap it.
     fn kill(&mut self) {
+        self.group.kill();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -272,9 +291,30 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
+        // Even when the worker itself has exited, a helper it started may live on.
+        self.kill();
+    }
+}
+
+/// The worker's private directory, `litert-worker-*` in the system temp directory, removed
+/// on drop and on a signal.
+struct PrivateTree {
+    dir: tempfile::TempDir,
+    // Dropped last: the signal handler forgets the directory only once it is removed.
+    _tracked: crate::interrupt::Dir,
+}
+
+impl PrivateTree {
+    fn new() -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("litert-worker-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
+        Ok(Self {
+            _tracked: crate::interrupt::Dir::track(dir.path()),
+            dir,
+        })
     }
 }
 

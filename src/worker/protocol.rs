@@ -52,6 +52,10 @@ pub struct BuildResult {
     pub id: String,
     /// The input signature the artifact was exported with.
     pub signature: Vec<SignatureInput>,
+    /// The Keras names of the outputs the artifact calls `output_0`, `output_1`, ... (empty
+    /// when the artifact's own names say it: dict outputs, or none declared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keras_outputs: Vec<String>,
     pub parity: Option<ParityReport>,
     /// What calibration read and used.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -167,3 +167,29 @@ pub fn fixture_dir(script: &str) -> PathBuf {
     build_fixtures(script, &dir);
     dir
 }
+
+/// A scratch copy of the repository's example project (`recipes/`, `models/`, `data/`,
+/// `snapshots/`, `litert.lock`), with its own `.git` root: tests that apply the examples
+/// work here, so the checkout's lock, snapshots and `build/` stay as committed.
+pub fn example_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join(".git")).expect(".git");
+    for d in ["recipes", "models", "data", "snapshots", "schemas"] {
+        copy_tree(&root().join(d), &dir.path().join(d));
+    }
+    std::fs::copy(root().join("litert.lock"), dir.path().join("litert.lock")).expect("lock");
+    dir
+}
+
+/// Copy a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let (src, dest) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dest);
+        } else {
+            std::fs::copy(&src, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        }
+    }
+}

@@ -14,7 +14,7 @@ from .libs import tf_modules, versions
 from .load import load_model
 from .parity import parity
 from .protocol import PROTOCOL, Build, BuildError, emit, first_lines, tail
-from .signature import build_signature
+from .signature import build_signature, keras_output_names
 
 
 def run_build(request):
@@ -55,6 +55,7 @@ def run_build(request):
             "event": "result",
             "id": build.id,
             "signature": [{"name": s["name"], "shape": s["shape"], "dtype": s["dtype"]} for s in specs],
+            "keras_outputs": keras_output_names(model),
             "parity": report,
             "calibration": cal_summary,
             "accuracy": acc,

@@ -112,6 +112,20 @@ def inferred_signature(model):
     return "positional", specs
 
 
+def keras_output_names(model):
+    """The Keras names of the model's outputs in export order (the artifact calls them
+    `output_0`, `output_1`, ...), so snapshots can tell two outputs of equal shape apart.
+    Empty when the model returns a dict (the artifact then uses its keys) or declares no
+    outputs (a subclassed model)."""
+    if isinstance(getattr(model, "_outputs_struct", None), dict):
+        return []
+    names = getattr(model, "output_names", None)
+    outputs = getattr(model, "outputs", None)
+    if not names or not outputs or len(names) != len(outputs):
+        return []
+    return [str(n) for n in names]
+
+
 def keras_signature(structure, specs):
     np, tf, keras = tf_modules()
     made = [keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"], name=s["name"]) for s in specs]
