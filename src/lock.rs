@@ -43,6 +43,18 @@ pub struct Entry {
     /// False when the artifact has Flex ops: their serialized attributes come out in varying
     /// order, so a rebuild is not promised to repeat the bytes.
     pub reproducible: bool,
+    /// The `.litertlm` bundle built with a generation artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleEntry>,
+}
+
+/// A bundle written beside its artifact, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleEntry {
+    /// Relative to the project root.
+    pub output: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +190,7 @@ mod tests {
             size: 3,
             keras_outputs: vec![],
             reproducible: true,
+            bundle: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod apply;
 mod bench;
+mod bundle;
 mod check;
 mod diff;
 mod env;

@@ -81,11 +81,18 @@ pub fn judge_snapshot(
     plan: &BuildPlan,
     model: &ModelInfo,
     keras_outputs: &[String],
+    bundle: Option<&crate::litertlm::BundleInfo>,
     policy: Policy,
 ) -> (SnapshotOutcome, String) {
-    let text = Snapshot::of(&plan.id, model)
+    let mut text = Snapshot::of(&plan.id, model)
         .with_keras_outputs(keras_outputs)
         .render();
+    // A bundle's contract (tokens, tokenizer, sections) follows in the same file; its model
+    // is the artifact whose signatures are above.
+    if let Some(b) = bundle {
+        text.push('\n');
+        text.push_str(&crate::snapshot::bundle::BundleSnapshot::of(&plan.id, b).without_model().render());
+    }
     let path = plan.snapshot.clone();
     let outcome = match snapshot::compare(&path, &text) {
         Comparison::Same => SnapshotOutcome::Same { path },
@@ -186,15 +193,22 @@ pub fn stale_reasons(plan: &BuildPlan, inputs: &Inputs, entry: Option<&Entry>) -
     if relative(&plan.output, &plan.root) != entry.output {
         reasons.push("the output path changed".to_string());
     }
-    match crate::digest::file_sha256(&plan.output) {
-        Err(_) => reasons.push(format!("`{}` is missing", plan.output.display())),
-        Ok(sha) if sha != entry.sha256 => {
-            reasons.push(format!(
-                "`{}` differs from the locked bytes",
-                plan.output.display()
-            ));
+    let bundle = plan.generation.as_ref().and_then(|g| g.bundle.as_ref());
+    let files = std::iter::once((&plan.output, Some(&entry.sha256))).chain(
+        bundle.map(|b| (&b.output, entry.bundle.as_ref().map(|e| &e.sha256))),
+    );
+    for (path, locked) in files {
+        match (crate::digest::file_sha256(path), locked) {
+            (_, None) => reasons.push(format!("`{}` is not in litert.lock", path.display())),
+            (Err(_), _) => reasons.push(format!("`{}` is missing", path.display())),
+            (Ok(sha), Some(locked)) if sha != *locked => {
+                reasons.push(format!("`{}` differs from the locked bytes", path.display()));
+            }
+            _ => {}
         }
-        Ok(_) => {}
+    }
+    if bundle.is_none() && entry.bundle.is_some() {
+        reasons.push("the recipe no longer asks for a bundle".into());
     }
     reasons
 }
@@ -208,8 +222,14 @@ pub fn entry_for(
     model: &ModelInfo,
     sha256: String,
     size: u64,
+    bundle: Option<&super::bundle::Built>,
 ) -> Entry {
     Entry {
+        bundle: bundle.map(|b| crate::lock::BundleEntry {
+            output: relative(&b.output, &plan.root),
+            sha256: b.sha256.clone(),
+            size: b.size,
+        }),
         recipe: relative(&plan.recipe, &plan.root),
         output: relative(&plan.output, &plan.root),
         inputs,

@@ -6,6 +6,7 @@
 //! builds still run.
 
 pub mod accuracy;
+pub mod bundle;
 pub mod contract;
 pub mod gates;
 pub mod generation;
@@ -83,6 +84,8 @@ pub struct Converted {
     pub snapshot: contract::SnapshotOutcome,
     /// The artifact against its quantization mode.
     pub quantization: Option<quant::Verification>,
+    /// The `.litertlm` bundle written with a generation artifact.
+    pub bundle: Option<bundle::Built>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -133,7 +136,28 @@ pub fn verify_up_to_date(
         }),
         Ok(model) => {
             let size = model.size_bytes;
-            let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
+            let bundle = match plan.generation.as_ref().and_then(|g| g.bundle.as_ref()) {
+                None => None,
+                Some(b) => match crate::litertlm::read_path(&b.output) {
+                    Ok(info) => Some(info),
+                    Err(e) => {
+                        let failure = Failure {
+                            stage: "inspect".into(),
+                            message: format!("cannot read `{}`: {e}", b.output.display()),
+                            hint: Some("rebuild it with `--force`".into()),
+                            detail: None,
+                        };
+                        return Outcome {
+                            plan,
+                            status: Status::Failed(failure),
+                            seconds: start.elapsed().as_secs_f64(),
+                            rebuilt_because: vec![],
+                        };
+                    }
+                },
+            };
+            let (snapshot, text) =
+                contract::judge_snapshot(&plan, &model, keras_outputs, bundle.as_ref(), policy);
             let mut reasons: Vec<String> =
                 contract::snapshot_reason(&snapshot).into_iter().collect();
             // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
@@ -303,7 +327,6 @@ impl WorkerSlot<'_> {
                 }
             }
         };
-        let mut worker = worker;
         let id = plan.id.clone();
         let request = Request::Build {
             id: &id,
@@ -312,44 +335,9 @@ impl WorkerSlot<'_> {
             allow_code: self.options.allow_code,
             allow_unsafe: self.options.allow_unsafe,
         };
-        if let Err(e) = worker.send(&request) {
-            return Status::Failed(process_failure("start", &e, self.options.jobs));
-        }
-        // A deadline beyond what the clock can hold is no deadline.
-        let deadline = Instant::now().checked_add(self.options.timeout);
-        let mut stage = "start".to_string();
-        let result = loop {
-            let remaining = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            match worker.next_event(remaining.max(Duration::from_millis(1))) {
-                Ok(Event::Progress { stage: s, .. }) => {
-                    progress.stage(label, &s);
-                    stage = s;
-                }
-                Ok(Event::Result(r)) if r.id == id => break Ok(r),
-                Ok(Event::Error(e)) if e.id.as_deref() == Some(id.as_str()) => {
-                    break Err(worker_failure(plan, &e, self.options.jobs));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    // The worker is gone or hung: this build fails at its stage, and the
-                    // next build gets a fresh worker.
-                    let mut failure = process_failure(&stage, &e, self.options.jobs);
-                    if matches!(e, ProcessError::Timeout(_)) {
-                        failure.message = format!(
-                            "the build did not finish within {}s, so its worker was stopped",
-                            self.options.timeout.as_secs()
-                        );
-                        failure.hint = Some("raise the limit with `--timeout SECONDS`".to_string());
-                    }
-                    return Status::Failed(failure);
-                }
-            }
-        };
-        self.worker = Some(worker);
-        let result = match result {
-            Ok(r) => r,
+        let result = match self.exchange(worker, &request, plan, label, progress) {
+            Ok(Event::Result(r)) => r,
+            Ok(_) => return Status::Failed(unexpected_reply("convert")),
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
@@ -407,8 +395,40 @@ impl WorkerSlot<'_> {
                 &result.versions,
             ));
         }
-        let (snapshot, text) =
-            contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
+        // The bundle is written only for an artifact that holds so far.
+        let written = if reasons.is_empty() {
+            match self.bundle(plan, &temp.path, &result, label, progress) {
+                Ok(w) => w,
+                Err(failure) => return Status::Failed(failure),
+            }
+        } else {
+            None
+        };
+        if let Some(w) = &written {
+            reasons.extend(bundle::rejection(&w.built));
+            let entry = self
+                .options
+                .locked
+                .get(&(plan.root.clone(), plan.id.clone()))
+                .filter(|_| policy.locked);
+            if let Some(entry) = entry
+                && entry.reproducible
+                && entry.bundle.as_ref().map(|b| &b.sha256) != Some(&w.built.sha256)
+            {
+                reasons.push(format!(
+                    "the rebuilt bundle differs from litert.lock (sha256 {} here, {} locked)",
+                    short(&w.built.sha256),
+                    entry.bundle.as_ref().map_or("none", |b| short(&b.sha256))
+                ));
+            }
+        }
+        let (snapshot, text) = contract::judge_snapshot(
+            plan,
+            &model,
+            &result.keras_outputs,
+            written.as_ref().map(|w| &*w.built.info),
+            policy,
+        );
         if let Some(reason) = contract::snapshot_reason(&snapshot) {
             reasons.push(reason);
         }
@@ -420,6 +440,7 @@ impl WorkerSlot<'_> {
             gates: gate_results,
             snapshot,
             quantization,
+            bundle: written.as_ref().map(|w| w.built.clone()),
         };
         let mut converted = converted;
         if !reasons.is_empty() {
@@ -475,6 +496,7 @@ impl WorkerSlot<'_> {
                 &converted.model,
                 converted.sha256.clone(),
                 converted.size,
+                converted.bundle.as_ref(),
             )
         });
         let writes_snapshot = matches!(
@@ -484,6 +506,10 @@ impl WorkerSlot<'_> {
         let change = transaction::Change {
             plan,
             artifact: &temp.path,
+            companions: written
+                .iter()
+                .map(|w| (w.built.temp.as_path(), w.built.output.as_path()))
+                .collect(),
             snapshot: writes_snapshot.then_some(text.as_str()),
             entry,
         };
@@ -494,6 +520,117 @@ impl WorkerSlot<'_> {
             }
             Err(failure) => Status::Failed(failure),
         }
+    }
+}
+
+impl WorkerSlot<'_> {
+    /// Send `request` and wait for its answer (a result of the plan's id, or its error)
+    /// under the build's timeout, showing progress. A worker that answers is kept for the
+    /// next request; one that died or hung is dropped, so the next build gets a fresh one.
+    fn exchange(
+        &mut self,
+        mut worker: Worker,
+        request: &Request<'_>,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+    ) -> Result<Event, Failure> {
+        let jobs = self.options.jobs;
+        let mut stage = match request {
+            Request::CheckBundle { .. } => "bundle",
+            _ => "start",
+        }
+        .to_string();
+        if let Err(e) = worker.send(request) {
+            return Err(process_failure(&stage, &e, jobs));
+        }
+        // A deadline beyond what the clock can hold is no deadline.
+        let deadline = Instant::now().checked_add(self.options.timeout);
+        let id = plan.id.as_str();
+        loop {
+            let remaining = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match worker.next_event(remaining.max(Duration::from_millis(1))) {
+                Ok(Event::Progress { stage: s, .. }) => {
+                    progress.stage(label, &s);
+                    stage = s;
+                }
+                Ok(Event::Result(r)) if r.id == id => {
+                    self.worker = Some(worker);
+                    return Ok(Event::Result(r));
+                }
+                Ok(Event::BundleCheck(b)) if b.id == id => {
+                    self.worker = Some(worker);
+                    return Ok(Event::BundleCheck(b));
+                }
+                Ok(Event::Error(e)) if e.id.as_deref() == Some(id) => {
+                    self.worker = Some(worker);
+                    return Err(worker_failure(plan, &e, jobs));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let mut failure = process_failure(&stage, &e, jobs);
+                    if matches!(e, ProcessError::Timeout(_)) {
+                        failure.message = format!(
+                            "the build did not finish within {}s, so its worker was stopped",
+                            self.options.timeout.as_secs()
+                        );
+                        failure.hint = Some("raise the limit with `--timeout SECONDS`".to_string());
+                    }
+                    return Err(failure);
+                }
+            }
+        }
+    }
+
+    /// Write the bundle of an accepted generation artifact and, unless the recipe says not
+    /// to, run it with LiteRT-LM in the worker and judge what it generated.
+    fn bundle(
+        &mut self,
+        plan: &BuildPlan,
+        artifact: &Path,
+        result: &BuildResult,
+        label: &str,
+        progress: &Progress,
+    ) -> Result<Option<bundle::Written>, Failure> {
+        let (Some(g), Some(generated)) = (&plan.generation, &result.generation) else {
+            return Ok(None);
+        };
+        let Some(b) = &g.bundle else {
+            return Ok(None);
+        };
+        progress.stage(label, "bundle");
+        let mut written = bundle::write(b, g, artifact, generated, self.options.policy.write)?;
+        let Some(check) = generated.check.as_ref().filter(|_| b.verify) else {
+            return Ok(Some(written));
+        };
+        let Some(worker) = self.worker.take() else {
+            return Err(unexpected_reply("bundle"));
+        };
+        let bundle_path = written.built.temp.to_string_lossy().into_owned();
+        let request = Request::CheckBundle {
+            id: &plan.id,
+            bundle: &bundle_path,
+            max_new: check.steps,
+            prompts: bundle::prompts(check, &bundle::stop_tokens(&written.built.info)),
+        };
+        match self.exchange(worker, &request, plan, label, progress)? {
+            Event::BundleCheck(run) => {
+                written.built.check = Some(bundle::judge(check, *run));
+                Ok(Some(written))
+            }
+            _ => Err(unexpected_reply("bundle")),
+        }
+    }
+}
+
+fn unexpected_reply(stage: &str) -> Failure {
+    Failure {
+        stage: stage.into(),
+        message: "the worker answered with something other than what was asked".into(),
+        hint: Some("this is a bug in litert: please report it with `--verbose` output".into()),
+        detail: None,
     }
 }
 

@@ -239,6 +239,9 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
     if let Some(g) = &c.result.generation {
         out.push_str(&super::generation::render(g));
     }
+    if let Some(b) = &c.bundle {
+        out.push_str(&super::bundle::render(b));
+    }
     if let Some(q) = &c.quantization {
         // Raw converter settings only warn: `!` rather than `✗`.
         let bad = if q.enforced { "✗" } else { "!" };
@@ -317,6 +320,9 @@ struct JsonOutcome<'a> {
     /// The native re-run on golden outputs (`litert test`).
     #[serde(skip_serializing_if = "Option::is_none")]
     golden: Option<&'a super::golden::Check>,
+    /// The `.litertlm` bundle of a generation artifact, with LiteRT-LM's check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<&'a super::bundle::Built>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -344,6 +350,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 rebuilt_because: &o.rebuilt_because,
                 quantization: None,
                 golden: None,
+                bundle: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -354,6 +361,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
+                    bundle: c.bundle.as_ref(),
                     ..base
                 },
                 Status::UpToDate(v) => JsonOutcome {
@@ -378,6 +386,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
+                    bundle: c.bundle.as_ref(),
                     reasons: reasons.clone(),
                     hint: Some(rejection_hints(&o.plan, c).join("\n")).filter(|h| !h.is_empty()),
                     ..base

@@ -164,19 +164,27 @@ fn refuse(
     if policy.write {
         return None;
     }
-    match crate::digest::file_sha256(&plan.output) {
-        Ok(sha) if sha != entry.sha256 => Some((
-            "lock",
-            format!(
-                "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
-                plan.output.display(),
-                sha.get(..12).unwrap_or(&sha),
-                entry.sha256.get(..12).unwrap_or(&entry.sha256)
-            ),
-            "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
-        )),
-        _ => None,
-    }
+    let bundle = plan
+        .generation
+        .as_ref()
+        .and_then(|g| g.bundle.as_ref())
+        .zip(entry.bundle.as_ref())
+        .map(|(b, e)| (&b.output, &e.sha256));
+    std::iter::once((&plan.output, &entry.sha256))
+        .chain(bundle)
+        .find_map(|(path, locked)| match crate::digest::file_sha256(path) {
+            Ok(sha) if sha != *locked => Some((
+                "lock",
+                format!(
+                    "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
+                    path.display(),
+                    sha.get(..12).unwrap_or(&sha),
+                    locked.get(..12).unwrap_or(locked)
+                ),
+                "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
+            )),
+            _ => None,
+        })
 }
 
 fn failed(

@@ -1,5 +1,5 @@
-//! One build = one transaction: the artifact, its snapshot and its `litert.lock` entry
-//! change together or not at all.
+//! One build = one transaction: the artifact (and its bundle), its snapshot and its
+//! `litert.lock` entry change together or not at all.
 //!
 //! Under the project's lock (so concurrent runs interleave whole builds) and the interrupt
 //! guard (so SIGINT/SIGTERM wait for it), every new file is first written in full beside
@@ -21,6 +21,8 @@ pub struct Change<'a> {
     pub plan: &'a BuildPlan,
     /// The finished artifact, inside its private build directory.
     pub artifact: &'a Path,
+    /// Further finished files and where they go (a generation artifact's bundle).
+    pub companions: Vec<(&'a Path, &'a Path)>,
     /// The snapshot text to store at `plan.snapshot`, when the verdict writes one.
     pub snapshot: Option<&'a str>,
     /// The lock entry to record (`None` under `--locked`, which never writes the lock).
@@ -53,6 +55,10 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
         change.artifact.to_path_buf(),
         plan.output.clone(),
     ));
+    for (finished, dest) in change.companions {
+        fsio::prepare(finished, dest).map_err(|e| nothing_changed(dest, e))?;
+        staged.push(Pending::Artifact(finished.to_path_buf(), dest.to_path_buf()));
+    }
     if let Some(text) = change.snapshot {
         let s =
             fsio::stage(&plan.snapshot, text).map_err(|e| nothing_changed(&plan.snapshot, e))?;
