@@ -172,13 +172,21 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     // locked and snapshot-tested.
     let bundle = &a["bundle"];
     assert_eq!(bundle["check"]["ok"], true, "{bundle:#}");
-    assert_eq!(bundle["check"]["run"]["prompts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        bundle["check"]["run"]["prompts"].as_array().unwrap().len(),
+        2
+    );
     let bundle_path = d.join("build/gemma_int8.litertlm");
     let bytes = std::fs::read(&bundle_path).unwrap();
     assert_eq!(&bytes[..8], b"LITERTLM");
     let lock = std::fs::read_to_string(d.join("litert.lock")).unwrap();
     assert!(lock.contains("output: build/gemma_int8.litertlm"), "{lock}");
-    for needle in ["SP_Tokenizer", "stop_tokens", "<end_of_turn>", "max_num_tokens: 48"] {
+    for needle in [
+        "SP_Tokenizer",
+        "stop_tokens",
+        "<end_of_turn>",
+        "max_num_tokens: 48",
+    ] {
         assert!(snapshot.contains(needle), "{needle} not in\n{snapshot}");
     }
     let inspect = litert_env(d, &["inspect", "--json", "build/gemma_int8.litertlm"], &[]);
@@ -194,7 +202,14 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     // A rebuild gives the same bundle bytes.
     let again = litert_env(
         d,
-        &["apply", "--force", "--locked", "recipes/gemma_int8.yaml", "--set", &preset],
+        &[
+            "apply",
+            "--force",
+            "--locked",
+            "recipes/gemma_int8.yaml",
+            "--set",
+            &preset,
+        ],
         &[],
     );
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
@@ -225,7 +240,11 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
             .replace("\"<end_of_turn>\"]", "\"<|eot_id|>\"]"),
     )
     .unwrap();
-    let out = litert_env(d, &["check", "recipes/bad_stop.yaml", "--set", &preset], &[]);
+    let out = litert_env(
+        d,
+        &["check", "recipes/bad_stop.yaml", "--set", &preset],
+        &[],
+    );
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("E0318") && out.stderr.contains("<|eot_id|>"),

@@ -68,8 +68,13 @@ pub fn write(
             Some("point the recipe at a local preset directory (`task.save_to_preset(DIR)`)"),
         )
     })?;
-    let bundle = spec::bundle(artifact, Path::new(preset), &spec_of(plan, g.capacity))
-        .map_err(|m| failure(m, Some("fix `generation.bundle` in the recipe, or the preset")))?;
+    let bundle =
+        spec::bundle(artifact, Path::new(preset), &spec_of(plan, g.capacity)).map_err(|m| {
+            failure(
+                m,
+                Some("fix `generation.bundle` in the recipe, or the preset"),
+            )
+        })?;
     let beside = if writes {
         plan.output.clone()
     } else {
@@ -93,18 +98,11 @@ pub fn write(
             Some("free space or fix the permissions of the output directory"),
         )
     })?;
-    let info = litertlm::read_path(&temp).map_err(|e| {
-        failure(
-            format!("litert cannot read the bundle it wrote: {e}"),
-            None,
-        )
-    })?;
+    let info = litertlm::read_path(&temp)
+        .map_err(|e| failure(format!("litert cannot read the bundle it wrote: {e}"), None))?;
     if !info.problems.is_empty() {
         return Err(failure(
-            format!(
-                "the bundle would not run: {}",
-                info.problems.join("; ")
-            ),
+            format!("the bundle would not run: {}", info.problems.join("; ")),
             None,
         ));
     }

@@ -491,12 +491,7 @@ impl WorkerSlot<'_> {
                         calibration: None,
                         toolchain: String::new(),
                     }),
-                &converted.result.versions,
-                &converted.result.keras_outputs,
-                &converted.model,
-                converted.sha256.clone(),
-                converted.size,
-                converted.bundle.as_ref(),
+                &converted,
             )
         });
         let writes_snapshot = matches!(

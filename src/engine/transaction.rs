@@ -57,7 +57,10 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
     ));
     for (finished, dest) in change.companions {
         fsio::prepare(finished, dest).map_err(|e| nothing_changed(dest, e))?;
-        staged.push(Pending::Artifact(finished.to_path_buf(), dest.to_path_buf()));
+        staged.push(Pending::Artifact(
+            finished.to_path_buf(),
+            dest.to_path_buf(),
+        ));
     }
     if let Some(text) = change.snapshot {
         let s =

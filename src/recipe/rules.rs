@@ -254,8 +254,7 @@ impl Cx<'_> {
         let calibration = self.calibration(r, qmode, image_size);
         let converter = self.converter(r, qmode, io, flex, custom);
         let output = self.output(r);
-        let generation =
-            self.generation(r, model.as_ref(), qmode, &converter, output.as_deref());
+        let generation = self.generation(r, model.as_ref(), qmode, &converter, output.as_deref());
         let mut parity = self.parity(r, &converter);
         let mut accuracy = self.accuracy(r, &converter, calibration.as_ref(), image_size);
         if generation.is_some() {
@@ -1463,9 +1462,10 @@ impl Cx<'_> {
             }) => Some(dir.as_path()),
             _ => None,
         };
-        let bundle = g.bundle.as_ref().and_then(|b| {
-            self.bundle(b, output, local_preset, check.is_some())
-        });
+        let bundle = g
+            .bundle
+            .as_ref()
+            .and_then(|b| self.bundle(b, output, local_preset, check.is_some()));
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         (after == before).then(|| GenerationPlan {
             prefill,
@@ -1557,9 +1557,19 @@ impl Cx<'_> {
         let tokens = b
             .start_token
             .iter()
-            .map(|t| ("/generation/bundle/start_token".to_string(), t, "start token"))
+            .map(|t| {
+                (
+                    "/generation/bundle/start_token".to_string(),
+                    t,
+                    "start token",
+                )
+            })
             .chain(b.stop_tokens.iter().flatten().enumerate().map(|(i, t)| {
-                (format!("/generation/bundle/stop_tokens/{i}"), t, "stop token")
+                (
+                    format!("/generation/bundle/stop_tokens/{i}"),
+                    t,
+                    "stop token",
+                )
             }))
             .collect::<Vec<_>>();
         let mut located = false;
