@@ -7,6 +7,8 @@
 //! 2. LiteRT-LM's own benchmark (`litert_lm.Benchmark`: init time, prefill and decode
 //!    tokens/s, CPU) on the toy prefill/decode model of `tests/litertlm/toy_llm.py`, bundled
 //!    by litert (needs the worker environment: `litert env setup`).
+//! 3. The flagship recipe applied to the small trained Gemma preset of the tests (export,
+//!    generation check, bundle, LiteRT-LM check), and LiteRT-LM's benchmark on its bundle.
 //!
 //! Run with `cargo bench --bench litertlm`.
 
@@ -236,10 +238,20 @@ fn runtime(dir: &Path) {
     bundle(&toy.join("toy.tflite"), &toy.join("toy.spm"), 2, 128)
         .write(&path)
         .expect("write toy bundle");
+    print_runtime_bench(
+        worker,
+        &path,
+        "toy model (2 layers, cache 128, vocab 64), bundled by the writer directly",
+    );
+    preset_bundle(dir, worker, litert);
+}
+
+/// LiteRT-LM's own benchmark on `bundle`, best of 5 per (prefill, decode) length.
+fn print_runtime_bench(worker: &str, bundle: &Path, what: &str) {
     let out = Command::new(worker)
         .arg("-c")
         .arg(RUNTIME_BENCH)
-        .arg(&path)
+        .arg(bundle)
         .output()
         .expect("run the LiteRT-LM benchmark");
     assert!(
@@ -248,7 +260,7 @@ fn runtime(dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON rows");
-    println!("LiteRT-LM benchmark, toy model (2 layers, cache 128, vocab 64), CPU, best of 5");
+    println!("LiteRT-LM benchmark, {what}, CPU, best of 5");
     println!(
         "  {:>7} {:>6} {:>8} {:>8} {:>12} {:>11}",
         "prefill", "decode", "init s", "TTFT s", "prefill t/s", "decode t/s"
@@ -264,6 +276,57 @@ fn runtime(dir: &Path) {
             r["decode_tps"].as_f64().unwrap_or(f64::NAN)
         );
     }
+}
+
+/// Part 3: the flagship recipe end to end on the small trained Gemma preset of the tests
+/// (`litert apply`: export, generation check, bundle, LiteRT-LM check), then LiteRT-LM's
+/// benchmark on the bundle it wrote.
+fn preset_bundle(dir: &Path, worker: &str, litert: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let presets = dir.join("presets");
+    if !presets.join("trained_gemma/config.json").exists() {
+        let ok = Command::new(worker)
+            .arg(root.join("tests/presets/build_presets.py"))
+            .arg(&presets)
+            .env("TF_CPP_MIN_LOG_LEVEL", "3")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "building the test presets failed");
+    }
+    let project = dir.join("gemma_project");
+    let _ = std::fs::remove_dir_all(&project);
+    std::fs::create_dir_all(project.join("recipes")).expect("bench project");
+    std::fs::create_dir_all(project.join(".git")).expect("bench project");
+    let recipe = std::fs::read_to_string(root.join("recipes/gemma_int8.yaml"))
+        .expect("flagship recipe")
+        .replace("prefill: [32, 128]", "prefill: [8, 32]")
+        .replace("capacity: 1024", "capacity: 128");
+    std::fs::write(project.join("recipes/gemma_int8.yaml"), recipe).expect("write recipe");
+    let preset = format!("preset={}", presets.join("trained_gemma").display());
+    let start = Instant::now();
+    let out = Command::new(litert)
+        .args(["apply", "recipes/gemma_int8.yaml", "--set", &preset])
+        .current_dir(&project)
+        .output()
+        .expect("litert apply");
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "litert apply failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle = project.join("build/gemma_int8.litertlm");
+    let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "litert apply recipes/gemma_int8.yaml on the trained test Gemma (2 layers, hidden 64, vocab 42, int8 weights, cache 128): {seconds:.1} s including export, generation check, bundle and LiteRT-LM check; bundle {size} bytes"
+    );
+    print_runtime_bench(
+        worker,
+        &bundle,
+        "trained test Gemma bundled by `litert apply`",
+    );
 }
 
 fn main() {

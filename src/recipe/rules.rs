@@ -1492,14 +1492,6 @@ impl Cx<'_> {
             Some(o) => self.resolve_path("/generation/bundle/output", o),
             None => output?.with_extension("litertlm"),
         };
-        if output == Some(out.as_path()) {
-            let d = self.err(
-                "E0318",
-                "/generation/bundle/output",
-                "the bundle and the `.tflite` artifact would be the same file",
-            );
-            d.label = Some("a `.litertlm` path".into());
-        }
         if let Some(j) = &b.jinja_template
             && let Err(e) = minijinja::Environment::new().template_from_str(j)
         {
@@ -1512,11 +1504,12 @@ impl Cx<'_> {
         }
         let verify = b.verify.unwrap_or(true);
         if verify && !checked {
-            let d = self.err(
-                "E0319",
-                "/generation/bundle/verify",
-                "the bundle check compares LiteRT-LM's text with the generation check's, which is off",
-            );
+            let message = "the bundle check compares LiteRT-LM's text with the generation check's, which is off";
+            let d = if b.verify.is_some() {
+                self.err("E0319", "/generation/bundle/verify", message)
+            } else {
+                self.err_key("E0319", "/generation/bundle", message)
+            };
             d.label = Some("needs `generation.check`".into());
             d.hints.push(
                 "turn `generation.check` on, or set `generation.bundle.verify: false`".into(),
