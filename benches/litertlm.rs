@@ -268,8 +268,8 @@ fn print_runtime_bench(worker: &str, bundle: &Path, what: &str) {
     for r in rows.as_array().into_iter().flatten() {
         println!(
             "  {:>7} {:>6} {:>8.3} {:>8.4} {:>12.0} {:>11.0}",
-            r["prefill"],
-            r["decode"],
+            r["prefill"].as_u64().unwrap_or(0),
+            r["decode"].as_u64().unwrap_or(0),
             r["init_s"].as_f64().unwrap_or(f64::NAN),
             r["ttft_s"].as_f64().unwrap_or(f64::NAN),
             r["prefill_tps"].as_f64().unwrap_or(f64::NAN),

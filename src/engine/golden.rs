@@ -55,24 +55,31 @@ pub struct Record {
     pub accuracy: Option<crate::worker::protocol::AccuracyReport>,
 }
 
-/// Keep the worker's golden data for an accepted artifact, or remove stale golden files when
-/// the worker made none (parity off, Flex ops, or inputs over the size cap).
-pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> std::io::Result<()> {
+/// The golden files an accepted artifact leaves beside its snapshot, for the build's
+/// transaction: the worker's data and the record of this apply, or (when the worker made
+/// none: parity off, Flex ops, inputs over the size cap) the removal of stale ones, as
+/// `(path, Some(bytes))` to write and `(path, None)` to remove. Unchanged files are not
+/// listed.
+pub fn files(
+    plan: &BuildPlan,
+    temp_artifact: &Path,
+    result: &BuildResult,
+) -> std::io::Result<Vec<(PathBuf, Option<Vec<u8>>)>> {
     let from = worker_path(temp_artifact);
     let npz = npz_path(&plan.snapshot);
     let record = record_path(&plan.snapshot);
     if !from.is_file() {
-        for p in [&npz, &record] {
-            match std::fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        return Ok(());
+        return Ok([npz, record]
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .map(|p| (p, None))
+            .collect());
     }
-    let samples = std::fs::File::open(&from)
+    // Read, not renamed: the build directory and `snapshots/` may be on different file
+    // systems, and the file is capped at about 1 MiB.
+    let data = std::fs::read(&from)?;
+    let samples = runtime::tensor::read_npz(std::io::Cursor::new(&data))
         .ok()
-        .and_then(|f| runtime::tensor::read_npz(f).ok())
         .map_or(0, |arrays| {
             arrays
                 .iter()
@@ -93,12 +100,12 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
         accuracy: result.accuracy.clone(),
     })
     .map_err(std::io::Error::other)?;
-    // The first build of a project writes its golden data before its first snapshot.
-    std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
-    // Copied, not renamed: the build directory and `snapshots/` may be on different file
-    // systems, and the file is capped at about 1 MiB.
-    crate::fsio::write_atomic(&npz, std::fs::read(&from)?)?;
-    crate::fsio::write_atomic(&record, text + "\n")
+    // Files that already hold these bytes are left alone.
+    Ok([(npz, data), (record, (text + "\n").into_bytes())]
+        .into_iter()
+        .filter(|(path, bytes)| std::fs::read(path).ok().as_ref() != Some(bytes))
+        .map(|(path, bytes)| (path, Some(bytes)))
+        .collect())
 }
 
 /// Read the record of the last apply, if there is one.

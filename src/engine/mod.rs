@@ -463,20 +463,20 @@ impl WorkerSlot<'_> {
             converted.model.file = String::new();
             return Status::Built(converted);
         }
-        // Golden outputs are written before the build's transaction, so a failure here
-        // leaves the artifact, its snapshot and litert.lock as they were.
-        if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
-            return Status::Failed(Failure {
-                stage: "write".into(),
-                message: format!(
-                    "cannot write the golden outputs beside `{}`: {}; nothing was changed (the artifact, its snapshot and litert.lock are as before)",
-                    plan.snapshot.display(),
-                    write_reason(&e)
-                ),
-                hint: Some("free space or fix the permissions of the snapshot directory".into()),
-                detail: None,
-            });
-        }
+        let golden = match golden::files(plan, &temp.path, &converted.result) {
+            Ok(files) => files,
+            Err(e) => {
+                return Status::Failed(Failure {
+                    stage: "write".into(),
+                    message: format!(
+                        "cannot read the golden outputs the worker wrote: {}; nothing was changed",
+                        write_reason(&e)
+                    ),
+                    hint: None,
+                    detail: None,
+                });
+            }
+        };
         let key = (plan.root.clone(), plan.id.clone());
         let entry = (!policy.locked).then(|| {
             contract::entry_for(
@@ -505,6 +505,7 @@ impl WorkerSlot<'_> {
                 .iter()
                 .map(|w| (w.built.temp.as_path(), w.built.output.as_path()))
                 .collect(),
+            files: golden,
             snapshot: writes_snapshot.then_some(text.as_str()),
             entry,
         };

@@ -402,6 +402,17 @@ fn runtime_problems(sections: &[SectionInfo], vocab: Option<&Vocab>) -> Vec<Stri
     if meta.stop_tokens.is_empty() {
         out.push("no stop tokens: LiteRT-LM refuses to create a session".into());
     }
+    if let Some(kind) = meta
+        .sampler
+        .as_ref()
+        .map(|s| s.kind.as_str())
+        .filter(|k| matches!(*k, "greedy" | "top_k"))
+    {
+        // Measured with litert-lm-api 0.18.1: "Sampler type: N not implemented yet".
+        out.push(format!(
+            "the default sampler is `{kind}`, which LiteRT-LM's CPU sampler does not implement: sessions without their own sampler fail (use top_p with k = 1 for greedy)"
+        ));
+    }
     if let Some(v) = vocab {
         let tokens = meta.start_token.iter().chain(&meta.stop_tokens);
         for id in tokens.filter_map(|t| t.ids.as_ref()).flatten() {

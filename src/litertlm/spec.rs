@@ -141,8 +141,8 @@ fn ids(ids: Vec<i32>) -> TokenUnion {
     }
 }
 
-/// The LlmMetadata for `spec` over this tokenizer: greedy sampling by default (what `apply`
-/// verifies), the generic model type, the cache capacity as the token budget.
+/// The LlmMetadata for `spec` over this tokenizer: greedy sampling by default (top-p over k = 1, what
+/// `apply` verifies by running a default session), the generic model type, the cache capacity as the token budget.
 pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<LlmMetadata, String> {
     let start = match &spec.start_token {
         Some(t) => resolve(t, vocab, file, "start token")?,
@@ -193,12 +193,15 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
             model: affixes(&t.model),
             system: affixes(&t.system),
         }),
+        // Greedy as top-p sampling over the top k = 1 token: LiteRT-LM 0.18's CPU sampler
+        // implements only `TOP_P` ("Sampler type: 3 not implemented yet" for `GREEDY`, 1
+        // for `TOP_K`; measured), and its own Python API asks for greedy this way.
         sampler_params: Some(SamplerParameters {
-            r#type: sampler_parameters::Type::Greedy.into(),
+            r#type: sampler_parameters::Type::TopP.into(),
             k: 1,
-            p: 0.0,
-            temperature: 0.0,
-            seed: None,
+            p: 0.95,
+            temperature: 1.0,
+            seed: Some(0),
         }),
         max_num_tokens: i32::try_from(spec.max_num_tokens).unwrap_or(i32::MAX),
         llm_model_type: Some(LlmModelType {

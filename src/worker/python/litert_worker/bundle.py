@@ -1,6 +1,6 @@
 """The `.litertlm` bundle, run by Google's LiteRT-LM runtime (`litert_lm.Engine`, CPU) the
-way an app runs it: greedy sampling, the runtime's own tokenizer and start token, prompt
-templates off. litert writes the bundle (in Rust) and compares what this returns with the
+way an app runs it: the bundle's own default sampler (greedy, from its LlmMetadata), the
+runtime's own tokenizer and start token, prompt templates off. litert writes the bundle (in Rust) and compares what this returns with the
 generation check's interpreter-driven tokens; nothing here judges."""
 
 import os
@@ -27,9 +27,9 @@ def check_bundle(request):
     prompts = []
     try:
         for p in request["prompts"]:
+            # The bundle's own sampler (its LlmMetadata says greedy): what an app gets.
             session = engine.create_session(
                 apply_prompt_template=False,
-                sampler_config=litert_lm.SamplerConfig(top_k=1),
                 max_output_tokens=int(request["max_new"]),
             )
             try:
