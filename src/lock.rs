@@ -43,6 +43,10 @@ pub struct Entry {
     /// False when the artifact has Flex ops: their serialized attributes come out in varying
     /// order, so a rebuild is not promised to repeat the bytes.
     pub reproducible: bool,
+    /// Seconds the build took when this artifact was first built (kept while it stays the
+    /// same), for balancing CI shards (`src/shard.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +182,7 @@ mod tests {
             size: 3,
             keras_outputs: vec![],
             reproducible: true,
+            build_seconds: Some(1.5),
         }
     }
 

@@ -3,10 +3,12 @@
 
 mod apply;
 mod bench;
+mod cache;
 mod check;
 mod diff;
 mod env;
 mod inspect;
+mod lock;
 mod output;
 mod plan;
 mod recipes;
@@ -47,6 +49,8 @@ enum Command {
     Bench(bench::BenchArgs),
     Schema(schema::SchemaArgs),
     Env(env::EnvArgs),
+    Cache(cache::CacheCommand),
+    Lock(lock::LockCommand),
 }
 
 /// Parse the process arguments, run the verb and return its exit code.
@@ -76,6 +80,8 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Lock(args) => lock::run(args),
     };
     match exit {
         Ok(code) => code.into(),

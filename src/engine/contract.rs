@@ -218,6 +218,7 @@ pub fn entry_for(
         size,
         keras_outputs: keras_outputs.to_vec(),
         reproducible: model.flex_ops.is_empty(),
+        build_seconds: None,
     }
 }
 

@@ -31,6 +31,14 @@ pub fn worker_path(temp_artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where an artifact restored from the remote cache brings the record of the build that
+/// made it (the worker never writes one: a fresh build's record is made from its report).
+pub fn restored_record_path(temp_artifact: &Path) -> PathBuf {
+    let mut name = temp_artifact.as_os_str().to_owned();
+    name.push(".golden.json");
+    PathBuf::from(name)
+}
+
 /// `snapshots/<id>.golden.npz` for the snapshot `snapshots/<id>.yaml`.
 pub fn npz_path(snapshot: &Path) -> PathBuf {
     snapshot.with_extension("golden.npz")
@@ -80,25 +88,36 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
                 .max()
                 .map_or(0, |m| m + 1)
         });
-    let text = serde_json::to_string_pretty(&Record {
-        format: FORMAT,
-        artifact: plan.id.clone(),
-        samples,
-        parity_max_abs_error: result
-            .parity
-            .iter()
-            .flat_map(|p| &p.outputs)
-            .map(|o| (o.name.clone(), o.max_abs_error))
-            .collect(),
-        accuracy: result.accuracy.clone(),
-    })
-    .map_err(std::io::Error::other)?;
+    let measured = match restored_record(plan, temp_artifact) {
+        Some(r) => r,
+        None => Record {
+            format: FORMAT,
+            artifact: plan.id.clone(),
+            samples,
+            parity_max_abs_error: result
+                .parity
+                .iter()
+                .flat_map(|p| &p.outputs)
+                .map(|o| (o.name.clone(), o.max_abs_error))
+                .collect(),
+            accuracy: result.accuracy.clone(),
+        },
+    };
+    let text = serde_json::to_string_pretty(&measured).map_err(std::io::Error::other)?;
     // The first build of a project writes its golden data before its first snapshot.
     std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
     // Copied, not renamed: the build directory and `snapshots/` may be on different file
     // systems, and the file is capped at about 1 MiB.
     crate::fsio::write_atomic(&npz, std::fs::read(&from)?)?;
     crate::fsio::write_atomic(&record, text + "\n")
+}
+
+/// The record a cache restore brought for this artifact, if it is one of this format for
+/// this very artifact (the cache verified its bytes; anything else is made afresh).
+fn restored_record(plan: &BuildPlan, temp_artifact: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(restored_record_path(temp_artifact)).ok()?;
+    let record: Record = serde_json::from_str(&text).ok()?;
+    (record.format == FORMAT && record.artifact == plan.id).then_some(record)
 }
 
 /// Read the record of the last apply, if there is one.

@@ -1,9 +1,10 @@
 //! The build pipeline behind `litert apply`: hands each build plan to a worker, watches its
 //! progress under a timeout, checks what comes back (parity, gates, the lock under
 //! `--locked`) and commits the artifact, its snapshot and its lock entry as one transaction
-//! ([`transaction`]) as soon as the build is accepted. A failed build never leaves a temp
-//! file or touches the previous artifact; a crashed worker is replaced so the remaining
-//! builds still run.
+//! ([`transaction`]) as soon as the build is accepted. An artifact restored from the remote
+//! cache ([`restore`]) goes through the same checks and the same transaction. A failed build
+//! never leaves a temp file or touches the previous artifact; a crashed worker is replaced so
+//! the remaining builds still run.
 
 pub mod accuracy;
 pub mod contract;
@@ -46,6 +47,17 @@ pub struct ApplyOptions {
     pub locked: BTreeMap<(PathBuf, String), crate::lock::Entry>,
     /// The digested inputs of each plan to build, for its new lock entry.
     pub inputs: BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    /// Record entries in `litert.lock` (false for one shard of a sharded run, whose entries
+    /// go to its lock fragment).
+    pub write_lock: bool,
+}
+
+/// What checking a finished artifact needs from the run.
+pub struct Acceptance<'a> {
+    pub policy: contract::Policy,
+    pub locked: &'a BTreeMap<(PathBuf, String), crate::lock::Entry>,
+    pub inputs: &'a BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    pub write_lock: bool,
 }
 
 /// What happened to one build.
@@ -83,6 +95,10 @@ pub struct Converted {
     pub snapshot: contract::SnapshotOutcome,
     /// The artifact against its quantization mode.
     pub quantization: Option<quant::Verification>,
+    /// The cache it was restored from, when it was not converted in this run.
+    pub restored_from: Option<String>,
+    /// Its lock entry (when written, or when a shard records it in its fragment).
+    pub entry: Option<crate::lock::Entry>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -249,7 +265,7 @@ impl WorkerSlot<'_> {
     ) -> Outcome {
         let start = Instant::now();
         let label = format!("[{}/{total}] {}", index + 1, plan.id);
-        let status = self.run(&plan, &label, progress);
+        let status = self.run(&plan, &label, progress, start);
         let seconds = start.elapsed().as_secs_f64();
         progress.finish(&label, matches!(status, Status::Built(_)));
         Outcome {
@@ -260,7 +276,13 @@ impl WorkerSlot<'_> {
         }
     }
 
-    fn run(&mut self, plan: &BuildPlan, label: &str, progress: &Progress) -> Status {
+    fn run(
+        &mut self,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+        start: Instant,
+    ) -> Status {
         if plan.runs_code && !self.options.allow_code {
             return Status::Failed(Failure {
                 stage: "plan".into(),
@@ -353,147 +375,210 @@ impl WorkerSlot<'_> {
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
-        let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
-        let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                return Status::Failed(Failure {
-                    stage: "inspect".into(),
-                    message: format!("the converter wrote a model litert cannot read: {e}"),
-                    hint: None,
-                    detail: None,
-                });
-            }
+        let ctx = Acceptance {
+            policy: self.options.policy,
+            locked: &self.options.locked,
+            inputs: &self.options.inputs,
+            write_lock: self.options.write_lock,
         };
-        let mut gate_results = gates::check(plan, &model, size);
-        gate_results.extend(accuracy::check(
-            plan.accuracy.as_ref(),
-            result.accuracy.as_ref(),
-        ));
-        if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
-            gate_results.push(generation::contract(g, &model, r.num_layers));
-        }
-        let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
-        let mut reasons: Vec<String> = gate_results
-            .iter()
-            .filter(|g| !g.ok)
-            .map(|g| g.message.clone())
-            .collect();
-        reasons.extend(
-            quantization
-                .as_ref()
-                .and_then(quant::Verification::rejection),
-        );
-        if let Some(p) = &result.parity
-            && !p.ok
-        {
-            reasons.insert(0, "parity with Keras failed".into());
-        }
-        if let Some(reason) = result
-            .generation
-            .as_ref()
-            .and_then(|g| g.check.as_ref())
-            .and_then(generation::rejection)
-        {
-            reasons.insert(0, reason);
-        }
-        let policy = self.options.policy;
-        let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
-        if policy.locked {
-            let key = (plan.root.clone(), plan.id.clone());
-            reasons.extend(locked_reasons(
-                self.options.locked.get(&key),
-                &sha256,
-                &result.versions,
-            ));
-        }
-        let (snapshot, text) =
-            contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
-        if let Some(reason) = contract::snapshot_reason(&snapshot) {
-            reasons.push(reason);
-        }
-        let converted = Converted {
+        accept(
+            plan,
+            temp,
             result,
-            model: Box::new(model),
-            size,
-            sha256,
-            gates: gate_results,
-            snapshot,
-            quantization,
-        };
-        let mut converted = converted;
-        if !reasons.is_empty() {
-            // A changed signature leaves its pending snapshot for review; nothing else is
-            // written for a rejected artifact.
-            if policy.write
-                && matches!(
-                    converted.snapshot,
-                    contract::SnapshotOutcome::Changed { .. }
-                )
-            {
-                let _ = contract::commit_snapshot(&converted.snapshot, &text);
-            }
-            converted.snapshot = converted.snapshot.unwritten();
-            // The file it was read from is gone with the build directory.
-            converted.model.file = String::new();
-            return Status::Rejected(converted, reasons);
-        }
-        if !policy.write {
-            converted.model.file = String::new();
-            return Status::Built(converted);
-        }
-        // Golden outputs are written before the build's transaction, so a failure here
-        // leaves the artifact, its snapshot and litert.lock as they were.
-        if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
+            &ctx,
+            None,
+            start.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+/// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
+/// writes it to the path it is given and returns the worker's report of it and the build
+/// time to record; the artifact then goes through the same checks and the same transaction
+/// as a fresh build. `Err` with the reason when nothing could be fetched (nothing was
+/// written).
+pub fn restore<F>(
+    plan: &BuildPlan,
+    ctx: &Acceptance<'_>,
+    source: &str,
+    fetch: F,
+) -> Result<Status, String>
+where
+    F: FnOnce(&Path) -> Result<(Box<BuildResult>, f64), String>,
+{
+    let temp = TempArtifact::create(&plan.output, ctx.policy.write).map_err(|f| f.message)?;
+    let (result, seconds) = fetch(&temp.path)?;
+    Ok(accept(
+        plan,
+        temp,
+        result,
+        ctx,
+        Some(source.to_string()),
+        seconds,
+    ))
+}
+
+/// Check an artifact waiting in its private directory (parity, gates, quantization, the
+/// lock under `--locked`, the snapshot) and commit it when it passes. `seconds` is the build
+/// time its lock entry records (unless the lock already knew this very artifact).
+fn accept(
+    plan: &BuildPlan,
+    temp: TempArtifact,
+    result: Box<BuildResult>,
+    ctx: &Acceptance<'_>,
+    restored_from: Option<String>,
+    seconds: f64,
+) -> Status {
+    let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
+    let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
+        Ok(m) => m,
+        Err(e) => {
             return Status::Failed(Failure {
-                stage: "write".into(),
-                message: format!(
-                    "cannot write the golden outputs beside `{}`: {}; nothing was changed (the artifact, its snapshot and litert.lock are as before)",
-                    plan.snapshot.display(),
-                    write_reason(&e)
-                ),
-                hint: Some("free space or fix the permissions of the snapshot directory".into()),
+                stage: "inspect".into(),
+                message: format!("the converter wrote a model litert cannot read: {e}"),
+                hint: None,
                 detail: None,
             });
         }
+    };
+    let mut gate_results = gates::check(plan, &model, size);
+    gate_results.extend(accuracy::check(
+        plan.accuracy.as_ref(),
+        result.accuracy.as_ref(),
+    ));
+    if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
+        gate_results.push(generation::contract(g, &model, r.num_layers));
+    }
+    let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
+    let mut reasons: Vec<String> = gate_results
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| g.message.clone())
+        .collect();
+    reasons.extend(
+        quantization
+            .as_ref()
+            .and_then(quant::Verification::rejection),
+    );
+    if let Some(p) = &result.parity
+        && !p.ok
+    {
+        reasons.insert(0, "parity with Keras failed".into());
+    }
+    if let Some(reason) = result
+        .generation
+        .as_ref()
+        .and_then(|g| g.check.as_ref())
+        .and_then(generation::rejection)
+    {
+        reasons.insert(0, reason);
+    }
+    let policy = ctx.policy;
+    let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
+    if policy.locked {
         let key = (plan.root.clone(), plan.id.clone());
-        let entry = (!policy.locked).then(|| {
-            contract::entry_for(
-                plan,
-                self.options
-                    .inputs
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| crate::lock::Inputs {
-                        plan: plan.digest.clone(),
-                        model: String::new(),
-                        calibration: None,
-                        toolchain: String::new(),
-                    }),
-                &converted.result.versions,
-                &converted.result.keras_outputs,
-                &converted.model,
-                converted.sha256.clone(),
-                converted.size,
+        reasons.extend(locked_reasons(
+            ctx.locked.get(&key),
+            &sha256,
+            &result.versions,
+        ));
+    }
+    let (snapshot, text) = contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
+    if let Some(reason) = contract::snapshot_reason(&snapshot) {
+        reasons.push(reason);
+    }
+    let converted = Converted {
+        result,
+        model: Box::new(model),
+        size,
+        sha256,
+        gates: gate_results,
+        snapshot,
+        quantization,
+        restored_from,
+        entry: None,
+    };
+    let mut converted = converted;
+    if !reasons.is_empty() {
+        // A changed signature leaves its pending snapshot for review; nothing else is
+        // written for a rejected artifact.
+        if policy.write
+            && matches!(
+                converted.snapshot,
+                contract::SnapshotOutcome::Changed { .. }
             )
-        });
-        let writes_snapshot = matches!(
-            converted.snapshot,
-            contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
-        );
-        let change = transaction::Change {
-            plan,
-            artifact: &temp.path,
-            snapshot: writes_snapshot.then_some(text.as_str()),
-            entry,
-        };
-        match transaction::commit(change) {
-            Ok(()) => {
-                converted.model.file = plan.output.display().to_string();
-                Status::Built(converted)
-            }
-            Err(failure) => Status::Failed(failure),
+        {
+            let _ = contract::commit_snapshot(&converted.snapshot, &text);
         }
+        converted.snapshot = converted.snapshot.unwritten();
+        // The file it was read from is gone with the build directory.
+        converted.model.file = String::new();
+        return Status::Rejected(converted, reasons);
+    }
+    if !policy.write {
+        converted.model.file = String::new();
+        return Status::Built(converted);
+    }
+    // Golden outputs are written before the build's transaction, so a failure here
+    // leaves the artifact, its snapshot and litert.lock as they were.
+    if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
+        return Status::Failed(Failure {
+            stage: "write".into(),
+            message: format!(
+                "cannot write the golden outputs beside `{}`: {}; nothing was changed (the artifact, its snapshot and litert.lock are as before)",
+                plan.snapshot.display(),
+                write_reason(&e)
+            ),
+            hint: Some("free space or fix the permissions of the snapshot directory".into()),
+            detail: None,
+        });
+    }
+    let key = (plan.root.clone(), plan.id.clone());
+    let inputs = ctx
+        .inputs
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| crate::lock::Inputs {
+            plan: plan.digest.clone(),
+            model: String::new(),
+            calibration: None,
+            toolchain: String::new(),
+        });
+    let mut entry = contract::entry_for(
+        plan,
+        inputs,
+        &converted.result.versions,
+        &converted.result.keras_outputs,
+        &converted.model,
+        converted.sha256.clone(),
+        converted.size,
+    );
+    // The lock keeps the first build time of an artifact that stays the same, so a rebuild,
+    // a shard or a cache restore leaves its entry byte for byte as it was.
+    entry.build_seconds = Some(crate::shard::recorded_time(
+        ctx.locked.get(&key),
+        &entry,
+        seconds,
+    ));
+    converted.entry = Some(entry.clone());
+    // `--locked` never writes the lock; a shard's entries go to its fragment.
+    let entry = (!policy.locked && ctx.write_lock).then_some(entry);
+    let writes_snapshot = matches!(
+        converted.snapshot,
+        contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
+    );
+    let change = transaction::Change {
+        plan,
+        artifact: &temp.path,
+        snapshot: writes_snapshot.then_some(text.as_str()),
+        entry,
+    };
+    match transaction::commit(change) {
+        Ok(()) => {
+            converted.model.file = plan.output.display().to_string();
+            Status::Built(converted)
+        }
+        Err(failure) => Status::Failed(failure),
     }
 }
 
