@@ -214,10 +214,9 @@ fn http_cache_failures_never_lose_work() {
     let url = format!("{}/cache", server.url());
     let first = Project::new();
     ok(&first.run(&["apply", "recipes/mlp.yaml", "--cache", &url], &[]));
-    // Per artifact: the artifact, its snapshot, its golden outputs and their record, and
-    // the cache record.
+    // Per artifact: the artifact, its golden outputs and the record.
     let objects = files(store.path());
-    assert_eq!(objects.len(), 15, "{objects:?}");
+    assert_eq!(objects.len(), 9, "{objects:?}");
 
     // Corrupt one stored artifact and truncate another's record: those two are rebuilt
     // locally with a warning, the third is restored.
@@ -246,7 +245,7 @@ fn http_cache_failures_never_lose_work() {
     );
     assert!(
         out.stderr
-            .contains("the artifact's bytes are not the record's")
+            .contains("the `artifact.tflite` object's bytes are not the record's")
             && out.stderr.contains("the record is not valid")
             && out.stderr.contains("building it locally"),
         "{}",

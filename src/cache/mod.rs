@@ -1,22 +1,23 @@
 //! The remote build cache: artifacts shared between CI runners and laptops through an object
 //! store (`s3://`, `gs://`, `az://`, plain `http(s)://` GET/PUT, `file://`), addressed by
 //! the digests of what built them. The key is made from an artifact's build inputs (resolved
-//! recipe, model source, calibration data, toolchain), exactly what the lock compares; the
-//! value is the artifact, its signature snapshot, its golden outputs (when the build made
-//! them: `litert test` re-runs the artifact on them) and a [`Record`] of all three.
+//! recipe, model source, calibration data, toolchain), exactly what the lock compares. Under
+//! it: `artifact.tflite`, `golden.npz` (the golden outputs `litert test` re-runs the artifact
+//! on, when the build made them) and `record.json`, a [`Record`] of both that also carries
+//! the signature snapshot and the golden outputs' record.
 //!
-//! Nothing fetched is trusted: the artifact's sha256 and size must be the record's, the
-//! snapshot's and the golden outputs' too, and the artifact read natively must render that
-//! very snapshot. A server that is down, a missing object or a corrupt one is never an error
-//! here: the caller is told why the cache could not help and builds locally. The first
-//! transport failure marks the cache down for the rest of the run, so a dead server costs one
-//! timeout, not one per artifact.
+//! Nothing fetched is trusted: the record must be the one for this key and these inputs,
+//! every object's sha256 and size must be the record's, and the artifact read natively must
+//! render the record's snapshot. A server that is down, a missing object or a corrupt one is
+//! never an error here: the caller is told why the cache could not help and builds locally.
+//! The first transport failure marks the cache down for the rest of the run, so a dead server
+//! costs one timeout, not one per artifact.
 
 pub mod record;
 pub mod settings;
 pub mod store;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -175,32 +176,33 @@ impl Remote {
     }
 
     /// Stream an object into `dest`; returns the bytes written, `Ok(None)` when absent.
-    fn get_to_file(&self, path: &StorePath, dest: &Path) -> Result<Option<u64>, Down> {
+    async fn get_to_file(&self, path: &StorePath, dest: &Path) -> Result<Option<u64>, Down> {
         use std::io::Write;
-        self.runtime.block_on(async {
-            let result = match self.store.get(path).await {
-                Ok(r) => r,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(down(e)),
-            };
-            let mut file = std::fs::File::create(dest)
+        let result = match self.store.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(down(e)),
+        };
+        let mut file = std::fs::File::create(dest)
+            .map_err(|e| Down(format!("cannot write `{}`: {e}", dest.display())))?;
+        let mut stream = result.into_stream();
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(down)?;
+            file.write_all(&chunk)
                 .map_err(|e| Down(format!("cannot write `{}`: {e}", dest.display())))?;
-            let mut stream = result.into_stream();
-            let mut written = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(down)?;
-                file.write_all(&chunk)
-                    .map_err(|e| Down(format!("cannot write `{}`: {e}", dest.display())))?;
-                written += chunk.len() as u64;
-            }
-            file.sync_all()
-                .map_err(|e| Down(format!("cannot write `{}`: {e}", dest.display())))?;
-            Ok(Some(written))
-        })
+            written += chunk.len() as u64;
+        }
+        // Not flushed to disk here: `dest` is a scratch file in the build's private
+        // directory, and what is kept of it is flushed when it is committed.
+        Ok(Some(written))
     }
 
     /// Look `key` up and, when it is there, download the artifact to `dest` and verify it
     /// (see the module docs). `id` is the artifact id the snapshot must name.
+    ///
+    /// Two round trips: the record (which carries the small text files), then the artifact
+    /// and the golden outputs at once.
     pub fn fetch(&self, key: &str, inputs: &Inputs, id: &str, dest: &Path) -> Lookup {
         if let Some(why) = self.down_reason() {
             return Lookup::Unusable(why);
@@ -214,57 +216,51 @@ impl Remote {
             },
             Err(Down(why)) => return Lookup::Unusable(self.mark_down(&why)),
         };
-        let snapshot = match self.get_small(&self.object(key, "snapshot.yaml")) {
-            Ok(Some(s)) => s,
-            Ok(None) => return bad("the snapshot object is missing".into()),
-            Err(Down(why)) => return Lookup::Unusable(self.mark_down(&why)),
-        };
-        if crate::digest::sha256_hex(&snapshot) != record.snapshot.sha256 {
-            return bad("the snapshot's sha256 is not the record's".into());
-        }
-        match self.get_to_file(&self.object(key, "artifact.tflite"), dest) {
-            Ok(Some(_)) => {}
-            Ok(None) => return bad("the artifact object is missing".into()),
-            Err(Down(why)) => return Lookup::Unusable(self.mark_down(&why)),
-        }
-        let sha = crate::digest::file_sha256(dest).unwrap_or_default();
-        let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
-        if sha != record.artifact.sha256 || size != record.artifact.size {
-            return bad(format!(
-                "the artifact's bytes are not the record's (sha256 {} and {size} bytes, record {} and {} bytes)",
-                short(&sha),
-                short(&record.artifact.sha256),
-                record.artifact.size
-            ));
-        }
+        let mut files = vec![("artifact.tflite", &record.artifact, dest.to_path_buf())];
         if let Some(g) = &record.golden {
-            let files = [
-                ("golden.npz", &g.npz, golden::worker_path(dest)),
-                ("golden.json", &g.record, golden::restored_record_path(dest)),
-            ];
-            for (name, blob, path) in files {
-                match self.get_to_file(&self.object(key, name), &path) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return bad(format!("the `{name}` object is missing")),
-                    Err(Down(why)) => return Lookup::Unusable(self.mark_down(&why)),
-                }
-                let sha = crate::digest::file_sha256(&path).unwrap_or_default();
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                if sha != blob.sha256 || size != blob.size {
-                    return bad(format!("the `{name}` object's bytes are not the record's"));
-                }
+            files.push(("golden.npz", &g.npz, golden::worker_path(dest)));
+        }
+        let objects: Vec<StorePath> = files
+            .iter()
+            .map(|(name, _, _)| self.object(key, name))
+            .collect();
+        let fetched = self.runtime.block_on(futures_util::future::join_all(
+            files
+                .iter()
+                .zip(&objects)
+                .map(|((_, _, path), object)| self.get_to_file(object, path)),
+        ));
+        for ((name, blob, path), got) in files.iter().zip(fetched) {
+            match got {
+                Ok(Some(_)) => {}
+                Ok(None) => return bad(format!("the `{name}` object is missing")),
+                Err(Down(why)) => return Lookup::Unusable(self.mark_down(&why)),
             }
+            let sha = crate::digest::file_sha256(path).unwrap_or_default();
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if sha != blob.sha256 || size != blob.size {
+                return bad(format!(
+                    "the `{name}` object's bytes are not the record's (sha256 {} and {size} bytes, record {} and {} bytes)",
+                    short(&sha),
+                    short(&blob.sha256),
+                    blob.size
+                ));
+            }
+        }
+        if let Some(g) = &record.golden
+            && let Err(e) = std::fs::write(golden::restored_record_path(dest), &g.record)
+        {
+            return bad(format!("cannot write its golden record: {e}"));
         }
         // The artifact, read natively, must be the one the snapshot describes.
         let model = match tflite::read_path(dest, tflite::ReadOptions::default()) {
             Ok(m) => m,
             Err(e) => return bad(format!("the artifact cannot be read: {e}")),
         };
-        let snapshot = String::from_utf8_lossy(&snapshot);
         if Snapshot::of(id, &model)
             .with_keras_outputs(&record.keras_outputs)
             .render()
-            != snapshot
+            != record.snapshot
         {
             return bad("the artifact's signature is not the one its snapshot records".into());
         }
@@ -294,10 +290,15 @@ impl Remote {
         }
     }
 
-    /// Store an artifact with its snapshot and golden outputs under `record.key`: the objects
-    /// first, the record last, so a reader never finds a record before its objects. An
+    /// Store an artifact and its golden outputs under `record.key`, then the record (which
+    /// carries the snapshot), so a reader never finds a record before its objects. An
     /// existing record is left alone.
-    pub fn push(&self, record: &Record, upload: &Upload) -> Result<Pushed, String> {
+    pub fn push(
+        &self,
+        record: &Record,
+        artifact: &Path,
+        golden_npz: Option<Vec<u8>>,
+    ) -> Result<Pushed, String> {
         if self.read_only {
             return Err(format!("the cache `{}` is read-only in this run", self.url));
         }
@@ -318,41 +319,34 @@ impl Remote {
             Ok(false) => {}
             Err(Down(why)) => return Err(self.mark_down(&why)),
         }
-        let bytes = std::fs::read(upload.artifact)
-            .map_err(|e| format!("cannot read `{}`: {e}", upload.artifact.display()))?;
+        let bytes = std::fs::read(artifact)
+            .map_err(|e| format!("cannot read `{}`: {e}", artifact.display()))?;
         if crate::digest::sha256_hex(&bytes) != record.artifact.sha256 {
             return Err(format!(
                 "`{}` changed since it was built; not pushed",
-                upload.artifact.display()
+                artifact.display()
             ));
         }
-        let mut puts = vec![
-            (self.object(key, "artifact.tflite"), PutPayload::from(bytes)),
-            (
-                self.object(key, "snapshot.yaml"),
-                PutPayload::from(upload.snapshot.as_bytes().to_vec()),
-            ),
-        ];
-        if let Some((npz, record)) = &upload.golden {
-            puts.push((
-                self.object(key, "golden.npz"),
-                PutPayload::from(npz.clone()),
-            ));
-            puts.push((
-                self.object(key, "golden.json"),
-                PutPayload::from(record.clone()),
-            ));
+        let mut objects = vec![(self.object(key, "artifact.tflite"), PutPayload::from(bytes))];
+        if let Some(npz) = golden_npz {
+            objects.push((self.object(key, "golden.npz"), PutPayload::from(npz)));
         }
-        puts.push((record_path, PutPayload::from(record.to_json().into_bytes())));
-        for (path, payload) in puts {
-            let put = self
-                .runtime
-                .block_on(async { self.store.put(&path, payload).await });
-            if let Err(e) = put {
-                return Err(self.mark_down(&down(e).0));
-            }
+        let puts = self.runtime.block_on(futures_util::future::join_all(
+            objects
+                .into_iter()
+                .map(|(path, payload)| async move { self.store.put(&path, payload).await }),
+        ));
+        let record_put = match puts.into_iter().find_map(Result::err) {
+            Some(e) => Err(e),
+            None => self.runtime.block_on(self.store.put(
+                &record_path,
+                PutPayload::from(record.to_json().into_bytes()),
+            )),
+        };
+        match record_put {
+            Ok(_) => Ok(Pushed::Stored),
+            Err(e) => Err(self.mark_down(&down(e).0)),
         }
-        Ok(Pushed::Stored)
     }
 
     /// Push the artifact of `plan` as its lock `entry` describes it, with its snapshot and
@@ -386,10 +380,10 @@ impl Remote {
                 sha256: entry.sha256.clone(),
                 size: entry.size,
             },
-            snapshot: Blob::of(snapshot.as_bytes()),
+            snapshot,
             golden: golden.as_ref().map(|(npz, record)| Golden {
                 npz: Blob::of(npz),
-                record: Blob::of(record),
+                record: record.clone(),
             }),
             worker: entry.worker.clone(),
             build_seconds: entry.build_seconds,
@@ -397,36 +391,27 @@ impl Remote {
             report: report.cloned(),
             litert: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let upload = Upload {
-            artifact: &plan.output,
-            snapshot: &snapshot,
-            golden,
-        };
-        self.push(&record, &upload)
+        self.push(&record, &plan.output, golden.map(|(npz, _)| npz))
     }
 }
 
-/// The objects of one cache entry, besides its record.
-pub struct Upload<'a> {
-    pub artifact: &'a Path,
-    pub snapshot: &'a str,
-    pub golden: Option<GoldenFiles>,
-}
-
-/// The bytes of an artifact's golden `.npz` and of its `.json` record.
-pub type GoldenFiles = (Vec<u8>, Vec<u8>);
+/// The bytes of an artifact's golden `.npz` and the text of its `.json` record.
+type GoldenFiles = (Vec<u8>, String);
 
 /// The golden files beside `snapshot`, when both are there (one without the other is not a
 /// pair a build wrote: it is not pushed).
 fn read_golden(snapshot: &Path) -> Result<Option<GoldenFiles>, String> {
-    let read = |path: PathBuf| match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+    let npz = match std::fs::read(golden::npz_path(snapshot)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read the golden outputs: {e}")),
     };
-    let npz = read(golden::npz_path(snapshot))?;
-    let record = read(golden::record_path(snapshot))?;
-    Ok(npz.zip(record))
+    let record_path = golden::record_path(snapshot);
+    match std::fs::read_to_string(&record_path) {
+        Ok(text) => Ok(Some((npz, text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read `{}`: {e}", record_path.display())),
+    }
 }
 
 fn down(e: object_store::Error) -> Down {
@@ -537,10 +522,7 @@ mod tests {
                 sha256: "a".repeat(64),
                 size: 1,
             },
-            snapshot: Blob {
-                sha256: "b".repeat(64),
-                size: 1,
-            },
+            snapshot: "a: 1\n".into(),
             golden: None,
             worker: Default::default(),
             build_seconds: None,
@@ -557,7 +539,9 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, record.to_json()).unwrap();
         match remote.fetch(&k, &inputs(), "a", &dest) {
-            Lookup::Unusable(why) => assert!(why.contains("snapshot object is missing"), "{why}"),
+            Lookup::Unusable(why) => {
+                assert!(why.contains("`artifact.tflite` object is missing"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
         // Not a transport failure: the cache stays usable.
@@ -581,10 +565,7 @@ mod tests {
                 sha256: "a".repeat(64),
                 size: 1,
             },
-            snapshot: Blob {
-                sha256: "b".repeat(64),
-                size: 1,
-            },
+            snapshot: "a: 1\n".into(),
             golden: None,
             worker: Default::default(),
             build_seconds: None,
@@ -592,12 +573,9 @@ mod tests {
             report: None,
             litert: "0".into(),
         };
-        let upload = Upload {
-            artifact: &dir.path().join("x"),
-            snapshot: "",
-            golden: None,
-        };
-        let err = remote.push(&record, &upload).unwrap_err();
+        let err = remote
+            .push(&record, &dir.path().join("x"), None)
+            .unwrap_err();
         assert!(err.contains("read-only"), "{err}");
     }
 }

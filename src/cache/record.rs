@@ -1,9 +1,11 @@
-//! What the remote cache stores for one artifact, besides its bytes, its signature snapshot
-//! and its golden outputs: the record. It names the key it was stored under, the build inputs
-//! that key was made from, the sha256 and size of each stored object, what the lock
-//! needs from the machine that built it (worker versions, build time), and the worker's
-//! report (parity, accuracy, calibration). A record is written last, so one that exists
-//! points at objects that were complete when it was written; a reader still verifies them.
+//! What the remote cache stores for one artifact besides its bytes and its golden outputs:
+//! the record. It names the key it was stored under and the build inputs that key was made
+//! from, gives the sha256 and size of each stored object, carries the small text files (the
+//! signature snapshot and the golden outputs' record, so a restore takes two round trips),
+//! what the lock needs from the machine that built it (worker versions, build time), and the
+//! worker's report (parity, accuracy, calibration). A record is written last, so one that
+//! exists points at objects that were complete when it was written; a reader still verifies
+//! them.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,8 @@ pub struct Record {
     pub id: String,
     pub inputs: Inputs,
     pub artifact: Blob,
-    pub snapshot: Blob,
+    /// The signature snapshot, as `snapshots/<id>.yaml` holds it.
+    pub snapshot: String,
     /// The golden outputs `litert test` re-runs the artifact on, with the record of the build
     /// that measured them; absent when the build made none (parity off, Flex ops, inputs over
     /// the size cap).
@@ -80,9 +83,8 @@ impl Record {
         if record.inputs != *inputs {
             return Err("the record's build inputs are not this artifact's".to_string());
         }
-        let golden = record.golden.iter().flat_map(|g| [&g.npz, &g.record]);
-        let well_formed = [&record.artifact, &record.snapshot]
-            .into_iter()
+        let golden = record.golden.iter().map(|g| &g.npz);
+        let well_formed = std::iter::once(&record.artifact)
             .chain(golden)
             .all(|b| is_hex_sha256(&b.sha256));
         if !well_formed {
@@ -92,12 +94,13 @@ impl Record {
     }
 }
 
-/// The two golden files of an artifact (`snapshots/<id>.golden.npz` and `.golden.json`).
+/// The two golden files of an artifact: `snapshots/<id>.golden.npz` (stored as its own
+/// object) and the text of `snapshots/<id>.golden.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Golden {
     pub npz: Blob,
-    pub record: Blob,
+    pub record: String,
 }
 
 impl Blob {
@@ -136,10 +139,7 @@ mod tests {
                 sha256: "a".repeat(64),
                 size: 3,
             },
-            snapshot: Blob {
-                sha256: "b".repeat(64),
-                size: 4,
-            },
+            snapshot: "a: 1\n".into(),
             golden: None,
             worker: BTreeMap::new(),
             build_seconds: Some(1.5),
@@ -164,11 +164,11 @@ mod tests {
         assert!(Record::parse(bad.to_json().as_bytes(), "k", &inputs()).is_err());
         let mut bad = record();
         bad.golden = Some(Golden {
-            npz: Blob::of(b"npz"),
-            record: Blob {
+            npz: Blob {
                 sha256: "../x".into(),
                 size: 1,
             },
+            record: "{}".into(),
         });
         assert!(Record::parse(bad.to_json().as_bytes(), "k", &inputs()).is_err());
     }
