@@ -78,22 +78,12 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
         }
         return Ok(());
     }
-    let samples = std::fs::File::open(&from)
-        .ok()
-        .and_then(|f| runtime::tensor::read_npz(f).ok())
-        .map_or(0, |arrays| {
-            arrays
-                .iter()
-                .filter_map(|(n, _)| n.split('/').next()?.parse::<usize>().ok())
-                .max()
-                .map_or(0, |m| m + 1)
-        });
     let measured = match restored_record(plan, temp_artifact) {
         Some(r) => r,
         None => Record {
             format: FORMAT,
             artifact: plan.id.clone(),
-            samples,
+            samples: count_samples(&from),
             parity_max_abs_error: result
                 .parity
                 .iter()
@@ -108,8 +98,24 @@ pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> st
     std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
     // Copied, not renamed: the build directory and `snapshots/` may be on different file
     // systems, and the file is capped at about 1 MiB.
-    crate::fsio::write_atomic(&npz, std::fs::read(&from)?)?;
-    crate::fsio::write_atomic(&record, text + "\n")
+    // Unchanged files (a rebuild or a cache restore of the committed artifact) are left
+    // alone.
+    crate::fsio::write_if_changed(&npz, std::fs::read(&from)?)?;
+    crate::fsio::write_if_changed(&record, text + "\n")
+}
+
+/// Samples in a golden `.npz` (0 when it cannot be read).
+fn count_samples(npz: &Path) -> usize {
+    std::fs::File::open(npz)
+        .ok()
+        .and_then(|f| runtime::tensor::read_npz(f).ok())
+        .map_or(0, |arrays| {
+            arrays
+                .iter()
+                .filter_map(|(n, _)| n.split('/').next()?.parse::<usize>().ok())
+                .max()
+                .map_or(0, |m| m + 1)
+        })
 }
 
 /// The record a cache restore brought for this artifact, if it is one of this format for
