@@ -131,6 +131,12 @@ impl Locked {
         })
     }
 
+    /// Take the project's lock without reading the file, for a change that leaves it alone
+    /// (a shard's build, whose entry goes to its fragment).
+    pub fn guard(root: &Path) -> anyhow::Result<File> {
+        project_guard(root)
+    }
+
     /// Where the lock file is.
     pub fn path(&self) -> &Path {
         &self.path
