@@ -22,19 +22,6 @@ pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     stage(path, bytes)?.commit()
 }
 
-/// [`write_atomic`], unless `path` already holds exactly `bytes` (then nothing is written,
-/// not even its modification time).
-pub fn write_if_changed(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
-    let bytes = bytes.as_ref();
-    let same = std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-        && std::fs::read(path).is_ok_and(|old| old == bytes);
-    if same {
-        return Ok(());
-    }
-    write_atomic(path, bytes)
-}
-
 /// A file written in full next to its destination, not yet moved into place: what
 /// [`write_atomic`] does in two steps, for callers that change several files together and
 /// must know every one is written before any replaces its predecessor. Removed on drop
@@ -157,20 +144,6 @@ fn sync_dir(dir: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-
-    #[test]
-    fn unchanged_files_are_not_rewritten() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        write_if_changed(&path, b"one").unwrap();
-        let inode = std::fs::metadata(&path).unwrap().ino();
-        write_if_changed(&path, b"one").unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
-        write_if_changed(&path, b"two").unwrap();
-        assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode);
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-    }
 
     #[test]
     fn replaces_atomically_and_keeps_the_previous_mode() {

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod engine;
 pub mod fsio;
 pub mod interrupt;
+pub mod litertlm;
 pub mod lock;
 pub mod recipe;
 pub mod runtime;

@@ -47,6 +47,18 @@ pub struct Entry {
     /// same), for balancing CI shards (`src/shard.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_seconds: Option<f64>,
+    /// The `.litertlm` bundle built with a generation artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleEntry>,
+}
+
+/// A bundle written beside its artifact, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleEntry {
+    /// Relative to the project root.
+    pub output: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +201,7 @@ mod tests {
             keras_outputs: vec![],
             reproducible: true,
             build_seconds: Some(1.5),
+            bundle: None,
         }
     }
 

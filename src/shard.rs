@@ -379,6 +379,7 @@ mod tests {
             reproducible: true,
             keras_outputs: vec![],
             build_seconds: seconds,
+            bundle: None,
         }
     }
 

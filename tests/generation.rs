@@ -168,12 +168,90 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     ] {
         assert!(snapshot.contains(needle), "{needle} not in\n{snapshot}");
     }
+    // The bundle beside it: written by litert, run by LiteRT-LM with the same greedy text,
+    // locked and snapshot-tested.
+    let bundle = &a["bundle"];
+    assert_eq!(bundle["check"]["ok"], true, "{bundle:#}");
+    assert_eq!(
+        bundle["check"]["run"]["prompts"].as_array().unwrap().len(),
+        2
+    );
+    let bundle_path = d.join("build/gemma_int8.litertlm");
+    let bytes = std::fs::read(&bundle_path).unwrap();
+    assert_eq!(&bytes[..8], b"LITERTLM");
+    let lock = std::fs::read_to_string(d.join("litert.lock")).unwrap();
+    assert!(lock.contains("output: build/gemma_int8.litertlm"), "{lock}");
+    for needle in [
+        "SP_Tokenizer",
+        "stop_tokens",
+        "<end_of_turn>",
+        "max_num_tokens: 48",
+    ] {
+        assert!(snapshot.contains(needle), "{needle} not in\n{snapshot}");
+    }
+    let inspect = litert_env(d, &["inspect", "--json", "build/gemma_int8.litertlm"], &[]);
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    let info: Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(info["problems"].as_array().unwrap().len(), 0, "{info:#}");
     let out = litert_env(
         d,
         &["test", "recipes/gemma_int8.yaml", "--set", &preset],
         &[],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // A rebuild gives the same bundle bytes.
+    let again = litert_env(
+        d,
+        &[
+            "apply",
+            "--force",
+            "--locked",
+            "recipes/gemma_int8.yaml",
+            "--set",
+            &preset,
+        ],
+        &[],
+    );
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(std::fs::read(&bundle_path).unwrap(), bytes);
+    // A tampered bundle fails `litert test`, naming it.
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    std::fs::write(&bundle_path, &tampered).unwrap();
+    let out = litert_env(
+        d,
+        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("gemma_int8.litertlm"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    std::fs::write(&bundle_path, &bytes).unwrap();
+    // An unknown stop token is a located recipe error, found before anything is built.
+    std::fs::write(
+        recipes.join("bad_stop.yaml"),
+        flagship
+            .replace("name: gemma_int8", "name: bad_stop")
+            .replace("\"<end_of_turn>\"]", "\"<|eot_id|>\"]"),
+    )
+    .unwrap();
+    let out = litert_env(
+        d,
+        &["check", "recipes/bad_stop.yaml", "--set", &preset],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("E0318") && out.stderr.contains("<|eot_id|>"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(recipes.join("bad_stop.yaml")).unwrap();
     std::fs::write(
         recipes.join("gemma_int8.yaml"),
         flagship.replace("prefill: [8, 16]", "prefill: [16]"),

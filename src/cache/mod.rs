@@ -51,6 +51,12 @@ pub fn key(inputs: &Inputs) -> String {
     h.finish().trim_start_matches("sha256:").to_string()
 }
 
+/// Whether the cache can hold what `plan` builds: not an artifact with a `.litertlm`
+/// bundle, which the cache does not keep (its lock entry names the bundle too).
+pub fn cacheable(plan: &BuildPlan) -> bool {
+    plan.generation.as_ref().is_none_or(|g| g.bundle.is_none())
+}
+
 /// The first 12 characters of a key or sha256, for messages.
 pub fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
@@ -359,6 +365,9 @@ impl Remote {
         entry: &Entry,
         report: Option<&BuildResult>,
     ) -> Result<Pushed, String> {
+        if !cacheable(plan) {
+            return Err("its `.litertlm` bundle is not kept in the cache".into());
+        }
         let model = tflite::read_path(&plan.output, tflite::ReadOptions::default())
             .map_err(|e| format!("cannot read `{}`: {e}", plan.output.display()))?;
         let snapshot = Snapshot::of(&plan.id, &model)

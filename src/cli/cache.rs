@@ -250,6 +250,9 @@ fn push(target: Target) -> anyhow::Result<Exit> {
             .get(&plan.root)
             .and_then(|l| l.artifacts.get(&plan.id));
         row.remote = match (inputs, entry) {
+            _ if !cache::cacheable(plan) => {
+                "skipped (its `.litertlm` bundle is not kept in the cache)".into()
+            }
             (Some(_), Some(entry)) if row.local == "up_to_date" => {
                 match remote.push_artifact(plan, entry, None) {
                     Ok(cache::Pushed::Stored) => "pushed".into(),

@@ -1,5 +1,6 @@
-//! `litert diff`: the semantic difference of two `.tflite` models, with `diff`'s exit codes
-//! (0 equivalent, 1 different, 2 error). The comparison itself lives in `tflite::diff`.
+//! `litert diff`: the semantic difference of two `.tflite` models or two `.litertlm` bundles,
+//! with `diff`'s exit codes (0 equivalent, 1 different, 2 error). The comparisons live in
+//! `tflite::diff` and `litertlm::diff`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -7,14 +8,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::inspect::load;
-use super::{Exit, output};
+use super::{Exit, Hinted, bundle, output};
 use crate::tflite::ReadOptions;
 use crate::tflite::diff::{ModelDiff, diff};
 
-/// Show what differs between two LiteRT models: signatures, inputs and outputs, ops, sizes.
+/// Show what differs between two LiteRT models (signatures, inputs and outputs, ops, sizes) or
+/// two LiteRT-LM bundles (sections, tokenizer, generation metadata, the embedded models).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert diff old.tflite new.tflite\n  litert diff old.tflite new.tflite --json | jq '.changes[].kind'\n\nExit codes: 0 equivalent, 1 different, 2 a file is missing or not a valid model"
+    after_help = "Examples:\n  litert diff old.tflite new.tflite\n  litert diff old.tflite new.tflite --json | jq '.changes[].kind'\n  litert diff old.litertlm new.litertlm\n\nExit codes: 0 equivalent, 1 different, 2 a file is missing or not a valid model"
 )]
 pub struct DiffArgs {
     /// The model to compare from.
@@ -27,6 +29,37 @@ pub struct DiffArgs {
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
+    let (a_bundle, b_bundle) = (bundle::is_bundle(&args.a), bundle::is_bundle(&args.b));
+    if a_bundle || b_bundle {
+        if a_bundle != b_bundle {
+            return Err(anyhow::Error::new(Hinted::new(
+                format!(
+                    "cannot compare a bundle with a model: `{}` is a {}, `{}` is not",
+                    args.a.display(),
+                    if a_bundle {
+                        "`.litertlm` bundle"
+                    } else {
+                        "model"
+                    },
+                    args.b.display()
+                ),
+                "compare two `.litertlm` bundles, or two `.tflite` models",
+            )));
+        }
+        let d = crate::litertlm::diff::diff(&bundle::load(&args.a)?, &bundle::load(&args.b)?);
+        if args.json {
+            let mut text = serde_json::to_string_pretty(&d)?;
+            text.push('\n');
+            output::stdout(&text)?;
+        } else {
+            output::stdout(&bundle::render_diff(&d))?;
+        }
+        return Ok(if d.equivalent {
+            Exit::Success
+        } else {
+            Exit::Failure
+        });
+    }
     let a = load(&args.a, ReadOptions::default())?;
     let b = load(&args.b, ReadOptions::default())?;
     let d = diff(&a, &b);

@@ -1,5 +1,6 @@
-//! `litert inspect`: describe a `.tflite` model for the engineer who deploys it, either as a
-//! compact human summary or as the documented JSON contract (`docs/inspect.md`).
+//! `litert inspect`: describe a `.tflite` model or a `.litertlm` bundle (`bundle.rs`) for the
+//! engineer who deploys it, either as a compact human summary or as the documented JSON
+//! contract (`docs/inspect.md`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,13 +12,14 @@ use crate::tflite::diff::{describe, dims, quantization_summary};
 use crate::tflite::model::{ModelInfo, SignatureSource, SignatureTensor};
 use crate::tflite::{ReadError, ReadOptions, read_path};
 
-/// Describe a LiteRT model: signatures, tensors, quantization, ops, metadata and sizes.
+/// Describe a LiteRT model (signatures, tensors, quantization, ops, metadata, sizes) or a
+/// LiteRT-LM bundle (sections, tokenizer, generation metadata, the embedded model's signatures).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert inspect model.tflite\n  litert inspect model.tflite --json | jq '.signatures[0].inputs'\n  litert inspect model.tflite --weights\n  litert inspect model.tflite --tensors\n\nExit codes: 0 success, 2 the file is missing or not a valid model"
+    after_help = "Examples:\n  litert inspect model.tflite\n  litert inspect model.tflite --json | jq '.signatures[0].inputs'\n  litert inspect model.tflite --weights\n  litert inspect model.tflite --tensors\n  litert inspect gemma.litertlm --json | jq '.sections[].data_type'\n\nExit codes: 0 success, 2 the file is missing or not a valid model"
 )]
 pub struct InspectArgs {
-    /// The `.tflite` file.
+    /// The `.tflite` file, or a `.litertlm` bundle (recognised by its first bytes).
     pub model: PathBuf,
     /// Print the description as JSON (the contract in `docs/inspect.md`).
     #[arg(long)]
@@ -31,6 +33,17 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<Exit> {
+    if super::bundle::is_bundle(&args.model) {
+        let info = super::bundle::load(&args.model)?;
+        if args.json {
+            let mut text = serde_json::to_string_pretty(&info)?;
+            text.push('\n');
+            output::stdout(&text)?;
+        } else {
+            output::stdout(&super::bundle::render(&info))?;
+        }
+        return Ok(Exit::Success);
+    }
     let info = load(
         &args.model,
         ReadOptions {
@@ -256,7 +269,7 @@ pub fn render(info: &ModelInfo) -> String {
     out
 }
 
-fn io_table(w: &mut String, title: Option<&str>, rows: &[SignatureTensor]) {
+pub(crate) fn io_table(w: &mut String, title: Option<&str>, rows: &[SignatureTensor]) {
     if let Some(title) = title {
         let _ = writeln!(w, "  {title}");
     }

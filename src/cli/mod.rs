@@ -3,6 +3,7 @@
 
 mod apply;
 mod bench;
+mod bundle;
 mod cache;
 mod check;
 mod diff;

@@ -3,7 +3,6 @@
 //! that lets `apply` skip a build without starting Python: same recipe, model, calibration
 //! and toolchain as the lock says, and the artifact on disk still has the locked sha256.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -81,11 +80,22 @@ pub fn judge_snapshot(
     plan: &BuildPlan,
     model: &ModelInfo,
     keras_outputs: &[String],
+    bundle: Option<&crate::litertlm::BundleInfo>,
     policy: Policy,
 ) -> (SnapshotOutcome, String) {
-    let text = Snapshot::of(&plan.id, model)
+    let mut text = Snapshot::of(&plan.id, model)
         .with_keras_outputs(keras_outputs)
         .render();
+    // A bundle's contract (tokens, tokenizer, sections) follows in the same file; its model
+    // is the artifact whose signatures are above.
+    if let Some(b) = bundle {
+        text.push('\n');
+        text.push_str(
+            &crate::snapshot::bundle::BundleSnapshot::of(&plan.id, b)
+                .without_model()
+                .render(),
+        );
+    }
     let path = plan.snapshot.clone();
     let outcome = match snapshot::compare(&path, &text) {
         Comparison::Same => SnapshotOutcome::Same { path },
@@ -186,38 +196,44 @@ pub fn stale_reasons(plan: &BuildPlan, inputs: &Inputs, entry: Option<&Entry>) -
     if relative(&plan.output, &plan.root) != entry.output {
         reasons.push("the output path changed".to_string());
     }
-    match crate::digest::file_sha256(&plan.output) {
-        Err(_) => reasons.push(format!("`{}` is missing", plan.output.display())),
-        Ok(sha) if sha != entry.sha256 => {
-            reasons.push(format!(
-                "`{}` differs from the locked bytes",
-                plan.output.display()
-            ));
+    let bundle = plan.generation.as_ref().and_then(|g| g.bundle.as_ref());
+    let files = std::iter::once((&plan.output, Some(&entry.sha256)))
+        .chain(bundle.map(|b| (&b.output, entry.bundle.as_ref().map(|e| &e.sha256))));
+    for (path, locked) in files {
+        match (crate::digest::file_sha256(path), locked) {
+            (_, None) => reasons.push(format!("`{}` is not in litert.lock", path.display())),
+            (Err(_), _) => reasons.push(format!("`{}` is missing", path.display())),
+            (Ok(sha), Some(locked)) if sha != *locked => {
+                reasons.push(format!(
+                    "`{}` differs from the locked bytes",
+                    path.display()
+                ));
+            }
+            _ => {}
         }
-        Ok(_) => {}
+    }
+    if bundle.is_none() && entry.bundle.is_some() {
+        reasons.push("the recipe no longer asks for a bundle".into());
     }
     reasons
 }
 
 /// The lock entry for an artifact just written.
-pub fn entry_for(
-    plan: &BuildPlan,
-    inputs: Inputs,
-    worker: &BTreeMap<String, String>,
-    keras_outputs: &[String],
-    model: &ModelInfo,
-    sha256: String,
-    size: u64,
-) -> Entry {
+pub fn entry_for(plan: &BuildPlan, inputs: Inputs, built: &super::Converted) -> Entry {
     Entry {
         recipe: relative(&plan.recipe, &plan.root),
         output: relative(&plan.output, &plan.root),
         inputs,
-        worker: worker.clone(),
-        sha256,
-        size,
-        keras_outputs: keras_outputs.to_vec(),
-        reproducible: model.flex_ops.is_empty(),
+        worker: built.result.versions.clone(),
+        sha256: built.sha256.clone(),
+        size: built.size,
+        keras_outputs: built.result.keras_outputs.clone(),
+        reproducible: built.model.flex_ops.is_empty(),
+        bundle: built.bundle.as_ref().map(|b| crate::lock::BundleEntry {
+            output: relative(&b.output, &plan.root),
+            sha256: b.sha256.clone(),
+            size: b.size,
+        }),
         build_seconds: None,
     }
 }

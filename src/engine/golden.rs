@@ -63,59 +63,58 @@ pub struct Record {
     pub accuracy: Option<crate::worker::protocol::AccuracyReport>,
 }
 
-/// Keep the worker's golden data for an accepted artifact, or remove stale golden files when
-/// the worker made none (parity off, Flex ops, or inputs over the size cap).
-pub fn store(plan: &BuildPlan, temp_artifact: &Path, result: &BuildResult) -> std::io::Result<()> {
+/// The golden files an accepted artifact leaves beside its snapshot, for the build's
+/// transaction: the worker's data and the record of this apply, or (when the worker made
+/// none: parity off, Flex ops, inputs over the size cap) the removal of stale ones, as
+/// `(path, Some(bytes))` to write and `(path, None)` to remove. Unchanged files are not
+/// listed.
+pub fn files(
+    plan: &BuildPlan,
+    temp_artifact: &Path,
+    result: &BuildResult,
+) -> std::io::Result<Vec<(PathBuf, Option<Vec<u8>>)>> {
     let from = worker_path(temp_artifact);
     let npz = npz_path(&plan.snapshot);
     let record = record_path(&plan.snapshot);
     if !from.is_file() {
-        for p in [&npz, &record] {
-            match std::fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        return Ok(());
+        return Ok([npz, record]
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .map(|p| (p, None))
+            .collect());
     }
-    let measured = match restored_record(plan, temp_artifact) {
-        Some(r) => r,
-        None => Record {
-            format: FORMAT,
-            artifact: plan.id.clone(),
-            samples: count_samples(&from),
-            parity_max_abs_error: result
-                .parity
-                .iter()
-                .flat_map(|p| &p.outputs)
-                .map(|o| (o.name.clone(), o.max_abs_error))
-                .collect(),
-            accuracy: result.accuracy.clone(),
-        },
-    };
-    let text = serde_json::to_string_pretty(&measured).map_err(std::io::Error::other)?;
-    // The first build of a project writes its golden data before its first snapshot.
-    std::fs::create_dir_all(crate::fsio::parent_dir(&npz))?;
-    // Copied, not renamed: the build directory and `snapshots/` may be on different file
+    // Read, not renamed: the build directory and `snapshots/` may be on different file
     // systems, and the file is capped at about 1 MiB.
-    // Unchanged files (a rebuild or a cache restore of the committed artifact) are left
-    // alone.
-    crate::fsio::write_if_changed(&npz, std::fs::read(&from)?)?;
-    crate::fsio::write_if_changed(&record, text + "\n")
-}
-
-/// Samples in a golden `.npz` (0 when it cannot be read).
-fn count_samples(npz: &Path) -> usize {
-    std::fs::File::open(npz)
+    let data = std::fs::read(&from)?;
+    let samples = runtime::tensor::read_npz(std::io::Cursor::new(&data))
         .ok()
-        .and_then(|f| runtime::tensor::read_npz(f).ok())
         .map_or(0, |arrays| {
             arrays
                 .iter()
                 .filter_map(|(n, _)| n.split('/').next()?.parse::<usize>().ok())
                 .max()
                 .map_or(0, |m| m + 1)
-        })
+        });
+    // A cache restore brings the record of the build that measured these outputs.
+    let measured = restored_record(plan, temp_artifact).unwrap_or_else(|| Record {
+        format: FORMAT,
+        artifact: plan.id.clone(),
+        samples,
+        parity_max_abs_error: result
+            .parity
+            .iter()
+            .flat_map(|p| &p.outputs)
+            .map(|o| (o.name.clone(), o.max_abs_error))
+            .collect(),
+        accuracy: result.accuracy.clone(),
+    });
+    let text = serde_json::to_string_pretty(&measured).map_err(std::io::Error::other)?;
+    // Files that already hold these bytes are left alone.
+    Ok([(npz, data), (record, (text + "\n").into_bytes())]
+        .into_iter()
+        .filter(|(path, bytes)| std::fs::read(path).ok().as_ref() != Some(bytes))
+        .map(|(path, bytes)| (path, Some(bytes)))
+        .collect())
 }
 
 /// The record a cache restore brought for this artifact, if it is one of this format for

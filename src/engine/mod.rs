@@ -7,6 +7,7 @@
 //! the remaining builds still run.
 
 pub mod accuracy;
+pub mod bundle;
 pub mod contract;
 pub mod gates;
 pub mod generation;
@@ -95,6 +96,8 @@ pub struct Converted {
     pub snapshot: contract::SnapshotOutcome,
     /// The artifact against its quantization mode.
     pub quantization: Option<quant::Verification>,
+    /// The `.litertlm` bundle written with a generation artifact.
+    pub bundle: Option<bundle::Built>,
     /// The cache it was restored from, when it was not converted in this run.
     pub restored_from: Option<String>,
     /// Its lock entry (when written, or when a shard records it in its fragment).
@@ -149,7 +152,28 @@ pub fn verify_up_to_date(
         }),
         Ok(model) => {
             let size = model.size_bytes;
-            let (snapshot, text) = contract::judge_snapshot(&plan, &model, keras_outputs, policy);
+            let bundle = match plan.generation.as_ref().and_then(|g| g.bundle.as_ref()) {
+                None => None,
+                Some(b) => match crate::litertlm::read_path(&b.output) {
+                    Ok(info) => Some(info),
+                    Err(e) => {
+                        let failure = Failure {
+                            stage: "inspect".into(),
+                            message: format!("cannot read `{}`: {e}", b.output.display()),
+                            hint: Some("rebuild it with `--force`".into()),
+                            detail: None,
+                        };
+                        return Outcome {
+                            plan,
+                            status: Status::Failed(failure),
+                            seconds: start.elapsed().as_secs_f64(),
+                            rebuilt_because: vec![],
+                        };
+                    }
+                },
+            };
+            let (snapshot, text) =
+                contract::judge_snapshot(&plan, &model, keras_outputs, bundle.as_ref(), policy);
             let mut reasons: Vec<String> =
                 contract::snapshot_reason(&snapshot).into_iter().collect();
             // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
@@ -325,7 +349,6 @@ impl WorkerSlot<'_> {
                 }
             }
         };
-        let mut worker = worker;
         let id = plan.id.clone();
         let request = Request::Build {
             id: &id,
@@ -334,62 +357,43 @@ impl WorkerSlot<'_> {
             allow_code: self.options.allow_code,
             allow_unsafe: self.options.allow_unsafe,
         };
-        if let Err(e) = worker.send(&request) {
-            return Status::Failed(process_failure("start", &e, self.options.jobs));
-        }
-        // A deadline beyond what the clock can hold is no deadline.
-        let deadline = Instant::now().checked_add(self.options.timeout);
-        let mut stage = "start".to_string();
-        let result = loop {
-            let remaining = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            match worker.next_event(remaining.max(Duration::from_millis(1))) {
-                Ok(Event::Progress { stage: s, .. }) => {
-                    progress.stage(label, &s);
-                    stage = s;
-                }
-                Ok(Event::Result(r)) if r.id == id => break Ok(r),
-                Ok(Event::Error(e)) if e.id.as_deref() == Some(id.as_str()) => {
-                    break Err(worker_failure(plan, &e, self.options.jobs));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    // The worker is gone or hung: this build fails at its stage, and the
-                    // next build gets a fresh worker.
-                    let mut failure = process_failure(&stage, &e, self.options.jobs);
-                    if matches!(e, ProcessError::Timeout(_)) {
-                        failure.message = format!(
-                            "the build did not finish within {}s, so its worker was stopped",
-                            self.options.timeout.as_secs()
-                        );
-                        failure.hint = Some("raise the limit with `--timeout SECONDS`".to_string());
-                    }
-                    return Status::Failed(failure);
-                }
-            }
-        };
-        self.worker = Some(worker);
-        let result = match result {
-            Ok(r) => r,
+        let result = match self.exchange(worker, &request, plan, label, progress) {
+            Ok(Event::Result(r)) => r,
+            Ok(_) => return Status::Failed(unexpected_reply("convert")),
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
+        let options = self.options;
         let ctx = Acceptance {
-            policy: self.options.policy,
-            locked: &self.options.locked,
-            inputs: &self.options.inputs,
-            write_lock: self.options.write_lock,
+            policy: options.policy,
+            locked: &options.locked,
+            inputs: &options.inputs,
+            write_lock: options.write_lock,
+        };
+        let mut bundler = |artifact: &Path, result: &BuildResult| {
+            self.bundle(plan, artifact, result, label, progress)
         };
         accept(
             plan,
             temp,
             result,
             &ctx,
-            None,
+            Restored::No(&mut bundler),
             start.elapsed().as_secs_f64(),
         )
     }
+}
+
+/// Makes the `.litertlm` bundle of a converted artifact, when its recipe asks for one.
+type Bundler<'b> =
+    &'b mut dyn FnMut(&Path, &BuildResult) -> Result<Option<bundle::Written>, Failure>;
+
+/// Where an artifact being accepted came from.
+enum Restored<'b> {
+    /// Converted here.
+    No(Bundler<'b>),
+    /// Restored from this cache (recipes with a bundle are never restored).
+    From(String),
 }
 
 /// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
@@ -406,6 +410,9 @@ pub fn restore<F>(
 where
     F: FnOnce(&Path) -> Result<(Box<BuildResult>, f64), String>,
 {
+    if !crate::cache::cacheable(plan) {
+        return Err("its `.litertlm` bundle is not kept in the cache".into());
+    }
     let temp = TempArtifact::create(&plan.output, ctx.policy.write).map_err(|f| f.message)?;
     let (result, seconds) = fetch(&temp.path)?;
     Ok(accept(
@@ -413,20 +420,21 @@ where
         temp,
         result,
         ctx,
-        Some(source.to_string()),
+        Restored::From(source.to_string()),
         seconds,
     ))
 }
 
 /// Check an artifact waiting in its private directory (parity, gates, quantization, the
-/// lock under `--locked`, the snapshot) and commit it when it passes. `seconds` is the build
-/// time its lock entry records (unless the lock already knew this very artifact).
+/// lock under `--locked`, its bundle, the snapshot) and commit it with its golden outputs
+/// and lock entry when it passes. `seconds` is the build time its lock entry records (unless
+/// the lock already knew this very artifact).
 fn accept(
     plan: &BuildPlan,
     temp: TempArtifact,
     result: Box<BuildResult>,
     ctx: &Acceptance<'_>,
-    restored_from: Option<String>,
+    origin: Restored<'_>,
     seconds: f64,
 ) -> Status {
     let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
@@ -475,19 +483,48 @@ fn accept(
     }
     let policy = ctx.policy;
     let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
+    let key = (plan.root.clone(), plan.id.clone());
     if policy.locked {
-        let key = (plan.root.clone(), plan.id.clone());
         reasons.extend(locked_reasons(
             ctx.locked.get(&key),
             &sha256,
             &result.versions,
         ));
     }
-    let (snapshot, text) = contract::judge_snapshot(plan, &model, &result.keras_outputs, policy);
+    // The bundle is written only for an artifact that holds so far.
+    let (restored_from, written) = match origin {
+        Restored::From(source) => (Some(source), None),
+        Restored::No(make_bundle) if reasons.is_empty() => match make_bundle(&temp.path, &result) {
+            Ok(w) => (None, w),
+            Err(failure) => return Status::Failed(failure),
+        },
+        Restored::No(_) => (None, None),
+    };
+    if let Some(w) = &written {
+        reasons.extend(bundle::rejection(&w.built));
+        let entry = ctx.locked.get(&key).filter(|_| policy.locked);
+        if let Some(entry) = entry
+            && entry.reproducible
+            && entry.bundle.as_ref().map(|b| &b.sha256) != Some(&w.built.sha256)
+        {
+            reasons.push(format!(
+                "the rebuilt bundle differs from litert.lock (sha256 {} here, {} locked)",
+                short(&w.built.sha256),
+                entry.bundle.as_ref().map_or("none", |b| short(&b.sha256))
+            ));
+        }
+    }
+    let (snapshot, text) = contract::judge_snapshot(
+        plan,
+        &model,
+        &result.keras_outputs,
+        written.as_ref().map(|w| &*w.built.info),
+        policy,
+    );
     if let Some(reason) = contract::snapshot_reason(&snapshot) {
         reasons.push(reason);
     }
-    let converted = Converted {
+    let mut converted = Converted {
         result,
         model: Box::new(model),
         size,
@@ -495,10 +532,10 @@ fn accept(
         gates: gate_results,
         snapshot,
         quantization,
+        bundle: written.as_ref().map(|w| w.built.clone()),
         restored_from,
         entry: None,
     };
-    let mut converted = converted;
     if !reasons.is_empty() {
         // A changed signature leaves its pending snapshot for review; nothing else is
         // written for a rejected artifact.
@@ -519,21 +556,20 @@ fn accept(
         converted.model.file = String::new();
         return Status::Built(converted);
     }
-    // Golden outputs are written before the build's transaction, so a failure here
-    // leaves the artifact, its snapshot and litert.lock as they were.
-    if let Err(e) = golden::store(plan, &temp.path, &converted.result) {
-        return Status::Failed(Failure {
-            stage: "write".into(),
-            message: format!(
-                "cannot write the golden outputs beside `{}`: {}; nothing was changed (the artifact, its snapshot and litert.lock are as before)",
-                plan.snapshot.display(),
-                write_reason(&e)
-            ),
-            hint: Some("free space or fix the permissions of the snapshot directory".into()),
-            detail: None,
-        });
-    }
-    let key = (plan.root.clone(), plan.id.clone());
+    let golden = match golden::files(plan, &temp.path, &converted.result) {
+        Ok(files) => files,
+        Err(e) => {
+            return Status::Failed(Failure {
+                stage: "write".into(),
+                message: format!(
+                    "cannot read the golden outputs the worker wrote: {}; nothing was changed",
+                    write_reason(&e)
+                ),
+                hint: None,
+                detail: None,
+            });
+        }
+    };
     let inputs = ctx
         .inputs
         .get(&key)
@@ -544,15 +580,7 @@ fn accept(
             calibration: None,
             toolchain: String::new(),
         });
-    let mut entry = contract::entry_for(
-        plan,
-        inputs,
-        &converted.result.versions,
-        &converted.result.keras_outputs,
-        &converted.model,
-        converted.sha256.clone(),
-        converted.size,
-    );
+    let mut entry = contract::entry_for(plan, inputs, &converted);
     // The lock keeps the first build time of an artifact that stays the same, so a rebuild,
     // a shard or a cache restore leaves its entry byte for byte as it was.
     entry.build_seconds = Some(crate::shard::recorded_time(
@@ -570,6 +598,11 @@ fn accept(
     let change = transaction::Change {
         plan,
         artifact: &temp.path,
+        companions: written
+            .iter()
+            .map(|w| (w.built.temp.as_path(), w.built.output.as_path()))
+            .collect(),
+        files: golden,
         snapshot: writes_snapshot.then_some(text.as_str()),
         entry,
     };
@@ -579,6 +612,117 @@ fn accept(
             Status::Built(converted)
         }
         Err(failure) => Status::Failed(failure),
+    }
+}
+
+impl WorkerSlot<'_> {
+    /// Send `request` and wait for its answer (a result of the plan's id, or its error)
+    /// under the build's timeout, showing progress. A worker that answers is kept for the
+    /// next request; one that died or hung is dropped, so the next build gets a fresh one.
+    fn exchange(
+        &mut self,
+        mut worker: Worker,
+        request: &Request<'_>,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+    ) -> Result<Event, Failure> {
+        let jobs = self.options.jobs;
+        let mut stage = match request {
+            Request::CheckBundle { .. } => "bundle",
+            _ => "start",
+        }
+        .to_string();
+        if let Err(e) = worker.send(request) {
+            return Err(process_failure(&stage, &e, jobs));
+        }
+        // A deadline beyond what the clock can hold is no deadline.
+        let deadline = Instant::now().checked_add(self.options.timeout);
+        let id = plan.id.as_str();
+        loop {
+            let remaining = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match worker.next_event(remaining.max(Duration::from_millis(1))) {
+                Ok(Event::Progress { stage: s, .. }) => {
+                    progress.stage(label, &s);
+                    stage = s;
+                }
+                Ok(Event::Result(r)) if r.id == id => {
+                    self.worker = Some(worker);
+                    return Ok(Event::Result(r));
+                }
+                Ok(Event::BundleCheck(b)) if b.id == id => {
+                    self.worker = Some(worker);
+                    return Ok(Event::BundleCheck(b));
+                }
+                Ok(Event::Error(e)) if e.id.as_deref() == Some(id) => {
+                    self.worker = Some(worker);
+                    return Err(worker_failure(plan, &e, jobs));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let mut failure = process_failure(&stage, &e, jobs);
+                    if matches!(e, ProcessError::Timeout(_)) {
+                        failure.message = format!(
+                            "the build did not finish within {}s, so its worker was stopped",
+                            self.options.timeout.as_secs()
+                        );
+                        failure.hint = Some("raise the limit with `--timeout SECONDS`".to_string());
+                    }
+                    return Err(failure);
+                }
+            }
+        }
+    }
+
+    /// Write the bundle of an accepted generation artifact and, unless the recipe says not
+    /// to, run it with LiteRT-LM in the worker and judge what it generated.
+    fn bundle(
+        &mut self,
+        plan: &BuildPlan,
+        artifact: &Path,
+        result: &BuildResult,
+        label: &str,
+        progress: &Progress,
+    ) -> Result<Option<bundle::Written>, Failure> {
+        let (Some(g), Some(generated)) = (&plan.generation, &result.generation) else {
+            return Ok(None);
+        };
+        let Some(b) = &g.bundle else {
+            return Ok(None);
+        };
+        progress.stage(label, "bundle");
+        let mut written = bundle::write(b, g, artifact, generated, self.options.policy.write)?;
+        let Some(check) = generated.check.as_ref().filter(|_| b.verify) else {
+            return Ok(Some(written));
+        };
+        let Some(worker) = self.worker.take() else {
+            return Err(unexpected_reply("bundle"));
+        };
+        let bundle_path = written.built.temp.to_string_lossy().into_owned();
+        let request = Request::CheckBundle {
+            id: &plan.id,
+            bundle: &bundle_path,
+            max_new: check.steps,
+            prompts: bundle::prompts(check, &bundle::stop_tokens(&written.built.info)),
+        };
+        match self.exchange(worker, &request, plan, label, progress)? {
+            Event::BundleCheck(run) => {
+                written.built.check = Some(bundle::judge(check, *run));
+                Ok(Some(written))
+            }
+            _ => Err(unexpected_reply("bundle")),
+        }
+    }
+}
+
+fn unexpected_reply(stage: &str) -> Failure {
+    Failure {
+        stage: stage.into(),
+        message: "the worker answered with something other than what was asked".into(),
+        hint: Some("this is a bug in litert: please report it with `--verbose` output".into()),
+        detail: None,
     }
 }
 

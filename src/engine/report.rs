@@ -253,6 +253,9 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
     if let Some(g) = &c.result.generation {
         out.push_str(&super::generation::render(g));
     }
+    if let Some(b) = &c.bundle {
+        out.push_str(&super::bundle::render(b));
+    }
     if let Some(q) = &c.quantization {
         // Raw converter settings only warn: `!` rather than `✗`.
         let bad = if q.enforced { "✗" } else { "!" };
@@ -334,6 +337,9 @@ struct JsonOutcome<'a> {
     /// The cache the artifact was restored from instead of being converted.
     #[serde(skip_serializing_if = "Option::is_none")]
     restored_from: Option<&'a str>,
+    /// The `.litertlm` bundle of a generation artifact, with LiteRT-LM's check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<&'a super::bundle::Built>,
 }
 
 /// The report as JSON: an object with `ok` and one entry per artifact.
@@ -362,6 +368,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 quantization: None,
                 golden: None,
                 restored_from: None,
+                bundle: None,
             };
             match &o.status {
                 Status::Built(c) => JsonOutcome {
@@ -373,6 +380,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
                     restored_from: c.restored_from.as_deref(),
+                    bundle: c.bundle.as_ref(),
                     ..base
                 },
                 Status::UpToDate(v) => JsonOutcome {
@@ -397,6 +405,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
+                    bundle: c.bundle.as_ref(),
                     reasons: reasons.clone(),
                     hint: Some(rejection_hints(&o.plan, c).join("\n")).filter(|h| !h.is_empty()),
                     ..base

@@ -276,6 +276,10 @@ fn restore_from_cache(
     use crate::cache::Lookup;
     let mut left = Vec::new();
     for (i, plan, f) in to_build {
+        if !crate::cache::cacheable(&plan) {
+            left.push((i, plan, f));
+            continue;
+        }
         let key = crate::cache::key(&f.inputs);
         let id = plan.id.clone();
         // A record without the worker's report cannot answer an accuracy gate.
@@ -350,7 +354,7 @@ fn push_to_cache(cache: &crate::cache::Remote, outcome: &Outcome, progress: &Pro
     let Some(entry) = &c.entry else {
         return;
     };
-    if cache.down_reason().is_some() {
+    if cache.down_reason().is_some() || !crate::cache::cacheable(&outcome.plan) {
         return;
     }
     if let Err(why) = cache.push_artifact(&outcome.plan, entry, Some(&c.result)) {
@@ -383,19 +387,27 @@ fn refuse(
     if policy.write {
         return None;
     }
-    match crate::digest::file_sha256(&plan.output) {
-        Ok(sha) if sha != entry.sha256 => Some((
-            "lock",
-            format!(
-                "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
-                plan.output.display(),
-                sha.get(..12).unwrap_or(&sha),
-                entry.sha256.get(..12).unwrap_or(&entry.sha256)
-            ),
-            "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
-        )),
-        _ => None,
-    }
+    let bundle = plan
+        .generation
+        .as_ref()
+        .and_then(|g| g.bundle.as_ref())
+        .zip(entry.bundle.as_ref())
+        .map(|(b, e)| (&b.output, &e.sha256));
+    std::iter::once((&plan.output, &entry.sha256))
+        .chain(bundle)
+        .find_map(|(path, locked)| match crate::digest::file_sha256(path) {
+            Ok(sha) if sha != *locked => Some((
+                "lock",
+                format!(
+                    "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
+                    path.display(),
+                    sha.get(..12).unwrap_or(&sha),
+                    locked.get(..12).unwrap_or(locked)
+                ),
+                "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
+            )),
+            _ => None,
+        })
 }
 
 fn failed(

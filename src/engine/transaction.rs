@@ -1,5 +1,5 @@
-//! One build = one transaction: the artifact, its snapshot and its `litert.lock` entry
-//! change together or not at all.
+//! One build = one transaction: the artifact (and its bundle), its snapshot (and golden
+//! outputs) and its `litert.lock` entry change together or not at all.
 //!
 //! Under the project's lock (so concurrent runs interleave whole builds) and the interrupt
 //! guard (so SIGINT/SIGTERM wait for it), every new file is first written in full beside
@@ -21,6 +21,10 @@ pub struct Change<'a> {
     pub plan: &'a BuildPlan,
     /// The finished artifact, inside its private build directory.
     pub artifact: &'a Path,
+    /// Further finished files and where they go (a generation artifact's bundle).
+    pub companions: Vec<(&'a Path, &'a Path)>,
+    /// Small files beside the snapshot to write (`Some`) or remove (`None`): golden outputs.
+    pub files: Vec<(PathBuf, Option<Vec<u8>>)>,
     /// The snapshot text to store at `plan.snapshot`, when the verdict writes one.
     pub snapshot: Option<&'a str>,
     /// The lock entry to record (`None` under `--locked`, which never writes the lock).
@@ -59,6 +63,22 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
         change.artifact.to_path_buf(),
         plan.output.clone(),
     ));
+    for (finished, dest) in change.companions {
+        fsio::prepare(finished, dest).map_err(|e| nothing_changed(dest, e))?;
+        staged.push(Pending::Artifact(
+            finished.to_path_buf(),
+            dest.to_path_buf(),
+        ));
+    }
+    for (dest, bytes) in change.files {
+        match bytes {
+            Some(bytes) => {
+                let s = fsio::stage(&dest, bytes).map_err(|e| nothing_changed(&dest, e))?;
+                staged.push(Pending::File(s, dest));
+            }
+            None => staged.push(Pending::Remove(dest)),
+        }
+    }
     if let Some(text) = change.snapshot {
         let s =
             fsio::stage(&plan.snapshot, text).map_err(|e| nothing_changed(&plan.snapshot, e))?;
@@ -117,12 +137,14 @@ enum Pending {
     /// The artifact (already given its destination's mode) and where it goes.
     Artifact(PathBuf, PathBuf),
     File(Staged, PathBuf),
+    /// A file that goes (kept as the previous file until the end, like the others).
+    Remove(PathBuf),
 }
 
 impl Pending {
     fn dest(&self) -> &Path {
         match self {
-            Self::Artifact(_, d) | Self::File(_, d) => d,
+            Self::Artifact(_, d) | Self::File(_, d) | Self::Remove(d) => d,
         }
     }
 
@@ -130,6 +152,10 @@ impl Pending {
         match self {
             Self::Artifact(from, to) => fsio::rename_into_place(&from, &to),
             Self::File(staged, _) => staged.commit(),
+            Self::Remove(d) => match std::fs::remove_file(&d) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
         }
     }
 }

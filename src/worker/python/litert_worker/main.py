@@ -8,6 +8,7 @@ import traceback
 
 from .accuracy import accuracy, check_accuracy_data
 from . import generation
+from .bundle import check_bundle
 from .convert import convert, converter_kwargs
 from .data import calibration_samples
 from .libs import tf_modules, versions
@@ -95,6 +96,23 @@ def run_generation(build, model):
         "timings": build.timings,
         "versions": versions(),
     }
+def run_check_bundle(request):
+    """Run a written bundle with LiteRT-LM; one result or one error event."""
+    rid = request.get("id")
+    try:
+        emit({"event": "progress", "id": rid, "stage": "bundle", "message": "LiteRT-LM"})
+        emit({"event": "bundle_check", "id": rid, **check_bundle(request)})
+    except BuildError as e:
+        emit({"event": "error", "id": rid, "stage": "bundle", "kind": e.kind, "message": str(e),
+              "traceback": tail(traceback.format_exc())})
+    except MemoryError:
+        emit({"event": "error", "id": rid, "stage": "bundle", "kind": "out_of_memory",
+              "message": out_of_memory_message(), "traceback": tail(traceback.format_exc())})
+    except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
+        emit({"event": "error", "id": rid, "stage": "bundle", "kind": type(e).__name__,
+              "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
+
+
 def limit_memory():
     """Cap this process's private memory at the budget litert computed (see
     `src/worker/memory.rs`): a hostile model then fails with MemoryError, not the machine."""
@@ -133,6 +151,8 @@ def main():
         op = request.get("op")
         if op == "build":
             run_build(request)
+        elif op == "check_bundle":
+            run_check_bundle(request)
         elif op == "shutdown":
             break
         else:
