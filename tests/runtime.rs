@@ -238,7 +238,7 @@ fn run_refuses_wrong_inputs_and_damaged_models_with_exit_2() {
         ),
         (
             "shape.npz",
-            "error: input `image` must have shape [1, 28, 28, 1], got [1, 28, 28]",
+            "error: input `image` must have shape [1,28,28,1], got [1,28,28]",
         ),
         (
             "name.npz",

@@ -99,15 +99,18 @@ impl BuildArgs {
                 "use `--jobs 1` or more"
             ));
         }
-        let mut jobs = self.jobs.min(plans.len().max(1));
-        if let Some(fit) = engine::jobs_memory_allows()
-            && jobs > fit
-        {
-            output::stderr(&format!(
-                "note: running {fit} worker(s) instead of {jobs}: each may need up to 2 GiB and that is what memory allows\n"
-            ));
-            jobs = fit;
+        let fit = engine::footprint::fit(
+            plans,
+            self.jobs.min(plans.len().max(1)),
+            engine::footprint::mem_available(),
+        );
+        for warning in &fit.warnings {
+            output::stderr(&format!("warning: {warning}\n"));
         }
+        if let Some(note) = &fit.note {
+            output::stderr(&format!("note: {note}\n"));
+        }
+        let jobs = fit.jobs;
         Ok(Session {
             env: self.python.request(),
             allow_code: self.allow_code,

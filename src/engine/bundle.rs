@@ -190,6 +190,17 @@ pub fn prompts(check: &GenerationCheck, stops: &[i64]) -> Vec<BundlePrompt> {
 /// same text as the generation check's tokens.
 pub fn judge(check: &GenerationCheck, run: BundleCheck) -> Verdict {
     let mut mismatches = Vec::new();
+    let asked = check
+        .prompts
+        .iter()
+        .filter(|p| !p.fills_cache && p.prompt.is_some())
+        .count();
+    if run.prompts.len() != asked {
+        mismatches.push(format!(
+            "LiteRT-LM answered {} of {asked} prompts",
+            run.prompts.len()
+        ));
+    }
     for r in &run.prompts {
         let keras = check
             .prompts
@@ -258,4 +269,105 @@ pub fn render(b: &Built) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::protocol::{BundlePromptRun, PromptGeneration};
+
+    fn prompt(
+        text: &str,
+        ids: Vec<i64>,
+        litert_ids: Vec<i64>,
+        fills_cache: bool,
+    ) -> PromptGeneration {
+        PromptGeneration {
+            prompt: Some(text.into()),
+            prompt_tokens: u32::try_from(ids.len()).unwrap(),
+            prompt_ids: ids,
+            fills_cache,
+            keras_ids: litert_ids.clone(),
+            litert_ids,
+            keras_text: None,
+            litert_text: None,
+            identical: true,
+            first_difference: None,
+            top1_agreement: 1.0,
+            max_abs_logit_error: 0.0,
+            mean_abs_logit_error: 0.0,
+            logit_violations: 0,
+        }
+    }
+
+    fn check(prompts: Vec<PromptGeneration>) -> GenerationCheck {
+        GenerationCheck {
+            steps: 4,
+            capacity: 32,
+            quantized: false,
+            atol: 1e-3,
+            rtol: 1e-3,
+            min_top1_agreement: None,
+            top1_agreement: 1.0,
+            max_abs_logit_error: 0.0,
+            prompts,
+            ok: true,
+        }
+    }
+
+    fn run(prompts: Vec<BundlePromptRun>) -> BundleCheck {
+        BundleCheck {
+            id: "a".into(),
+            start_token: Some(2),
+            stop_tokens: vec![vec![1]],
+            load_seconds: 0.0,
+            seconds: 0.0,
+            prompts,
+        }
+    }
+
+    fn ran(prompt: &str, ids: Vec<i64>, text: &str, expected: &str) -> BundlePromptRun {
+        BundlePromptRun {
+            prompt: prompt.into(),
+            ids,
+            text: text.into(),
+            expected_text: expected.into(),
+        }
+    }
+
+    #[test]
+    fn prompts_stop_where_the_runtime_stops_and_skip_the_cache_filler() {
+        let c = check(vec![
+            prompt("a b", vec![2, 7, 8], vec![9, 1, 9, 9], false),
+            prompt("fill", vec![2; 29], vec![9, 9, 9, 9], true),
+        ]);
+        let p = prompts(&c, &[1]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].text, "a b");
+        assert_eq!(p[0].expected_ids, vec![9]);
+    }
+
+    #[test]
+    fn the_runtime_must_tokenize_and_generate_as_the_artifact() {
+        let c = check(vec![prompt("a b", vec![2, 7, 8], vec![9, 9, 9, 9], false)]);
+        assert!(judge(&c, run(vec![ran("a b", vec![7, 8], "x x", "x x")])).ok);
+        let v = judge(&c, run(vec![ran("a b", vec![7, 8, 3], "x x", "x x")]));
+        assert!(
+            !v.ok && v.mismatches[0].contains("tokenizes"),
+            "{:?}",
+            v.mismatches
+        );
+        let v = judge(&c, run(vec![ran("a b", vec![7, 8], "x y", "x x")]));
+        assert!(
+            !v.ok && v.mismatches[0].contains("generated"),
+            "{:?}",
+            v.mismatches
+        );
+        let v = judge(&c, run(vec![]));
+        assert!(
+            !v.ok && v.mismatches[0].contains("0 of 1"),
+            "{:?}",
+            v.mismatches
+        );
+    }
 }

@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod bundle;
 pub mod contract;
+pub mod footprint;
 pub mod gates;
 pub mod generation;
 pub mod golden;
@@ -225,19 +226,6 @@ impl Failure {
             detail: None,
         }
     }
-}
-
-/// Memory one worker may need: TensorFlow alone is ~0.6 GB, a ResNet50 export peaks at
-/// ~1.7 GB (measured; `shared/research/keras_litert.md` §4g).
-pub const WORKER_MEMORY_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
-/// How many workers fit in the memory available now (at least one), or `None` when that
-/// cannot be read.
-pub fn jobs_memory_allows() -> Option<usize> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    usize::try_from((kib * 1024 / WORKER_MEMORY_BYTES).max(1)).ok()
 }
 
 /// Run every plan, `options.jobs` at a time, and report each in input order.

@@ -285,24 +285,17 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
 fn tensors(list: &[SignatureTensor]) -> String {
     list.iter()
         .map(|t| {
-            let dims: Vec<String> = t
-                .tensor
-                .shape_signature
-                .iter()
-                .map(|&d| {
-                    if d < 0 {
-                        "?".to_string()
-                    } else {
-                        d.to_string()
-                    }
-                })
-                .collect();
             let q = if t.tensor.quantization.is_some() {
                 " (quantized)"
             } else {
                 ""
             };
-            format!("{} {}[{}]{q}", t.name, t.tensor.dtype, dims.join(","))
+            format!(
+                "{} {}{}{q}",
+                t.name,
+                t.tensor.dtype,
+                crate::tflite::model::shape_text(&t.tensor.shape_signature)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -603,6 +603,20 @@ impl Default for Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Printing a value builds its whole text before the output bound can stop it, and
+        // minijinja repeats sequences lazily (`[1] * 20000000` is cheap, its text is not:
+        // found by fuzzing, 2 s per value). Values too big to print are refused up front.
+        env.set_formatter(|out, state, value| {
+            check_printable(value)?;
+            minijinja::escape_formatter(out, state, value)
+        });
+        env.add_filter("string", |value: minijinja::Value| {
+            check_printable(&value)?;
+            Ok::<_, minijinja::Error>(value.to_string())
+        });
+        // Both print their arguments whole before anything can bound them.
+        env.remove_filter("format");
+        env.remove_filter("pprint");
         Self {
             env,
             remaining: RECIPE_FUEL,
@@ -668,6 +682,49 @@ impl Renderer {
     }
 }
 
+/// Refuse a value whose text would exceed [`MAX_RENDERED_BYTES`], counting at least one
+/// byte per item (a walk that stops as soon as the bound is passed).
+fn check_printable(value: &minijinja::Value) -> Result<(), minijinja::Error> {
+    fn walk(v: &minijinja::Value, budget: &mut usize) -> bool {
+        use minijinja::value::ValueKind;
+        let n = match v.kind() {
+            ValueKind::String | ValueKind::Bytes | ValueKind::Seq | ValueKind::Map => {
+                v.len().unwrap_or(0)
+            }
+            ValueKind::Iterable | ValueKind::Plain => v.len().unwrap_or(1),
+            _ => 1,
+        };
+        if n > *budget {
+            return false;
+        }
+        *budget -= n;
+        if matches!(
+            v.kind(),
+            ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+        ) && let Ok(items) = v.try_iter()
+        {
+            for item in items {
+                // A map's items are its keys; their values are printed too.
+                let value = if v.kind() == ValueKind::Map {
+                    v.get_item(&item).unwrap_or_default()
+                } else {
+                    item.clone()
+                };
+                if !walk(&item, budget) || (v.kind() == ValueKind::Map && !walk(&value, budget)) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+    let mut budget = MAX_RENDERED_BYTES;
+    if walk(value, &mut budget) {
+        Ok(())
+    } else {
+        Err(too_long())
+    }
+}
+
 /// Where a whole-expression template leaves its value.
 const RESULT_VAR: &str = "__litert_value";
 
@@ -720,7 +777,13 @@ fn to_json(value: &minijinja::Value, nodes: &mut usize) -> Result<Value, minijin
     Ok(match value.kind() {
         ValueKind::Undefined | ValueKind::None => Value::Null,
         ValueKind::Bool => Value::Bool(value.is_true()),
-        ValueKind::String => Value::String(value.as_str().unwrap_or_default().to_string()),
+        ValueKind::String => {
+            let text = value.as_str().unwrap_or_default();
+            if text.len() > MAX_RENDERED_BYTES {
+                return Err(too_long());
+            }
+            Value::String(text.to_string())
+        }
         ValueKind::Number => {
             if let Ok(i) = i64::try_from(value.clone()) {
                 Value::from(i)
@@ -905,12 +968,21 @@ mod tests {
             "{{ [1] * 1010 * 1010 }}",
             "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
             "{{ 'x' * 100000000 }}",
+            // Found by fuzzing: printing a lazily repeated sequence took seconds.
+            "x/{{ [rane]  * 20102010 }}",
+            "x/{{ [seq] * 20102010 }}",
+            "{{ ([1] * 20102010)|string }}",
+            "{{ {'a': [1] * 20102010} }}x",
+            "x/{{ [[1] * 5000] * 5000 }}",
+            "{{ '%s'|format([1] * 20102010) }}",
         ] {
             let err = render_string(t, &ctx()).unwrap_err();
             assert!(
                 matches!(
                     err.kind(),
-                    minijinja::ErrorKind::OutOfFuel | minijinja::ErrorKind::InvalidOperation
+                    minijinja::ErrorKind::OutOfFuel
+                        | minijinja::ErrorKind::InvalidOperation
+                        | minijinja::ErrorKind::UnknownFilter
                 ),
                 "{t}: {err}"
             );

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use super::ffi::{self, CpuSettings, TensorType};
 use super::tensor::{Dtype, Tensor};
-use crate::tflite::{self, model::ModelInfo};
+use crate::tflite::{
+    self,
+    model::{ModelInfo, shape_text},
+};
 
 /// Why a model could not be run. `Input` errors are the caller's (exit 2); `Runtime` ones
 /// are the model's or the library's (exit 1).
@@ -472,21 +475,6 @@ fn check_shape(port: &Port, shape: &[usize]) -> Result<Vec<i32>, RunError> {
     Ok(dims)
 }
 
-/// `[1, ?, 3]`: dynamic dimensions as `?`.
-pub fn shape_text(dims: &[i32]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|&d| {
-            if d < 0 {
-                "?".to_string()
-            } else {
-                d.to_string()
-            }
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,7 +498,7 @@ mod tests {
         let err = check_shape(&port(vec![1, 4]), &[1, 5]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "input `x` must have shape [1, 4], got [1, 5]"
+            "input `x` must have shape [1,4], got [1,5]"
         );
         assert!(check_shape(&port(vec![1, 4]), &[4]).is_err());
     }

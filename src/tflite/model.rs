@@ -223,3 +223,19 @@ pub struct WeightsCheck {
     /// Constant tensors of types the check cannot read element-wise (strings, sparse, ...).
     pub tensors_skipped: u64,
 }
+
+/// A shape as people read it: `[?,28,28]`, dynamic dimensions (`-1` in a shape signature)
+/// as `?`.
+pub fn shape_text(dims: &[i32]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", parts.join(","))
+}

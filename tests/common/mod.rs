@@ -193,3 +193,20 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `litert check` on a corpus file, named relative to the repository (as its snapshot shows
+/// it). Whatever the file holds, `check` must not panic.
+pub fn check_fixture(path: &Path) -> (String, Output) {
+    let rel = path
+        .strip_prefix(root())
+        .expect("fixture inside the repository")
+        .to_string_lossy()
+        .into_owned();
+    let out = litert(&["check", &rel]);
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{rel} panicked:\n{}",
+        out.stderr
+    );
+    (rel, out)
+}
