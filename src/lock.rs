@@ -43,6 +43,10 @@ pub struct Entry {
     /// False when the artifact has Flex ops: their serialized attributes come out in varying
     /// order, so a rebuild is not promised to repeat the bytes.
     pub reproducible: bool,
+    /// Seconds the build took when this artifact was first built (kept while it stays the
+    /// same), for balancing CI shards (`src/shard.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_seconds: Option<f64>,
     /// The `.litertlm` bundle built with a generation artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleEntry>,
@@ -139,6 +143,12 @@ impl Locked {
         })
     }
 
+    /// Take the project's lock without reading the file, for a change that leaves it alone
+    /// (a shard's build, whose entry goes to its fragment).
+    pub fn guard(root: &Path) -> anyhow::Result<File> {
+        project_guard(root)
+    }
+
     /// Where the lock file is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -190,6 +200,7 @@ mod tests {
             size: 3,
             keras_outputs: vec![],
             reproducible: true,
+            build_seconds: Some(1.5),
             bundle: None,
         }
     }

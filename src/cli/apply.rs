@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
+use super::cache::CacheArgs;
 use super::env::PythonArgs;
 use super::recipes::{self, RecipeArgs};
 use super::{Exit, Hinted, output};
@@ -26,7 +27,7 @@ const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 /// (no Python is started for them).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert apply recipes/mlp_quickstart.yaml\n  litert apply recipes/ --jobs 2 --json > report.json\n  litert apply recipes/subclassed.yaml --allow-code\n  litert apply recipes/ --locked          # CI: rebuilt bytes must match litert.lock\n  litert apply recipes/ --update-snapshots\n\nExit codes: 0 every artifact built or up to date, 1 a build failed or was rejected (parity,\na gate, a changed snapshot, bytes that differ under --locked), 2 an invalid recipe or bad\narguments."
+    after_help = "Examples:\n  litert apply recipes/mlp_quickstart.yaml\n  litert apply recipes/ --jobs 2 --json > report.json\n  litert apply recipes/subclassed.yaml --allow-code\n  litert apply recipes/ --locked          # CI: rebuilt bytes must match litert.lock\n  litert apply recipes/ --update-snapshots\n  litert apply recipes/ --shard 2/4 --cache s3://team-bucket/litert   # one CI matrix job\n\nExit codes: 0 every artifact built or up to date, 1 a build failed or was rejected (parity,\na gate, a changed snapshot, bytes that differ under --locked), 2 an invalid recipe or bad\narguments."
 )]
 pub struct ApplyArgs {
     /// Recipe files, directories or glob patterns.
@@ -44,6 +45,14 @@ pub struct ApplyArgs {
     /// Accept changed signature snapshots instead of failing.
     #[arg(long)]
     pub update_snapshots: bool,
+    /// Build only shard I of N (e.g. `2/4`, as `litert plan --matrix` assigns them) and write
+    /// its lock fragment instead of `litert.lock`; `litert lock merge` joins the fragments.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Where `--shard` writes its lock fragment (default: `litert-shard-I-of-N.lock` at the
+    /// project root).
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub lock_fragment: Option<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +81,8 @@ pub struct BuildArgs {
     pub verbose: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl BuildArgs {
@@ -109,6 +120,9 @@ impl BuildArgs {
             verbose: self.verbose,
             policy,
             force,
+            cache: self.cache.open(plans)?,
+            pull_only: false,
+            shard: None,
         })
     }
 }
@@ -152,7 +166,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         locked: args.locked,
         write: true,
     };
-    let session = args.build.session(&plans, policy, args.force)?;
+    let mut session = args.build.session(&plans, policy, args.force)?;
+    session.shard = args.shard.map(|shard| engine::session::ShardRun {
+        shard,
+        fragment: args.lock_fragment.clone(),
+    });
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
     let text = if args.json {
         report::json(&outcomes)

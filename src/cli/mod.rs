@@ -4,10 +4,12 @@
 mod apply;
 mod bench;
 mod bundle;
+mod cache;
 mod check;
 mod diff;
 mod env;
 mod inspect;
+mod lock;
 mod output;
 mod plan;
 mod recipes;
@@ -48,6 +50,8 @@ enum Command {
     Bench(bench::BenchArgs),
     Schema(schema::SchemaArgs),
     Env(env::EnvArgs),
+    Cache(cache::CacheCommand),
+    Lock(lock::LockCommand),
 }
 
 /// Parse the process arguments, run the verb and return its exit code.
@@ -77,6 +81,8 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => diff::run(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Lock(args) => lock::run(args),
     };
     match exit {
         Ok(code) => code.into(),

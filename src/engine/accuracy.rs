@@ -135,7 +135,8 @@ pub fn check(plan: Option<&AccuracyPlan>, report: Option<&AccuracyReport>) -> Ve
     out
 }
 
-fn set_gates(g: &crate::recipe::plan::AccuracyGates) -> Vec<&'static str> {
+/// The accuracy gates a recipe sets (thresholds it must meet), by name.
+pub fn set_gates(g: &crate::recipe::plan::AccuracyGates) -> Vec<&'static str> {
     [
         ("min_cosine_similarity", g.min_cosine_similarity.is_some()),
         ("max_abs_error", g.max_abs_error.is_some()),

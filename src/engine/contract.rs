@@ -234,6 +234,7 @@ pub fn entry_for(plan: &BuildPlan, inputs: Inputs, built: &super::Converted) -> 
             sha256: b.sha256.clone(),
             size: b.size,
         }),
+        build_seconds: None,
     }
 }
 

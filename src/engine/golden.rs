@@ -31,6 +31,14 @@ pub fn worker_path(temp_artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where an artifact restored from the remote cache brings the record of the build that
+/// made it (the worker never writes one: a fresh build's record is made from its report).
+pub fn restored_record_path(temp_artifact: &Path) -> PathBuf {
+    let mut name = temp_artifact.as_os_str().to_owned();
+    name.push(".golden.json");
+    PathBuf::from(name)
+}
+
 /// `snapshots/<id>.golden.npz` for the snapshot `snapshots/<id>.yaml`.
 pub fn npz_path(snapshot: &Path) -> PathBuf {
     snapshot.with_extension("golden.npz")
@@ -87,7 +95,8 @@ pub fn files(
                 .max()
                 .map_or(0, |m| m + 1)
         });
-    let text = serde_json::to_string_pretty(&Record {
+    // A cache restore brings the record of the build that measured these outputs.
+    let measured = restored_record(plan, temp_artifact).unwrap_or_else(|| Record {
         format: FORMAT,
         artifact: plan.id.clone(),
         samples,
@@ -98,14 +107,22 @@ pub fn files(
             .map(|o| (o.name.clone(), o.max_abs_error))
             .collect(),
         accuracy: result.accuracy.clone(),
-    })
-    .map_err(std::io::Error::other)?;
+    });
+    let text = serde_json::to_string_pretty(&measured).map_err(std::io::Error::other)?;
     // Files that already hold these bytes are left alone.
     Ok([(npz, data), (record, (text + "\n").into_bytes())]
         .into_iter()
         .filter(|(path, bytes)| std::fs::read(path).ok().as_ref() != Some(bytes))
         .map(|(path, bytes)| (path, Some(bytes)))
         .collect())
+}
+
+/// The record a cache restore brought for this artifact, if it is one of this format for
+/// this very artifact (the cache verified its bytes; anything else is made afresh).
+fn restored_record(plan: &BuildPlan, temp_artifact: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(restored_record_path(temp_artifact)).ok()?;
+    let record: Record = serde_json::from_str(&text).ok()?;
+    (record.format == FORMAT && record.artifact == plan.id).then_some(record)
 }
 
 /// Read the record of the last apply, if there is one.

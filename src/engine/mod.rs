@@ -1,9 +1,10 @@
 //! The build pipeline behind `litert apply`: hands each build plan to a worker, watches its
 //! progress under a timeout, checks what comes back (parity, gates, the lock under
 //! `--locked`) and commits the artifact, its snapshot and its lock entry as one transaction
-//! ([`transaction`]) as soon as the build is accepted. A failed build never leaves a temp
-//! file or touches the previous artifact; a crashed worker is replaced so the remaining
-//! builds still run.
+//! ([`transaction`]) as soon as the build is accepted. An artifact restored from the remote
+//! cache ([`restore`]) goes through the same checks and the same transaction. A failed build
+//! never leaves a temp file or touches the previous artifact; a crashed worker is replaced so
+//! the remaining builds still run.
 
 pub mod accuracy;
 pub mod bundle;
@@ -48,6 +49,17 @@ pub struct ApplyOptions {
     pub locked: BTreeMap<(PathBuf, String), crate::lock::Entry>,
     /// The digested inputs of each plan to build, for its new lock entry.
     pub inputs: BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    /// Record entries in `litert.lock` (false for one shard of a sharded run, whose entries
+    /// go to its lock fragment).
+    pub write_lock: bool,
+}
+
+/// What checking a finished artifact needs from the run.
+pub struct Acceptance<'a> {
+    pub policy: contract::Policy,
+    pub locked: &'a BTreeMap<(PathBuf, String), crate::lock::Entry>,
+    pub inputs: &'a BTreeMap<(PathBuf, String), crate::lock::Inputs>,
+    pub write_lock: bool,
 }
 
 /// What happened to one build.
@@ -87,6 +99,10 @@ pub struct Converted {
     pub quantization: Option<quant::Verification>,
     /// The `.litertlm` bundle written with a generation artifact.
     pub bundle: Option<bundle::Built>,
+    /// The cache it was restored from, when it was not converted in this run.
+    pub restored_from: Option<String>,
+    /// Its lock entry (when written, or when a shard records it in its fragment).
+    pub entry: Option<crate::lock::Entry>,
 }
 
 /// An up-to-date artifact, checked against its snapshot without rebuilding.
@@ -261,7 +277,7 @@ impl WorkerSlot<'_> {
     ) -> Outcome {
         let start = Instant::now();
         let label = format!("[{}/{total}] {}", index + 1, plan.id);
-        let status = self.run(&plan, &label, progress);
+        let status = self.run(&plan, &label, progress, start);
         let seconds = start.elapsed().as_secs_f64();
         progress.finish(&label, matches!(status, Status::Built(_)));
         Outcome {
@@ -272,7 +288,13 @@ impl WorkerSlot<'_> {
         }
     }
 
-    fn run(&mut self, plan: &BuildPlan, label: &str, progress: &Progress) -> Status {
+    fn run(
+        &mut self,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+        start: Instant,
+    ) -> Status {
         if plan.runs_code && !self.options.allow_code {
             return Status::Failed(Failure {
                 stage: "plan".into(),
@@ -329,181 +351,255 @@ impl WorkerSlot<'_> {
             Err(failure) => return Status::Failed(failure),
         };
         progress.stage(label, "checking");
-        let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
-        let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                return Status::Failed(Failure {
-                    stage: "inspect".into(),
-                    message: format!("the converter wrote a model litert cannot read: {e}"),
-                    hint: None,
-                    detail: None,
-                });
-            }
+        let options = self.options;
+        let ctx = Acceptance {
+            policy: options.policy,
+            locked: &options.locked,
+            inputs: &options.inputs,
+            write_lock: options.write_lock,
         };
-        let mut gate_results = gates::check(plan, &model, size);
-        gate_results.extend(accuracy::check(
-            plan.accuracy.as_ref(),
-            result.accuracy.as_ref(),
-        ));
-        if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
-            gate_results.push(generation::contract(g, &model, r.num_layers));
+        let mut bundler = |artifact: &Path, result: &BuildResult| {
+            self.bundle(plan, artifact, result, label, progress)
+        };
+        accept(
+            plan,
+            temp,
+            result,
+            &ctx,
+            Restored::No(&mut bundler),
+            start.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+/// Makes the `.litertlm` bundle of a converted artifact, when its recipe asks for one.
+type Bundler<'b> =
+    &'b mut dyn FnMut(&Path, &BuildResult) -> Result<Option<bundle::Written>, Failure>;
+
+/// Where an artifact being accepted came from.
+enum Restored<'b> {
+    /// Converted here.
+    No(Bundler<'b>),
+    /// Restored from this cache (recipes with a bundle are never restored).
+    From(String),
+}
+
+/// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
+/// writes it to the path it is given and returns the worker's report of it and the build
+/// time to record; the artifact then goes through the same checks and the same transaction
+/// as a fresh build. `Err` with the reason when nothing could be fetched (nothing was
+/// written).
+pub fn restore<F>(
+    plan: &BuildPlan,
+    ctx: &Acceptance<'_>,
+    source: &str,
+    fetch: F,
+) -> Result<Status, String>
+where
+    F: FnOnce(&Path) -> Result<(Box<BuildResult>, f64), String>,
+{
+    if !crate::cache::cacheable(plan) {
+        return Err("its `.litertlm` bundle is not kept in the cache".into());
+    }
+    let temp = TempArtifact::create(&plan.output, ctx.policy.write).map_err(|f| f.message)?;
+    let (result, seconds) = fetch(&temp.path)?;
+    Ok(accept(
+        plan,
+        temp,
+        result,
+        ctx,
+        Restored::From(source.to_string()),
+        seconds,
+    ))
+}
+
+/// Check an artifact waiting in its private directory (parity, gates, quantization, the
+/// lock under `--locked`, its bundle, the snapshot) and commit it with its golden outputs
+/// and lock entry when it passes. `seconds` is the build time its lock entry records (unless
+/// the lock already knew this very artifact).
+fn accept(
+    plan: &BuildPlan,
+    temp: TempArtifact,
+    result: Box<BuildResult>,
+    ctx: &Acceptance<'_>,
+    origin: Restored<'_>,
+    seconds: f64,
+) -> Status {
+    let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
+    let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
+        Ok(m) => m,
+        Err(e) => {
+            return Status::Failed(Failure {
+                stage: "inspect".into(),
+                message: format!("the converter wrote a model litert cannot read: {e}"),
+                hint: None,
+                detail: None,
+            });
         }
-        let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
-        let mut reasons: Vec<String> = gate_results
-            .iter()
-            .filter(|g| !g.ok)
-            .map(|g| g.message.clone())
-            .collect();
-        reasons.extend(
-            quantization
-                .as_ref()
-                .and_then(quant::Verification::rejection),
-        );
-        if let Some(p) = &result.parity
-            && !p.ok
-        {
-            reasons.insert(0, "parity with Keras failed".into());
-        }
-        if let Some(reason) = result
-            .generation
+    };
+    let mut gate_results = gates::check(plan, &model, size);
+    gate_results.extend(accuracy::check(
+        plan.accuracy.as_ref(),
+        result.accuracy.as_ref(),
+    ));
+    if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
+        gate_results.push(generation::contract(g, &model, r.num_layers));
+    }
+    let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
+    let mut reasons: Vec<String> = gate_results
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| g.message.clone())
+        .collect();
+    reasons.extend(
+        quantization
             .as_ref()
-            .and_then(|g| g.check.as_ref())
-            .and_then(generation::rejection)
+            .and_then(quant::Verification::rejection),
+    );
+    if let Some(p) = &result.parity
+        && !p.ok
+    {
+        reasons.insert(0, "parity with Keras failed".into());
+    }
+    if let Some(reason) = result
+        .generation
+        .as_ref()
+        .and_then(|g| g.check.as_ref())
+        .and_then(generation::rejection)
+    {
+        reasons.insert(0, reason);
+    }
+    let policy = ctx.policy;
+    let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
+    let key = (plan.root.clone(), plan.id.clone());
+    if policy.locked {
+        reasons.extend(locked_reasons(
+            ctx.locked.get(&key),
+            &sha256,
+            &result.versions,
+        ));
+    }
+    // The bundle is written only for an artifact that holds so far.
+    let (restored_from, written) = match origin {
+        Restored::From(source) => (Some(source), None),
+        Restored::No(make_bundle) if reasons.is_empty() => match make_bundle(&temp.path, &result) {
+            Ok(w) => (None, w),
+            Err(failure) => return Status::Failed(failure),
+        },
+        Restored::No(_) => (None, None),
+    };
+    if let Some(w) = &written {
+        reasons.extend(bundle::rejection(&w.built));
+        let entry = ctx.locked.get(&key).filter(|_| policy.locked);
+        if let Some(entry) = entry
+            && entry.reproducible
+            && entry.bundle.as_ref().map(|b| &b.sha256) != Some(&w.built.sha256)
         {
-            reasons.insert(0, reason);
-        }
-        let policy = self.options.policy;
-        let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
-        if policy.locked {
-            let key = (plan.root.clone(), plan.id.clone());
-            reasons.extend(locked_reasons(
-                self.options.locked.get(&key),
-                &sha256,
-                &result.versions,
+            reasons.push(format!(
+                "the rebuilt bundle differs from litert.lock (sha256 {} here, {} locked)",
+                short(&w.built.sha256),
+                entry.bundle.as_ref().map_or("none", |b| short(&b.sha256))
             ));
         }
-        // The bundle is written only for an artifact that holds so far.
-        let written = if reasons.is_empty() {
-            match self.bundle(plan, &temp.path, &result, label, progress) {
-                Ok(w) => w,
-                Err(failure) => return Status::Failed(failure),
-            }
-        } else {
-            None
-        };
-        if let Some(w) = &written {
-            reasons.extend(bundle::rejection(&w.built));
-            let entry = self
-                .options
-                .locked
-                .get(&(plan.root.clone(), plan.id.clone()))
-                .filter(|_| policy.locked);
-            if let Some(entry) = entry
-                && entry.reproducible
-                && entry.bundle.as_ref().map(|b| &b.sha256) != Some(&w.built.sha256)
-            {
-                reasons.push(format!(
-                    "the rebuilt bundle differs from litert.lock (sha256 {} here, {} locked)",
-                    short(&w.built.sha256),
-                    entry.bundle.as_ref().map_or("none", |b| short(&b.sha256))
-                ));
-            }
-        }
-        let (snapshot, text) = contract::judge_snapshot(
-            plan,
-            &model,
-            &result.keras_outputs,
-            written.as_ref().map(|w| &*w.built.info),
-            policy,
-        );
-        if let Some(reason) = contract::snapshot_reason(&snapshot) {
-            reasons.push(reason);
-        }
-        let converted = Converted {
-            result,
-            model: Box::new(model),
-            size,
-            sha256,
-            gates: gate_results,
-            snapshot,
-            quantization,
-            bundle: written.as_ref().map(|w| w.built.clone()),
-        };
-        let mut converted = converted;
-        if !reasons.is_empty() {
-            // A changed signature leaves its pending snapshot for review; nothing else is
-            // written for a rejected artifact.
-            if policy.write
-                && matches!(
-                    converted.snapshot,
-                    contract::SnapshotOutcome::Changed { .. }
-                )
-            {
-                let _ = contract::commit_snapshot(&converted.snapshot, &text);
-            }
-            converted.snapshot = converted.snapshot.unwritten();
-            // The file it was read from is gone with the build directory.
-            converted.model.file = String::new();
-            return Status::Rejected(converted, reasons);
-        }
-        if !policy.write {
-            converted.model.file = String::new();
-            return Status::Built(converted);
-        }
-        let golden = match golden::files(plan, &temp.path, &converted.result) {
-            Ok(files) => files,
-            Err(e) => {
-                return Status::Failed(Failure {
-                    stage: "write".into(),
-                    message: format!(
-                        "cannot read the golden outputs the worker wrote: {}; nothing was changed",
-                        write_reason(&e)
-                    ),
-                    hint: None,
-                    detail: None,
-                });
-            }
-        };
-        let key = (plan.root.clone(), plan.id.clone());
-        let entry = (!policy.locked).then(|| {
-            contract::entry_for(
-                plan,
-                self.options
-                    .inputs
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| crate::lock::Inputs {
-                        plan: plan.digest.clone(),
-                        model: String::new(),
-                        calibration: None,
-                        toolchain: String::new(),
-                    }),
-                &converted,
+    }
+    let (snapshot, text) = contract::judge_snapshot(
+        plan,
+        &model,
+        &result.keras_outputs,
+        written.as_ref().map(|w| &*w.built.info),
+        policy,
+    );
+    if let Some(reason) = contract::snapshot_reason(&snapshot) {
+        reasons.push(reason);
+    }
+    let mut converted = Converted {
+        result,
+        model: Box::new(model),
+        size,
+        sha256,
+        gates: gate_results,
+        snapshot,
+        quantization,
+        bundle: written.as_ref().map(|w| w.built.clone()),
+        restored_from,
+        entry: None,
+    };
+    if !reasons.is_empty() {
+        // A changed signature leaves its pending snapshot for review; nothing else is
+        // written for a rejected artifact.
+        if policy.write
+            && matches!(
+                converted.snapshot,
+                contract::SnapshotOutcome::Changed { .. }
             )
-        });
-        let writes_snapshot = matches!(
-            converted.snapshot,
-            contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
-        );
-        let change = transaction::Change {
-            plan,
-            artifact: &temp.path,
-            companions: written
-                .iter()
-                .map(|w| (w.built.temp.as_path(), w.built.output.as_path()))
-                .collect(),
-            files: golden,
-            snapshot: writes_snapshot.then_some(text.as_str()),
-            entry,
-        };
-        match transaction::commit(change) {
-            Ok(()) => {
-                converted.model.file = plan.output.display().to_string();
-                Status::Built(converted)
-            }
-            Err(failure) => Status::Failed(failure),
+        {
+            let _ = contract::commit_snapshot(&converted.snapshot, &text);
         }
+        converted.snapshot = converted.snapshot.unwritten();
+        // The file it was read from is gone with the build directory.
+        converted.model.file = String::new();
+        return Status::Rejected(converted, reasons);
+    }
+    if !policy.write {
+        converted.model.file = String::new();
+        return Status::Built(converted);
+    }
+    let golden = match golden::files(plan, &temp.path, &converted.result) {
+        Ok(files) => files,
+        Err(e) => {
+            return Status::Failed(Failure {
+                stage: "write".into(),
+                message: format!(
+                    "cannot read the golden outputs the worker wrote: {}; nothing was changed",
+                    write_reason(&e)
+                ),
+                hint: None,
+                detail: None,
+            });
+        }
+    };
+    let inputs = ctx
+        .inputs
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| crate::lock::Inputs {
+            plan: plan.digest.clone(),
+            model: String::new(),
+            calibration: None,
+            toolchain: String::new(),
+        });
+    let mut entry = contract::entry_for(plan, inputs, &converted);
+    // The lock keeps the first build time of an artifact that stays the same, so a rebuild,
+    // a shard or a cache restore leaves its entry byte for byte as it was.
+    entry.build_seconds = Some(crate::shard::recorded_time(
+        ctx.locked.get(&key),
+        &entry,
+        seconds,
+    ));
+    converted.entry = Some(entry.clone());
+    // `--locked` never writes the lock; a shard's entries go to its fragment.
+    let entry = (!policy.locked && ctx.write_lock).then_some(entry);
+    let writes_snapshot = matches!(
+        converted.snapshot,
+        contract::SnapshotOutcome::Created { .. } | contract::SnapshotOutcome::Updated { .. }
+    );
+    let change = transaction::Change {
+        plan,
+        artifact: &temp.path,
+        companions: written
+            .iter()
+            .map(|w| (w.built.temp.as_path(), w.built.output.as_path()))
+            .collect(),
+        files: golden,
+        snapshot: writes_snapshot.then_some(text.as_str()),
+        entry,
+    };
+    match transaction::commit(change) {
+        Ok(()) => {
+            converted.model.file = plan.output.display().to_string();
+            Status::Built(converted)
+        }
+        Err(failure) => Status::Failed(failure),
     }
 }
 

@@ -23,6 +23,11 @@ pub fn human(outcomes: &[Outcome]) -> String {
                     o.seconds
                 ));
                 because(&mut out, o);
+                if let Some(from) = &c.restored_from {
+                    out.push_str(&format!(
+                        "    ✓ restored from the cache `{from}`: sha256 and snapshot verified, not converted here\n"
+                    ));
+                }
                 checklist(&mut out, p, c);
             }
             Status::UpToDate(v) => {
@@ -85,8 +90,17 @@ pub fn human(outcomes: &[Outcome]) -> String {
         .filter(|o| matches!(o.status, Status::UpToDate(_)) && o.ok())
         .count();
     let failed = outcomes.len() - built - fresh;
+    let restored = outcomes
+        .iter()
+        .filter(|o| matches!(&o.status, Status::Built(c) if c.restored_from.is_some()))
+        .count();
+    let restored = if restored > 0 {
+        format!(" ({restored} from the cache)")
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "{built} built, {fresh} up to date, {failed} failed\n"
+        "{built} built{restored}, {fresh} up to date, {failed} failed\n"
     ));
     out
 }
@@ -313,6 +327,9 @@ struct JsonOutcome<'a> {
     /// The native re-run on golden outputs (`litert test`).
     #[serde(skip_serializing_if = "Option::is_none")]
     golden: Option<&'a super::golden::Check>,
+    /// The cache the artifact was restored from instead of being converted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_from: Option<&'a str>,
     /// The `.litertlm` bundle of a generation artifact, with LiteRT-LM's check.
     #[serde(skip_serializing_if = "Option::is_none")]
     bundle: Option<&'a super::bundle::Built>,
@@ -343,6 +360,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                 rebuilt_because: &o.rebuilt_because,
                 quantization: None,
                 golden: None,
+                restored_from: None,
                 bundle: None,
             };
             match &o.status {
@@ -354,6 +372,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
                     snapshot: Some(&c.snapshot),
                     sha256: Some(&c.sha256),
                     quantization: c.quantization.as_ref(),
+                    restored_from: c.restored_from.as_deref(),
                     bundle: c.bundle.as_ref(),
                     ..base
                 },

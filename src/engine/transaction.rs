@@ -35,12 +35,18 @@ pub struct Change<'a> {
 pub fn commit(change: Change<'_>) -> Result<(), Failure> {
     let plan = change.plan;
     let _signals = crate::interrupt::commit();
-    let mut locked = Locked::open(&plan.root).map_err(|e| Failure {
+    let locking = |e: anyhow::Error| Failure {
         stage: "write".into(),
         message: format!("{e:#}"),
         hint: None,
         detail: None,
-    })?;
+    };
+    // The project's lock is held either way; `litert.lock` is read only when this build
+    // records an entry in it.
+    let (_guard, mut locked) = match &change.entry {
+        Some(_) => (None, Some(Locked::open(&plan.root).map_err(locking)?)),
+        None => (Some(Locked::guard(&plan.root).map_err(locking)?), None),
+    };
     // Stage: write everything new in full. Nothing is replaced yet.
     let nothing_changed = |what: &Path, e: std::io::Error| Failure {
         stage: "write".into(),
@@ -78,7 +84,7 @@ pub fn commit(change: Change<'_>) -> Result<(), Failure> {
             fsio::stage(&plan.snapshot, text).map_err(|e| nothing_changed(&plan.snapshot, e))?;
         staged.push(Pending::File(s, plan.snapshot.clone()));
     }
-    if let Some(entry) = change.entry {
+    if let (Some(entry), Some(locked)) = (change.entry, locked.as_mut()) {
         locked.lock.artifacts.insert(plan.id.clone(), entry);
         let path = locked.path().to_path_buf();
         let s = fsio::stage(&path, locked.lock.render()).map_err(|e| nothing_changed(&path, e))?;
