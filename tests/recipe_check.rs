@@ -112,10 +112,14 @@ fn offline_preset_points_at_a_local_directory() {
         "{}",
         out.stderr
     );
-    write_tokenizer(
-        dir.path(),
-        &["<pad>", "<eos>", "<bos>", "<unk>", "<end_of_turn>"],
-    );
+    // The Gemma-like fixture preset's tokenizer (bos 2, eos 1, `<end_of_turn>`).
+    let spm = dir.path().join("assets/tokenizer/vocabulary.spm");
+    std::fs::create_dir_all(spm.parent().unwrap()).unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/generation/gemma_preset/assets/tokenizer/vocabulary.spm"),
+        &spm,
+    )
+    .unwrap();
     let out = litert(&["plan", "recipes/gemma_int8.yaml", "--json", "--set", &set]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -199,30 +203,4 @@ fn duplicates_across_recipe_files_are_refused_with_both_locations() {
         );
     }
     assert!(!dir.path().join("build").exists());
-}
-
-/// A SentencePiece model with these pieces (bos 2, eos 1) where KerasHub saves one.
-fn write_tokenizer(preset: &std::path::Path, pieces: &[&str]) {
-    use litert::litertlm::proto::sentencepiece::{ModelProto, TrainerSpec, model_proto};
-    use prost::Message as _;
-    let proto = ModelProto {
-        pieces: pieces
-            .iter()
-            .map(|p| model_proto::SentencePiece {
-                piece: Some(p.to_string()),
-                score: Some(0.0),
-                r#type: None,
-            })
-            .collect(),
-        trainer_spec: Some(TrainerSpec {
-            bos_id: Some(2),
-            eos_id: Some(1),
-            unk_id: Some(3),
-            pad_id: Some(0),
-            ..Default::default()
-        }),
-    };
-    let spm = preset.join("assets/tokenizer/vocabulary.spm");
-    std::fs::create_dir_all(spm.parent().unwrap()).unwrap();
-    std::fs::write(spm, proto.encode_to_vec()).unwrap();
 }
