@@ -127,6 +127,47 @@ fn every_family_generates_what_keras_generates() {
     // size of the float32 weights (trained_gemma: ~62k parameters = ~250 KB), not three times.
     let size = arts["gemma:fp32"]["size_bytes"].as_u64().unwrap();
     assert!(size < 400_000, "{size}");
+    // The tied embedding is stored once with int8 weights too (the converter alone writes it
+    // twice): the decode subgraph's lookup table and logits weights, both int8
+    // [vocabulary, hidden], are one buffer, so the file's int8 bytes are the decode
+    // subgraph's (which reads every weight) less one table.
+    let int8 = d.join(arts["gemma:int8"]["output"].as_str().unwrap());
+    let out = litert_env(
+        d,
+        &["inspect", "--json", "--tensors", int8.to_str().unwrap()],
+        &[],
+    );
+    let inspected: Value = serde_json::from_str(&out.stdout).unwrap();
+    let decode = &inspected["subgraphs"][0]["tensors"];
+    let consts: Vec<&Value> = decode
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["dtype"] == "int8" && t["data_bytes"].as_u64().unwrap() > 0)
+        .collect();
+    let logits = inspected["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "decode")
+        .unwrap()["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "logits")
+        .unwrap()["tensor"]["shape"][2]
+        .clone();
+    let tables: Vec<&&Value> = consts.iter().filter(|t| t["shape"][0] == logits).collect();
+    assert_eq!(tables.len(), 2, "{tables:#?}");
+    let table = tables[0]["data_bytes"].as_u64().unwrap();
+    let decode_int8: u64 = consts
+        .iter()
+        .map(|t| t["data_bytes"].as_u64().unwrap())
+        .sum();
+    let file_int8 = inspected["weights"]["by_dtype"]["int8"]["bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(file_int8 + table, decode_int8, "{:#}", inspected["weights"]);
 }
 
 /// The flagship recipe builds a small trained Gemma from a local preset, and its snapshot

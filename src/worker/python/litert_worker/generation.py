@@ -39,6 +39,19 @@ class Family:
     def __init__(self, model):
         self.model = model
         self.backbone = model.backbone
+        self.table = None  # a TiedInt8Table when the artifact stores int8 weights
+
+    def lookup(self, tokens):
+        """The token embedding of `tokens`."""
+        if self.table is not None:
+            return self.table.lookup(tokens)
+        return self.backbone.token_embedding(tokens)
+
+    def logits(self, h):
+        """The vocabulary projection of the final hidden state."""
+        if self.table is not None:
+            return self.table.logits(h)
+        return self.backbone.token_embedding(h, reverse=True)
 
     # Filled by subclasses.
     num_layers = kv_heads = head_dim = q_heads = hidden = vocab = 0
@@ -75,7 +88,7 @@ class Gemma(Family):
 
     def embed(self, tokens, positions):
         np, tf, keras = tf_modules()
-        x = self.backbone.token_embedding(tokens)
+        x = self.lookup(tokens)
         return x * tf.cast(tf.sqrt(float(self.hidden)), x.dtype)
 
     def block(self, i, x, positions, attend):
@@ -103,7 +116,7 @@ class Gemma(Family):
         return x + f
 
     def head(self, x):
-        return self.backbone.token_embedding(self.backbone.layer_norm(x), reverse=True)
+        return self.logits(self.backbone.layer_norm(x))
 
 
 class Llama(Family):
@@ -121,7 +134,7 @@ class Llama(Family):
         self.blocks = list(b.transformer_layers)
 
     def embed(self, tokens, positions):
-        return self.backbone.token_embedding(tokens)
+        return self.lookup(tokens)
 
     def block(self, i, x, positions, attend):
         np, tf, keras = tf_modules()
@@ -139,7 +152,7 @@ class Llama(Family):
         return x + f
 
     def head(self, x):
-        return self.backbone.token_embedding(self.backbone.layer_norm(x), reverse=True)
+        return self.logits(self.backbone.layer_norm(x))
 
 
 class Gpt2(Family):
@@ -162,7 +175,7 @@ class Gpt2(Family):
         np, tf, keras = tf_modules()
         table = self.backbone.position_embedding.position_embeddings
         pos = tf.gather(tf.convert_to_tensor(table), positions)[None]
-        return self.backbone.token_embedding(tokens) + tf.cast(pos, "float32")
+        return self.lookup(tokens) + tf.cast(pos, "float32")
 
     def block(self, i, x, positions, attend):
         np, tf, keras = tf_modules()
@@ -179,7 +192,59 @@ class Gpt2(Family):
         return x + f
 
     def head(self, x):
-        return self.backbone.token_embedding(self.backbone.layer_norm(x), reverse=True)
+        return self.logits(self.backbone.layer_norm(x))
+
+
+class TiedInt8Table:
+    """A tied embedding quantized once, so an int8-weight artifact stores its table once.
+
+    Left to itself, the converter quantizes a tied embedding twice: per tensor where it is
+    gathered (a gathered row cannot carry a per-row scale) and per channel where it projects
+    onto the vocabulary, so the file holds two int8 copies (41% of a Gemma-2B-width file).
+    Here the table is quantized per row up front. The lookup gathers int8 rows and their
+    scales (kept as int32 bits, so the weight quantizer leaves them exact) and dequantizes;
+    the projection multiplies by a float32 copy of the same integers and then by the scales.
+    Every row of that copy reaches +-127, so the converter's per-channel quantization gives
+    back exactly the table's bytes (once it no longer folds the final norm's scale into
+    them), and its buffer deduplication stores them once."""
+
+    def __init__(self, embedding):
+        np, tf, keras = tf_modules()
+        table = np.asarray(embedding.embeddings.numpy(), dtype=np.float32)
+        amax = np.abs(table).max(axis=1)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
+        del table
+        self.soft_cap = embedding.logit_soft_cap
+        self.rows = tf.Variable(q, trainable=False, name="token_embedding_int8")
+        self.rows_f32 = tf.Variable(q.astype(np.float32), trainable=False, name="token_embedding_int8_as_f32")
+        self.scale_bits = tf.Variable(scale.view(np.int32), trainable=False, name="token_embedding_scale_bits")
+
+    @classmethod
+    def applies(cls, fam, converter_kwargs):
+        """Whether the artifact stores int8 weights without calibration (dynamic range)
+        and the family ties its input and output embeddings."""
+        np, tf, keras = tf_modules()
+        int8_weights = bool(converter_kwargs.get("optimizations")) and "representative_dataset" not in converter_kwargs
+        float16 = tf.float16 in converter_kwargs.get("target_spec", {}).get("supported_types", [])
+        emb = fam.backbone.token_embedding
+        tied = bool(getattr(emb, "tie_weights", False)) and emb.reverse_dtype is None
+        # Under 1,024 elements the converter keeps weights float32 and already stores one copy.
+        big = fam.vocab * fam.hidden >= 1024
+        return int8_weights and not float16 and tied and big
+
+    def lookup(self, tokens):
+        np, tf, keras = tf_modules()
+        scale = tf.bitcast(tf.gather(self.scale_bits, tokens), tf.float32)
+        return tf.cast(tf.gather(self.rows, tokens), tf.float32) * scale[..., None]
+
+    def logits(self, h):
+        np, tf, keras = tf_modules()
+        scale = tf.bitcast(self.scale_bits, tf.float32)
+        out = tf.matmul(h, self.rows_f32, transpose_b=True) * scale
+        if self.soft_cap is not None:
+            out = tf.tanh(out / self.soft_cap) * self.soft_cap
+        return out
 
 
 FAMILIES = {"GemmaCausalLM": Gemma, "LlamaCausalLM": Llama, "GPT2CausalLM": Gpt2}
@@ -269,6 +334,25 @@ def signature_functions(fam, g, tf):
     return fns
 
 
+def write_savedmodel(tf, fns, path):
+    """A SavedModel of every signature that holds each variable they read exactly once.
+
+    (`keras.export.ExportArchive` saves every variable twice, as the Keras variable and as
+    the `tf.Variable` under it: a SavedModel of twice the weights, read back whole by the
+    converter.)"""
+    module = tf.Module()
+    signatures, variables, seen = {}, [], set()
+    for key, (fn, specs) in fns.items():
+        concrete = tf.function(fn, input_signature=specs).get_concrete_function()
+        signatures[key] = concrete
+        for v in concrete.variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
+    module.variables_read = variables
+    tf.saved_model.save(module, path, signatures=signatures)
+
+
 def export(build, model, converter_kwargs):
     """Write the prefill/decode artifact to `build.temp_output`; returns what the result
     event reports about it (family, cache layout, tokenizer)."""
@@ -284,19 +368,18 @@ def export(build, model, converter_kwargs):
             "generation",
             f"a KV-cache capacity of {g['capacity']} is beyond what the model's position embedding reaches ({limit})",
         )
+    if TiedInt8Table.applies(fam, converter_kwargs):
+        fam.table = TiedInt8Table(fam.backbone.token_embedding)
+        # The converter would fold the final norm's scale into the projection's weights,
+        # which makes them other bytes than the table's. (A recipe flag still wins.)
+        converter_kwargs = {"_experimental_disable_fuse_mul_and_fc": True, **converter_kwargs}
     fns = signature_functions(fam, g, tf)
     # The SavedModel that carries every signature lives in the build's private directory,
     # which litert removes whatever happens.
     work = os.path.join(os.path.dirname(build.temp_output), "generation-savedmodel")
-    archive = keras.export.ExportArchive()
-    # The backbone holds every weight; the preprocessor (tokenizer lookup tables) stays out.
-    archive.track(model.backbone)
-    for key, (fn, specs) in fns.items():
-        archive.add_endpoint(key, fn, input_signature=specs)
     t = time.perf_counter()
-    archive.write_out(work, verbose=False)
+    write_savedmodel(tf, fns, work)
     saved = time.perf_counter() - t
-    del archive
     try:
         converter = tf.lite.TFLiteConverter.from_saved_model(work, signature_keys=list(fns))
         for k, v in converter_kwargs.items():
