@@ -16,9 +16,12 @@
 //! 256,000) and layer count are picked so the predicted peak (8× the float32 weights) leaves
 //! 8 GiB of MemAvailable for the other jobs of a shared machine, and a run is killed if
 //! MemAvailable falls under 3 GiB. `LITERT_BENCH_GEN_VOCAB` / `LITERT_BENCH_GEN_LAYERS`
-//! force them.
+//! force them. `LITERT_BENCH_GEN_WIDE=0` skips the wide model altogether (it is neither
+//! built nor sized), so the tiny half runs in a few GB beside other jobs; the wide half
+//! needs most of a 24 GB machine to itself.
 //!
-//! Run: `nice -n 10 cargo bench --bench generation`. Models, a scratch project (its own lock
+//! Run: `nice -n 10 cargo bench --bench generation` (both models) or
+//! `LITERT_BENCH_GEN_WIDE=0 nice -n 10 cargo bench --bench generation` (tiny only). Models, a scratch project (its own lock
 //! and snapshots) and artifacts live under `target/bench-generation/`; the tables are printed
 //! and written to `target/generation_bench.md`. `LITERT_PYTHON` picks the interpreter, else
 //! the provisioned environment.
@@ -47,21 +50,33 @@ fn main() {
     std::fs::create_dir_all(project.join(".git")).expect("bench project");
     std::fs::create_dir_all(work.join("plain")).expect("bench dir");
 
-    let (vocab, layers) = wide_size();
-    let out = Command::new(&python)
+    let wide_size = wide_enabled().then(wide_size);
+    let mut gen_models = Command::new(&python);
+    gen_models
         .arg(root.join("benches/support/gen_models.py"))
-        .arg(&models)
-        .arg(vocab.to_string())
-        .arg(layers.to_string())
+        .arg(&models);
+    if let Some((vocab, layers)) = wide_size {
+        gen_models.arg(vocab.to_string()).arg(layers.to_string());
+    }
+    let out = gen_models
         .stderr(Stdio::inherit())
         .output()
         .expect("gen_models.py");
     assert!(out.status.success(), "gen_models.py failed");
     let sizes: Value = serde_json::from_slice(&out.stdout).expect("gen_models.py JSON");
-    let wide = format!("wide_gemma_v{vocab}_l{layers}");
 
     let mut md = String::new();
-    for (name, variant) in [("tiny_gemma", "fp32"), (wide.as_str(), "dynamic_range")] {
+    let mut runs = vec![("tiny_gemma".to_string(), "fp32")];
+    match wide_size {
+        Some((vocab, layers)) => {
+            runs.push((format!("wide_gemma_v{vocab}_l{layers}"), "dynamic_range"));
+        }
+        None => {
+            md.push_str("\n### wide Gemma (Gemma 2B width): skipped (`LITERT_BENCH_GEN_WIDE=0`)\n")
+        }
+    }
+    for (name, variant) in &runs {
+        let (name, variant) = (name.as_str(), *variant);
         let weight_bytes = sizes[name]["weight_bytes"].as_f64().expect("weight bytes");
         let preset = PathBuf::from(sizes[name]["path"].as_str().expect("path"));
         let params = sizes[name]["params"].as_u64().unwrap_or(0);
@@ -241,6 +256,16 @@ fn push(rows: &mut Vec<String>, row: String) {
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
+}
+
+/// False when `LITERT_BENCH_GEN_WIDE` is `0` (or `false`/`no`/`off`): run the tiny preset only.
+fn wide_enabled() -> bool {
+    !std::env::var("LITERT_BENCH_GEN_WIDE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "false" | "no" | "off"
+        )
+    })
 }
 
 /// The wide model's vocabulary and layer count: Gemma 2B's (256,000, as many layers as fit

@@ -5,8 +5,9 @@ layer count the bench picks to fit the machine's free memory. Random weights, th
 SentencePiece tokenizer of the test presets (ids above its 42 pieces are never tokenized,
 which does not change the cost of anything measured).
 
-    python gen_models.py OUT_DIR VOCAB LAYERS
+    python gen_models.py OUT_DIR [VOCAB LAYERS]
 
+Without VOCAB and LAYERS only the tiny preset is made (the bench's LITERT_BENCH_GEN_WIDE=0).
 Prints one JSON line: {name: {"params": N, "weight_bytes": 4N, "path": dir,
 "embedding_elements": vocab x hidden}}."""
 
@@ -44,6 +45,18 @@ def wide_gemma(path, vocab, layers):
     return int(backbone.count_params())
 
 
+def wide_params(wide, vocab, layers):
+    """The wide preset's parameter count, making the preset unless it is already there."""
+    if not os.path.exists(os.path.join(wide, "config.json")):
+        return wide_gemma(wide, vocab, layers)
+    # Counting without loading: the parameter count follows from the config.
+    c = json.load(open(os.path.join(wide, "config.json")))["config"]
+    h, v, ff = c["hidden_dim"], c["vocabulary_size"], c["intermediate_dim"]
+    q, kv, d = c["num_query_heads"], c["num_key_value_heads"], c["head_dim"]
+    per_layer = h * d * (2 * q + 2 * kv) + h * ff + ff // 2 * h + 2 * h
+    return v * h + c["num_layers"] * per_layer + h
+
+
 def main(out, vocab, layers):
     os.makedirs(out, exist_ok=True)
     sizes = {}
@@ -52,19 +65,9 @@ def main(out, vocab, layers):
         build_presets.tiny_gemma(out)
     keras.utils.clear_session()
     sizes["tiny_gemma"] = int(keras_hub.models.GemmaCausalLM.from_preset(tiny).backbone.count_params())
-    name = f"wide_gemma_v{vocab}_l{layers}"
-    wide = os.path.join(out, name)
-    if os.path.exists(os.path.join(wide, "config.json")):
-        keras.utils.clear_session()
-        cfg = json.load(open(os.path.join(wide, "config.json")))
-        # Counting without loading: the parameter count follows from the config.
-        c = cfg["config"]
-        h, v, ff = c["hidden_dim"], c["vocabulary_size"], c["intermediate_dim"]
-        q, kv, d = c["num_query_heads"], c["num_key_value_heads"], c["head_dim"]
-        per_layer = h * d * (2 * q + 2 * kv) + h * ff + ff // 2 * h + 2 * h
-        sizes[name] = v * h + c["num_layers"] * per_layer + h
-    else:
-        sizes[name] = wide_gemma(wide, vocab, layers)
+    if vocab is not None:
+        name = f"wide_gemma_v{vocab}_l{layers}"
+        sizes[name] = wide_params(os.path.join(out, name), vocab, layers)
     report = {}
     for k, n in sizes.items():
         c = json.load(open(os.path.join(out, k, "config.json")))["config"]
@@ -74,4 +77,9 @@ def main(out, vocab, layers):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 4:
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    elif len(sys.argv) == 2:
+        main(sys.argv[1], None, None)
+    else:
+        sys.exit(__doc__)
