@@ -67,13 +67,8 @@ fn main() {
 
     let mut md = String::new();
     let mut runs = vec![("tiny_gemma".to_string(), "fp32")];
-    match wide_size {
-        Some((vocab, layers)) => {
-            runs.push((format!("wide_gemma_v{vocab}_l{layers}"), "dynamic_range"));
-        }
-        None => {
-            md.push_str("\n### wide Gemma (Gemma 2B width): skipped (`LITERT_BENCH_GEN_WIDE=0`)\n")
-        }
+    if let Some((vocab, layers)) = wide_size {
+        runs.push((format!("wide_gemma_v{vocab}_l{layers}"), "dynamic_range"));
     }
     for (name, variant) in &runs {
         let (name, variant) = (name.as_str(), *variant);
@@ -124,6 +119,7 @@ fn main() {
                 push(
                     &mut rows,
                     row(
+                        &python,
                         name,
                         v,
                         &format!("`litert apply` (check {})", on_off(check)),
@@ -151,6 +147,7 @@ fn main() {
                     push(
                         &mut rows,
                         row(
+                            &python,
                             name,
                             v,
                             "plain `model.export`, window 128",
@@ -190,8 +187,8 @@ fn main() {
         }
         let _ = write!(
             md,
-            "\n### {name}: {params} parameters, float32 weights {:.3} GB\n\n| model | mode | export | wall | vs plain | peak RSS of the process tree (× float32 weights) | file (vocab-sized buffers) |\n|---|---|---|---:|---:|---:|---:|\n",
-            weight_bytes / 1e9
+            "\n### {name}: {params} parameters, float32 weights {}\n\n| model | mode | export | wall | vs plain | peak RSS of the process tree (× float32 weights) | file (vocab-sized buffers, ×tensors sharing each) |\n|---|---|---|---:|---:|---:|---:|\n",
+            decimal_bytes(weight_bytes)
         );
         for r in &rows {
             md.push_str(r);
@@ -244,8 +241,20 @@ fn main() {
         eprint!("{t}");
         md.push_str(&t);
     }
+    if wide_size.is_none() {
+        md.push_str("\n### wide Gemma (Gemma 2B width): skipped (`LITERT_BENCH_GEN_WIDE=0`)\n");
+    }
     print!("{md}");
     let _ = std::fs::write(root.join("target/generation_bench.md"), &md);
+}
+
+/// `bytes` in decimal units, so a 55 kB tiny model does not read as "0.000 GB".
+fn decimal_bytes(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e9 => format!("{:.2} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b => format!("{:.1} kB", b / 1e3),
+    }
 }
 
 /// Keeps a table row and shows it at once: a long run reports what it has so far.
@@ -417,7 +426,15 @@ fn tree_rss(root: u32) -> u64 {
 }
 
 /// One export row: wall time, peak, the file's size and its vocabulary-sized buffers.
-fn row(name: &str, variant: &str, what: &str, m: &Measured, sizes: &Value, file: &Path) -> String {
+fn row(
+    python: &str,
+    name: &str,
+    variant: &str,
+    what: &str,
+    m: &Measured,
+    sizes: &Value,
+    file: &Path,
+) -> String {
     let weight_bytes = sizes["weight_bytes"].as_f64().unwrap_or(1.0);
     let elements = sizes["embedding_elements"].as_u64().unwrap_or(0);
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
@@ -427,42 +444,40 @@ fn row(name: &str, variant: &str, what: &str, m: &Measured, sizes: &Value, file:
         m.peak as f64 / GIB,
         m.peak as f64 / weight_bytes,
         size as f64 / 1e6,
-        vocab_buffers(file, elements)
+        vocab_buffers(python, file, elements)
     )
 }
 
 /// How many distinct buffers of the file hold an embedding-sized matrix (`elements` =
-/// vocabulary × hidden), among the five largest that `litert inspect --weights --json`
-/// lists (each buffer once): 2 means the tied embedding is stored twice.
-fn vocab_buffers(file: &Path, elements: u64) -> String {
-    let out = Command::new(common::litert())
-        .args(["inspect", "--json", "--weights"])
+/// vocabulary × hidden), read from the FlatBuffer by `support/vocab_buffers.py` (`litert
+/// inspect` lists only the five largest weights and no buffer indices): 2 means the tied
+/// embedding is stored twice. `×k` = the number of tensors (over all signatures) that share
+/// the buffer.
+fn vocab_buffers(python: &str, file: &Path, elements: u64) -> String {
+    let out = Command::new(python)
+        .arg(common::root().join("benches/support/vocab_buffers.py"))
         .arg(file)
+        .arg(elements.to_string())
+        .stderr(Stdio::inherit())
         .output()
-        .expect("litert inspect");
+        .expect("vocab_buffers.py");
+    if !out.status.success() || !file.exists() {
+        return "?".into();
+    }
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let largest = v["weights"]["largest"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let elems = |t: &Value| {
-        t["shape"]
-            .as_array()
-            .map(|s| s.iter().filter_map(Value::as_u64).product::<u64>())
-            .unwrap_or(0)
-    };
-    let big: Vec<String> = largest
+    let buffers = v.as_array().cloned().unwrap_or_default();
+    let each: Vec<String> = buffers
         .iter()
-        .filter(|t| elems(t) == elements)
-        .map(|t| {
+        .map(|b| {
             format!(
-                "{} {}",
-                t["dtype"].as_str().unwrap_or("?"),
-                t["shape"].to_string()
+                "{} {} ×{}",
+                b["dtype"].as_str().unwrap_or("?").to_ascii_lowercase(),
+                b["shape"],
+                b["tensors"]
             )
         })
         .collect();
-    format!("{}: {}", big.len(), big.join(", "))
+    format!("{}: {}", buffers.len(), each.join(", "))
 }
 
 fn speed_table(name: &str, variant: &str, s: &Value) -> String {
