@@ -50,12 +50,12 @@ fn main() {
     std::fs::create_dir_all(project.join(".git")).expect("bench project");
     std::fs::create_dir_all(work.join("plain")).expect("bench dir");
 
-    let wide_size = wide_enabled().then(wide_size);
+    let wide = wide_enabled().then(wide_size);
     let mut gen_models = Command::new(&python);
     gen_models
         .arg(root.join("benches/support/gen_models.py"))
         .arg(&models);
-    if let Some((vocab, layers)) = wide_size {
+    if let Some((vocab, layers)) = wide {
         gen_models.arg(vocab.to_string()).arg(layers.to_string());
     }
     let out = gen_models
@@ -68,7 +68,7 @@ fn main() {
     // The machine may be shared: the tables say how loaded it was, at the start and the end.
     let mut md = format!("\nload average at start: {}\n", load_average());
     let mut runs = vec![("tiny_gemma".to_string(), "fp32")];
-    if let Some((vocab, layers)) = wide_size {
+    if let Some((vocab, layers)) = wide {
         runs.push((format!("wide_gemma_v{vocab}_l{layers}"), "dynamic_range"));
     }
     for (name, variant) in &runs {
@@ -243,7 +243,7 @@ fn main() {
         md.push_str(&t);
     }
     let _ = writeln!(md, "\nload average at end: {}", load_average());
-    if wide_size.is_none() {
+    if wide.is_none() {
         md.push_str("\n### wide Gemma (Gemma 2B width): skipped (`LITERT_BENCH_GEN_WIDE=0`)\n");
     }
     print!("{md}");
