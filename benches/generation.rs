@@ -5,7 +5,7 @@
 //!    cost grows with its window;
 //! 2. decode tokens/s of the prefill/decode artifact (the worker's own `Runtime` over
 //!    `ai_edge_litert` signature runners, XNNPACK, 1 and 2 threads) against Keras
-//!    `generate()` (greedy) on CPU;
+//!    `generate()` (greedy) on CPU, medians of 3 whole generations;
 //! 3. wall time and peak memory of the whole process tree (litert + worker, /proc sampled
 //!    every 50 ms) of `litert apply` against a plain `model.export` of the same preset, as
 //!    ratios and as multiples of the float32 weight bytes; and file sizes, with how many
@@ -21,10 +21,11 @@
 //! needs most of a 24 GB machine to itself.
 //!
 //! Run: `nice -n 10 cargo bench --bench generation` (both models) or
-//! `LITERT_BENCH_GEN_WIDE=0 nice -n 10 cargo bench --bench generation` (tiny only). Models, a scratch project (its own lock
-//! and snapshots) and artifacts live under `target/bench-generation/`; the tables are printed
-//! and written to `target/generation_bench.md`. `LITERT_PYTHON` picks the interpreter, else
-//! the provisioned environment.
+//! `LITERT_BENCH_GEN_WIDE=0 nice -n 10 cargo bench --bench generation` (tiny only). Models, a
+//! scratch project (its own lock and snapshots) and artifacts live under
+//! `target/bench-generation/`; the tables, with the load average at the start and the end,
+//! are printed and written to `target/generation_bench.md`. `LITERT_PYTHON` picks the
+//! interpreter, else the provisioned environment.
 
 mod common;
 
