@@ -21,8 +21,10 @@ pub fn worker_python() -> String {
     {
         return p;
     }
+    // `env setup` prints the environment's path on stdout: keep it off the bench's tables.
     let setup = Command::new(litert())
         .args(["env", "setup"])
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("litert env setup");
     assert!(setup.success(), "litert env setup failed");
