@@ -14,6 +14,7 @@ The forward pass is written here, per family, from the KerasHub model's own laye
 weights and their RoPE), so every signature reads the same variables: the converter stores
 each weight once, shared by all subgraphs."""
 
+import gc
 import os
 import shutil
 import time
@@ -353,11 +354,16 @@ def write_savedmodel(tf, fns, path):
     tf.saved_model.save(module, path, signatures=signatures)
 
 
-def export(build, model, converter_kwargs):
+def export(build, holder, converter_kwargs):
     """Write the prefill/decode artifact to `build.temp_output`; returns what the result
-    event reports about it (family, cache layout, tokenizer)."""
+    event reports about it (family, cache layout, tokenizer).
+
+    `holder` is a list holding the only reference to the Keras model: the model is traced
+    and saved, then released before the converter runs, so the process never holds the
+    Keras weights and the converter's copies at once (docs/llm.md#memory)."""
     np, tf, keras = tf_modules()
     g = build.plan["generation"]
+    model = holder.pop()
     fam = family_of(model)
     reason = fam.refuse(g["capacity"])
     if reason:
@@ -368,20 +374,34 @@ def export(build, model, converter_kwargs):
             "generation",
             f"a KV-cache capacity of {g['capacity']} is beyond what the model's position embedding reaches ({limit})",
         )
+    info = {
+        "family": fam.name,
+        "num_layers": fam.num_layers,
+        "kv_heads": fam.kv_heads,
+        "head_dim": fam.head_dim,
+        "capacity": g["capacity"],
+        "prefill": list(g["prefill"]),
+        "cache_layout": "[1, kv_heads, capacity, head_dim]",
+        "tokenizer": tokenizer_info(model, build.plan["model"]),
+        "preset_dir": preset_dir(build.plan["model"]) if g.get("bundle") else None,
+    }
     if TiedInt8Table.applies(fam, converter_kwargs):
         fam.table = TiedInt8Table(fam.backbone.token_embedding)
         # The converter would fold the final norm's scale into the projection's weights,
         # which makes them other bytes than the table's. (A recipe flag still wins.)
         converter_kwargs = {"_experimental_disable_fuse_mul_and_fc": True, **converter_kwargs}
     fns = signature_functions(fam, g, tf)
+    keys = list(fns)
     # The SavedModel that carries every signature lives in the build's private directory,
     # which litert removes whatever happens.
     work = os.path.join(os.path.dirname(build.temp_output), "generation-savedmodel")
     t = time.perf_counter()
-    write_savedmodel(tf, fns, work)
-    saved = time.perf_counter() - t
     try:
-        converter = tf.lite.TFLiteConverter.from_saved_model(work, signature_keys=list(fns))
+        write_savedmodel(tf, fns, work)
+        saved = time.perf_counter() - t
+        del fns, fam, model
+        release()
+        converter = tf.lite.TFLiteConverter.from_saved_model(work, signature_keys=keys)
         for k, v in converter_kwargs.items():
             if k == "target_spec":
                 for tk, tv in v.items():
@@ -395,19 +415,16 @@ def export(build, model, converter_kwargs):
     with open(build.temp_output, "wb") as f:
         f.write(blob)
     del blob
-    return {
-        "family": fam.name,
-        "signatures": list(fns),
-        "num_layers": fam.num_layers,
-        "kv_heads": fam.kv_heads,
-        "head_dim": fam.head_dim,
-        "capacity": g["capacity"],
-        "prefill": list(g["prefill"]),
-        "cache_layout": "[1, kv_heads, capacity, head_dim]",
-        "savedmodel_seconds": round(saved, 3),
-        "tokenizer": tokenizer_info(model, build.plan["model"]),
-        "preset_dir": preset_dir(build.plan["model"]) if g.get("bundle") else None,
-    }
+    return {**info, "signatures": keys, "savedmodel_seconds": round(saved, 3)}
+
+
+def release():
+    """Give the released model's memory back before the next stage allocates (with oneDNN
+    off, TensorFlow's CPU allocator returns freed tensors to the system)."""
+    np, tf, keras = tf_modules()
+    gc.collect()
+    keras.utils.clear_session()
+    gc.collect()
 
 
 def decode_signature(g, info):
@@ -573,10 +590,10 @@ class Runtime:
 # Parity with Keras generate().
 
 
-def tokenize(model, text):
-    """Token ids as generation sees a prompt: the start token, no end token."""
+def tokenize(pre, text):
+    """Token ids as generation sees a prompt (`pre`: the model's preprocessor): the start
+    token, no end token."""
     np, tf, keras = tf_modules()
-    pre = getattr(model, "preprocessor", None)
     tok = getattr(pre, "tokenizer", None)
     if tok is None:
         raise BuildError("parity", "the preset has no tokenizer to tokenize the check prompts with")
@@ -587,10 +604,10 @@ def tokenize(model, text):
     return ids
 
 
-def detokenize(model, ids):
+def detokenize(pre, ids):
     try:
         np, tf, keras = tf_modules()
-        text = model.preprocessor.tokenizer.detokenize(np.asarray(ids, np.int32))
+        text = pre.tokenizer.detokenize(np.asarray(ids, np.int32))
         if hasattr(text, "numpy"):
             text = text.numpy()
         return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
@@ -626,13 +643,13 @@ def keras_reference(model, prompt, steps):
     return ids, logits
 
 
-def check_prompts(model, C, g):
+def check_prompts(pre, C, g):
     """The recipe's check prompts as ids, plus one that fills the cache to its last slot
     (prompt + new tokens = capacity, so the last decode step writes slot C-1)."""
     N = g["steps"]
     prompts = []
     for text in g["prompts"]:
-        ids = tokenize(model, text)
+        ids = tokenize(pre, text)
         if len(ids) + N > C:
             raise BuildError("parity", f"check prompt {text!r} ({len(ids)} tokens) plus {N} new tokens "
                              f"exceeds the cache capacity {C}")
@@ -641,17 +658,28 @@ def check_prompts(model, C, g):
         want = C + 1 - N
         pool = []
         for text in g["prompts"] * (want + 1):
-            pool += tokenize(model, " " + text)[1:]
+            pool += tokenize(pre, " " + text)[1:]
             if len(pool) >= want:
                 break
-        base = tokenize(model, "")
+        base = tokenize(pre, "")
         ids = (base + pool)[:want]
         if len(ids) == want:
-            prompts.append({"text": detokenize(model, ids), "ids": ids, "fills_cache": True})
+            prompts.append({"text": detokenize(pre, ids), "ids": ids, "fills_cache": True})
     return prompts
 
 
-def parity(build, model):
+def references(model, g):
+    """Keras' side of the generation check: the check prompts with `generate()`'s greedy
+    ids and logits. Computed before the export, which releases the model."""
+    c = g["check"]
+    prompts = check_prompts(getattr(model, "preprocessor", None), g["capacity"], c)
+    for p in prompts:
+        p["keras_ids"], p["keras_logits"] = keras_reference(model, p["ids"], c["steps"])
+    return prompts
+
+
+def parity(build, refs, pre):
+    """The artifact driven as LiteRT-LM drives it, against the Keras `references`."""
     np, tf, keras = tf_modules()
     g = build.plan["generation"]
     c = g["check"]
@@ -660,8 +688,8 @@ def parity(build, model):
     rt = Runtime(build.temp_output, g)
     atol, rtol = c["tolerance"]["atol"], c["tolerance"]["rtol"]
     results, agree, total, worst = [], 0, 0, 0.0
-    for p in check_prompts(model, g["capacity"], c):
-        ref_ids, ref_logits = keras_reference(model, p["ids"], N)
+    for p in refs:
+        ref_ids, ref_logits = p["keras_ids"], p["keras_logits"]
         own_ids, _ = rt.generate(p["ids"], N)
         forced_picks, lite_logits = rt.generate(p["ids"], N, forced=ref_ids)
         diff = np.abs(lite_logits - ref_logits)
@@ -678,8 +706,8 @@ def parity(build, model):
             "fills_cache": p["fills_cache"],
             "keras_ids": ref_ids,
             "litert_ids": own_ids,
-            "keras_text": detokenize(model, ref_ids),
-            "litert_text": detokenize(model, own_ids),
+            "keras_text": detokenize(pre, ref_ids),
+            "litert_text": detokenize(pre, own_ids),
             "identical": first_diff is None,
             "first_difference": first_diff,
             "top1_agreement": same / N,

@@ -29,7 +29,11 @@ def run_build(request):
         keras.utils.clear_session()
         model = load_model(build)
         if build.plan.get("generation"):
-            emit(run_generation(build, model))
+            # The generation export releases the model before converting: hand over the
+            # only reference.
+            holder = [model]
+            del model
+            emit(run_generation(build, holder))
             return
         build.progress("signature")
         structure, specs = build_signature(build, model)
@@ -74,15 +78,21 @@ def run_build(request):
               "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
 
 
-def run_generation(build, model):
-    """A causal LM as a prefill/decode artifact, checked against Keras `generate()`."""
+def run_generation(build, holder):
+    """A causal LM as a prefill/decode artifact, checked against Keras `generate()`.
+    `holder` holds the only reference to the model, which the export releases."""
     g = build.plan["generation"]
-    build.progress("convert", "prefill/decode signatures")
-    info = generation.export(build, model, converter_kwargs(build, None))
-    report = None
+    pre = getattr(holder[0], "preprocessor", None)
+    refs = None
     if g.get("check"):
+        build.progress("parity", "Keras generate() on the check prompts")
+        refs = generation.references(holder[0], g)
+    build.progress("convert", "prefill/decode signatures")
+    info = generation.export(build, holder, converter_kwargs(build, None))
+    report = None
+    if refs is not None:
         build.progress("parity", "generation")
-        report = generation.parity(build, model)
+        report = generation.parity(build, refs, pre)
     build.progress("done")
     decode = generation.decode_signature(g, info)
     return {
