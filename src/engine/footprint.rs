@@ -1,21 +1,30 @@
 //! What a build will need in memory, known before Python starts: the weight bytes of the
 //! model source on disk (a `.keras` archive's weights entry, an `.h5` file, a SavedModel's
 //! `variables/`, a local preset's `*.weights.h5`), and the peak an export reaches for them.
-//! Measured (issue 14, a random Gemma at Gemma 2B's width): loading, tracing and converting
-//! peak at about 7× the float32 weight bytes, on top of TensorFlow's own ~0.6 GB; a small
-//! model's export stays under 2 GiB (ResNet50 peaks at ~1.7 GB). `apply` sizes `--jobs` from
-//! the largest estimate and warns before a build that will not fit.
+//! Measured (issue 14, a random Gemma at Gemma 2B's width): a plain export peaks at about 7×
+//! the float32 weight bytes, on top of TensorFlow's own ~0.6 GB. A generation export, which
+//! releases the Keras model before converting, peaks near 3× with int8 weights and 5× with
+//! float weights (docs/llm.md#memory). A small model's export stays under 2 GiB (ResNet50
+//! peaks at ~1.7 GB). `apply` sizes `--jobs` from the largest estimate and warns before a
+//! build that will not fit.
 
 use std::path::Path;
 
 use crate::recipe::BuildPlan;
 use crate::recipe::plan::{ModelPlan, PresetRef};
+use crate::recipe::types::QuantizationMode;
 use crate::units::human_bytes;
 
 /// TensorFlow and Keras imported, before any model.
 const BASELINE: u64 = 600 << 20;
 /// Peak process memory per float32 weight byte during an export (measured, see above).
-const PEAK_PER_WEIGHT_BYTE: u64 = 7;
+fn peak_per_weight_byte(plan: &BuildPlan) -> u64 {
+    match (&plan.generation, plan.quantization.mode) {
+        (Some(_), Some(QuantizationMode::DynamicRange)) => 3,
+        (Some(_), _) => 5,
+        (None, _) => 7,
+    }
+}
 /// What any export may need, however small its model.
 pub const SMALL_MODEL_PEAK: u64 = 2 << 30;
 
@@ -71,7 +80,7 @@ fn tree_bytes(dir: &Path) -> Option<u64> {
 pub fn peak(plan: &BuildPlan) -> u64 {
     weight_bytes(&plan.model).map_or(SMALL_MODEL_PEAK, |w| {
         BASELINE
-            .saturating_add(w.saturating_mul(PEAK_PER_WEIGHT_BYTE))
+            .saturating_add(w.saturating_mul(peak_per_weight_byte(plan)))
             .max(SMALL_MODEL_PEAK)
     })
 }
@@ -123,10 +132,11 @@ pub fn fit(plans: &[BuildPlan], requested: usize, available: Option<u64>) -> Fit
             let weights = weight_bytes(&p.model)?;
             (need > available).then(|| {
                 format!(
-                    "`{}` may need about {} of memory ({} of weights; exports peak near {PEAK_PER_WEIGHT_BYTE}× that), and {} is available: it may be stopped for lack of memory",
+                    "`{}` may need about {} of memory ({} of weights; its export peaks near {}× that), and {} is available: it may be stopped for lack of memory",
                     p.id,
                     human_bytes(need),
                     human_bytes(weights),
+                    peak_per_weight_byte(p),
                     human_bytes(available)
                 )
             })
@@ -220,5 +230,28 @@ mod tests {
         assert_eq!(fit(small, 4, Some(5 << 30)).jobs, 2);
         assert_eq!(fit(small, 4, Some(3 << 30)).jobs, 1);
         assert_eq!(fit(&plans[..1], 1, None).jobs, 1);
+    }
+
+    #[test]
+    fn generation_exports_release_the_model_and_peak_lower() {
+        let plans = |file: &str| {
+            let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            crate::recipe::check_file(
+                &recipe,
+                &crate::recipe::Overrides::default(),
+                &mut crate::diag::Sources::default(),
+            )
+            .plans
+        };
+        let gemma = plans("recipes/gemma_int8.yaml");
+        assert!(gemma[0].generation.is_some());
+        assert_eq!(peak_per_weight_byte(&gemma[0]), 3);
+        let mut float = gemma[0].clone();
+        float.quantization.mode = None;
+        assert_eq!(peak_per_weight_byte(&float), 5);
+        assert_eq!(
+            peak_per_weight_byte(&plans("recipes/classifier_quant.yaml")[0]),
+            7
+        );
     }
 }
