@@ -211,14 +211,24 @@ class TiedInt8Table:
 
     def __init__(self, embedding):
         np, tf, keras = tf_modules()
-        table = np.asarray(embedding.embeddings.numpy(), dtype=np.float32)
-        amax = np.abs(table).max(axis=1)
-        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-        q = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
-        del table
+        table = embedding.embeddings.value  # the tf.Variable under the Keras one
+        V, H = (int(d) for d in table.shape)
+        q = np.empty((V, H), np.int8)
+        scale = np.empty((V,), np.float32)
+        # A slice at a time: whole-table numpy temporaries cost several times the table
+        # (2 GB for Gemma's), more than the rest of the export.
+        step = max(1, (64 << 20) // (4 * H))
+        for start in range(0, V, step):
+            rows = table[start:start + step].numpy()
+            amax = np.abs(rows).max(axis=1)
+            s = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+            q[start:start + step] = np.clip(np.rint(rows / s[:, None]), -127, 127)
+            scale[start:start + step] = s
         self.soft_cap = embedding.logit_soft_cap
         self.rows = tf.Variable(q, trainable=False, name="token_embedding_int8")
-        self.rows_f32 = tf.Variable(q.astype(np.float32), trainable=False, name="token_embedding_int8_as_f32")
+        del q
+        self.rows_f32 = tf.Variable(tf.cast(self.rows, tf.float32), trainable=False,
+                                    name="token_embedding_int8_as_f32")
         self.scale_bits = tf.Variable(scale.view(np.int32), trainable=False, name="token_embedding_scale_bits")
 
     @classmethod
