@@ -7,7 +7,6 @@ use std::path::Path;
 
 use super::Hinted;
 use super::inspect::{group, io_table};
-use crate::litertlm::diff::BundleDiff;
 use crate::litertlm::model::{BundleInfo, KeyValue};
 use crate::litertlm::{ReadError, read_path};
 
@@ -182,22 +181,5 @@ pub fn render(info: &BundleInfo) -> String {
             let _ = writeln!(w, "  - {p}");
         }
     }
-    out
-}
-
-/// The human form of a bundle diff.
-pub fn render_diff(d: &BundleDiff) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "--- {}", d.a);
-    let _ = writeln!(out, "+++ {}", d.b);
-    if d.equivalent {
-        let _ = writeln!(out, "no semantic differences");
-        return out;
-    }
-    for change in &d.changes {
-        let _ = writeln!(out, "{} {}", change.kind.marker(), change.message);
-    }
-    let n = d.changes.len();
-    let _ = writeln!(out, "{n} difference{}", if n == 1 { "" } else { "s" });
     out
 }

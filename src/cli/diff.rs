@@ -10,7 +10,7 @@ use clap::Args;
 use super::inspect::load;
 use super::{Exit, Hinted, bundle, output};
 use crate::tflite::ReadOptions;
-use crate::tflite::diff::{ModelDiff, diff};
+use crate::tflite::diff::diff;
 
 /// Show what differs between two LiteRT models (signatures, inputs and outputs, ops, sizes) or
 /// two LiteRT-LM bundles (sections, tokenizer, generation metadata, the embedded models).
@@ -52,7 +52,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
             text.push('\n');
             output::stdout(&text)?;
         } else {
-            output::stdout(&bundle::render_diff(&d))?;
+            let changes = d
+                .changes
+                .iter()
+                .map(|c| (c.kind.marker(), c.message.as_str()));
+            output::stdout(&render(&d.a, &d.b, d.equivalent, changes))?;
         }
         return Ok(if d.equivalent {
             Exit::Success
@@ -68,7 +72,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         text.push('\n');
         output::stdout(&text)?;
     } else {
-        output::stdout(&render(&d))?;
+        let changes = d
+            .changes
+            .iter()
+            .map(|c| (c.kind.marker(), c.message.as_str()));
+        output::stdout(&render(&d.a, &d.b, d.equivalent, changes))?;
     }
     Ok(if d.equivalent {
         Exit::Success
@@ -77,19 +85,25 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// The human form: a header, then one line per change marked `+`, `-` or `~`.
-pub fn render(d: &ModelDiff) -> String {
+/// The human form of a model or bundle diff: a header, then one line per change marked `+`,
+/// `-` or `~`.
+pub fn render<'c>(
+    a: &str,
+    b: &str,
+    equivalent: bool,
+    changes: impl ExactSizeIterator<Item = (char, &'c str)>,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "--- {}", d.a);
-    let _ = writeln!(out, "+++ {}", d.b);
-    if d.equivalent {
+    let _ = writeln!(out, "--- {a}");
+    let _ = writeln!(out, "+++ {b}");
+    if equivalent {
         let _ = writeln!(out, "no semantic differences");
         return out;
     }
-    for change in &d.changes {
-        let _ = writeln!(out, "{} {}", change.kind.marker(), change.message);
+    let n = changes.len();
+    for (marker, message) in changes {
+        let _ = writeln!(out, "{marker} {message}");
     }
-    let n = d.changes.len();
     let _ = writeln!(out, "{n} difference{}", if n == 1 { "" } else { "s" });
     out
 }
