@@ -55,7 +55,9 @@ class Build:
 
     def progress(self, stage, message=""):
         now = time.perf_counter()
-        self.timings[self.stage] = round(now - self._t, 4)
+        # A stage can come back (a generation build's parity runs before and after the
+        # conversion): its times add up.
+        self.timings[self.stage] = round(self.timings.get(self.stage, 0.0) + now - self._t, 4)
         self._t = now
         self.stage = stage
         emit({"event": "progress", "id": self.id, "stage": stage, "message": message})
