@@ -479,16 +479,8 @@ fn report_from_artifact(
 
 #[cfg(test)]
 mod tests {
+    use super::record::samples::{inputs, record as sample_record};
     use super::*;
-
-    fn inputs() -> Inputs {
-        Inputs {
-            plan: "sha256:p".into(),
-            model: "sha256:m".into(),
-            calibration: None,
-            toolchain: "litert 0.1.0 / worker x".into(),
-        }
-    }
 
     #[test]
     fn keys_follow_every_input_and_only_the_inputs() {
@@ -499,7 +491,7 @@ mod tests {
         i.calibration = Some("sha256:c".into());
         assert_ne!(key(&i), base);
         let mut i = inputs();
-        i.toolchain = "litert 0.2.0 / worker x".into();
+        i.toolchain = "u".into();
         assert_ne!(key(&i), base);
         let mut i = inputs();
         i.plan = "sha256:q".into();
@@ -522,23 +514,7 @@ mod tests {
             Lookup::Miss
         ));
         // A record whose objects never arrived (a writer that died) is unusable, not a hit.
-        let record = Record {
-            format: record::FORMAT,
-            key: k.clone(),
-            id: "a".into(),
-            inputs: inputs(),
-            artifact: Blob {
-                sha256: "a".repeat(64),
-                size: 1,
-            },
-            snapshot: "a: 1\n".into(),
-            golden: None,
-            worker: Default::default(),
-            build_seconds: None,
-            keras_outputs: vec![],
-            report: None,
-            litert: "0".into(),
-        };
+        let record = sample_record(&k);
         let path = dir
             .path()
             .join("c")
@@ -565,23 +541,7 @@ mod tests {
             read_only: true,
         })
         .unwrap();
-        let record = Record {
-            format: record::FORMAT,
-            key: "k".into(),
-            id: "a".into(),
-            inputs: inputs(),
-            artifact: Blob {
-                sha256: "a".repeat(64),
-                size: 1,
-            },
-            snapshot: "a: 1\n".into(),
-            golden: None,
-            worker: Default::default(),
-            build_seconds: None,
-            keras_outputs: vec![],
-            report: None,
-            litert: "0".into(),
-        };
+        let record = sample_record("k");
         let err = remote
             .push(&record, &dir.path().join("x"), None)
             .unwrap_err();

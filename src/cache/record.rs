@@ -116,11 +116,12 @@ fn is_hex_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Records for the cache's tests.
 #[cfg(test)]
-mod tests {
+pub(super) mod samples {
     use super::*;
 
-    fn inputs() -> Inputs {
+    pub fn inputs() -> Inputs {
         Inputs {
             plan: "sha256:p".into(),
             model: "sha256:m".into(),
@@ -129,10 +130,11 @@ mod tests {
         }
     }
 
-    fn record() -> Record {
+    /// A well-formed record of artifact `a` under `key`.
+    pub fn record(key: &str) -> Record {
         Record {
             format: FORMAT,
-            key: "k".into(),
+            key: key.into(),
             id: "a".into(),
             inputs: inputs(),
             artifact: Blob {
@@ -147,6 +149,16 @@ mod tests {
             report: None,
             litert: "0.1.0".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::samples::{inputs, record as sample};
+    use super::*;
+
+    fn record() -> Record {
+        sample("k")
     }
 
     #[test]
