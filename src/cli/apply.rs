@@ -172,10 +172,15 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         fragment: args.lock_fragment.clone(),
     });
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
-    let text = if args.json {
-        report::json(&outcomes)
+    print_outcomes(&outcomes, args.json)
+}
+
+/// The build report on stdout (human or `--json`); success when every build is ok.
+pub(super) fn print_outcomes(outcomes: &[engine::Outcome], json: bool) -> anyhow::Result<Exit> {
+    let text = if json {
+        report::json(outcomes)
     } else {
-        report::human(&outcomes)
+        report::human(outcomes)
     };
     output::stdout(&text)?;
     Ok(if outcomes.iter().all(engine::Outcome::ok) {

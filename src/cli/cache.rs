@@ -12,7 +12,7 @@ use super::apply::{BuildArgs, checked_plans};
 use super::recipes::{self, RecipeArgs};
 use super::{Exit, Hinted, output};
 use crate::cache::{self, Presence, Remote, Settings};
-use crate::engine::{self, contract::Policy, progress::Progress, report};
+use crate::engine::{self, contract::Policy, progress::Progress};
 use crate::recipe::BuildPlan;
 
 /// Which remote cache a run uses.
@@ -292,15 +292,5 @@ fn pull(args: PullArgs) -> anyhow::Result<Exit> {
     }
     session.pull_only = true;
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
-    let text = if args.json {
-        report::json(&outcomes)
-    } else {
-        report::human(&outcomes)
-    };
-    output::stdout(&text)?;
-    Ok(if outcomes.iter().all(engine::Outcome::ok) {
-        Exit::Success
-    } else {
-        Exit::Failure
-    })
+    super::apply::print_outcomes(&outcomes, args.json)
 }

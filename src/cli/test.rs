@@ -9,7 +9,7 @@ use clap::Args;
 use super::apply::{BuildArgs, checked_plans};
 use super::recipes::{self, RecipeArgs};
 use super::{Exit, output};
-use crate::engine::{self, Outcome, Status, contract::Policy, progress::Progress, report};
+use crate::engine::{self, Outcome, Status, contract::Policy, progress::Progress};
 
 /// CI gate: every artifact still matches its snapshot and `litert.lock`.
 ///
@@ -55,22 +55,13 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
         crate::fsio::write_atomic(path, junit(&outcomes))
             .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
     }
-    let text = if args.json {
-        report::json(&outcomes)
-    } else {
-        report::human(&outcomes)
-    };
-    output::stdout(&text)?;
+    let exit = super::apply::print_outcomes(&outcomes, args.json)?;
     let failed = outcomes.iter().filter(|o| !o.ok()).count();
     output::stderr(&format!(
         "test: {} passed, {failed} failed\n",
         outcomes.len() - failed
     ));
-    Ok(if failed == 0 {
-        Exit::Success
-    } else {
-        Exit::Failure
-    })
+    Ok(exit)
 }
 
 /// A JUnit report: one test case per artifact, failures with the reasons and diffs.
