@@ -12,6 +12,8 @@
 mod common;
 #[path = "../tests/servers/mod.rs"]
 mod servers;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

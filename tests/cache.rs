@@ -5,6 +5,7 @@
 
 mod common;
 mod servers;
+mod support;
 
 use std::path::{Path, PathBuf};
 

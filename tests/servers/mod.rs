@@ -77,40 +77,8 @@ fn moto_server() -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     let lock = File::create(dir.join(".lock")).unwrap();
     lock.lock().unwrap();
-    let venv = dir.join("venv");
-    let bin = venv.join("bin/moto_server");
-    let marker = venv.join(".litert-ready");
-    if fs::read_to_string(&marker).ok().as_deref() == Some(MOTO) && bin.exists() {
-        return bin;
-    }
-    let _ = fs::remove_dir_all(&venv);
-    let python = std::env::var("LITERT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(python)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .expect("python3 -m venv")
-        .success();
-    assert!(ok, "cannot create the test venv at {}", venv.display());
-    let out = Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-            MOTO,
-        ])
-        .output()
-        .expect("pip runs");
-    assert!(
-        out.status.success(),
-        "installing {MOTO} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fs::write(&marker, MOTO).unwrap();
-    bin
+    crate::support::python::venv(&dir.join("venv"), &[MOTO], "moto's S3 server")
+        .with_file_name("moto_server")
 }
 
 /// Send one HTTP/1.0 request to 127.0.0.1:`port`; the status code, or `None` when nothing

@@ -81,17 +81,27 @@ fn base_python() -> String {
 /// The venv's python, created on first use.
 pub fn python() -> PathBuf {
     let _lock = lock();
-    let venv = cache_dir().join("venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".litert-ready");
-    let want = REQUIREMENTS.join("\n");
+    venv(
+        &cache_dir().join("venv"),
+        REQUIREMENTS,
+        "the official interpreter",
+    )
+}
+
+/// The python of a private venv at `dir` holding exactly `requirements` (pip, the package
+/// registry only): made on first use, remade when the list changes. The caller holds a file
+/// lock over `dir` so parallel test binaries do not collide.
+pub fn venv(dir: &Path, requirements: &[&str], what: &str) -> PathBuf {
+    let python = dir.join("bin/python");
+    let marker = dir.join(".litert-ready");
+    let want = requirements.join("\n");
     if fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) && python.exists() {
         return python;
     }
-    let _ = fs::remove_dir_all(&venv);
+    let _ = fs::remove_dir_all(dir);
     run(
-        Command::new(base_python()).args(["-m", "venv"]).arg(&venv),
-        "creating the test venv",
+        Command::new(base_python()).args(["-m", "venv"]).arg(dir),
+        "creating a test venv",
     );
     run(
         Command::new(&python)
@@ -103,8 +113,8 @@ pub fn python() -> PathBuf {
                 "--no-input",
                 "-q",
             ])
-            .args(REQUIREMENTS),
-        "installing the official interpreter into the test venv",
+            .args(requirements),
+        &format!("installing {what} into a test venv"),
     );
     fs::write(&marker, want).unwrap();
     python
