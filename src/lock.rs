@@ -181,28 +181,35 @@ fn project_guard(root: &Path) -> anyhow::Result<File> {
     Ok(guard)
 }
 
+/// An entry of artifact `a` with content `sha`, for tests here and in the modules that
+/// read the lock.
+#[cfg(test)]
+pub(crate) fn sample_entry(sha: &str) -> Entry {
+    Entry {
+        recipe: "recipes/a.yaml".into(),
+        output: "build/a.tflite".into(),
+        inputs: Inputs {
+            plan: "p".into(),
+            model: "m".into(),
+            calibration: None,
+            toolchain: "t".into(),
+        },
+        worker: BTreeMap::from([("tensorflow".into(), "2.21.0".into())]),
+        sha256: sha.into(),
+        size: 3,
+        keras_outputs: vec![],
+        reproducible: true,
+        build_seconds: Some(1.5),
+        bundle: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(sha: &str) -> Entry {
-        Entry {
-            recipe: "recipes/a.yaml".into(),
-            output: "build/a.tflite".into(),
-            inputs: Inputs {
-                plan: "p".into(),
-                model: "m".into(),
-                calibration: None,
-                toolchain: "t".into(),
-            },
-            worker: BTreeMap::from([("tensorflow".into(), "2.21.0".into())]),
-            sha256: sha.into(),
-            size: 3,
-            keras_outputs: vec![],
-            reproducible: true,
-            build_seconds: Some(1.5),
-            bundle: None,
-        }
+        sample_entry(sha)
     }
 
     #[test]

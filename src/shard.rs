@@ -361,25 +361,11 @@ fn short(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::Inputs;
 
     fn entry(sha: &str, seconds: Option<f64>) -> Entry {
         Entry {
-            recipe: "r.yaml".into(),
-            output: "build/a.tflite".into(),
-            inputs: Inputs {
-                plan: "p".into(),
-                model: "m".into(),
-                calibration: None,
-                toolchain: "t".into(),
-            },
-            worker: BTreeMap::new(),
-            sha256: sha.into(),
-            size: 1,
-            reproducible: true,
-            keras_outputs: vec![],
             build_seconds: seconds,
-            bundle: None,
+            ..crate::lock::sample_entry(sha)
         }
     }
 
