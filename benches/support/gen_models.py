@@ -27,22 +27,10 @@ import build_presets  # noqa: E402
 
 
 def wide_gemma(path, vocab, layers):
-    keras.utils.clear_session()
-    keras.utils.set_random_seed(0)
-    tokenizer = keras_hub.models.GemmaTokenizer(proto=build_presets.gemma_tokenizer_proto())
-    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=128)
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=vocab,
-        num_layers=layers,
-        num_query_heads=8,
-        num_key_value_heads=1,
-        hidden_dim=2048,
-        intermediate_dim=32768,
-        head_dim=256,
-    )
-    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+    lm = build_presets.gemma(vocabulary_size=vocab, sequence_length=128, num_layers=layers, num_query_heads=8,
+                             num_key_value_heads=1, hidden_dim=2048, intermediate_dim=32768, head_dim=256)
     lm.save_to_preset(path)
-    return int(backbone.count_params())
+    return int(lm.backbone.count_params())
 
 
 def wide_params(wide, vocab, layers):

@@ -63,41 +63,29 @@ def gemma_tokenizer_proto():
     return model.getvalue()
 
 
-def tiny_gemma(out):
+def gemma(vocabulary_size=None, sequence_length=16, **dims):
+    """A random-weight (seed 0) Gemma causal LM with the test SentencePiece tokenizer; the
+    vocabulary defaults to the tokenizer's."""
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
     tokenizer = keras_hub.models.GemmaTokenizer(proto=gemma_tokenizer_proto())
-    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=16)
+    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=sequence_length)
     backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=32,
-        intermediate_dim=64,
-        head_dim=16,
-    )
-    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+        vocabulary_size=vocabulary_size or tokenizer.vocabulary_size(), **dims)
+    return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+
+
+def tiny_gemma(out):
+    lm = gemma(num_layers=2, num_query_heads=2, num_key_value_heads=1, hidden_dim=32, intermediate_dim=64,
+               head_dim=16)
     lm.save_to_preset(os.path.join(out, "tiny_gemma"))
 
 
 def trained_gemma(out):
     """A small Gemma trained for a few epochs on the test sentences: its predictions are
     confident, as a real language model's are, so quantization is judged on real margins."""
-    keras.utils.clear_session()
-    keras.utils.set_random_seed(0)
-    tokenizer = keras_hub.models.GemmaTokenizer(proto=gemma_tokenizer_proto())
-    pre = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=16)
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
-        num_query_heads=4,
-        num_key_value_heads=1,
-        hidden_dim=64,
-        intermediate_dim=128,
-        head_dim=16,
-    )
-    lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=pre)
+    lm = gemma(num_layers=2, num_query_heads=4, num_key_value_heads=1, hidden_dim=64, intermediate_dim=128,
+               head_dim=16)
     lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                weighted_metrics=[])
     lm.fit(sentences(512, 4), batch_size=32, epochs=12, verbose=0)
