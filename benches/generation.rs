@@ -158,25 +158,18 @@ fn main() {
                             &plain,
                         ),
                     );
-                    if let Some((a, _)) = artifacts.get(&(v.to_string(), false)) {
-                        push(
-                            &mut rows,
-                            format!(
-                                "| {name} | {v} | ratio apply (check off) / plain | | {:.2} | {:.2} | |\n",
-                                a.wall / m.wall,
-                                a.peak as f64 / m.peak as f64
-                            ),
-                        );
-                    }
-                    if let Some((a, _)) = artifacts.get(&(v.to_string(), true)) {
-                        push(
-                            &mut rows,
-                            format!(
-                                "| {name} | {v} | ratio apply (check on) / plain | | {:.2} | {:.2} | |\n",
-                                a.wall / m.wall,
-                                a.peak as f64 / m.peak as f64
-                            ),
-                        );
+                    for check in [false, true] {
+                        if let Some((a, _)) = artifacts.get(&(v.to_string(), check)) {
+                            push(
+                                &mut rows,
+                                format!(
+                                    "| {name} | {v} | ratio apply (check {}) / plain | | {:.2} | {:.2} | |\n",
+                                    on_off(check),
+                                    a.wall / m.wall,
+                                    a.peak as f64 / m.peak as f64
+                                ),
+                            );
+                        }
                     }
                 }
                 None => push(
