@@ -364,16 +364,9 @@ def write_savedmodel(tf, fns, path):
     tf.saved_model.save(module, path, signatures=signatures)
 
 
-def export(build, holder, converter_kwargs):
-    """Write the prefill/decode artifact to `build.temp_output`; returns what the result
-    event reports about it (family, cache layout, tokenizer).
-
-    `holder` is a list holding the only reference to the Keras model: the model is traced
-    and saved, then released before the converter runs, so the process never holds the
-    Keras weights and the converter's copies at once (docs/llm.md#memory)."""
-    np, tf, keras = tf_modules()
-    g = build.plan["generation"]
-    model = holder.pop()
+def exportable(model, g):
+    """The model's family, or a BuildError saying why this model and capacity cannot be
+    exported (checked before anything slow runs)."""
     fam = family_of(model)
     reason = fam.refuse(g["capacity"])
     if reason:
@@ -384,6 +377,20 @@ def export(build, holder, converter_kwargs):
             "generation",
             f"a KV-cache capacity of {g['capacity']} is beyond what the model's position embedding reaches ({limit})",
         )
+    return fam
+
+
+def export(build, holder, converter_kwargs):
+    """Write the prefill/decode artifact to `build.temp_output`; returns what the result
+    event reports about it (family, cache layout, tokenizer).
+
+    `holder` is a list holding the only reference to the Keras model: the model is traced
+    and saved, then released before the converter runs, so the process never holds the
+    Keras weights and the converter's copies at once (docs/llm.md#memory)."""
+    np, tf, keras = tf_modules()
+    g = build.plan["generation"]
+    model = holder.pop()
+    fam = exportable(model, g)
     info = {
         "family": fam.name,
         "num_layers": fam.num_layers,

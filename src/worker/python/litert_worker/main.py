@@ -82,6 +82,7 @@ def run_generation(build, holder):
     """A causal LM as a prefill/decode artifact, checked against Keras `generate()`.
     `holder` holds the only reference to the model, which the export releases."""
     g = build.plan["generation"]
+    generation.exportable(holder[0], g)
     pre = getattr(holder[0], "preprocessor", None)
     refs = None
     if g.get("check"):
