@@ -45,6 +45,59 @@ fn signature_keys(a: &Value) -> Vec<String> {
     keys
 }
 
+/// A preset's large variables go from its `.weights.h5` into the model a slice at a time,
+/// starting from zeros instead of random values (the worker's load, docs/llm.md#memory);
+/// the model that makes is the one Keras' own loading makes, weight for weight.
+#[test]
+fn a_preset_loaded_a_slice_at_a_time_has_keras_own_weights() {
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, keras_hub
+from litert_worker import load
+load.SLICED_BYTES = 1024  # every variable of a tiny preset above 1 KB takes the sliced path
+sliced = []
+made = load._SlicedDataset.__init__
+def counting(self, dataset):
+    sliced.append(dataset.name)
+    made(self, dataset)
+load._SlicedDataset.__init__ = counting
+report = {}
+for path in sys.argv[2:]:
+    ours = load.load_preset({"task": "CausalLM", "preset": {"path": path}})
+    theirs = keras_hub.models.CausalLM.from_preset(path)
+    report[path] = {
+        "sliced": len(sliced),
+        "weights": len(ours.weights),
+        "equal": all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours.weights, theirs.weights)),
+    }
+    sliced.clear()
+print(json.dumps(report))
+"#;
+    let presets = presets();
+    let out = std::process::Command::new(common::worker_python())
+        .arg("-c")
+        .arg(script)
+        .arg(common::root().join("src/worker/python"))
+        .args(["trained_gemma", "tiny_llama"].map(|p| presets.join(p)))
+        .env("KERAS_BACKEND", "tensorflow")
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .env("TF_ENABLE_ONEDNN_OPTS", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for (preset, r) in report.as_object().unwrap() {
+        assert!(r["sliced"].as_u64().unwrap() >= 2, "{preset}: {r}");
+        assert_eq!(r["equal"], true, "{preset}: {r}");
+    }
+}
+
 /// Every supported family in float32 generates the same token ids as Keras for every
 /// prompt, including the one that fills the cache to its last slot; the quantized Gemma
 /// passes its top-1 agreement gate; weights are stored once across the three signatures.

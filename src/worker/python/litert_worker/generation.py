@@ -197,17 +197,24 @@ class Gpt2(Family):
 
 
 class TiedInt8Table:
-    """A tied embedding quantized once, so an int8-weight artifact stores its table once.
+    """A tied embedding quantized once, so an int8-weight artifact stores its table once,
+    and so the converter never holds it as float32.
 
     Left to itself, the converter quantizes a tied embedding twice: per tensor where it is
     gathered (a gathered row cannot carry a per-row scale) and per channel where it projects
     onto the vocabulary, so the file holds two int8 copies (41% of a Gemma-2B-width file).
-    Here the table is quantized per row up front. The lookup gathers int8 rows and their
-    scales (kept as int32 bits, so the weight quantizer leaves them exact) and dequantizes;
-    the projection multiplies by a float32 copy of the same integers and then by the scales.
-    Every row of that copy reaches +-127, so the converter's per-channel quantization gives
-    back exactly the table's bytes (once it no longer folds the final norm's scale into
-    them), and its buffer deduplication stores them once."""
+    Here the table is quantized per row up front, in numpy. The graph the converter sees
+    holds a placeholder in its place, a constant filled with 127 (one value: it costs the
+    converter nothing, where a float32 table cost it twice the table):
+    - the lookup gathers int8 rows of the placeholder and their scales (kept as int32 bits,
+      so the weight quantizer leaves them exact) and dequantizes;
+    - the projection multiplies by a float32 placeholder of 127.0 and then by the scales.
+      Per-channel quantization of that gives a scale of exactly 1 and int8 rows of 127,
+      the same bytes as the lookup's placeholder, so the converter's buffer deduplication
+      stores them once (once it no longer folds the final norm's scale into them).
+    `write_into` then puts the real table into that one buffer of the written file."""
+
+    PLACEHOLDER = 127
 
     def __init__(self, embedding):
         np, tf, keras = tf_modules()
@@ -224,12 +231,50 @@ class TiedInt8Table:
             s = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
             q[start:start + step] = np.clip(np.rint(rows / s[:, None]), -127, 127)
             scale[start:start + step] = s
+        self.shape = (V, H)
+        self.rows = q
         self.soft_cap = embedding.logit_soft_cap
-        self.rows = tf.Variable(q, trainable=False, name="token_embedding_int8")
-        del q
-        self.rows_f32 = tf.Variable(tf.cast(self.rows, tf.float32), trainable=False,
-                                    name="token_embedding_int8_as_f32")
         self.scale_bits = tf.Variable(scale.view(np.int32), trainable=False, name="token_embedding_scale_bits")
+
+    def write_into(self, path):
+        """Put the real table into the written artifact, in place: every [V, H] int8
+        tensor of every subgraph must point at one buffer, holding the placeholder."""
+        import mmap
+
+        np, tf, keras = tf_modules()
+        from tensorflow.lite.python import schema_py_generated as schema
+
+        V, H = self.shape
+        with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+            model = schema.Model.GetRootAs(mm, 0)
+            buffers = set()
+            for s in range(model.SubgraphsLength()):
+                graph = model.Subgraphs(s)
+                for t in range(graph.TensorsLength()):
+                    tensor = graph.Tensors(t)
+                    if tensor.Type() == schema.TensorType.INT8 and tensor.ShapeAsNumpy().tolist() == [V, H]:
+                        buffers.add(tensor.Buffer())
+            if len(buffers) != 1:
+                raise BuildError("generation", f"the converter stored the tied embedding in {len(buffers)} buffers, not one")
+            buffer = model.Buffers(buffers.pop())
+            # A file over 2 GB keeps its buffers after the FlatBuffer, at an offset from
+            # the file's start; a smaller one keeps them inside it.
+            if buffer.Offset() > 1:
+                start, size = buffer.Offset(), buffer.Size()
+            else:
+                data = buffer._tab.Offset(4)  # the `data` vector's field (schema: Buffer.data)
+                start, size = (buffer._tab.Vector(data), buffer._tab.VectorLen(data)) if data else (0, 0)
+            if size != V * H:
+                raise BuildError("generation", f"the tied embedding's buffer holds {size} bytes, not {V * H}")
+            stored = np.frombuffer(mm, np.int8, V * H, start).reshape(V, H)
+            step = max(1, (64 << 20) // H)
+            for row in range(0, V, step):
+                if not (stored[row:row + step] == self.PLACEHOLDER).all():
+                    del stored
+                    raise BuildError("generation", "the tied embedding's buffer does not hold the placeholder the export wrote")
+                stored[row:row + step] = self.rows[row:row + step]
+            del stored
+            mm.flush()
 
     @classmethod
     def applies(cls, fam, converter_kwargs):
@@ -246,13 +291,15 @@ class TiedInt8Table:
 
     def lookup(self, tokens):
         np, tf, keras = tf_modules()
+        rows = tf.fill(self.shape, tf.constant(self.PLACEHOLDER, tf.int8))
         scale = tf.bitcast(tf.gather(self.scale_bits, tokens), tf.float32)
-        return tf.cast(tf.gather(self.rows, tokens), tf.float32) * scale[..., None]
+        return tf.cast(tf.gather(rows, tokens), tf.float32) * scale[..., None]
 
     def logits(self, h):
         np, tf, keras = tf_modules()
+        rows = tf.fill(self.shape, tf.constant(float(self.PLACEHOLDER), tf.float32))
         scale = tf.bitcast(self.scale_bits, tf.float32)
-        out = tf.matmul(h, self.rows_f32, transpose_b=True) * scale
+        out = tf.matmul(h, rows, transpose_b=True) * scale
         if self.soft_cap is not None:
             out = tf.tanh(out / self.soft_cap) * self.soft_cap
         return out
@@ -416,6 +463,7 @@ def export(build, holder, converter_kwargs):
     try:
         write_savedmodel(tf, fns, work)
         saved = time.perf_counter() - t
+        table = fam.table
         del fns, fam, model
         release()
         converter = tf.lite.TFLiteConverter.from_saved_model(work, signature_keys=keys)
@@ -432,6 +480,8 @@ def export(build, holder, converter_kwargs):
     with open(build.temp_output, "wb") as f:
         f.write(blob)
     del blob
+    if table is not None:
+        table.write_into(build.temp_output)
     return {**info, "signatures": keys, "savedmodel_seconds": round(saved, 3)}
 
 

@@ -188,8 +188,10 @@ def load_preset(m):
         raise BuildError("load", f"keras_hub has no task class `{task}`")
     preset = m["preset"]
     source = preset.get("path") or preset.get("name")
+    args = m.get("args") or {}
     try:
-        return cls.from_preset(source, **(m.get("args") or {}))
+        with large_weights_read_in_slices(zero_init=args.get("load_weights", True)):
+            return cls.from_preset(source, **args)
     except Exception as e:  # noqa: BLE001 - classify download failures for a clear hint
         text = f"{type(e).__name__}: {e}"
         if "path" not in preset and re.search(
@@ -197,3 +199,88 @@ def load_preset(m):
         ):
             raise BuildError("network", f"cannot download preset `{source}`: no network access to the preset hub") from e
         raise
+
+
+# Variables at least this large are read from a `.weights.h5` and assigned a slice at a time.
+SLICED_BYTES = 64 << 20
+
+
+class _SlicedDataset:
+    """A large variable of a `.weights.h5` still on disk: `Variable.assign` copies it in a
+    slice at a time; anything else that takes it as an array reads it whole."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shape = dataset.shape
+        self.dtype = dataset.dtype
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.dataset[()]
+        return value if dtype is None else value.astype(dtype)
+
+
+@contextlib.contextmanager
+def large_weights_read_in_slices(zero_init):
+    """While a preset loads, its large variables go from the `.weights.h5` into the model a
+    slice at a time, and (`zero_init`, when the weights file is loaded) start as zeros.
+
+    Keras draws random initial values for every variable (several transient copies of the
+    largest one), then reads each variable whole into numpy and converts that to a tensor
+    before assigning it: two more. For a Gemma-2B-width preset the largest is its 2 GB
+    embedding, and loading was the export's peak (docs/llm.md#memory). Only plain
+    single-file stores are read this way; a value Keras does anything else with is read
+    whole, as before. Zeros are safe because loading refuses a file that does not cover
+    every variable of a layer."""
+    np, tf, keras = tf_modules()
+    from keras.src.backend.common.variables import Variable
+    from keras.src.backend.tensorflow.core import Variable as TfVariable
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+    from keras.src.saving.saving_lib import H5IOStore
+
+    read, assign = H5IOStore.__getitem__, Variable.assign
+
+    def lazy_read(self, key):
+        if type(self) is H5IOStore and key in self._h5_entry_group:
+            dataset = self._h5_entry_group[key]
+            large = dataset.ndim >= 1 and dataset.size * dataset.dtype.itemsize >= SLICED_BYTES
+            if large and "dtype" not in dataset.attrs and dataset.dtype.kind == "f":
+                return _SlicedDataset(dataset)
+        return read(self, key)
+
+    def sliced_assign(self, value):
+        if (
+            isinstance(value, _SlicedDataset)
+            and tuple(value.shape) == tuple(self.shape)
+            and np.dtype(self.dtype) == value.dtype
+            and isinstance(getattr(self, "_value", None), tf.Variable)
+            and not in_stateless_scope()
+        ):
+            row_bytes = max(1, value.dtype.itemsize * int(np.prod(value.shape[1:])))
+            step = max(1, SLICED_BYTES // row_bytes)
+            rows = value.shape[0]
+            for start in range(0, rows, step):
+                stop = min(start + step, rows)
+                # The raw op writes into the variable's buffer; `variable[a:b].assign` reads
+                # the variable first and so copies all of it for every slice.
+                tf.raw_ops.ResourceStridedSliceAssign(
+                    ref=self._value.handle, begin=[start], end=[stop], strides=[1], value=value.dataset[start:stop]
+                )
+            return self
+        return assign(self, value)
+
+    init = TfVariable._initialize_with_initializer
+
+    def zeros_init(self, initializer):
+        size = int(np.prod(self._shape)) * np.dtype(self._dtype).itemsize if self._shape else 0
+        if size < SLICED_BYTES:
+            return init(self, initializer)
+        self._initialize(lambda: tf.zeros(self._shape, dtype=self._dtype))
+
+    H5IOStore.__getitem__, Variable.assign = lazy_read, sliced_assign
+    if zero_init:
+        TfVariable._initialize_with_initializer = zeros_init
+    try:
+        yield
+    finally:
+        H5IOStore.__getitem__, Variable.assign = read, assign
+        TfVariable._initialize_with_initializer = init
