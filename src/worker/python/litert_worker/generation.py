@@ -697,15 +697,18 @@ def keras_reference(model, prompt, steps):
             model.compile(sampler="greedy")
         mask = np.zeros((1, total), np.int32)
         mask[0, :n] = 1
-        pre = model.preprocessor
-        model.preprocessor = None
+        pre, jit = model.preprocessor, model.jit_compile
+        # Compiled with XLA, Keras' generate() holds no transient copies of the weights;
+        # as a TensorFlow graph it held about 6 GB more for a Gemma-2B-width model, more
+        # than the whole export (docs/llm.md#memory).
+        model.preprocessor, model.jit_compile, model.generate_function = None, True, None
         try:
             out = model.generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
         finally:
-            model.preprocessor = pre
+            model.preprocessor, model.jit_compile, model.generate_function = pre, jit, None
         seq = np.asarray(out["token_ids"], np.int32)
-    logits = np.asarray(model({"token_ids": seq, "padding_mask": np.ones_like(seq)}, training=False), np.float64)
-    logits = logits[0, n - 1:total]
+    forward = tf.function(lambda s: model({"token_ids": s, "padding_mask": tf.ones_like(s)}, training=False), jit_compile=True)
+    logits = np.asarray(forward(tf.constant(seq))[0, n - 1:total], np.float64)
     ids = [int(t) for t in seq[0, n:total]] + [int(np.argmax(logits[-1]))]
     return ids, logits
 
