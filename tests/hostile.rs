@@ -195,9 +195,10 @@ fn hostile_model_files() {
     assert!(p.join("build/lambda_weights.tflite").is_file());
 }
 
-/// A worker over its memory budget (here: calibration data that inflates to 1 GiB, under a
-/// 900 MiB cap) fails with a clear error naming the budget, and no `--jobs 1` advice when
-/// one job ran; a budget that is not a size is refused.
+/// A worker over its memory budget (here: calibration data that inflates to 1 GiB, and a
+/// kernel TensorFlow cannot allocate, under a 900 MiB cap) fails with a clear error naming
+/// the budget, and no `--jobs 1` advice when one job ran; a budget that is not a size is
+/// refused.
 #[test]
 fn the_worker_memory_is_bounded() {
     let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
@@ -231,6 +232,31 @@ fn the_worker_memory_is_bounded() {
     let hint = a["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("LITERT_WORKER_MEMORY=SIZE"), "{a:#}");
     assert!(!hint.contains("--jobs 1"), "one job ran: {a:#}");
+
+    // TensorFlow's own allocator fails differently (ResourceExhaustedError, "Graph execution
+    // error" or "OOM when allocating"): a 1.2 GB kernel under the same cap reads the same.
+    std::fs::write(
+        p.join("wide.py"),
+        "import keras\n\ndef build():\n    return keras.Sequential([keras.Input((300_000,)), keras.layers.Dense(1024)])\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("wide.yaml"),
+        "version: 1\nmodel: {factory: {callable: wide.py:build}}\noutput: build/wide.tflite\n",
+    )
+    .unwrap();
+    let out = common::litert_env(
+        p,
+        &["apply", "--json", "--allow-code", "wide.yaml"],
+        &[("LITERT_WORKER_MEMORY", "900MiB")],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let a = &common::artifacts(&out)["wide"];
+    assert_eq!(a["stage"], "load", "{a:#}");
+    assert_eq!(
+        a["message"], "the worker ran out of memory (its limit is 900 MiB: LITERT_WORKER_MEMORY)",
+        "{a:#}"
+    );
     let out = common::litert_env(
         p,
         &["apply", "--json", "bomb.yaml"],

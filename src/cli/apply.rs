@@ -99,11 +99,7 @@ impl BuildArgs {
                 "use `--jobs 1` or more"
             ));
         }
-        let fit = engine::footprint::fit(
-            plans,
-            self.jobs.min(plans.len().max(1)),
-            engine::footprint::mem_available(),
-        );
+        let fit = engine::footprint::fit_this_machine(plans, self.jobs.min(plans.len().max(1)));
         for warning in &fit.warnings {
             output::stderr(&format!("warning: {warning}\n"));
         }

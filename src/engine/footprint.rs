@@ -3,10 +3,12 @@
 //! `variables/`, a local preset's `*.weights.h5`), and the peak an export reaches for them.
 //! Measured (issue 14, a random Gemma at Gemma 2B's width): a plain export peaks at about 7×
 //! the float32 weight bytes, on top of TensorFlow's own ~0.6 GB. A generation export, which
-//! releases the Keras model before converting, peaks near 3.5× with int8 weights (2.7–3.4×
-//! measured) and 5× with float weights (docs/llm.md#memory). A small model's export stays under 2 GiB (ResNet50
-//! peaks at ~1.7 GB). `apply` sizes `--jobs` from the largest estimate and warns before a
-//! build that will not fit.
+//! loads a slice at a time, releases the Keras model before converting and never hands the
+//! converter a float tied table, peaks near 2.4× with int8 weights (2.1× at 2 layers, 2.3× at
+//! Gemma 2B's 18, over the baseline) and 5× with float weights (not remeasured since those
+//! changes; docs/llm.md#memory). A small model's export stays under 2 GiB (ResNet50 peaks at
+//! ~1.7 GB). `apply` sizes `--jobs` from the largest estimate and warns before a build that
+//! will not fit the machine or the worker's own memory limit.
 
 use std::path::Path;
 
@@ -21,7 +23,7 @@ const BASELINE: u64 = 600 << 20;
 /// above).
 fn peak_tenths_per_weight_byte(plan: &BuildPlan) -> u64 {
     match (&plan.generation, plan.quantization.mode) {
-        (Some(_), Some(QuantizationMode::DynamicRange)) => 35,
+        (Some(_), Some(QuantizationMode::DynamicRange)) => 24,
         (Some(_), _) => 50,
         (None, _) => 70,
     }
@@ -105,8 +107,22 @@ pub struct Fit {
     pub warnings: Vec<String>,
 }
 
+/// `fit` with this machine's available memory and the workers' own limit.
+pub fn fit_this_machine(plans: &[BuildPlan], requested: usize) -> Fit {
+    fit(plans, requested, mem_available(), |jobs| {
+        crate::worker::memory::budget(jobs).ok().flatten()
+    })
+}
+
 /// Fit `requested` workers for `plans` into `available` bytes (unknown: no limit).
-pub fn fit(plans: &[BuildPlan], requested: usize, available: Option<u64>) -> Fit {
+/// `worker_limit(jobs)` is each worker's own memory limit when `jobs` run
+/// (`worker::memory::budget`): a build that fits the machine but not that limit is named too.
+pub fn fit(
+    plans: &[BuildPlan],
+    requested: usize,
+    available: Option<u64>,
+    worker_limit: impl Fn(usize) -> Option<u64>,
+) -> Fit {
     let requested = requested.max(1);
     let Some(available) = available else {
         return Fit {
@@ -127,21 +143,32 @@ pub fn fit(plans: &[BuildPlan], requested: usize, available: Option<u64>) -> Fit
             human_bytes(available)
         )
     });
+    let limit = worker_limit(jobs);
     let warnings = plans
         .iter()
         .filter_map(|p| {
             let need = peak(p);
             let weights = weight_bytes(&p.model)?;
-            (need > available).then(|| {
-                format!(
-                    "`{}` may need about {} of memory ({} of weights; its export peaks near {}× that), and {} is available: it may be stopped for lack of memory",
-                    p.id,
-                    human_bytes(need),
-                    human_bytes(weights),
-                    peak_tenths_per_weight_byte(p) as f64 / 10.0,
+            let estimate = format!(
+                "`{}` may need about {} of memory ({} of weights; its export peaks near {}× that)",
+                p.id,
+                human_bytes(need),
+                human_bytes(weights),
+                peak_tenths_per_weight_byte(p) as f64 / 10.0,
+            );
+            if need > available {
+                return Some(format!(
+                    "{estimate}, and {} is available: it may be stopped for lack of memory",
                     human_bytes(available)
-                )
-            })
+                ));
+            }
+            let limit = limit.filter(|&l| need > l)?;
+            Some(format!(
+                "{estimate}, over the worker's memory limit of {}: set `{}=none` (or a size) to let it use the {} available",
+                human_bytes(limit),
+                crate::worker::memory::ENV_VAR,
+                human_bytes(available)
+            ))
         })
         .collect();
     Fit {
@@ -222,16 +249,28 @@ mod tests {
             path: big,
             custom_objects: vec![],
         };
-        let f = fit(&plans, 4, Some(16 << 30));
+        let no_limit = |_| None;
+        let f = fit(&plans, 4, Some(16 << 30), no_limit);
         assert_eq!(f.jobs, 1);
         assert!(f.note.as_deref().unwrap().contains("instead of 4"), "{f:?}");
         assert_eq!(f.warnings.len(), 1);
         assert!(f.warnings[0].contains("3.0 GiB of weights"), "{f:?}");
+        assert!(f.warnings[0].contains("16.0 GiB is available"), "{f:?}");
+        // Room on the machine but not under the worker's limit: named, with the way out.
+        let f = fit(&plans, 1, Some(40 << 30), |jobs| {
+            Some((12 << 30) / jobs as u64)
+        });
+        assert_eq!(f.warnings.len(), 1, "{f:?}");
+        assert!(
+            f.warnings[0].contains("over the worker's memory limit of 12.0 GiB"),
+            "{f:?}"
+        );
+        assert!(f.warnings[0].contains("LITERT_WORKER_MEMORY=none"), "{f:?}");
         // Small builds: as many as memory allows at 2 GiB each.
         let small = &plans[..1];
-        assert_eq!(fit(small, 4, Some(5 << 30)).jobs, 2);
-        assert_eq!(fit(small, 4, Some(3 << 30)).jobs, 1);
-        assert_eq!(fit(&plans[..1], 1, None).jobs, 1);
+        assert_eq!(fit(small, 4, Some(5 << 30), no_limit).jobs, 2);
+        assert_eq!(fit(small, 4, Some(3 << 30), no_limit).jobs, 1);
+        assert_eq!(fit(&plans[..1], 1, None, no_limit).jobs, 1);
     }
 
     #[test]
@@ -247,7 +286,7 @@ mod tests {
         };
         let gemma = plans("recipes/gemma_int8.yaml");
         assert!(gemma[0].generation.is_some());
-        assert_eq!(peak_tenths_per_weight_byte(&gemma[0]), 35);
+        assert_eq!(peak_tenths_per_weight_byte(&gemma[0]), 24);
         let mut float = gemma[0].clone();
         float.quantization.mode = None;
         assert_eq!(peak_tenths_per_weight_byte(&float), 50);

@@ -67,15 +67,8 @@ def run_build(request):
             "timings": build.timings,
             "versions": versions(),
         })
-    except BuildError as e:
-        emit({"event": "error", "id": build.id, "stage": build.stage, "kind": e.kind, "message": str(e),
-              "traceback": tail(traceback.format_exc()), **e.extra})
-    except MemoryError:
-        emit({"event": "error", "id": build.id, "stage": build.stage, "kind": "out_of_memory",
-              "message": out_of_memory_message(), "traceback": tail(traceback.format_exc())})
     except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
-        emit({"event": "error", "id": build.id, "stage": build.stage, "kind": type(e).__name__,
-              "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
+        emit(failure(build.id, build.stage, e))
 
 
 def run_generation(build, holder):
@@ -113,15 +106,22 @@ def run_check_bundle(request):
     try:
         emit({"event": "progress", "id": rid, "stage": "bundle", "message": "LiteRT-LM"})
         emit({"event": "bundle_check", "id": rid, **check_bundle(request)})
-    except BuildError as e:
-        emit({"event": "error", "id": rid, "stage": "bundle", "kind": e.kind, "message": str(e),
-              "traceback": tail(traceback.format_exc())})
-    except MemoryError:
-        emit({"event": "error", "id": rid, "stage": "bundle", "kind": "out_of_memory",
-              "message": out_of_memory_message(), "traceback": tail(traceback.format_exc())})
     except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
-        emit({"event": "error", "id": rid, "stage": "bundle", "kind": type(e).__name__,
-              "message": first_lines(str(e)), "traceback": tail(traceback.format_exc())})
+        emit(failure(rid, "bundle", e))
+
+
+def failure(rid, stage, e):
+    """The error event for an exception a build or a bundle check raised (called while it
+    is being handled, for its traceback)."""
+    event = {"event": "error", "id": rid, "stage": stage, "traceback": tail(traceback.format_exc())}
+    if isinstance(e, BuildError):
+        return {**event, "kind": e.kind, "message": str(e), **e.extra}
+    # At the worker's limit Python raises MemoryError, TensorFlow's kernels raise
+    # ResourceExhaustedError (under a generic "Graph execution error" headline) and the
+    # converter's C++ fails with std::bad_alloc.
+    if isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError" or "std::bad_alloc" in str(e):
+        return {**event, "kind": "out_of_memory", "message": out_of_memory_message()}
+    return {**event, "kind": type(e).__name__, "message": first_lines(str(e))}
 
 
 def limit_memory():
