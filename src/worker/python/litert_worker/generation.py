@@ -209,9 +209,10 @@ class TiedInt8Table:
     - the lookup gathers int8 rows of the placeholder and their scales (kept as int32 bits,
       so the weight quantizer leaves them exact) and dequantizes;
     - the projection multiplies by a float32 placeholder of 127.0 and then by the scales.
-      Per-channel quantization of that gives a scale of exactly 1 and int8 rows of 127,
-      the same bytes as the lookup's placeholder, so the converter's buffer deduplication
-      stores them once (once it no longer folds the final norm's scale into them).
+      The converter folds those scales into it, and its per-channel quantization gives the
+      table's own row scales and int8 rows of 127: the same bytes as the lookup's
+      placeholder, which its buffer deduplication stores once (once it no longer folds the
+      final norm's scale into them too).
     `write_into` then puts the real table into that one buffer of the written file."""
 
     PLACEHOLDER = 127
