@@ -156,19 +156,23 @@ pub fn fit(
                 human_bytes(weights),
                 peak_tenths_per_weight_byte(p) as f64 / 10.0,
             );
-            if need > available {
-                return Some(format!(
-                    "{estimate}, and {} is available: it may be stopped for lack of memory",
+            let short = need > available;
+            let over_limit = limit.filter(|&l| need > l);
+            let mut text = estimate;
+            if short {
+                text += &format!(
+                    ", and {} is available: it may be stopped for lack of memory",
                     human_bytes(available)
-                ));
+                );
             }
-            let limit = limit.filter(|&l| need > l)?;
-            Some(format!(
-                "{estimate}, over the worker's memory limit of {}: set `{}=none` (or a size) to let it use the {} available",
-                human_bytes(limit),
-                crate::worker::memory::ENV_VAR,
-                human_bytes(available)
-            ))
+            if let Some(limit) = over_limit {
+                text += &format!(
+                    "; it is over the worker's memory limit of {}: set `{}=none` (or a size) to lift it",
+                    human_bytes(limit),
+                    crate::worker::memory::ENV_VAR,
+                );
+            }
+            (short || over_limit.is_some()).then_some(text)
         })
         .collect();
     Fit {
