@@ -5,6 +5,7 @@
 //! preset; and the snapshot that makes a dropped prefill length fail `litert test`.
 
 mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +97,97 @@ print(json.dumps(report))
         assert!(r["sliced"].as_u64().unwrap() >= 2, "{preset}: {r}");
         assert_eq!(r["equal"], true, "{preset}: {r}");
     }
+}
+
+/// The tied table's bytes go into the converted file in place, in both buffer layouts
+/// (inside the FlatBuffer, and after it as in files over 2 GB, like Gemma 2B's), and a
+/// file that is not what the export wrote (two table buffers, no placeholder) is refused.
+#[test]
+fn the_tied_table_is_written_into_either_buffer_layout() {
+    use support::fixtures::{Sg, Spec, dtype, t};
+    let spec = |outside: bool, tables: usize, fill: u8| Spec {
+        subgraphs: vec![Sg {
+            tensors: (0..tables)
+                .map(|i| t(&format!("table{i}"), dtype::INT8, &[3, 4]).data(vec![fill; 12]))
+                .chain([t("tokens", dtype::INT32, &[1])])
+                .collect(),
+            inputs: vec![tables as i32],
+            ..Sg::default()
+        }],
+        outside,
+        ..Spec::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("inside", spec(false, 1, 127)),
+        ("outside", spec(true, 1, 127)),
+        ("two_buffers", spec(false, 2, 127)),
+        ("no_placeholder", spec(true, 1, 5)),
+    ];
+    for (name, spec) in &cases {
+        std::fs::write(dir.path().join(name), support::fixtures::build(spec)).unwrap();
+    }
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from litert_worker.generation import TiedInt8Table
+from litert_worker.protocol import BuildError
+table = object.__new__(TiedInt8Table)  # what __init__ leaves: the shape and the int8 rows
+table.shape, table.rows = (3, 4), np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+report = {}
+for path in sys.argv[2:]:
+    try:
+        table.write_into(path)
+        report[path] = "written"
+    except BuildError as e:
+        report[path] = str(e)
+print(json.dumps(report))
+"#;
+    let paths: Vec<PathBuf> = cases.iter().map(|(n, _)| dir.path().join(n)).collect();
+    let out = std::process::Command::new(common::worker_python())
+        .arg("-c")
+        .arg(script)
+        .arg(common::root().join("src/worker/python"))
+        .args(&paths)
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rows: Vec<u8> = (-6i8..6).map(|v| v as u8).collect();
+    for (name, spec) in &cases[..2] {
+        let path = dir.path().join(name);
+        assert_eq!(report[path.to_str().unwrap()], "written", "{report}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            bytes.len(),
+            support::fixtures::build(spec).len(),
+            "{name}: resized"
+        );
+        assert!(
+            bytes.windows(12).any(|w| w == rows),
+            "{name}: rows not written"
+        );
+        assert!(
+            !bytes.windows(12).any(|w| w == [127; 12]),
+            "{name}: placeholder left"
+        );
+    }
+    let refused = |name: &str| report[dir.path().join(name).to_str().unwrap()].to_string();
+    assert!(
+        refused("two_buffers").contains("in 2 buffers, not one"),
+        "{report}"
+    );
+    assert!(
+        refused("no_placeholder").contains("does not hold the placeholder"),
+        "{report}"
+    );
 }
 
 /// Every supported family in float32 generates the same token ids as Keras for every
