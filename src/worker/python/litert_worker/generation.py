@@ -432,13 +432,14 @@ def export(build, holder, converter_kwargs):
     """Write the prefill/decode artifact to `build.temp_output`; returns what the result
     event reports about it (family, cache layout, tokenizer).
 
-    `holder` is a list holding the only reference to the Keras model: the model is traced
-    and saved, then released before the converter runs, so the process never holds the
-    Keras weights and the converter's copies at once (docs/llm.md#memory)."""
+    `holder` is a list holding the only reference to the model's family (`exportable`),
+    which holds the Keras model: the model is traced and saved, then released before the
+    converter runs, so the process never holds the Keras weights and the converter's copies
+    at once (docs/llm.md#memory)."""
     np, tf, keras = tf_modules()
     g = build.plan["generation"]
-    model = holder.pop()
-    fam = exportable(model, g)
+    fam = holder.pop()
+    model = fam.model
     info = {
         "family": fam.name,
         "num_layers": fam.num_layers,

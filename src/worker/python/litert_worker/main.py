@@ -75,13 +75,17 @@ def run_generation(build, holder):
     """A causal LM as a prefill/decode artifact, checked against Keras `generate()`.
     `holder` holds the only reference to the model, which the export releases."""
     g = build.plan["generation"]
-    generation.exportable(holder[0], g)
-    pre = getattr(holder[0], "preprocessor", None)
+    # Refuse what cannot be exported before anything slow runs.
+    fam = generation.exportable(holder.pop(), g)
+    pre = getattr(fam.model, "preprocessor", None)
     refs = None
     if g.get("check"):
         build.progress("parity", "Keras generate() on the check prompts")
-        refs = generation.references(holder[0], g)
+        refs = generation.references(fam.model, g)
     build.progress("convert", "prefill/decode signatures")
+    # The export releases the model before converting: hand over the only reference.
+    holder.append(fam)
+    del fam
     info = generation.export(build, holder, converter_kwargs(build, None))
     report = None
     if refs is not None:
