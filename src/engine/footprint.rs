@@ -149,16 +149,18 @@ pub fn fit(
         .filter_map(|p| {
             let need = peak(p);
             let weights = weight_bytes(&p.model)?;
-            let estimate = format!(
+            let short = need > available;
+            let over_limit = limit.filter(|&l| need > l);
+            if !short && over_limit.is_none() {
+                return None;
+            }
+            let mut text = format!(
                 "`{}` may need about {} of memory ({} of weights; its export peaks near {}× that)",
                 p.id,
                 human_bytes(need),
                 human_bytes(weights),
                 peak_tenths_per_weight_byte(p) as f64 / 10.0,
             );
-            let short = need > available;
-            let over_limit = limit.filter(|&l| need > l);
-            let mut text = estimate;
             if short {
                 text += &format!(
                     ", and {} is available: it may be stopped for lack of memory",
@@ -172,7 +174,7 @@ pub fn fit(
                     crate::worker::memory::ENV_VAR,
                 );
             }
-            (short || over_limit.is_some()).then_some(text)
+            Some(text)
         })
         .collect();
     Fit {
@@ -261,15 +263,22 @@ mod tests {
         assert!(f.warnings[0].contains("3.0 GiB of weights"), "{f:?}");
         assert!(f.warnings[0].contains("16.0 GiB is available"), "{f:?}");
         // Room on the machine but not under the worker's limit: named, with the way out.
-        let f = fit(&plans, 1, Some(40 << 30), |jobs| {
-            Some((12 << 30) / jobs as u64)
-        });
+        let limit = |jobs| Some((12 << 30) / jobs as u64);
+        let f = fit(&plans, 1, Some(40 << 30), limit);
         assert_eq!(f.warnings.len(), 1, "{f:?}");
+        assert!(!f.warnings[0].contains("is available"), "{f:?}");
         assert!(
             f.warnings[0].contains("over the worker's memory limit of 12.0 GiB"),
             "{f:?}"
         );
         assert!(f.warnings[0].contains("LITERT_WORKER_MEMORY=none"), "{f:?}");
+        // Short on both: both said.
+        let f = fit(&plans, 1, Some(16 << 30), limit);
+        assert!(f.warnings[0].contains("16.0 GiB is available"), "{f:?}");
+        assert!(
+            f.warnings[0].contains("over the worker's memory limit"),
+            "{f:?}"
+        );
         // Small builds: as many as memory allows at 2 GiB each.
         let small = &plans[..1];
         assert_eq!(fit(small, 4, Some(5 << 30), no_limit).jobs, 2);
