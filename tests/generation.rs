@@ -46,41 +46,14 @@ fn signature_keys(a: &Value) -> Vec<String> {
     keys
 }
 
-/// A preset's large variables go from its `.weights.h5` into the model a slice at a time,
-/// starting from zeros instead of random values (the worker's load, docs/llm.md#memory);
-/// the model that makes is the one Keras' own loading makes, weight for weight.
-#[test]
-fn a_preset_loaded_a_slice_at_a_time_has_keras_own_weights() {
-    let script = r#"
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import numpy as np, keras_hub
-from litert_worker import load
-load.SLICED_BYTES = 1024  # every variable of a tiny preset above 1 KB takes the sliced path
-sliced = []
-made = load._SlicedDataset.__init__
-def counting(self, dataset):
-    sliced.append(dataset.name)
-    made(self, dataset)
-load._SlicedDataset.__init__ = counting
-report = {}
-for path in sys.argv[2:]:
-    ours = load.load_preset({"task": "CausalLM", "preset": {"path": path}})
-    theirs = keras_hub.models.CausalLM.from_preset(path)
-    report[path] = {
-        "sliced": len(sliced),
-        "weights": len(ours.weights),
-        "equal": all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours.weights, theirs.weights)),
-    }
-    sliced.clear()
-print(json.dumps(report))
-"#;
-    let presets = presets();
+/// Run `script` with the worker's interpreter, its `litert_worker` package importable and the
+/// environment the worker sets up; the script's last stdout line, as JSON.
+fn worker_code(script: &str, args: &[PathBuf]) -> Value {
     let out = std::process::Command::new(common::worker_python())
         .arg("-c")
         .arg(script)
-        .arg(common::root().join("src/worker/python"))
-        .args(["trained_gemma", "tiny_llama"].map(|p| presets.join(p)))
+        .args(args)
+        .env("PYTHONPATH", common::root().join("src/worker/python"))
         .env("KERAS_BACKEND", "tensorflow")
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
         .env("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -92,7 +65,42 @@ print(json.dumps(report))
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+/// A preset's large variables go from its `.weights.h5` into the model a slice at a time,
+/// starting from zeros instead of random values (the worker's load, docs/llm.md#memory);
+/// the model that makes is the one Keras' own loading makes, weight for weight.
+#[test]
+fn a_preset_loaded_a_slice_at_a_time_has_keras_own_weights() {
+    let script = r#"
+import json, sys
+import numpy as np, keras_hub
+from litert_worker import load
+load.SLICED_BYTES = 1024  # every variable of a tiny preset above 1 KB takes the sliced path
+sliced = []
+made = load._SlicedDataset.__init__
+def counting(self, dataset):
+    sliced.append(dataset.name)
+    made(self, dataset)
+load._SlicedDataset.__init__ = counting
+report = {}
+for path in sys.argv[1:]:
+    ours = load.load_preset({"task": "CausalLM", "preset": {"path": path}})
+    theirs = keras_hub.models.CausalLM.from_preset(path)
+    report[path] = {
+        "sliced": len(sliced),
+        "weights": len(ours.weights),
+        "equal": all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours.weights, theirs.weights)),
+    }
+    sliced.clear()
+print(json.dumps(report))
+"#;
+    let report = worker_code(
+        script,
+        &["trained_gemma", "tiny_llama"].map(|p| presets().join(p)),
+    );
+    assert_eq!(report.as_object().unwrap().len(), 2, "{report}");
     for (preset, r) in report.as_object().unwrap() {
         assert!(r["sliced"].as_u64().unwrap() >= 2, "{preset}: {r}");
         assert_eq!(r["equal"], true, "{preset}: {r}");
@@ -129,14 +137,13 @@ fn the_tied_table_is_written_into_either_buffer_layout() {
     }
     let script = r#"
 import json, sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
 from litert_worker.generation import TiedInt8Table
 from litert_worker.protocol import BuildError
 table = object.__new__(TiedInt8Table)  # what __init__ leaves: the shape and the int8 rows
 table.shape, table.rows = (3, 4), np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
 report = {}
-for path in sys.argv[2:]:
+for path in sys.argv[1:]:
     try:
         table.write_into(path)
         report[path] = "written"
@@ -145,21 +152,7 @@ for path in sys.argv[2:]:
 print(json.dumps(report))
 "#;
     let paths: Vec<PathBuf> = cases.iter().map(|(n, _)| dir.path().join(n)).collect();
-    let out = std::process::Command::new(common::worker_python())
-        .arg("-c")
-        .arg(script)
-        .arg(common::root().join("src/worker/python"))
-        .args(&paths)
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let report = worker_code(script, &paths);
     let rows: Vec<u8> = (-6i8..6).map(|v| v as u8).collect();
     for (name, spec) in &cases[..2] {
         let path = dir.path().join(name);
