@@ -151,7 +151,7 @@ fn local_rows(plans: &[BuildPlan]) -> anyhow::Result<Vec<(Row, Option<crate::loc
     let external = crate::worker::env::EnvRequest::from_env(None)
         .python_override
         .is_some();
-    let fresh = engine::session::freshness(plans, external)?;
+    let fresh = engine::freshness::freshness(plans, external)?;
     Ok(plans
         .iter()
         .zip(fresh)
@@ -242,7 +242,7 @@ fn push(target: Target) -> anyhow::Result<Exit> {
             "drop `--cache-read-only` / `LITERT_CACHE_READ_ONLY` to push"
         ));
     }
-    let locks = engine::session::read_locks(plans.iter())?;
+    let locks = engine::freshness::read_locks(plans.iter())?;
     let mut failed = false;
     let mut rows = Vec::new();
     for ((mut row, inputs), plan) in local_rows(&plans)?.into_iter().zip(&plans) {

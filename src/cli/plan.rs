@@ -85,7 +85,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     let external = crate::worker::env::EnvRequest::from_env(None)
         .python_override
         .is_some();
-    let fresh = crate::engine::session::freshness(&plans, external)?;
+    let fresh = crate::engine::freshness::freshness(&plans, external)?;
     for (plan, f) in plans.iter().zip(fresh) {
         let line = match f {
             Ok(f) if f.reasons.is_empty() => format!("{}: up to date\n", plan.id),

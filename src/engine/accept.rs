@@ -1,28 +1,95 @@
-//! Accepting an artifact, converted here or restored from the remote cache: parity and
-//! gates, quantization, the lock under `--locked`, the `.litertlm` bundle, the snapshot, and
-//! one transaction of artifact, golden outputs, snapshot and lock entry when all hold.
+//! Accepting an artifact, converted here or restored from the remote cache, in two steps
+//! with the bundle between them (the worker pool runs them in order): [`check`] holds it to
+//! parity and gates, its quantization and the lock under `--locked`; [`accept`] adds the
+//! `.litertlm` bundle's verdict and the snapshot, and commits artifact, golden outputs,
+//! snapshot and lock entry as one transaction when all hold.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::failure::write_reason;
+use super::session::RunContext;
 use super::{
-    Acceptance, Converted, Failure, Status, TempArtifact, accuracy, bundle, contract, gates,
-    generation, golden, quant, transaction, write_reason,
+    Converted, Failure, Status, accuracy, bundle, contract, gates, generation, golden, quant,
+    transaction,
 };
 use crate::recipe::BuildPlan;
 use crate::tflite;
 use crate::worker::protocol::BuildResult;
 
-/// Makes the `.litertlm` bundle of a converted artifact, when its recipe asks for one.
-pub(super) type Bundler<'b> =
-    &'b mut dyn FnMut(&Path, &BuildResult) -> Result<Option<bundle::Written>, Failure>;
+/// The artifact while it is being written: `artifact.tflite` inside a private directory
+/// next to the output (mode 0700, unpredictable name, so nothing can be planted there), moved
+/// into place only when accepted. The directory goes when this drops, so a failure never
+/// leaves a half-written artifact behind.
+pub(super) struct TempArtifact {
+    _dir: crate::fsio::PrivateDir,
+    pub path: PathBuf,
+    // Dropped last: the signal handler forgets the directory only once it is removed.
+    _tracked: crate::interrupt::Dir,
+}
 
-/// Where an artifact being accepted came from.
-pub(super) enum Restored<'b> {
-    /// Converted here.
-    No(Bundler<'b>),
-    /// Restored from this cache (recipes with a bundle are never restored).
-    From(String),
+impl TempArtifact {
+    /// Beside the output when the run writes; in the system temp directory when it only
+    /// checks (`litert test` creates nothing in the project, not even `build/`).
+    pub fn create(output: &Path, writes: bool) -> Result<Self, Failure> {
+        let beside = if writes {
+            output.to_path_buf()
+        } else {
+            std::env::temp_dir().join("litert-test.tflite")
+        };
+        let dir = crate::fsio::PrivateDir::beside(&beside).map_err(|e| Failure {
+            stage: "plan".into(),
+            message: format!(
+                "cannot write the artifact in `{}`: {}",
+                crate::fsio::parent_dir(&beside).display(),
+                write_reason(&e)
+            ),
+            hint: Some(
+                "free space or fix the permissions of the output directory, or point `output:` elsewhere"
+                    .into(),
+            ),
+            detail: None,
+        })?;
+        // Keras refuses a name that does not end in `.tflite`.
+        let path = dir.join("artifact.tflite");
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let tracked = crate::interrupt::Dir::track(dir.path());
+        Ok(Self {
+            _dir: dir,
+            path,
+            _tracked: tracked,
+        })
+    }
+}
+
+/// An artifact waiting in its private directory, with the worker's report of it.
+pub(super) struct Candidate {
+    pub temp: TempArtifact,
+    pub result: Box<BuildResult>,
+    /// The cache it was restored from, when it was not converted in this run (recipes with
+    /// a bundle are never restored).
+    pub restored_from: Option<String>,
+    /// The build time its lock entry records (unless the lock already knew this very
+    /// artifact).
+    pub seconds: f64,
+}
+
+/// What [`check`] found in a candidate.
+pub(super) struct Checked {
+    model: tflite::model::ModelInfo,
+    size: u64,
+    sha256: String,
+    gates: Vec<gates::GateResult>,
+    quantization: Option<quant::Verification>,
+    /// Why it cannot be accepted; empty when it holds so far.
+    reasons: Vec<String>,
+}
+
+impl Checked {
+    /// Whether it holds so far: only then is its bundle written.
+    pub fn holds(&self) -> bool {
+        self.reasons.is_empty()
+    }
 }
 
 /// Restore an artifact from somewhere other than the worker (the remote cache): `fetch`
@@ -32,7 +99,7 @@ pub(super) enum Restored<'b> {
 /// written).
 pub fn restore<F>(
     plan: &BuildPlan,
-    ctx: &Acceptance<'_>,
+    ctx: &RunContext<'_>,
     source: &str,
     fetch: F,
 ) -> Result<Status, String>
@@ -42,42 +109,35 @@ where
     if !crate::cache::cacheable(plan) {
         return Err("its `.litertlm` bundle is not kept in the cache".into());
     }
-    let temp = TempArtifact::create(&plan.output, ctx.policy.write).map_err(|f| f.message)?;
+    let temp = TempArtifact::create(&plan.output, ctx.policy().write).map_err(|f| f.message)?;
     let (result, seconds) = fetch(&temp.path)?;
-    Ok(accept(
-        plan,
+    let candidate = Candidate {
         temp,
         result,
-        ctx,
-        Restored::From(source.to_string()),
+        restored_from: Some(source.to_string()),
         seconds,
-    ))
+    };
+    Ok(match check(plan, &candidate, ctx) {
+        Ok(checked) => accept(plan, candidate, checked, None, ctx),
+        Err(failure) => Status::Failed(failure),
+    })
 }
 
-/// Check an artifact waiting in its private directory (parity, gates, quantization, the
-/// lock under `--locked`, its bundle, the snapshot) and commit it with its golden outputs
-/// and lock entry when it passes. `seconds` is the build time its lock entry records (unless
-/// the lock already knew this very artifact).
-pub(super) fn accept(
+/// Read the candidate natively and hold it to parity, the gates, its quantization mode and
+/// (under `--locked`) the locked bytes and worker.
+pub(super) fn check(
     plan: &BuildPlan,
-    temp: TempArtifact,
-    result: Box<BuildResult>,
-    ctx: &Acceptance<'_>,
-    origin: Restored<'_>,
-    seconds: f64,
-) -> Status {
-    let size = std::fs::metadata(&temp.path).map(|m| m.len()).unwrap_or(0);
-    let model = match tflite::read_path(&temp.path, tflite::ReadOptions::default()) {
-        Ok(m) => m,
-        Err(e) => {
-            return Status::Failed(Failure {
-                stage: "inspect".into(),
-                message: format!("the converter wrote a model litert cannot read: {e}"),
-                hint: None,
-                detail: None,
-            });
-        }
-    };
+    candidate: &Candidate,
+    ctx: &RunContext<'_>,
+) -> Result<Checked, Failure> {
+    let (path, result) = (&candidate.temp.path, &candidate.result);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let model = tflite::read_path(path, tflite::ReadOptions::default()).map_err(|e| Failure {
+        stage: "inspect".into(),
+        message: format!("the converter wrote a model litert cannot read: {e}"),
+        hint: None,
+        detail: None,
+    })?;
     let mut gate_results = gates::check(plan, &model, size);
     gate_results.extend(accuracy::check(
         plan.accuracy.as_ref(),
@@ -86,7 +146,7 @@ pub(super) fn accept(
     if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
         gate_results.push(generation::contract(g, &model, r.num_layers));
     }
-    let quantization = quant::verify_path(plan, &temp.path, &result.signature).ok();
+    let quantization = quant::verify_path(plan, path, &result.signature).ok();
     let mut reasons: Vec<String> = gate_results
         .iter()
         .filter(|g| !g.ok)
@@ -110,28 +170,51 @@ pub(super) fn accept(
     {
         reasons.insert(0, reason);
     }
-    let policy = ctx.policy;
-    let sha256 = crate::digest::file_sha256(&temp.path).unwrap_or_default();
-    let key = (plan.root.clone(), plan.id.clone());
-    if policy.locked {
+    let sha256 = crate::digest::file_sha256(path).unwrap_or_default();
+    if ctx.policy().locked {
         reasons.extend(locked_reasons(
-            ctx.locked.get(&key),
+            ctx.locked_entry(plan),
             &sha256,
             &result.versions,
         ));
     }
-    // The bundle is written only for an artifact that holds so far.
-    let (restored_from, written) = match origin {
-        Restored::From(source) => (Some(source), None),
-        Restored::No(make_bundle) if reasons.is_empty() => match make_bundle(&temp.path, &result) {
-            Ok(w) => (None, w),
-            Err(failure) => return Status::Failed(failure),
-        },
-        Restored::No(_) => (None, None),
-    };
+    Ok(Checked {
+        model,
+        size,
+        sha256,
+        gates: gate_results,
+        quantization,
+        reasons,
+    })
+}
+
+/// Judge the bundle written for a checked candidate (if any) and its snapshot, and commit
+/// it with its golden outputs and lock entry when everything holds.
+pub(super) fn accept(
+    plan: &BuildPlan,
+    candidate: Candidate,
+    checked: Checked,
+    written: Option<bundle::Written>,
+    ctx: &RunContext<'_>,
+) -> Status {
+    let Candidate {
+        temp,
+        result,
+        restored_from,
+        seconds,
+    } = candidate;
+    let Checked {
+        model,
+        size,
+        sha256,
+        gates,
+        quantization,
+        mut reasons,
+    } = checked;
+    let policy = ctx.policy();
     if let Some(w) = &written {
         reasons.extend(bundle::rejection(&w.built));
-        let entry = ctx.locked.get(&key).filter(|_| policy.locked);
+        let entry = ctx.locked_entry(plan).filter(|_| policy.locked);
         if let Some(entry) = entry
             && entry.reproducible
             && entry.bundle.as_ref().map(|b| &b.sha256) != Some(&w.built.sha256)
@@ -158,7 +241,7 @@ pub(super) fn accept(
         model: Box::new(model),
         size,
         sha256,
-        gates: gate_results,
+        gates,
         snapshot,
         quantization,
         bundle: written.as_ref().map(|w| w.built.clone()),
@@ -201,7 +284,7 @@ pub(super) fn accept(
     };
     let inputs = ctx
         .inputs
-        .get(&key)
+        .get(&(plan.root.clone(), plan.id.clone()))
         .cloned()
         .unwrap_or_else(|| crate::lock::Inputs {
             plan: plan.digest.clone(),
@@ -213,7 +296,7 @@ pub(super) fn accept(
     // The lock keeps the first build time of an artifact that stays the same, so a rebuild,
     // a shard or a cache restore leaves its entry byte for byte as it was.
     entry.build_seconds = Some(crate::shard::recorded_time(
-        ctx.locked.get(&key),
+        ctx.locked_entry(plan),
         &entry,
         seconds,
     ));

@@ -85,7 +85,7 @@ pub fn write(
             format!(
                 "cannot write the bundle in `{}`: {}",
                 crate::fsio::parent_dir(&beside).display(),
-                super::write_reason(&e)
+                super::failure::write_reason(&e)
             ),
             Some("free space or fix the permissions of the output directory"),
         )

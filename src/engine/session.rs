@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::contract::{self, Policy};
+use super::contract::Policy;
+use super::freshness::{Freshness, freshness, refuse, verify_up_to_date};
 use super::progress::Progress;
-use super::{ApplyOptions, Failure, Outcome, Status};
-use crate::lock::{Inputs, LockFile};
+use super::{Failure, Outcome, Status, accept, pool};
+use crate::lock::{Entry, Inputs};
 use crate::recipe::BuildPlan;
 use crate::worker::env::{self, EnvRequest};
 
@@ -46,47 +47,29 @@ pub struct ShardRun {
     pub fragment: Option<PathBuf>,
 }
 
-/// Whether a plan must be built, and why.
-#[derive(Debug, Clone)]
-pub struct Freshness {
-    pub inputs: Inputs,
-    /// Empty when up to date.
-    pub reasons: Vec<String>,
-    /// The plan's entry in its project's lock, if any.
-    pub entry: Option<crate::lock::Entry>,
+/// What every build of one run shares, borrowed for the length of the run: the session's
+/// settings and what the lock files say about the plans to build. One copy, read alike by
+/// the worker pool, the cache restore and acceptance.
+pub struct RunContext<'a> {
+    pub session: &'a Session,
+    /// The lock entry of each plan to build that has one, by (project root, artifact id).
+    pub locked: &'a BTreeMap<(PathBuf, String), Entry>,
+    /// The digested inputs of each plan to build, for its new lock entry.
+    pub inputs: &'a BTreeMap<(PathBuf, String), Inputs>,
+    /// Record entries in `litert.lock` (false for one shard of a sharded run, whose entries
+    /// go to its lock fragment).
+    pub write_lock: bool,
 }
 
-/// The up-to-date verdict for each plan (in order), reading each project's lock once.
-///
-/// An unreadable lock file stops the whole run (its error says how to recover); a build
-/// whose inputs cannot be read fails on its own.
-pub fn freshness(
-    plans: &[BuildPlan],
-    external_python: bool,
-) -> anyhow::Result<Vec<anyhow::Result<Freshness>>> {
-    let toolchain = contract::toolchain(external_python);
-    let mut locks: BTreeMap<PathBuf, LockFile> = BTreeMap::new();
-    for plan in plans {
-        if !locks.contains_key(&plan.root) {
-            let lock = LockFile::read(&plan.root.join(crate::lock::FILE_NAME))?;
-            locks.insert(plan.root.clone(), lock);
-        }
+impl RunContext<'_> {
+    pub fn policy(&self) -> Policy {
+        self.session.policy
     }
-    Ok(plans
-        .iter()
-        .map(|plan| {
-            let inputs = contract::inputs_of(plan, &toolchain)?;
-            let entry = locks
-                .get(&plan.root)
-                .and_then(|l| l.artifacts.get(&plan.id));
-            let reasons = contract::stale_reasons(plan, &inputs, entry);
-            Ok(Freshness {
-                inputs,
-                reasons,
-                entry: entry.cloned(),
-            })
-        })
-        .collect())
+
+    /// The lock entry `plan` had when the run started.
+    pub fn locked_entry(&self, plan: &BuildPlan) -> Option<&Entry> {
+        self.locked.get(&(plan.root.clone(), plan.id.clone()))
+    }
 }
 
 /// Run every plan: verify what is up to date, build the rest (each build commits itself to
@@ -132,7 +115,7 @@ pub fn run(
             if let Some(e) = &f.entry {
                 up_to_date.insert(plan.id.clone(), e.clone());
             }
-            outcomes.push(Some(super::verify_up_to_date(plan, &names, s.policy)));
+            outcomes.push(Some(verify_up_to_date(plan, &names, s.policy)));
             continue;
         }
         let key = (plan.root.clone(), plan.id.clone());
@@ -143,14 +126,13 @@ pub fn run(
         outcomes.push(None);
         to_build.push((i, plan, f));
     }
-    let write_lock = fragment.is_none();
+    let ctx = RunContext {
+        session: s,
+        locked: &locked,
+        inputs: &inputs,
+        write_lock: fragment.is_none(),
+    };
     if let Some(cache) = &s.cache {
-        let ctx = super::Acceptance {
-            policy: s.policy,
-            locked: &locked,
-            inputs: &inputs,
-            write_lock,
-        };
         to_build = restore_from_cache(to_build, cache, &ctx, &mut outcomes, progress);
     }
     if s.pull_only {
@@ -176,20 +158,8 @@ pub fn run(
         for mismatch in &worker_env.mismatches {
             progress.warn(mismatch);
         }
-        let options = ApplyOptions {
-            env: worker_env,
-            allow_code: s.allow_code,
-            allow_unsafe: s.allow_unsafe,
-            jobs: s.jobs,
-            timeout: s.timeout,
-            verbose: s.verbose,
-            policy: s.policy,
-            locked: locked.clone(),
-            inputs: inputs.clone(),
-            write_lock,
-        };
         let plans: Vec<BuildPlan> = to_build.iter().map(|(_, p, _)| p.clone()).collect();
-        let built = super::apply(plans, &options, progress);
+        let built = pool::build_all(plans, &ctx, &worker_env, progress);
         for ((i, _, f), mut outcome) in to_build.into_iter().zip(built) {
             outcome.rebuilt_because = f.reasons;
             built_here.push(i);
@@ -225,20 +195,6 @@ pub fn run(
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-/// The lock file of each project the plans belong to.
-pub fn read_locks<'a>(
-    plans: impl Iterator<Item = &'a BuildPlan>,
-) -> anyhow::Result<BTreeMap<PathBuf, LockFile>> {
-    let mut locks = BTreeMap::new();
-    for plan in plans {
-        if !locks.contains_key(&plan.root) {
-            let lock = LockFile::read(&plan.root.join(crate::lock::FILE_NAME))?;
-            locks.insert(plan.root.clone(), lock);
-        }
-    }
-    Ok(locks)
-}
-
 /// This shard's plans and its (empty) fragment with where it goes.
 fn shard_share(
     plans: Vec<BuildPlan>,
@@ -269,7 +225,7 @@ type Pending = Vec<(usize, BuildPlan, Freshness)>;
 fn restore_from_cache(
     to_build: Pending,
     cache: &crate::cache::Remote,
-    ctx: &super::Acceptance<'_>,
+    ctx: &RunContext<'_>,
     outcomes: &mut [Option<Outcome>],
     progress: &Progress,
 ) -> Pending {
@@ -294,7 +250,7 @@ fn restore_from_cache(
             .map(|e| e.sha256.clone());
         let was_down = cache.down_reason().is_some();
         let start = std::time::Instant::now();
-        let restored = super::restore(&plan, ctx, cache.url(), |dest| {
+        let restored = accept::restore(&plan, ctx, cache.url(), |dest| {
             let hit = match cache.fetch(&key, &f.inputs, &id, dest) {
                 Lookup::Hit(hit) => hit,
                 Lookup::Miss => return Err(String::new()),
@@ -303,7 +259,7 @@ fn restore_from_cache(
             if hit.record.report.is_none() && needs_report {
                 return Err(String::new());
             }
-            if ctx.policy.locked
+            if ctx.policy().locked
                 && let Some(want) = &locked_sha
                 && *want != hit.record.artifact.sha256
             {
@@ -363,51 +319,6 @@ fn push_to_cache(cache: &crate::cache::Remote, outcome: &Outcome, progress: &Pro
             outcome.plan.id
         ));
     }
-}
-
-/// What a run that holds builds to the lock (`test`, `apply --locked`) refuses before
-/// building: a lock made by another toolchain, and (when only checking) an artifact on
-/// disk that is not the locked one. As (stage, message, hint).
-fn refuse(
-    plan: &BuildPlan,
-    f: &Freshness,
-    policy: Policy,
-) -> Option<(&'static str, String, String)> {
-    let entry = f.entry.as_ref().filter(|_| policy.locked)?;
-    if entry.inputs.toolchain != f.inputs.toolchain {
-        return Some((
-            "lock",
-            format!(
-                "litert.lock is stale: `{}` was locked by {}, this is {}",
-                plan.id, entry.inputs.toolchain, f.inputs.toolchain
-            ),
-            "run `litert apply` (without `--locked`) with this litert and worker environment, review and commit litert.lock; or use the toolchain that wrote it".into(),
-        ));
-    }
-    if policy.write {
-        return None;
-    }
-    let bundle = plan
-        .generation
-        .as_ref()
-        .and_then(|g| g.bundle.as_ref())
-        .zip(entry.bundle.as_ref())
-        .map(|(b, e)| (&b.output, &e.sha256));
-    std::iter::once((&plan.output, &entry.sha256))
-        .chain(bundle)
-        .find_map(|(path, locked)| match crate::digest::file_sha256(path) {
-            Ok(sha) if sha != *locked => Some((
-                "lock",
-                format!(
-                    "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
-                    path.display(),
-                    sha.get(..12).unwrap_or(&sha),
-                    locked.get(..12).unwrap_or(locked)
-                ),
-                "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
-            )),
-            _ => None,
-        })
 }
 
 fn failed(
