@@ -4,7 +4,7 @@
 
 use crate::recipe::BuildPlan;
 use crate::worker::process::ProcessError;
-use crate::worker::protocol::WorkerError;
+use crate::worker::protocol::{ErrorKind, WorkerError};
 
 /// Why a build could not finish, with the stage it reached.
 #[derive(Debug)]
@@ -102,14 +102,15 @@ pub(super) fn process_failure(stage: &str, e: &ProcessError, jobs: usize) -> Fai
     }
 }
 
-pub(super) fn worker_failure(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> Failure {
-    let hint = match e.kind.as_str() {
-        "unsupported_ops" => Some(
+/// The hint for a worker's error, by its kind: what the user can do about it.
+fn hint(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> Option<String> {
+    let text = match e.kind {
+        ErrorKind::UnsupportedOps => {
             "allow TensorFlow ops with `ops: {flex: true}` in the recipe (the app then needs the Flex delegate), \
              or give static shapes (`batch_size`, `sequence_length`) so the ops lower to builtins"
-                .to_string(),
-        ),
-        "network" => Some(format!(
+                .to_string()
+        }
+        ErrorKind::Network => format!(
             "this machine cannot download presets: save the preset locally (`task.save_to_preset(DIR)`) and point \
              the recipe at it with {}",
             match &plan.model {
@@ -117,55 +118,53 @@ pub(super) fn worker_failure(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> 
                     format!("`--set {v}=DIR` (an absolute path, or relative to the recipe)"),
                 _ => "`model.preset.path`".to_string(),
             }
-        )),
-        "code_not_allowed" => Some("review the code, then rerun with `--allow-code`".to_string()),
-        "unsafe_model" => Some(
-            "the model contains a `Lambda` layer or other code; if you trust it, rerun with `--allow-unsafe`".to_string(),
         ),
-        "signature" if !e.model_inputs.is_empty() => Some(format!(
+        ErrorKind::CodeNotAllowed => "review the code, then rerun with `--allow-code`".to_string(),
+        ErrorKind::UnsafeModel => {
+            "the model contains a `Lambda` layer or other code; if you trust it, rerun with `--allow-unsafe`".to_string()
+        }
+        ErrorKind::Signature if !e.model_inputs.is_empty() => format!(
             "name the model's inputs in the recipe: {}",
             e.model_inputs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-        )),
-        "out_of_memory" => Some(memory_hint(jobs)),
-        "not_a_keras_archive" => Some(
-            "a `.keras` file is what `model.save(\"model.keras\")` writes; check the recipe names the right file".to_string(),
         ),
-        "archive_too_large" => Some(
-            "this is not a model file Keras wrote as it is; get it again from a source you trust".to_string(),
-        ),
-        "output_unwritable" => Some(
-            "free space or fix the permissions of the output directory, or point `output:` elsewhere".to_string(),
-        ),
-        _ => None,
+        ErrorKind::OutOfMemory => memory_hint(jobs),
+        ErrorKind::NotAKerasArchive => {
+            "a `.keras` file is what `model.save(\"model.keras\")` writes; check the recipe names the right file".to_string()
+        }
+        ErrorKind::ArchiveTooLarge => {
+            "this is not a model file Keras wrote as it is; get it again from a source you trust".to_string()
+        }
+        ErrorKind::OutputUnwritable => {
+            "free space or fix the permissions of the output directory, or point `output:` elsewhere".to_string()
+        }
+        // The message says it all.
+        ErrorKind::Load
+        | ErrorKind::Signature
+        | ErrorKind::Calibration
+        | ErrorKind::Accuracy
+        | ErrorKind::Convert
+        | ErrorKind::Parity
+        | ErrorKind::Generation
+        | ErrorKind::Bundle
+        | ErrorKind::Protocol
+        | ErrorKind::Unknown => return None,
     };
+    Some(text)
+}
+
+pub(super) fn worker_failure(plan: &BuildPlan, e: &WorkerError, jobs: usize) -> Failure {
     let mut message = e.message.clone();
     if !e.ops.is_empty() && !message.contains(&e.ops[0]) {
         message.push_str(&format!(" ({})", e.ops.join(", ")));
     }
     // Our own error kinds explain themselves; an exception from user code or a library
     // shows where it came from.
-    let known = matches!(
-        e.kind.as_str(),
-        "load"
-            | "signature"
-            | "calibration"
-            | "accuracy"
-            | "convert"
-            | "parity"
-            | "network"
-            | "unsupported_ops"
-            | "code_not_allowed"
-            | "unsafe_model"
-            | "out_of_memory"
-            | "not_a_keras_archive"
-            | "archive_too_large"
-            | "output_unwritable"
-    );
-    let detail = (!known && !e.traceback.is_empty()).then(|| e.traceback.clone());
+    let detail =
+        (e.kind == ErrorKind::Unknown && !e.traceback.is_empty()).then(|| e.traceback.clone());
     Failure {
         stage: e.stage.clone(),
         message,
-        hint,
+        hint: hint(plan, e, jobs),
         detail,
     }
 }

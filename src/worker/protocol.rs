@@ -297,15 +297,62 @@ pub struct LabelAccuracy {
     pub artifact_accuracy: f64,
 }
 
+/// The kinds of error the worker raises: the first argument of every `BuildError` in the
+/// `litert_worker` package, plus what its request loop reports itself. Everything else the
+/// worker reports is a Python exception class name (user code, a library), which reads as
+/// [`ErrorKind::Unknown`]. Both sides change together: a test reads the embedded Python
+/// sources and fails on a kind this enum does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The model source could not be loaded (a factory, a file, a preset).
+    Load,
+    /// The input signature does not fit the model.
+    Signature,
+    /// The calibration data could not be read or does not fit the inputs.
+    Calibration,
+    /// The accuracy data or labels could not be used.
+    Accuracy,
+    /// The converter failed without a more specific reason.
+    Convert,
+    /// The converter cannot express some ops with the allowed op sets (`ops` names them).
+    UnsupportedOps,
+    /// The artifact could not be run the way the parity check runs it.
+    Parity,
+    /// The model or capacity cannot be exported for generation.
+    Generation,
+    /// LiteRT-LM could not load or run a bundle.
+    Bundle,
+    /// A preset could not be downloaded.
+    Network,
+    /// The recipe runs project code without `--allow-code`.
+    CodeNotAllowed,
+    /// The model holds code (a `Lambda` layer) and `--allow-unsafe` was not given.
+    UnsafeModel,
+    /// The worker ran out of memory (its limit, or the machine's).
+    OutOfMemory,
+    /// A `.keras` file that is not a readable archive.
+    NotAKerasArchive,
+    /// A `.keras` archive larger than what it claims to hold allows.
+    ArchiveTooLarge,
+    /// The artifact could not be written.
+    OutputUnwritable,
+    /// The worker could not understand a request.
+    Protocol,
+    /// An exception from user code or a library: its class name is not a kind.
+    #[serde(other)]
+    Unknown,
+}
+
 /// A failed build, as the worker saw it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct WorkerError {
     pub id: Option<String>,
     /// The stage that failed: `import`, `load`, `signature`, `calibrate`, `convert`, `parity`.
     pub stage: String,
-    /// `unsupported_ops`, `network`, `code_not_allowed`, `unsafe_model`, `signature`,
-    /// `calibration`, `out_of_memory`, or a Python exception class name.
-    pub kind: String,
+    /// What went wrong, as the worker names it; a Python exception class name (an error
+    /// from user code or a library) reads as [`ErrorKind::Unknown`].
+    pub kind: ErrorKind,
     pub message: String,
     #[serde(default)]
     pub traceback: String,
@@ -337,5 +384,82 @@ mod tests {
             panic!("not an error")
         };
         assert_eq!(err.ops, vec!["tf.X".to_string()]);
+        assert_eq!(err.kind, ErrorKind::UnsupportedOps);
+        let e: Event = serde_json::from_str(
+            r#"{"event":"error","id":"a","stage":"load","kind":"ZeroDivisionError","message":"m"}"#,
+        )
+        .unwrap();
+        let Event::Error(err) = e else {
+            panic!("not an error")
+        };
+        assert_eq!(err.kind, ErrorKind::Unknown);
+    }
+
+    /// The kinds the embedded Python package can raise: the literal first argument of each
+    /// `BuildError(...)`, the `what` that `read_data` passes on (its callers' last
+    /// argument), and the `"kind": "..."` literals of the events the request loop makes.
+    fn python_kinds() -> Vec<(String, String)> {
+        let mut kinds = Vec::new();
+        for (file, text) in super::super::process::SCRIPT_FILES {
+            let after = |needle: &str| -> Vec<&str> {
+                text.match_indices(needle)
+                    .map(|(i, _)| text[i + needle.len()..].trim_start())
+                    .collect()
+            };
+            let literal = |rest: &str| -> Option<String> {
+                let rest = rest.strip_prefix('"')?;
+                rest.find('"').map(|end| rest[..end].to_string())
+            };
+            for rest in after("BuildError(") {
+                match literal(rest) {
+                    Some(kind) => kinds.push((file.to_string(), kind)),
+                    // `class BuildError(Exception)`, and the stages that name their kind
+                    // through `read_data`'s `what` (checked at its call sites below).
+                    None if rest.starts_with("Exception)") || rest.starts_with("what,") => {}
+                    None => panic!(
+                        "{file}: a `BuildError` whose kind is not a string literal: {}",
+                        rest.lines().next().unwrap_or_default()
+                    ),
+                }
+            }
+            for rest in after("read_data(") {
+                let call = rest.split(')').next().unwrap_or_default();
+                if let Some(kind) = call.rsplit(',').next().and_then(|a| literal(a.trim())) {
+                    kinds.push((file.to_string(), kind));
+                }
+            }
+            for rest in after("\"kind\":") {
+                if let Some(kind) = literal(rest) {
+                    kinds.push((file.to_string(), kind));
+                }
+            }
+        }
+        kinds
+    }
+
+    #[test]
+    fn every_kind_the_worker_raises_is_known() {
+        let kinds = python_kinds();
+        // The scan sees the kinds it must (so it cannot pass by finding nothing).
+        for expected in [
+            "load",
+            "generation",
+            "bundle",
+            "calibration",
+            "out_of_memory",
+        ] {
+            assert!(
+                kinds.iter().any(|(_, k)| k == expected),
+                "the scan of the worker's sources found no `{expected}`: {kinds:?}"
+            );
+        }
+        for (file, kind) in kinds {
+            let parsed: ErrorKind = serde_json::from_value(serde_json::json!(kind)).unwrap();
+            assert_ne!(
+                parsed,
+                ErrorKind::Unknown,
+                "{file} raises the error kind `{kind}`, which `ErrorKind` does not name"
+            );
+        }
     }
 }
