@@ -27,10 +27,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 pub use record::{Blob, Golden, Record};
 pub use settings::Settings;
 
-use crate::engine::golden;
 use crate::lock::{Entry, Inputs};
 use crate::recipe::BuildPlan;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, golden};
 use crate::tflite;
 use crate::worker::protocol::{BuildResult, SignatureInput};
 

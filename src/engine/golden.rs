@@ -7,7 +7,8 @@
 //! on those inputs and holds it to the recipe's parity tolerance, catching new weights or
 //! op changes behind an unchanged signature.
 //!
-//! Arrays in the `.npz` are named `<sample>/in/<input name>` and `<sample>/out/<output name>`.
+//! Arrays in the `.npz` are named `<sample>/in/<input name>` and `<sample>/out/<output name>`;
+//! where the files go is [`crate::snapshot::golden`]'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,36 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::recipe::BuildPlan;
 use crate::recipe::plan::TolerancePlan;
 use crate::runtime::{self, CpuSettings, Runtime, Tensor};
+use crate::snapshot::golden::{npz_path, record_path, restored_record_path, worker_path};
 use crate::tflite::model::ModelInfo;
 use crate::worker::protocol::BuildResult;
 
 /// Bumped when the golden format changes.
 pub const FORMAT: u32 = 1;
-
-/// Where the worker leaves the golden data for the artifact it writes at `temp_artifact`.
-pub fn worker_path(temp_artifact: &Path) -> PathBuf {
-    let mut name = temp_artifact.as_os_str().to_owned();
-    name.push(".golden.npz");
-    PathBuf::from(name)
-}
-
-/// Where an artifact restored from the remote cache brings the record of the build that
-/// made it (the worker never writes one: a fresh build's record is made from its report).
-pub fn restored_record_path(temp_artifact: &Path) -> PathBuf {
-    let mut name = temp_artifact.as_os_str().to_owned();
-    name.push(".golden.json");
-    PathBuf::from(name)
-}
-
-/// `snapshots/<id>.golden.npz` for the snapshot `snapshots/<id>.yaml`.
-pub fn npz_path(snapshot: &Path) -> PathBuf {
-    snapshot.with_extension("golden.npz")
-}
-
-/// `snapshots/<id>.golden.json`.
-pub fn record_path(snapshot: &Path) -> PathBuf {
-    snapshot.with_extension("golden.json")
-}
 
 /// What the last apply measured, kept beside the golden data.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,10 +2,11 @@
 //! inputs and outputs (name, dtype, shape, shape signature, quantization), the op histogram
 //! with versions, Flex and custom ops, the runtime version it needs, the subgraph count —
 //! as one canonical, reviewable YAML file per artifact. Bytes are not part of it: the lock
-//! file records those. This module makes, compares and stores snapshots; it knows nothing
-//! of recipes or the worker.
+//! file records those. This module makes, compares and stores snapshots, and says where the
+//! golden outputs beside them go ([`golden`]); it knows nothing of recipes or the worker.
 
 pub mod bundle;
+pub mod golden;
 pub mod review;
 
 use std::collections::BTreeMap;
