@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::Hinted;
-use super::inspect::{group, io_table};
+use super::inspect::io_table;
 use crate::litertlm::model::{BundleInfo, KeyValue};
 use crate::litertlm::{ReadError, read_path};
+use crate::units::group;
 
 /// Is this path a bundle? By its first bytes, or by its extension (so that a bundle whose
 /// first bytes are damaged still gets the bundle reader's error).

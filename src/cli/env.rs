@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::{Exit, output};
 use crate::worker::env::describe::{DescribeError, ShowReport, describe};
 use crate::worker::env::doctor::{DoctorReport, Status, diagnose};
-use crate::worker::env::{self, EnvRequest, Layout, Lock, disk, provision};
+use crate::worker::env::{self, EnvRequest, Layout, Lock, provision};
 
 /// Provision, describe or diagnose the Python environment the worker runs in.
 #[derive(Debug, Args)]
@@ -135,7 +135,7 @@ fn clean(args: CleanArgs) -> anyhow::Result<Exit> {
         text.push_str(&format!(
             "{verb} {} ({})\n",
             r.path.display(),
-            disk::human(r.bytes)
+            crate::units::human_bytes(r.bytes)
         ));
     }
     for path in &busy {
@@ -144,7 +144,7 @@ fn clean(args: CleanArgs) -> anyhow::Result<Exit> {
     let total: u64 = removed.iter().map(|r| r.bytes).sum();
     text.push_str(&match removed.len() {
         0 => "nothing to remove\n".to_string(),
-        n => format!("{verb} {n} item(s), {}\n", disk::human(total)),
+        n => format!("{verb} {n} item(s), {}\n", crate::units::human_bytes(total)),
     });
     output::stderr(&text);
     Ok(Exit::Success)

@@ -11,6 +11,7 @@ use super::{Exit, Hinted, output};
 use crate::tflite::diff::{describe, dims, quantization_summary};
 use crate::tflite::model::{ModelInfo, SignatureSource, SignatureTensor};
 use crate::tflite::{ReadError, ReadOptions, read_path};
+use crate::units::group;
 
 /// Describe a LiteRT model (signatures, tensors, quantization, ops, metadata, sizes) or a
 /// LiteRT-LM bundle (sections, tokenizer, generation metadata, the embedded model's signatures).
@@ -302,31 +303,5 @@ pub(crate) fn io_table(w: &mut String, title: Option<&str>, rows: &[SignatureTen
     let (w0, w1, w2) = (width(0), width(1), width(2));
     for [name, ty, q, tensor] in &cells {
         let _ = writeln!(w, "    {name:<w0$}  {ty:<w1$}  {q:<w2$}  {tensor}");
-    }
-}
-
-/// `1234567` as `1,234,567`.
-pub(crate) fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::group;
-
-    #[test]
-    fn groups_thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1000), "1,000");
-        assert_eq!(group(1234567), "1,234,567");
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::recipe::BuildPlan;
 use crate::tflite::model::ModelInfo;
+use crate::units::human_bytes;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GateResult {
@@ -98,8 +99,6 @@ fn version_le(a: &str, b: &str) -> bool {
     b.resize(n, 0);
     a <= b
 }
-
-pub use crate::units::human_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,11 @@
 use serde::Serialize;
 
 use super::contract::SnapshotOutcome;
-use super::gates::{GateResult, human_bytes};
+use super::gates::GateResult;
 use super::{Converted, Outcome, Status};
 use crate::recipe::BuildPlan;
 use crate::tflite::model::SignatureTensor;
+use crate::units::human_bytes;
 
 /// The report for people.
 pub fn human(outcomes: &[Outcome]) -> String {

@@ -1225,7 +1225,7 @@ impl Cx<'_> {
         let max_size_bytes = match &g.max_size {
             None => None,
             Some(ByteSize::Bytes(b)) => Some(*b),
-            Some(ByteSize::Text(t)) => match parse_byte_size(t) {
+            Some(ByteSize::Text(t)) => match crate::units::parse_byte_size(t) {
                 Some(b) => Some(b),
                 None => {
                     let d = self.err(
@@ -1899,40 +1899,9 @@ fn relative_to_cwd(path: &Path) -> PathBuf {
     }
 }
 
-/// `"4 MiB"` → 4194304. Decimal units are powers of 1000, binary ones of 1024.
-pub fn parse_byte_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "KiB" => 1024.0,
-        "MB" => 1e6,
-        "MiB" => 1024.0 * 1024.0,
-        "GB" => 1e9,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let bytes = n * mult;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (bytes.is_finite() && (0.0..1.8e19).contains(&bytes)).then(|| bytes.round() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_byte_size("4 MiB"), Some(4 * 1024 * 1024));
-        assert_eq!(parse_byte_size("500kB"), Some(500_000));
-        assert_eq!(parse_byte_size("1.5 GB"), Some(1_500_000_000));
-        assert_eq!(parse_byte_size("12 parsecs"), None);
-    }
 
     #[test]
     fn paths_normalise_lexically() {

@@ -35,7 +35,7 @@ fn parse(text: &str) -> Result<Option<u64>, String> {
     if t.eq_ignore_ascii_case("none") || t == "0" {
         return Ok(None);
     }
-    match crate::recipe::rules::parse_byte_size(t) {
+    match crate::units::parse_byte_size(t) {
         Some(n) if n > 0 => Ok(Some(n)),
         _ => Err(format!(
             "`{ENV_VAR}={text}` is not a size (e.g. `8GiB`, `6000MB`, or `none`)"

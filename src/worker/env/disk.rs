@@ -5,6 +5,7 @@ use std::io;
 use std::path::Path;
 
 use crate::diag::Hinted;
+use crate::units::human_bytes;
 
 /// What a first provisioning needs in the cache directory: the environment (about 2.5 GB,
 /// measured) plus pip's unpacking space, which we keep on the same disk.
@@ -39,15 +40,12 @@ pub fn not_enough(path: &Path, free: u64, needed: u64) -> Hinted {
         format!(
             "not enough free disk space for the Python worker environment in {}: {} free, about {} needed",
             path.display(),
-            human(free),
-            human(needed)
+            human_bytes(free),
+            human_bytes(needed)
         ),
         "free some space, or set LITERT_CACHE_DIR to a directory on a larger disk",
     )
 }
-
-/// Sizes read the same everywhere in litert.
-pub use crate::units::human_bytes as human;
 
 #[cfg(test)]
 mod tests {

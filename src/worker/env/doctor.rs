@@ -126,15 +126,18 @@ fn diagnose_in(req: &EnvRequest, lock: &Lock, cache: anyhow::Result<PathBuf>) ->
             Ok(free) if ready.is_some() || external => Check::new(
                 "free disk",
                 Status::Pass,
-                format!("{} free in the cache directory", disk::human(free)),
+                format!(
+                    "{} free in the cache directory",
+                    crate::units::human_bytes(free)
+                ),
             ),
             Ok(free) if free >= disk::REQUIRED_FREE_BYTES => Check::new(
                 "free disk",
                 Status::Pass,
                 format!(
                     "{} free (about {} needed to provision)",
-                    disk::human(free),
-                    disk::human(disk::REQUIRED_FREE_BYTES)
+                    crate::units::human_bytes(free),
+                    crate::units::human_bytes(disk::REQUIRED_FREE_BYTES)
                 ),
             ),
             Ok(free) => {

@@ -451,7 +451,7 @@ pub fn pip_hint(log: &str, lock: &Lock) -> String {
     if has(&["No space left on device"]) {
         format!(
             "the disk filled up: free space (about {} is needed) or set LITERT_CACHE_DIR to a larger disk, then run `litert env setup`",
-            disk::human(disk::REQUIRED_FREE_BYTES)
+            crate::units::human_bytes(disk::REQUIRED_FREE_BYTES)
         )
     } else if has(&[
         "NewConnectionError",
