@@ -13,6 +13,13 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A digest as messages and names show it: its first 12 hex digits, after the `sha256:`
+/// prefix when it has one (`sha256:0123456789ab`); anything shorter as it is.
+pub fn short(digest: &str) -> &str {
+    let prefix = if digest.starts_with("sha256:") { 7 } else { 0 };
+    digest.get(..prefix + 12).unwrap_or(digest)
+}
+
 /// Hex SHA-256 of a byte string.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -167,6 +174,14 @@ mod tests {
         std::fs::write(b.path().join("sub/x"), "1").unwrap();
         std::fs::rename(b.path().join("sub/x"), b.path().join("sub/y")).unwrap();
         assert_ne!(digest(a.path()), digest(b.path()));
+    }
+
+    #[test]
+    fn short_digests_keep_twelve_hex_digits() {
+        let hex = sha256_hex(b"abc");
+        assert_eq!(short(&hex), "ba7816bf8f01");
+        assert_eq!(short(&format!("sha256:{hex}")), "sha256:ba7816bf8f01");
+        assert_eq!(short("none"), "none");
     }
 
     #[test]

@@ -321,8 +321,8 @@ pub fn merge(
                 format!(
                     "`{}` was built against another litert.lock ({} here, {} there)",
                     path.display(),
-                    short(base_digest),
-                    short(&fragment.base)
+                    crate::digest::short(base_digest),
+                    crate::digest::short(&fragment.base)
                 ),
                 "merge in a checkout of the commit the shards built, before changing litert.lock"
             ));
@@ -352,10 +352,6 @@ pub fn merge(
         ));
     }
     Ok(merged)
-}
-
-fn short(s: &str) -> &str {
-    s.get(..19).unwrap_or(s)
 }
 
 #[cfg(test)]

@@ -56,11 +56,6 @@ pub fn cacheable(plan: &BuildPlan) -> bool {
     plan.generation.as_ref().is_none_or(|g| g.bundle.is_none())
 }
 
-/// The first 12 characters of a key or sha256, for messages.
-pub fn short(s: &str) -> &str {
-    s.get(..12).unwrap_or(s)
-}
-
 /// A verified artifact from the cache, written to the path the caller gave (and its golden
 /// outputs beside it, where a build's worker leaves them: [`golden::worker_path`]).
 #[derive(Debug)]
@@ -212,7 +207,9 @@ impl Remote {
         if let Some(why) = self.down_reason() {
             return Lookup::Unusable(why);
         }
-        let bad = |why: String| Lookup::Unusable(format!("cache entry {}: {why}", short(key)));
+        let bad = |why: String| {
+            Lookup::Unusable(format!("cache entry {}: {why}", crate::digest::short(key)))
+        };
         let record = match self.get_small(&self.object(key, "record.json")) {
             Ok(None) => return Lookup::Miss,
             Ok(Some(bytes)) => match Record::parse(&bytes, key, inputs) {
@@ -246,8 +243,8 @@ impl Remote {
             if sha != blob.sha256 || size != blob.size {
                 return bad(format!(
                     "the `{name}` object's bytes are not the record's (sha256 {} and {size} bytes, record {} and {} bytes)",
-                    short(&sha),
-                    short(&blob.sha256),
+                    crate::digest::short(&sha),
+                    crate::digest::short(&blob.sha256),
                     blob.size
                 ));
             }
@@ -289,7 +286,9 @@ impl Remote {
             Ok(None) => Presence::Absent,
             Ok(Some(bytes)) => match Record::parse(&bytes, key, inputs) {
                 Ok(r) => Presence::Present(Box::new(r)),
-                Err(why) => Presence::Unusable(format!("cache entry {}: {why}", short(key))),
+                Err(why) => {
+                    Presence::Unusable(format!("cache entry {}: {why}", crate::digest::short(key)))
+                }
             },
             Err(Down(why)) => Presence::Unusable(self.mark_down(&why)),
         }

@@ -77,7 +77,7 @@ impl Record {
         if record.key != key {
             return Err(format!(
                 "the record names key {} but is stored under {key}",
-                super::short(&record.key)
+                crate::digest::short(&record.key)
             ));
         }
         if record.inputs != *inputs {

@@ -195,7 +195,7 @@ fn print_rows(rows: &[Row], json: bool, remote: &Remote) -> anyhow::Result<()> {
         text.push_str(&format!(
             "{}  {}  local: {}  cache: {}\n",
             r.id,
-            cache::short(&r.key),
+            crate::digest::short(&r.key),
             r.local,
             r.remote
         ));
@@ -215,7 +215,7 @@ fn status(target: Target) -> anyhow::Result<Exit> {
             row.remote = match remote.presence(&row.key, &inputs) {
                 Presence::Present(r) => format!(
                     "present (sha256 {}, {} bytes)",
-                    cache::short(&r.artifact.sha256),
+                    crate::digest::short(&r.artifact.sha256),
                     r.artifact.size
                 ),
                 Presence::Absent => "absent".into(),

@@ -221,8 +221,11 @@ pub(super) fn accept(
         {
             reasons.push(format!(
                 "the rebuilt bundle differs from litert.lock (sha256 {} here, {} locked)",
-                short(&w.built.sha256),
-                entry.bundle.as_ref().map_or("none", |b| short(&b.sha256))
+                crate::digest::short(&w.built.sha256),
+                entry
+                    .bundle
+                    .as_ref()
+                    .map_or("none", |b| crate::digest::short(&b.sha256))
             ));
         }
     }
@@ -327,10 +330,6 @@ pub(super) fn accept(
     }
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
 /// Why a rebuilt artifact does not hold under `--locked`.
 fn locked_reasons(
     entry: Option<&crate::lock::Entry>,
@@ -352,8 +351,8 @@ fn locked_reasons(
     if entry.reproducible && entry.sha256 != sha256 {
         return vec![format!(
             "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
-            short(sha256),
-            short(&entry.sha256)
+            crate::digest::short(sha256),
+            crate::digest::short(&entry.sha256)
         )];
     }
     vec![]

@@ -253,7 +253,7 @@ pub fn render(b: &Built) -> String {
         "    ✓ bundle {}  {}  sha256 {}\n",
         b.output.display(),
         crate::units::human_bytes(b.size),
-        b.sha256.get(..12).unwrap_or(&b.sha256)
+        crate::digest::short(&b.sha256)
     );
     match &b.check {
         None => out.push_str("    - LiteRT-LM check: off (`generation.bundle.verify: false`)\n"),

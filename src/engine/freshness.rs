@@ -101,8 +101,8 @@ pub(super) fn refuse(
                 format!(
                     "`{}` is not the artifact in litert.lock (sha256 {} on disk, {} locked)",
                     path.display(),
-                    sha.get(..12).unwrap_or(&sha),
-                    locked.get(..12).unwrap_or(locked)
+                    crate::digest::short(&sha),
+                    crate::digest::short(locked)
                 ),
                 "rebuild it with `litert apply`, or delete it so `litert test` rebuilds it and compares".into(),
             )),

@@ -265,8 +265,8 @@ fn restore_from_cache(
             {
                 return Err(format!(
                     "the cached artifact differs from litert.lock (sha256 {} cached, {} locked)",
-                    crate::cache::short(&hit.record.artifact.sha256),
-                    crate::cache::short(want)
+                    crate::digest::short(&hit.record.artifact.sha256),
+                    crate::digest::short(want)
                 ));
             }
             let seconds = hit

@@ -150,7 +150,7 @@ pub fn scratch(dirs: &[&str], files: &[&str]) -> tempfile::TempDir {
 pub fn fixture_dir(script: &str) -> PathBuf {
     let text = std::fs::read(root().join(script)).expect("fixture script");
     let digest = litert::digest::sha256_hex(&text);
-    let short = &digest[..12];
+    let short = litert::digest::short(&digest);
     let name = Path::new(script)
         .parent()
         .and_then(|p| p.file_name())
