@@ -48,7 +48,7 @@ pub struct ApplyArgs {
     /// Build only shard I of N (e.g. `2/4`, as `litert plan --matrix` assigns them) and write
     /// its lock fragment instead of `litert.lock`; `litert lock merge` joins the fragments.
     #[arg(long, value_name = "I/N")]
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<crate::lock::Shard>,
     /// Where `--shard` writes its lock fragment (default: `litert-shard-I-of-N.lock` at the
     /// project root).
     #[arg(long, value_name = "FILE", requires = "shard")]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{Exit, output};
+use crate::lock::fragment::{self, Fragment};
 use crate::lock::{FILE_NAME, LockFile, Locked};
-use crate::shard::{self, Fragment};
 
 /// Work with `litert.lock`.
 #[derive(Debug, Args)]
@@ -48,9 +48,9 @@ pub fn run(args: LockCommand) -> anyhow::Result<Exit> {
     // Hold the project's lock while reading the base and writing the result, as `apply`
     // does, so a concurrent apply cannot slip in between.
     let mut locked = Locked::open(&root)?;
-    let base_digest = shard::lock_digest(&root.join(FILE_NAME))?;
+    let base_digest = fragment::lock_digest(&root.join(FILE_NAME))?;
     let base: LockFile = std::mem::take(&mut locked.lock);
-    let merged = shard::merge(base, &base_digest, &fragments)?;
+    let merged = fragment::merge(base, &base_digest, &fragments)?;
     let count: usize = fragments.iter().map(|(_, f)| f.artifacts.len()).sum();
     locked.lock = merged;
     locked.save()?;

@@ -31,7 +31,7 @@ pub struct PlanArgs {
     #[arg(long, requires = "shards")]
     pub matrix: bool,
     /// How many shards the matrix has.
-    #[arg(long, value_name = "N", requires = "matrix", value_parser = clap::value_parser!(u16).range(1..=crate::shard::MAX_SHARDS as i64))]
+    #[arg(long, value_name = "N", requires = "matrix", value_parser = clap::value_parser!(u16).range(1..=crate::lock::fragment::MAX_SHARDS as i64))]
     pub shards: Option<u16>,
     /// The matrix format: `text` (a table), `json` (shares with their artifacts) or `github`
     /// (one line of `strategy.matrix` JSON for `$GITHUB_OUTPUT`).

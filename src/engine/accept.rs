@@ -298,7 +298,7 @@ pub(super) fn accept(
     let mut entry = contract::entry_for(plan, inputs, &converted);
     // The lock keeps the first build time of an artifact that stays the same, so a rebuild,
     // a shard or a cache restore leaves its entry byte for byte as it was.
-    entry.build_seconds = Some(crate::shard::recorded_time(
+    entry.build_seconds = Some(crate::lock::recorded_time(
         ctx.locked_entry(plan),
         &entry,
         seconds,

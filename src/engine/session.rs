@@ -42,7 +42,7 @@ pub struct Session {
 /// One shard of a sharded run (`apply --shard I/N`).
 #[derive(Debug, Clone)]
 pub struct ShardRun {
-    pub shard: crate::shard::Shard,
+    pub shard: crate::lock::Shard,
     /// Where the fragment goes; by default `litert-shard-I-of-N.lock` at the project root.
     pub fragment: Option<PathBuf>,
 }
@@ -199,19 +199,19 @@ pub fn run(
 fn shard_share(
     plans: Vec<BuildPlan>,
     run: &ShardRun,
-) -> anyhow::Result<(Vec<BuildPlan>, (PathBuf, crate::shard::Fragment))> {
+) -> anyhow::Result<(Vec<BuildPlan>, (PathBuf, crate::lock::Fragment))> {
     let root = crate::shard::single_root(&plans)?;
     let shares = crate::shard::plan_shares(&plans, &root, run.shard.total)?;
     let mine: std::collections::BTreeSet<&String> = shares
         .get(run.shard.index - 1)
         .map(|s| s.artifacts.iter().collect())
         .unwrap_or_default();
-    let base = crate::shard::lock_digest(&root.join(crate::lock::FILE_NAME))?;
+    let base = crate::lock::fragment::lock_digest(&root.join(crate::lock::FILE_NAME))?;
     let path = run
         .fragment
         .clone()
-        .unwrap_or_else(|| crate::shard::Fragment::default_path(&root, run.shard));
-    let fragment = crate::shard::Fragment::new(run.shard, base);
+        .unwrap_or_else(|| crate::lock::Fragment::default_path(&root, run.shard));
+    let fragment = crate::lock::Fragment::new(run.shard, base);
     let share = plans.into_iter().filter(|p| mine.contains(&p.id)).collect();
     Ok((share, (path, fragment)))
 }

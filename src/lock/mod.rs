@@ -1,17 +1,23 @@
 //! `litert.lock`: per artifact, what produced it — the digests of its resolved recipe, model
 //! source and calibration data, the worker's package versions — and what came out (sha256
-//! and size). One stable, diff-friendly YAML file at the project root, updated under an
-//! exclusive lock on the project root directory itself, so concurrent `apply` runs (any
-//! `TMPDIR`, any user who can read the project) do not lose each other's entries.
+//! and size, and the build time CI shards are balanced by). One stable, diff-friendly YAML
+//! file at the project root, updated under an exclusive lock on the project root directory
+//! itself ([`guard`]), so concurrent `apply` runs do not lose each other's entries; one
+//! shard of a sharded run writes a fragment instead, merged later ([`fragment`]).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Hinted;
+
+pub mod fragment;
+pub mod guard;
+
+pub use fragment::{Fragment, Shard};
+pub use guard::Locked;
 
 pub const FILE_NAME: &str = "litert.lock";
 const FORMAT: u32 = 1;
@@ -123,62 +129,25 @@ impl LockFile {
     }
 }
 
-/// The lock file of a project, with exclusive access while it is held.
-pub struct Locked {
-    path: PathBuf,
-    _guard: File,
-    pub lock: LockFile,
+/// The build time to record for `new`: the one already in the lock when the artifact is
+/// the same one (same inputs, worker, bytes), so rebuilds, shards and cache restores leave
+/// the lock as it was; otherwise the time just measured.
+pub fn recorded_time(previous: Option<&Entry>, new: &Entry, measured: f64) -> f64 {
+    if let Some(prev) = previous
+        && let Some(t) = prev.build_seconds
+    {
+        let mut same = prev.clone();
+        same.build_seconds = new.build_seconds;
+        if same == *new {
+            return t;
+        }
+    }
+    round_seconds(measured)
 }
 
-impl Locked {
-    /// Take the project's lock (waiting for other `litert` processes), then read the file.
-    pub fn open(root: &Path) -> anyhow::Result<Self> {
-        let path = root.join(FILE_NAME);
-        let guard = project_guard(root)?;
-        let lock = LockFile::read(&path)?;
-        Ok(Self {
-            path,
-            _guard: guard,
-            lock,
-        })
-    }
-
-    /// Take the project's lock without reading the file, for a change that leaves it alone
-    /// (a shard's build, whose entry goes to its fragment).
-    pub fn guard(root: &Path) -> anyhow::Result<File> {
-        project_guard(root)
-    }
-
-    /// Where the lock file is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Write the lock atomically; the guard is released when `self` drops.
-    pub fn save(&self) -> anyhow::Result<()> {
-        crate::fsio::write_atomic(&self.path, self.lock.render())
-            .with_context(|| format!("cannot write `{}`", self.path.display()))
-    }
-}
-
-/// An exclusive `flock` on the project root directory, held until the file drops.
-///
-/// The directory rather than a file: `litert.lock` is replaced by rename (so a lock on it
-/// would guard a file that is gone), and a guard file elsewhere (such as `$TMPDIR`) is not
-/// shared by processes with different temporary directories or users. Everyone who can
-/// read the project can open its directory, and nothing is created in it.
-fn project_guard(root: &Path) -> anyhow::Result<File> {
-    let dir = if root.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        root
-    };
-    let guard = File::open(dir)
-        .with_context(|| format!("cannot open the project directory `{}`", dir.display()))?;
-    guard
-        .lock()
-        .with_context(|| format!("cannot lock the project directory `{}`", dir.display()))?;
-    Ok(guard)
+/// Seconds as the lock records them: tenths.
+pub fn round_seconds(s: f64) -> f64 {
+    (s * 10.0).round() / 10.0
 }
 
 /// An entry of artifact `a` with content `sha`, for tests here and in the modules that
@@ -208,55 +177,16 @@ pub(crate) fn sample_entry(sha: &str) -> Entry {
 mod tests {
     use super::*;
 
-    fn entry(sha: &str) -> Entry {
-        sample_entry(sha)
-    }
-
     #[test]
-    fn round_trips_and_reads_missing_as_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut locked = Locked::open(dir.path()).unwrap();
-        assert!(locked.lock.artifacts.is_empty());
-        locked.lock.artifacts.insert("a".into(), entry("abc"));
-        locked.save().unwrap();
-        drop(locked);
-        let again = LockFile::read(&dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(again.artifacts["a"], entry("abc"));
-    }
-
-    #[test]
-    fn concurrent_writers_keep_every_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        std::thread::scope(|s| {
-            for i in 0..8 {
-                let root = dir.path();
-                s.spawn(move || {
-                    let mut locked = Locked::open(root).unwrap();
-                    locked.lock.artifacts.insert(format!("a{i}"), entry("x"));
-                    locked.save().unwrap();
-                });
-            }
-        });
-        assert_eq!(
-            LockFile::read(&dir.path().join(FILE_NAME))
-                .unwrap()
-                .artifacts
-                .len(),
-            8
-        );
-    }
-
-    #[test]
-    fn the_guard_is_the_project_directory_whatever_tmpdir_says() {
-        let dir = tempfile::tempdir().unwrap();
-        let held = Locked::open(dir.path()).unwrap();
-        // Another open file description of the same directory cannot take it meanwhile.
-        let other = File::open(dir.path()).unwrap();
-        assert!(other.try_lock().is_err());
-        drop(held);
-        assert!(other.try_lock().is_ok());
-        // Nothing was created in the project.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    fn a_known_artifact_keeps_its_recorded_time() {
+        let entry = |sha: &str, seconds: Option<f64>| Entry {
+            build_seconds: seconds,
+            ..sample_entry(sha)
+        };
+        let prev = entry("x", Some(3.2));
+        assert_eq!(recorded_time(Some(&prev), &entry("x", None), 9.87), 3.2);
+        assert_eq!(recorded_time(Some(&prev), &entry("y", None), 9.87), 9.9);
+        assert_eq!(recorded_time(None, &entry("x", None), 0.04), 0.0);
     }
 
     #[test]
