@@ -17,6 +17,7 @@ pub mod fsio;
 pub mod interrupt;
 pub mod litertlm;
 pub mod lock;
+pub mod progress;
 pub mod recipe;
 pub mod runtime;
 pub mod shard;

@@ -12,9 +12,9 @@ use super::apply::checked_plans;
 use super::recipes::RecipeArgs;
 use super::{Exit, output};
 use crate::engine::golden;
+use crate::progress::Ui;
 use crate::runtime::{self, CpuSettings, bench};
 use crate::units::human_bytes;
-use crate::worker::env::progress::Ui;
 
 /// Benchmark models natively: init time, first invocation, warm latency, peak memory.
 ///
@@ -117,7 +117,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
             groups.push((Some(name), Some(chart), items));
         }
     }
-    let (runtime, found) = runtime::load(crate::worker::env::progress_wanted())?;
+    let (runtime, found) = runtime::load(crate::progress::wanted())?;
     let settings: Vec<CpuSettings> = match args.kernels {
         Kernels::Both => vec![true, false],
         Kernels::Xnnpack => vec![true],
@@ -130,7 +130,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     })
     .collect();
     let total: usize = groups.iter().map(|g| g.2.len()).sum::<usize>() * settings.len();
-    let ui = Ui::new(crate::worker::env::progress_wanted());
+    let ui = Ui::new(crate::progress::wanted());
     let mut done = 0usize;
     let mut any_failed = false;
     let mut any_input_error = false;

@@ -45,7 +45,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         Ok(f) => f,
         Err(e) => return Ok(fail(&RunError::Input(e))),
     };
-    let (runtime, found) = runtime::load(crate::worker::env::progress_wanted())?;
+    let (runtime, found) = runtime::load(crate::progress::wanted())?;
     let cpu = CpuSettings {
         threads: args.threads,
         xnnpack: !args.no_xnnpack,

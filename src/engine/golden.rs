@@ -166,7 +166,7 @@ fn runtime() -> Result<&'static Runtime, String> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            runtime::load(crate::worker::env::progress_wanted())
+            runtime::load(crate::progress::wanted())
                 .map(|(r, _)| r)
                 .map_err(|e| format!("{e:#}"))
         })

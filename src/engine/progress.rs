@@ -1,9 +1,8 @@
 //! Progress for long work: one line per stage change on stderr ("[2/8] classifier:int8 ·
-//! convert"), when stderr is a terminal and `LITERT_NO_PROGRESS` is unset, or always when
-//! `LITERT_PROGRESS=1` (CI logs, and the fault-injection tests, which read the worker's pid
-//! from the `worker pid N` line).
+//! convert"), when [`crate::progress::wanted`] says so (the fault-injection tests read the
+//! worker's pid from the `worker pid N` line).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,12 +14,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Self {
-        let forced = std::env::var("LITERT_PROGRESS").is_ok_and(|v| v == "1");
-        let enabled = forced
-            || (std::io::stderr().is_terminal()
-                && std::env::var_os("LITERT_NO_PROGRESS").is_none());
         Self {
-            enabled,
+            enabled: crate::progress::wanted(),
             start: Instant::now(),
             lock: Mutex::new(()),
         }

@@ -11,7 +11,8 @@ use std::process::Stdio;
 use anyhow::Context;
 
 use crate::diag::Hinted;
-use crate::worker::env::{self, Layout, Lock, progress::Ui, provision, python};
+use crate::progress::Ui;
+use crate::worker::env::{self, Layout, Lock, provision, python};
 
 /// The runtime library's file name on this platform.
 pub const LIB_NAME: &str = if cfg!(target_os = "macos") {

@@ -10,13 +10,11 @@ pub mod describe;
 pub mod disk;
 pub mod doctor;
 pub mod lock;
-pub mod progress;
 pub mod provision;
 pub mod python;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,7 +25,7 @@ pub use provision::{Layout, Marker};
 pub use python::Interp;
 
 use crate::diag::Hinted;
-use progress::Ui;
+use crate::progress::Ui;
 
 /// The distributions the worker cannot do without, with the module each provides. An
 /// external interpreter missing one of these is refused; other differences are warnings.
@@ -56,13 +54,13 @@ pub const KEY_PACKAGES: &[&str] = &[
 pub struct EnvRequest {
     /// `--python` flag or `LITERT_PYTHON`: use this interpreter instead of provisioning.
     pub python_override: Option<PathBuf>,
-    /// Show progress on a terminal (quiet when stderr is not a terminal or LITERT_NO_PROGRESS is set).
+    /// Show progress ([`crate::progress::wanted`]).
     pub progress: bool,
 }
 
 impl EnvRequest {
     /// The request the process environment implies: `flag`, else `LITERT_PYTHON` (when set
-    /// and not empty); progress when stderr is a terminal and `LITERT_NO_PROGRESS` is unset.
+    /// and not empty); progress as [`crate::progress::wanted`] says.
     pub fn from_env(flag: Option<PathBuf>) -> EnvRequest {
         let python_override = flag.filter(|p| !p.as_os_str().is_empty()).or_else(|| {
             std::env::var_os("LITERT_PYTHON")
@@ -71,16 +69,9 @@ impl EnvRequest {
         });
         EnvRequest {
             python_override,
-            progress: progress_wanted(),
+            progress: crate::progress::wanted(),
         }
     }
-}
-
-/// Whether to draw progress: on a terminal, unless `LITERT_NO_PROGRESS` is set (to anything
-/// but empty).
-pub fn progress_wanted() -> bool {
-    std::io::stderr().is_terminal()
-        && std::env::var_os("LITERT_NO_PROGRESS").is_none_or(|v| v.is_empty())
 }
 
 /// A usable worker environment.

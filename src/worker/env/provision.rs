@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::disk;
 use super::lock::{Lock, normalize};
-use super::progress::Ui;
 use super::python::{self, Interp, tail_lines};
 use crate::diag::Hinted;
+use crate::progress::Ui;
 
 /// The file inside a finished environment that says it is finished, and with what.
 pub const MARKER: &str = "litert-env.json";

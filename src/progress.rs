@@ -1,11 +1,24 @@
-//! The provisioning progress display: one indicatif line on stderr naming the stage (a
-//! spinner, or a bar while packages are fetched), drawn only on a terminal. Without it,
-//! nothing is drawn, so logs and test snapshots stay clean.
+//! Progress for people on stderr: whether to show it at all ([`wanted`], one rule for every
+//! display), and the display of long setup work ([`Ui`]: provisioning an environment or the
+//! runtime), one indicatif line naming the stage (a spinner, or a bar while packages are
+//! fetched), drawn only on a terminal. Without it nothing is drawn, so logs and test
+//! snapshots stay clean. (`apply`'s stage lines are `engine::progress`.)
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Whether to show progress, as the README documents it: always with `LITERT_PROGRESS=1`
+/// (CI logs, and the fault-injection tests, which read the worker's pid from `apply`'s stage
+/// lines); otherwise on a terminal, unless `LITERT_NO_PROGRESS` is set (to anything but
+/// empty).
+pub fn wanted() -> bool {
+    let forced = std::env::var("LITERT_PROGRESS").is_ok_and(|v| v == "1");
+    forced
+        || (std::io::stderr().is_terminal()
+            && std::env::var_os("LITERT_NO_PROGRESS").is_none_or(|v| v.is_empty()))
+}
 
 pub struct Ui {
     bar: ProgressBar,
