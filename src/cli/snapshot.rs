@@ -54,7 +54,7 @@ struct Selection {
 pub fn run(args: SnapshotArgs) -> anyhow::Result<Exit> {
     let dir = match args.dir {
         Some(d) => d,
-        None => crate::recipe::rules::project_root(&std::env::current_dir()?).join("snapshots"),
+        None => crate::lock::project_root(&std::env::current_dir()?).join("snapshots"),
     };
     let pending =
         review::pending(&dir).with_context(|| format!("cannot read `{}`", dir.display()))?;

@@ -6,7 +6,7 @@
 //! shard of a sharded run writes a fragment instead, merged later ([`fragment`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,32 @@ impl LockFile {
         format!(
             "# litert.lock: what produced each artifact. Written by `litert apply`; commit it.\n{body}"
         )
+    }
+}
+
+/// The project `dir` belongs to: the nearest directory at or above it that holds
+/// `litert.lock` or `.git`, else `dir`. Recipes resolve their default snapshot paths and
+/// lock entries against it; `litert snapshot` finds `snapshots/` there.
+pub fn project_root(dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let found = abs
+        .ancestors()
+        .find(|a| a.join(FILE_NAME).exists() || a.join(".git").exists());
+    match found {
+        Some(root) => relative_to_cwd(root),
+        None => dir.to_path_buf(),
+    }
+}
+
+/// Show paths relative to the working directory when they are inside it.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let Ok(cwd) = std::env::current_dir() else {
+        return path.to_path_buf();
+    };
+    match path.strip_prefix(&cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => path.to_path_buf(),
     }
 }
 

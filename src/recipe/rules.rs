@@ -30,6 +30,7 @@ pub fn build_plan(
         variant_keys: &rv.variant_keys,
         diags: Vec::new(),
         dir: parent_dir(&rv.recipe_path),
+        root: crate::lock::project_root(&parent_dir(&rv.recipe_path)),
         file_dirs,
     };
     let plan = cx.plan(rv, recipe);
@@ -51,6 +52,8 @@ struct Cx<'a> {
     diags: Vec<Diagnostic>,
     /// The recipe file's directory: the default base for paths.
     dir: PathBuf,
+    /// The project the recipe belongs to ([`crate::lock::project_root`] of `dir`).
+    root: PathBuf,
     file_dirs: &'a [PathBuf],
 }
 
@@ -283,14 +286,14 @@ impl Cx<'_> {
                     Some(v) => format!("{name}-{v}.yaml"),
                     None => format!("{name}.yaml"),
                 };
-                join_normalized(&project_root(&self.dir), &format!("snapshots/{file}"))
+                join_normalized(&self.root, &format!("snapshots/{file}"))
             }
         };
         let id = match &rv.variant {
             Some(v) => format!("{name}:{v}"),
             None => name.clone(),
         };
-        let root = project_root(&self.dir);
+        let root = self.root.clone();
         Some(BuildPlan {
             id,
             name,
@@ -1736,9 +1739,8 @@ impl Cx<'_> {
     /// following symlinks.
     fn snapshot_path(&mut self, rel: &str) -> PathBuf {
         let path = self.resolve_path("/snapshot", rel);
-        let root = project_root(&self.dir);
-        if !inside(&path, &root) {
-            let root_shown = root.display().to_string();
+        if !inside(&path, &self.root) {
+            let root_shown = self.root.display().to_string();
             let d = self.err(
                 "E0234",
                 "/snapshot",
@@ -1873,30 +1875,6 @@ fn inside(path: &Path, root: &Path) -> bool {
     path.ancestors()
         .find_map(|a| a.canonicalize().ok())
         .is_none_or(|real| real.starts_with(&real_root))
-}
-
-/// The nearest directory at or above `dir` that holds `litert.lock` or `.git`, else `dir`.
-pub fn project_root(dir: &Path) -> PathBuf {
-    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let found = abs
-        .ancestors()
-        .find(|a| a.join("litert.lock").exists() || a.join(".git").exists());
-    match found {
-        Some(root) => relative_to_cwd(root),
-        None => dir.to_path_buf(),
-    }
-}
-
-/// Show paths relative to the working directory when they are inside it.
-fn relative_to_cwd(path: &Path) -> PathBuf {
-    let Ok(cwd) = std::env::current_dir() else {
-        return path.to_path_buf();
-    };
-    match path.strip_prefix(&cwd) {
-        Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
-        Ok(rel) => rel.to_path_buf(),
-        Err(_) => path.to_path_buf(),
-    }
 }
 
 #[cfg(test)]
