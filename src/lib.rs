@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod litertlm;
 pub mod lock;
 pub mod progress;
+pub mod pyenv;
 pub mod recipe;
 pub mod runtime;
 pub mod shard;

@@ -148,7 +148,7 @@ struct Row {
 }
 
 fn local_rows(plans: &[BuildPlan]) -> anyhow::Result<Vec<(Row, Option<crate::lock::Inputs>)>> {
-    let external = crate::worker::env::EnvRequest::from_env(None)
+    let external = crate::pyenv::EnvRequest::from_env(None)
         .python_override
         .is_some();
     let fresh = engine::freshness::freshness(plans, external)?;

@@ -1,5 +1,5 @@
 //! `litert env setup | show | doctor | clean`: the arguments, and the printing (text or
-//! `--json`) of what `worker::env` does: provision the Python worker environment now,
+//! `--json`) of what `pyenv` does: provision the Python worker environment now,
 //! describe it, diagnose it check by check, remove other locks' environments. Also owns the
 //! `--python` flag (with `LITERT_PYTHON`) that every verb running Python shares.
 
@@ -9,9 +9,9 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 
 use super::{Exit, output};
-use crate::worker::env::describe::{DescribeError, ShowReport, describe};
-use crate::worker::env::doctor::{DoctorReport, Status, diagnose};
-use crate::worker::env::{self, EnvRequest, Layout, Lock, provision};
+use crate::pyenv::describe::{DescribeError, ShowReport, describe};
+use crate::pyenv::doctor::{DoctorReport, Status, diagnose};
+use crate::pyenv::{self, EnvRequest, Layout, Lock, provision};
 
 /// Provision, describe or diagnose the Python environment the worker runs in.
 #[derive(Debug, Args)]
@@ -122,7 +122,7 @@ pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
 
 fn clean(args: CleanArgs) -> anyhow::Result<Exit> {
     let lock = Lock::embedded()?;
-    let layout = Layout::new(&env::cache_dir()?, &lock);
+    let layout = Layout::new(&pyenv::cache_dir()?, &lock);
     let keep = (!args.all).then(|| lock.short_digest());
     let (removed, busy) = provision::clean(&layout.envs, keep, args.dry_run)?;
     let verb = if args.dry_run {
@@ -153,7 +153,7 @@ fn clean(args: CleanArgs) -> anyhow::Result<Exit> {
 fn setup(args: SetupArgs) -> anyhow::Result<Exit> {
     let req = args.python.request();
     let start = Instant::now();
-    let (ready, built) = match env::ensure_reporting(&req, args.force) {
+    let (ready, built) = match pyenv::ensure_reporting(&req, args.force) {
         Ok(ensured) => (ensured.env, ensured.built),
         Err(err) => {
             output::print_error(&err);

@@ -82,7 +82,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     };
     output::stdout(&text)?;
     // What `apply` would do, by the lock files (no Python needed).
-    let external = crate::worker::env::EnvRequest::from_env(None)
+    let external = crate::pyenv::EnvRequest::from_env(None)
         .python_override
         .is_some();
     let fresh = crate::engine::freshness::freshness(&plans, external)?;

@@ -155,7 +155,7 @@ pub fn toolchain(external_python: bool) -> String {
     let worker = if external_python {
         "external".to_string()
     } else {
-        crate::worker::env::lock::Lock::embedded()
+        crate::pyenv::lock::Lock::embedded()
             .map_or_else(|_| "unknown".to_string(), |l| l.short_digest().to_string())
     };
     format!("litert {} / worker {worker}", env!("CARGO_PKG_VERSION"))

@@ -14,8 +14,8 @@ use super::failure::{process_failure, worker_failure};
 use super::progress::Progress;
 use super::session::RunContext;
 use super::{Failure, Outcome, Status, bundle};
+use crate::pyenv::WorkerEnv;
 use crate::recipe::BuildPlan;
-use crate::worker::env::WorkerEnv;
 use crate::worker::process::{ProcessError, Worker};
 use crate::worker::protocol::{BuildResult, Event, Request};
 

@@ -16,8 +16,8 @@ use super::freshness::{Freshness, freshness, refuse, verify_up_to_date};
 use super::progress::Progress;
 use super::{Failure, Outcome, Status, accept, pool};
 use crate::lock::{Entry, Inputs};
+use crate::pyenv::{self, EnvRequest};
 use crate::recipe::BuildPlan;
-use crate::worker::env::{self, EnvRequest};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ pub fn run(
     }
     let mut built_here: Vec<usize> = Vec::new();
     if !to_build.is_empty() {
-        let worker_env = env::ensure(&s.env)?;
+        let worker_env = pyenv::ensure(&s.env)?;
         for mismatch in &worker_env.mismatches {
             progress.warn(mismatch);
         }

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::diag::Hinted;
 use crate::progress::Ui;
-use crate::worker::env::{self, Layout, Lock, provision, python};
+use crate::pyenv::{self, Layout, Lock, provision, python};
 
 /// The runtime library's file name on this platform.
 pub const LIB_NAME: &str = if cfg!(target_os = "macos") {
@@ -78,7 +78,7 @@ pub fn find() -> anyhow::Result<Option<Found>> {
             version,
         }));
     }
-    let cache = env::cache_dir()?;
+    let cache = pyenv::cache_dir()?;
     let layout = Layout::new(&cache, &lock);
     if provision::read_ready(&layout, &lock).is_some()
         && let Some(path) = in_venv(&layout.root)
@@ -109,7 +109,7 @@ pub fn ensure(progress: bool) -> anyhow::Result<Found> {
     }
     let lock = Lock::embedded()?;
     let version = pinned_version(&lock)?;
-    let root = runtime_root(&env::cache_dir()?, &version);
+    let root = runtime_root(&pyenv::cache_dir()?, &version);
     provision_runtime(&lock, &version, &root, &Ui::new(progress))?;
     let path = in_venv(&root).ok_or_else(|| {
         anyhow::anyhow!(
@@ -182,7 +182,7 @@ fn provision_runtime(lock: &Lock, version: &str, root: &Path, ui: &Ui) -> anyhow
     let tmp = parent.join(format!(".{WHEEL}-{version}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let result = (|| -> anyhow::Result<()> {
-        let (base, _) = env::find_base(lock)?;
+        let (base, _) = pyenv::find_base(lock)?;
         run_quiet(
             python::command(&base, true).args(["-m", "venv"]).arg(&tmp),
             "python -m venv",

@@ -1,8 +1,8 @@
-//! The Python worker: the environment it runs in (provisioned from a pinned lock, or an
-//! interpreter the user names), the protocol both sides speak, and running worker
-//! processes. The worker receives fully resolved build plans as data, never generated code.
+//! The Python worker: the protocol both sides speak, running worker processes (under a
+//! memory budget), and the embedded `litert_worker` package. The worker receives fully
+//! resolved build plans as data, never generated code; the environment it runs in is
+//! [`crate::pyenv`]'s.
 
-pub mod env;
 pub mod memory;
 pub mod process;
 pub mod protocol;

@@ -102,7 +102,7 @@ impl Worker {
     /// Start a worker and wait for its `hello` (TensorFlow is not imported yet, so this is
     /// quick).
     /// `python` is the interpreter command as the environment wants it run (see
-    /// [`crate::worker::env::WorkerEnv::command`]); the script and its flags are added here.
+    /// [`crate::pyenv::WorkerEnv::command`]); the script and its flags are added here.
     pub fn spawn(
         mut python: Command,
         echo_stderr: bool,

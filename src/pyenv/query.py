@@ -1,4 +1,4 @@
-# Embedded in `litert` (src/worker/env/python.rs) and run as `python -c <this> MODE ARGS...`.
+# Embedded in `litert` (src/pyenv/python.rs) and run as `python -c <this> MODE ARGS...`.
 # Replies with exactly one JSON line on the original stdout. Everything else that writes to
 # stdout (site hooks, TensorFlow's C++ logging, print() in imported modules) is sent to stderr
 # first, so the reply cannot be corrupted. Keep this runnable on old Pythons (3.6+): for the

@@ -1,4 +1,5 @@
-//! The Python environment the worker runs in. `litert` provisions its own from the pinned
+//! The Python environment the worker runs in, and the one the native runtime takes
+//! `libLiteRt.so` from (`runtime::library`). `litert` provisions its own from the pinned
 //! lock embedded in the binary (`requirements.lock`) into a cache directory keyed by the
 //! lock's digest, on first need; or it uses an interpreter the user names (`--python` or
 //! `LITERT_PYTHON`), whose package versions it checks against the lock. This module owns

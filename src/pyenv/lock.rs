@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 /// The lock text as committed; the binary carries it so that an installed `litert` always
 /// provisions the set it was tested with.
-pub const LOCK_TEXT: &str = include_str!("../requirements.lock");
+pub const LOCK_TEXT: &str = include_str!("requirements.lock");
 
 /// One exact pin, `name==version`, with the name normalized as PyPI does (PEP 503).
 #[derive(Debug, Clone, PartialEq, Eq)]
