@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod cli;
 pub mod diag;
+pub mod diff;
 pub mod digest;
 pub mod engine;
 pub mod fsio;

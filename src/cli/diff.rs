@@ -2,13 +2,14 @@
 //! with `diff`'s exit codes (0 equivalent, 1 different, 2 error). The comparisons live in
 //! `tflite::diff` and `litertlm::diff`.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::inspect::load;
 use super::{Exit, Hinted, bundle, output};
+use crate::diff::{Diff, Kind};
 use crate::tflite::ReadOptions;
 use crate::tflite::diff::diff;
 
@@ -30,80 +31,43 @@ pub struct DiffArgs {
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
     let (a_bundle, b_bundle) = (bundle::is_bundle(&args.a), bundle::is_bundle(&args.b));
-    if a_bundle || b_bundle {
-        if a_bundle != b_bundle {
-            return Err(anyhow::Error::new(Hinted::new(
-                format!(
-                    "cannot compare a bundle with a model: `{}` is a {}, `{}` is not",
-                    args.a.display(),
-                    if a_bundle {
-                        "`.litertlm` bundle"
-                    } else {
-                        "model"
-                    },
-                    args.b.display()
-                ),
-                "compare two `.litertlm` bundles, or two `.tflite` models",
-            )));
-        }
+    if a_bundle != b_bundle {
+        return Err(anyhow::Error::new(Hinted::new(
+            format!(
+                "cannot compare a bundle with a model: `{}` is a {}, `{}` is not",
+                args.a.display(),
+                if a_bundle {
+                    "`.litertlm` bundle"
+                } else {
+                    "model"
+                },
+                args.b.display()
+            ),
+            "compare two `.litertlm` bundles, or two `.tflite` models",
+        )));
+    }
+    if a_bundle {
         let d = crate::litertlm::diff::diff(&bundle::load(&args.a)?, &bundle::load(&args.b)?);
-        if args.json {
-            let mut text = serde_json::to_string_pretty(&d)?;
-            text.push('\n');
-            output::stdout(&text)?;
-        } else {
-            let changes = d
-                .changes
-                .iter()
-                .map(|c| (c.kind.marker(), c.message.as_str()));
-            output::stdout(&render(&d.a, &d.b, d.equivalent, changes))?;
-        }
-        return Ok(if d.equivalent {
-            Exit::Success
-        } else {
-            Exit::Failure
-        });
+        return print(&d, args.json);
     }
     let a = load(&args.a, ReadOptions::default())?;
     let b = load(&args.b, ReadOptions::default())?;
-    let d = diff(&a, &b);
-    if args.json {
-        let mut text = serde_json::to_string_pretty(&d)?;
+    print(&diff(&a, &b), args.json)
+}
+
+/// The diff on stdout (JSON or human), with `diff`'s exit code.
+fn print<K: Kind + Serialize, I: Serialize>(d: &Diff<K, I>, json: bool) -> anyhow::Result<Exit> {
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(d)?;
         text.push('\n');
-        output::stdout(&text)?;
+        text
     } else {
-        let changes = d
-            .changes
-            .iter()
-            .map(|c| (c.kind.marker(), c.message.as_str()));
-        output::stdout(&render(&d.a, &d.b, d.equivalent, changes))?;
-    }
+        d.render()
+    };
+    output::stdout(&text)?;
     Ok(if d.equivalent {
         Exit::Success
     } else {
         Exit::Failure
     })
-}
-
-/// The human form of a model or bundle diff: a header, then one line per change marked `+`,
-/// `-` or `~`.
-pub fn render<'c>(
-    a: &str,
-    b: &str,
-    equivalent: bool,
-    changes: impl ExactSizeIterator<Item = (char, &'c str)>,
-) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "--- {a}");
-    let _ = writeln!(out, "+++ {b}");
-    if equivalent {
-        let _ = writeln!(out, "no semantic differences");
-        return out;
-    }
-    let n = changes.len();
-    for (marker, message) in changes {
-        let _ = writeln!(out, "{marker} {message}");
-    }
-    let _ = writeln!(out, "{n} difference{}", if n == 1 { "" } else { "s" });
-    out
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{Exit, Hinted, output};
-use crate::tflite::diff::{describe, dims, quantization_summary};
-use crate::tflite::model::{ModelInfo, SignatureSource, SignatureTensor};
+use crate::tflite::model::{
+    ModelInfo, SignatureSource, SignatureTensor, describe, dims, quantization_summary,
+};
 use crate::tflite::{ReadError, ReadOptions, read_path};
 use crate::units::group;
 

@@ -7,29 +7,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::model::{BundleInfo, SectionInfo};
+use crate::diff::{Diff, Kind};
 use crate::tflite::diff::{ChangeKind as ModelChangeKind, diff as model_diff};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BundleDiff {
-    pub a: String,
-    pub b: String,
-    pub equivalent: bool,
-    pub changes: Vec<Change>,
-}
+/// The result of comparing bundle `a` with bundle `b`; a change inside an embedded model
+/// carries the `.tflite` diff's kind as `model_change`.
+pub type BundleDiff = Diff<ChangeKind, ModelChangeKind>;
 
-/// One difference; `a` and `b` hold the two sides' values (`null` for a missing side).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub kind: ChangeKind,
-    /// Where: `system_metadata/<key>`, `sections/<type>[/<n>]/...`, `llm_metadata/<field>`.
-    pub path: String,
-    pub a: Value,
-    pub b: Value,
-    /// For `model_changed`: the `.tflite` diff's kind.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub model_change: Option<ModelChangeKind>,
-    pub message: String,
-}
+/// One difference between two bundles.
+pub type Change = crate::diff::Change<ChangeKind, ModelChangeKind>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,8 +34,8 @@ pub enum ChangeKind {
     ProblemsChanged,
 }
 
-impl ChangeKind {
-    pub fn marker(self) -> char {
+impl Kind for ChangeKind {
+    fn marker(self) -> char {
         match self {
             Self::SystemMetadataAdded | Self::SectionAdded => '+',
             Self::SystemMetadataRemoved | Self::SectionRemoved => '-',
@@ -81,7 +67,7 @@ fn keys(info: &BundleInfo) -> Vec<String> {
 pub fn diff(a: &BundleInfo, b: &BundleInfo) -> BundleDiff {
     let mut changes: Vec<Change> = Vec::new();
     let push = |changes: &mut Vec<Change>, kind, path, va, vb, message| {
-        changes.push(change(kind, path, va, vb, message));
+        changes.push(Change::new(kind, path, va, vb, message));
     };
     if a.format_version != b.format_version {
         push(
@@ -145,52 +131,34 @@ pub fn diff(a: &BundleInfo, b: &BundleInfo) -> BundleDiff {
     }
     for (key, sb) in kb.iter().zip(&b.sections) {
         if !ka.contains(key) {
-            changes.push(Change {
-                kind: ChangeKind::SectionAdded,
-                path: format!("sections/{key}"),
-                a: Value::Null,
-                b: json!(sb.size_bytes),
-                model_change: None,
-                message: format!("section {key} added ({} bytes)", sb.size_bytes),
-            });
+            changes.push(Change::new(
+                ChangeKind::SectionAdded,
+                format!("sections/{key}"),
+                Value::Null,
+                json!(sb.size_bytes),
+                format!("section {key} added ({} bytes)", sb.size_bytes),
+            ));
         }
     }
     if a.problems != b.problems {
-        changes.push(Change {
-            kind: ChangeKind::ProblemsChanged,
-            path: "problems".into(),
-            a: json!(a.problems),
-            b: json!(b.problems),
-            model_change: None,
-            message: format!(
+        changes.push(Change::new(
+            ChangeKind::ProblemsChanged,
+            "problems".into(),
+            json!(a.problems),
+            json!(b.problems),
+            format!(
                 "runtime problems: {} -> {}",
                 a.problems.len(),
                 b.problems.len()
             ),
-        });
+        ));
     }
-    BundleDiff {
-        a: a.file.clone(),
-        b: b.file.clone(),
-        equivalent: changes.is_empty(),
-        changes,
-    }
-}
-
-fn change(kind: ChangeKind, path: String, a: Value, b: Value, message: String) -> Change {
-    Change {
-        kind,
-        path,
-        a,
-        b,
-        model_change: None,
-        message,
-    }
+    BundleDiff::new(a.file.clone(), b.file.clone(), changes)
 }
 
 fn section(changes: &mut Vec<Change>, key: &str, a: &SectionInfo, b: &SectionInfo) {
     let push = |changes: &mut Vec<Change>, kind, path, va, vb, message| {
-        changes.push(change(kind, path, va, vb, message));
+        changes.push(Change::new(kind, path, va, vb, message));
     };
     if a.items != b.items {
         push(

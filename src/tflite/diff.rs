@@ -9,29 +9,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::model::{ModelInfo, Quantization, Signature, SignatureTensor, Tensor};
+use super::model::{
+    ModelInfo, Quantization, Signature, SignatureTensor, Tensor, describe, dims,
+    quantization_summary,
+};
+use crate::diff::{Diff, Kind};
 
 /// The result of comparing model `a` with model `b`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelDiff {
-    pub a: String,
-    pub b: String,
-    pub equivalent: bool,
-    pub changes: Vec<Change>,
-}
+pub type ModelDiff = Diff<ChangeKind>;
 
-/// One difference. `a` and `b` hold the two sides' values (`null` for the missing side of an
-/// addition or removal).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub kind: ChangeKind,
-    /// Where: `signatures/<key>/inputs/<name>`, `ops/<name>`, `size_bytes`, ...
-    pub path: String,
-    pub a: Value,
-    pub b: Value,
-    /// The change in words, as the human output prints it.
-    pub message: String,
-}
+/// One difference between two models.
+pub type Change = crate::diff::Change<ChangeKind>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,9 +50,8 @@ pub enum ChangeKind {
     SizeChanged,
 }
 
-impl ChangeKind {
-    /// `+` for something new in `b`, `-` for something gone, `~` for a change.
-    pub fn marker(self) -> char {
+impl Kind for ChangeKind {
+    fn marker(self) -> char {
         match self {
             Self::SignatureAdded | Self::TensorAdded | Self::MetadataAdded => '+',
             Self::SignatureRemoved | Self::TensorRemoved | Self::MetadataRemoved => '-',
@@ -141,12 +128,7 @@ pub fn diff(a: &ModelInfo, b: &ModelInfo) -> ModelDiff {
             ),
         );
     }
-    ModelDiff {
-        a: a.file.clone(),
-        b: b.file.clone(),
-        equivalent: d.changes.is_empty(),
-        changes: d.changes,
-    }
+    ModelDiff::new(a.file.clone(), b.file.clone(), d.changes)
 }
 
 struct Differ {
@@ -155,13 +137,7 @@ struct Differ {
 
 impl Differ {
     fn push(&mut self, kind: ChangeKind, path: String, a: Value, b: Value, message: String) {
-        self.changes.push(Change {
-            kind,
-            path,
-            a,
-            b,
-            message,
-        });
+        self.changes.push(Change::new(kind, path, a, b, message));
     }
 
     fn signatures(&mut self, a: &[Signature], b: &[Signature]) {
@@ -500,21 +476,6 @@ fn opt(s: &Option<String>) -> String {
         .map_or_else(|| "none".to_string(), |s| format!("`{s}`"))
 }
 
-/// `[1,224,224,3]`.
-pub fn dims(d: &[i32]) -> String {
-    let inner: Vec<String> = d.iter().map(i32::to_string).collect();
-    format!("[{}]", inner.join(","))
-}
-
-/// `float32 [1,3]`, with the shape signature when it has dynamic dimensions.
-pub fn describe(t: &Tensor) -> String {
-    if t.is_dynamic() {
-        format!("{} {}", t.dtype, dims(&t.shape_signature))
-    } else {
-        format!("{} {}", t.dtype, dims(&t.shape))
-    }
-}
-
 /// Quantization equality: bit-exact scales, so a NaN scale still equals itself.
 fn same_quantization(a: Option<&Quantization>, b: Option<&Quantization>) -> bool {
     match (a, b) {
@@ -527,28 +488,6 @@ fn same_quantization(a: Option<&Quantization>, b: Option<&Quantization>) -> bool
                 && a.details == b.details
         }
         _ => false,
-    }
-}
-
-/// `none`, `scale 0.00392 zero point -128`, or `per-channel on axis 0 (32 scales)`.
-pub fn quantization_summary(q: Option<&Quantization>) -> String {
-    match q {
-        None => "none".to_string(),
-        Some(q) if q.is_per_channel() => {
-            format!(
-                "per-channel on axis {} ({} scales)",
-                q.quantized_dimension,
-                q.scale.len()
-            )
-        }
-        Some(q) => match (q.scale.first(), q.zero_point.first()) {
-            (Some(s), Some(z)) => format!("scale {s} zero point {z}"),
-            (Some(s), None) => format!("scale {s}"),
-            _ => match &q.details {
-                Some(d) => format!("{d} details"),
-                None => "min/max only".to_string(),
-            },
-        },
     }
 }
 
@@ -641,7 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn quantization_summaries() {
+    fn quantization_compares_bit_exactly_and_the_axis_only_with_several_scales() {
         let q = |scale: Vec<f32>, zp: Vec<i64>| Quantization {
             scale,
             zero_point: zp,
@@ -650,15 +589,6 @@ mod tests {
             max: vec![],
             details: None,
         };
-        assert_eq!(quantization_summary(None), "none");
-        assert_eq!(
-            quantization_summary(Some(&q(vec![0.5], vec![-1]))),
-            "scale 0.5 zero point -1"
-        );
-        assert_eq!(
-            quantization_summary(Some(&q(vec![0.5, 0.25], vec![0, 0]))),
-            "per-channel on axis 3 (2 scales)"
-        );
         // The axis only matters when there is more than one scale.
         let mut other_axis = q(vec![0.5], vec![-1]);
         other_axis.quantized_dimension = 0;

@@ -1,6 +1,8 @@
 //! The typed, serde-serializable description of a `.tflite` model that `inspect --json`,
 //! `diff` and the signature snapshots are built on. Field names are the documented JSON
-//! contract (`docs/inspect.md`): keys may be added, never renamed or removed.
+//! contract (`docs/inspect.md`): keys may be added, never renamed or removed. Also how a
+//! tensor reads to people (`float32 [1,3]`, `scale 0.5 zero point -1`), as `inspect` and
+//! `diff` print it.
 
 use std::collections::BTreeMap;
 
@@ -125,6 +127,43 @@ impl Quantization {
     }
 }
 
+/// `[1,224,224,3]`.
+pub fn dims(d: &[i32]) -> String {
+    let inner: Vec<String> = d.iter().map(i32::to_string).collect();
+    format!("[{}]", inner.join(","))
+}
+
+/// `float32 [1,3]`, with the shape signature when it has dynamic dimensions.
+pub fn describe(t: &Tensor) -> String {
+    if t.is_dynamic() {
+        format!("{} {}", t.dtype, dims(&t.shape_signature))
+    } else {
+        format!("{} {}", t.dtype, dims(&t.shape))
+    }
+}
+
+/// `none`, `scale 0.00392 zero point -128`, or `per-channel on axis 0 (32 scales)`.
+pub fn quantization_summary(q: Option<&Quantization>) -> String {
+    match q {
+        None => "none".to_string(),
+        Some(q) if q.is_per_channel() => {
+            format!(
+                "per-channel on axis {} ({} scales)",
+                q.quantized_dimension,
+                q.scale.len()
+            )
+        }
+        Some(q) => match (q.scale.first(), q.zero_point.first()) {
+            (Some(s), Some(z)) => format!("scale {s} zero point {z}"),
+            (Some(s), None) => format!("scale {s}"),
+            _ => match &q.details {
+                Some(d) => format!("{d} details"),
+                None => "min/max only".to_string(),
+            },
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sparsity {
     pub traversal_order: Vec<i32>,
@@ -238,4 +277,30 @@ pub fn shape_text(dims: &[i32]) -> String {
         })
         .collect();
     format!("[{}]", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantization_summaries() {
+        let q = |scale: Vec<f32>, zp: Vec<i64>| Quantization {
+            scale,
+            zero_point: zp,
+            quantized_dimension: 3,
+            min: vec![],
+            max: vec![],
+            details: None,
+        };
+        assert_eq!(quantization_summary(None), "none");
+        assert_eq!(
+            quantization_summary(Some(&q(vec![0.5], vec![-1]))),
+            "scale 0.5 zero point -1"
+        );
+        assert_eq!(
+            quantization_summary(Some(&q(vec![0.5, 0.25], vec![0, 0]))),
+            "per-channel on axis 3 (2 scales)"
+        );
+    }
 }
