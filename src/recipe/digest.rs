@@ -1,5 +1,6 @@
-//! Digests of what a build reads: the model source, and the data besides it (calibration
-//! data, and held-out accuracy data, which has the same shape). A digest covers the bytes
+//! Digests of what a build reads: the resolved recipe variant itself ([`plan_digest`]), the
+//! model source, and the data besides it (calibration data, and held-out accuracy data,
+//! which has the same shape). A digest covers the bytes
 //! of every file the worker would read and every setting that changes what it makes of
 //! them, and nothing that depends on where the files live, so the same inputs digest the
 //! same on every machine and checkout. The lock file and the up-to-date check record them.
@@ -10,11 +11,60 @@ use super::plan::{
     AccuracySource, ArchitecturePlan, BuildPlan, CalibrationPlan, CalibrationSource, ModelPlan,
     PresetRef,
 };
+use super::resolve::RenderedVariant;
 use super::types::ChannelOrder;
 use crate::digest::{Hasher, files_under};
 
 /// Image files the worker reads from a calibration folder (matched case-insensitively).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
+
+/// `sha256:` over the rendered variant with keys in sorted order (so reordering keys in
+/// YAML is not a change), the recipe's path relative to the project root, and the variant.
+pub fn plan_digest(rv: &RenderedVariant, root: &Path) -> String {
+    let rel = std::path::absolute(&rv.recipe_path)
+        .ok()
+        .zip(std::path::absolute(root).ok())
+        .and_then(|(r, root)| r.strip_prefix(&root).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| rv.recipe_path.clone());
+    // Text for people and the inputs of templates (already rendered into the values) do
+    // not change what is built.
+    let mut value = rv.value.clone();
+    if let Some(obj) = value.as_object_mut() {
+        for key in ["description", "vars", "env"] {
+            obj.remove(key);
+        }
+    }
+    let mut h = crate::digest::Hasher::new();
+    h.field("recipe", &canonical_json(&value));
+    h.field("path", &rel.to_string_lossy());
+    h.field("variant", rv.variant.as_deref().unwrap_or(""));
+    h.finish()
+}
+
+fn canonical_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical_json(&m[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
 
 /// `sha256:` over the model source. A preset by name hashes the name: its files live on a
 /// hub and cannot be seen offline.
