@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::apply::checked_plans;
-use super::recipes::RecipeArgs;
+use super::common::{RecipeArgs, checked_plans};
 use super::{Exit, output};
 use crate::engine::golden;
 use crate::progress::Ui;

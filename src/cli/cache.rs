@@ -1,56 +1,19 @@
-//! `litert cache push|pull|status`, and the cache flags every building verb takes
-//! (`--cache URL`, `--cache-read-only`, `--no-cache`).
+//! `litert cache push|pull|status`: act on the remote cache directly (the cache flags every
+//! building verb takes are [`super::common::CacheArgs`]).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::apply::{BuildArgs, checked_plans};
-use super::recipes::{self, RecipeArgs};
+use super::common::{
+    BuildArgs, CacheArgs, RecipeArgs, checked_plans, default_paths, in_ci, print_outcomes,
+};
 use super::{Exit, Hinted, output};
-use crate::cache::{self, Presence, Remote, Settings};
+use crate::cache::{self, Presence, Remote};
 use crate::engine::{self, contract::Policy, progress::Progress};
 use crate::recipe::BuildPlan;
-
-/// Which remote cache a run uses.
-#[derive(Debug, Args, Clone, Default)]
-pub struct CacheArgs {
-    /// Share artifacts through this cache: s3://BUCKET[/PREFIX], gs://…, az://…,
-    /// http(s)://HOST/PATH (plain GET/PUT) or file:///DIR. Default: the project's
-    /// `.litert.yaml` setting.
-    #[arg(long, value_name = "URL", env = "LITERT_CACHE_URL")]
-    pub cache: Option<String>,
-    /// Restore from the cache but never write to it (for untrusted builds: pull requests).
-    #[arg(long, env = "LITERT_CACHE_READ_ONLY")]
-    pub cache_read_only: bool,
-    /// Use no cache, whatever the environment or the project says.
-    #[arg(long, conflicts_with = "cache")]
-    pub no_cache: bool,
-}
-
-impl CacheArgs {
-    /// The settings for a run over `plans`, if it uses a cache.
-    pub fn settings(&self, plans: &[BuildPlan]) -> anyhow::Result<Option<Settings>> {
-        let roots: BTreeSet<PathBuf> = plans.iter().map(|p| p.root.clone()).collect();
-        cache::settings::resolve(
-            self.cache.as_deref(),
-            self.cache_read_only,
-            self.no_cache,
-            &roots,
-        )
-    }
-
-    /// The open cache for a run over `plans`, if it uses one.
-    pub fn open(&self, plans: &[BuildPlan]) -> anyhow::Result<Option<Arc<Remote>>> {
-        match self.settings(plans)? {
-            Some(s) => Ok(Some(Arc::new(Remote::open(&s)?))),
-            None => Ok(None),
-        }
-    }
-}
 
 /// Share built artifacts through a remote cache.
 ///
@@ -122,7 +85,7 @@ type Opened = (Vec<BuildPlan>, Arc<Remote>);
 
 /// Plans and the open cache, or the exit code to stop with.
 fn open(target: &Target) -> anyhow::Result<Result<Opened, Exit>> {
-    let paths = recipes::default_paths(target.paths.clone())?;
+    let paths = default_paths(target.paths.clone())?;
     let Some(plans) = checked_plans(&paths, &target.recipe)? else {
         output::stderr("error: fix the recipe errors above\n");
         return Ok(Err(Exit::Usage));
@@ -148,10 +111,7 @@ struct Row {
 }
 
 fn local_rows(plans: &[BuildPlan]) -> anyhow::Result<Vec<(Row, Option<crate::lock::Inputs>)>> {
-    let external = crate::pyenv::EnvRequest::from_env(None)
-        .python_override
-        .is_some();
-    let fresh = engine::freshness::freshness(plans, external)?;
+    let fresh = engine::freshness::status(plans)?;
     Ok(plans
         .iter()
         .zip(fresh)
@@ -272,14 +232,14 @@ fn push(target: Target) -> anyhow::Result<Exit> {
 }
 
 fn pull(args: PullArgs) -> anyhow::Result<Exit> {
-    let paths = recipes::default_paths(args.paths)?;
+    let paths = default_paths(args.paths)?;
     let Some(plans) = checked_plans(&paths, &args.recipe)? else {
         output::stderr("error: nothing was pulled: fix the recipe errors above\n");
         return Ok(Exit::Usage);
     };
     let policy = Policy {
         update_snapshots: false,
-        ci: super::apply::in_ci(),
+        ci: in_ci(),
         locked: false,
         write: true,
     };
@@ -292,5 +252,5 @@ fn pull(args: PullArgs) -> anyhow::Result<Exit> {
     }
     session.pull_only = true;
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
-    super::apply::print_outcomes(&outcomes, args.json)
+    print_outcomes(&outcomes, args.json)
 }

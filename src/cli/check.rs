@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::recipes::{self, RecipeArgs};
+use super::common::{RecipeArgs, default_paths, expand, print_diagnostics};
 use super::{Exit, output};
 use crate::diag::{JsonDiagnostic, Sources};
 use crate::recipe;
@@ -53,7 +53,7 @@ struct RecipeReport {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let overrides = args.recipe.overrides()?;
-    let files = recipes::expand(&recipes::default_paths(args.paths)?)?;
+    let files = expand(&default_paths(args.paths)?)?;
     let mut sources = Sources::default();
     let mut report = Report {
         ok: true,
@@ -69,7 +69,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         report.errors += errors;
         report.warnings += checked.diagnostics.len() - errors;
         if args.format == Format::Human {
-            recipes::print_diagnostics(&checked.diagnostics, &sources);
+            print_diagnostics(&checked.diagnostics, &sources);
         }
         report.recipes.push(RecipeReport {
             file: file.display().to_string(),
@@ -85,7 +85,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     // Clashes between files: reported with the recipe that repeats an id or output.
     for d in recipe::check_distinct_across(&all_plans, &sources) {
         if args.format == Format::Human {
-            recipes::print_diagnostics(std::slice::from_ref(&d), &sources);
+            print_diagnostics(std::slice::from_ref(&d), &sources);
         }
         report.errors += 1;
         let file = match d.place {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::inspect::load;
-use super::{Exit, Hinted, bundle, output};
+use super::common::{is_bundle, load_bundle, load_model};
+use super::{Exit, Hinted, output};
 use crate::diff::{Diff, Kind};
 use crate::tflite::ReadOptions;
 use crate::tflite::diff::diff;
@@ -30,7 +30,7 @@ pub struct DiffArgs {
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
-    let (a_bundle, b_bundle) = (bundle::is_bundle(&args.a), bundle::is_bundle(&args.b));
+    let (a_bundle, b_bundle) = (is_bundle(&args.a), is_bundle(&args.b));
     if a_bundle != b_bundle {
         return Err(anyhow::Error::new(Hinted::new(
             format!(
@@ -47,11 +47,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         )));
     }
     if a_bundle {
-        let d = crate::litertlm::diff::diff(&bundle::load(&args.a)?, &bundle::load(&args.b)?);
+        let d = crate::litertlm::diff::diff(&load_bundle(&args.a)?, &load_bundle(&args.b)?);
         return print(&d, args.json);
     }
-    let a = load(&args.a, ReadOptions::default())?;
-    let b = load(&args.b, ReadOptions::default())?;
+    let a = load_model(&args.a, ReadOptions::default())?;
+    let b = load_model(&args.b, ReadOptions::default())?;
     print(&diff(&a, &b), args.json)
 }
 

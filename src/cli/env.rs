@@ -1,17 +1,16 @@
 //! `litert env setup | show | doctor | clean`: the arguments, and the printing (text or
 //! `--json`) of what `pyenv` does: provision the Python worker environment now,
-//! describe it, diagnose it check by check, remove other locks' environments. Also owns the
-//! `--python` flag (with `LITERT_PYTHON`) that every verb running Python shares.
+//! describe it, diagnose it check by check, remove other locks' environments.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
+use super::common::PythonArgs;
 use super::{Exit, output};
 use crate::pyenv::describe::{DescribeError, ShowReport, describe};
 use crate::pyenv::doctor::{DoctorReport, Status, diagnose};
-use crate::pyenv::{self, EnvRequest, Layout, Lock, provision};
+use crate::pyenv::{self, Layout, Lock, provision};
 
 /// Provision, describe or diagnose the Python environment the worker runs in.
 #[derive(Debug, Args)]
@@ -29,24 +28,6 @@ enum EnvCommand {
     Show(ShowArgs),
     Doctor(DoctorArgs),
     Clean(CleanArgs),
-}
-
-/// The interpreter choice shared by every verb that runs Python.
-#[derive(Debug, Clone, Args)]
-pub struct PythonArgs {
-    /// Use this Python (with tensorflow, keras and ai-edge-litert installed) instead of the
-    /// environment litert provisions; package versions are checked against the lock.
-    /// [env: LITERT_PYTHON]
-    // Not clap's `env`: clap takes an empty LITERT_PYTHON as an empty path and fails, where
-    // an empty variable should mean unset. `EnvRequest::from_env` reads it instead.
-    #[arg(long, value_name = "PATH")]
-    pub python: Option<PathBuf>,
-}
-
-impl PythonArgs {
-    pub fn request(&self) -> EnvRequest {
-        EnvRequest::from_env(self.python.clone())
-    }
 }
 
 /// Provision the worker environment now (about 2 minutes and 2.5 GB the first time), then

@@ -1,18 +1,21 @@
 //! The command line: argument parsing (clap) and one module per verb. Verbs print data to
 //! stdout and everything else to stderr, and map outcomes to the documented exit codes.
+//! What they share is in [`common`] (argument groups, checked plans, the build report),
+//! [`output`] (exit codes, stdout/stderr, errors) and [`render`] (the human `inspect`
+//! summaries); no verb imports another.
 
 mod apply;
 mod bench;
-mod bundle;
 mod cache;
 mod check;
+mod common;
 mod diff;
 mod env;
 mod inspect;
 mod lock;
 mod output;
 mod plan;
-mod recipes;
+mod render;
 mod run;
 mod schema;
 mod snapshot;

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::recipes::{self, RecipeArgs};
+use super::common::{RecipeArgs, checked_plans};
 use super::{Exit, output};
-use crate::diag::Sources;
 use crate::recipe;
 
 /// Print the fully resolved build plan of each recipe variant.
@@ -49,24 +48,10 @@ pub enum MatrixFormat {
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
-    let overrides = args.recipe.overrides()?;
-    let files = recipes::expand(&args.paths)?;
-    let mut sources = Sources::default();
-    let mut plans = Vec::new();
-    let mut failed = false;
-    for file in &files {
-        let checked = recipe::check_file(file, &overrides, &mut sources);
-        recipes::print_diagnostics(&checked.diagnostics, &sources);
-        failed |= checked.has_errors();
-        plans.extend(checked.plans);
-    }
-    let clashes = recipe::check_distinct_across(&plans, &sources);
-    recipes::print_diagnostics(&clashes, &sources);
-    failed |= !clashes.is_empty();
-    if failed {
+    let Some(plans) = checked_plans(&args.paths, &args.recipe)? else {
         output::stderr("error: no plan printed: fix the recipe errors above\n");
         return Ok(Exit::Usage);
-    }
+    };
     if let Some(n) = args.shards {
         return matrix(&plans, usize::from(n), args.format);
     }
@@ -82,10 +67,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     };
     output::stdout(&text)?;
     // What `apply` would do, by the lock files (no Python needed).
-    let external = crate::pyenv::EnvRequest::from_env(None)
-        .python_override
-        .is_some();
-    let fresh = crate::engine::freshness::freshness(&plans, external)?;
+    let fresh = crate::engine::freshness::status(&plans)?;
     for (plan, f) in plans.iter().zip(fresh) {
         let line = match f {
             Ok(f) if f.reasons.is_empty() => format!("{}: up to date\n", plan.id),

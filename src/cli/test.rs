@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::apply::{BuildArgs, checked_plans};
-use super::recipes::{self, RecipeArgs};
+use super::common::{BuildArgs, RecipeArgs, checked_plans, default_paths, print_outcomes};
 use super::{Exit, output};
 use crate::engine::{self, Outcome, Status, contract::Policy, progress::Progress};
 
@@ -38,7 +37,7 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
-    let paths = recipes::default_paths(args.paths)?;
+    let paths = default_paths(args.paths)?;
     let Some(plans) = checked_plans(&paths, &args.recipe)? else {
         output::stderr("error: nothing was tested: fix the recipe errors above\n");
         return Ok(Exit::Usage);
@@ -55,7 +54,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
         crate::fsio::write_atomic(path, junit(&outcomes))
             .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
     }
-    let exit = super::apply::print_outcomes(&outcomes, args.json)?;
+    let exit = print_outcomes(&outcomes, args.json)?;
     let failed = outcomes.iter().filter(|o| !o.ok()).count();
     output::stderr(&format!(
         "test: {} passed, {failed} failed\n",

@@ -51,6 +51,15 @@ pub fn freshness(
         .collect())
 }
 
+/// [`freshness`] for a run in this process's environment (`LITERT_PYTHON` or the
+/// provisioned one), without provisioning anything: what `plan` and `cache status` report.
+pub fn status(plans: &[BuildPlan]) -> anyhow::Result<Vec<anyhow::Result<Freshness>>> {
+    let external = crate::pyenv::EnvRequest::from_env(None)
+        .python_override
+        .is_some();
+    freshness(plans, external)
+}
+
 /// The lock file of each project the plans belong to.
 pub fn read_locks<'a>(
     plans: impl Iterator<Item = &'a BuildPlan>,
