@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use litert::recipe::resolve::{MAX_RENDERED_BYTES, render_template};
+use litert::recipe::template::{MAX_RENDERED_BYTES, render_template};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

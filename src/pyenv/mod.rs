@@ -11,6 +11,7 @@ pub mod describe;
 pub mod disk;
 pub mod doctor;
 pub mod lock;
+pub mod pip;
 pub mod provision;
 pub mod python;
 
@@ -128,7 +129,7 @@ pub fn ensure_reporting(req: &EnvRequest, force: bool) -> anyhow::Result<Ensured
         _ => {
             let (base, base_info) = find_base(&lock)?;
             let ui = Ui::new(req.progress);
-            let pip = provision::PipBuild {
+            let pip = pip::PipBuild {
                 base: &base,
                 base_info: &base_info,
                 lock: &lock,

@@ -2,17 +2,19 @@
 //! variants, templates, defaults) into build plans, and the semantic rules between them.
 //! Nothing here knows about the worker or the `.tflite` format.
 //!
-//! The pipeline for one recipe file: [`resolve::load_chain`] (parse, follow `extends`) →
-//! [`resolve::render_variants`] (split variants, render templates) → per variant
+//! The pipeline for one recipe file: [`extends::load_chain`] (parse, follow `extends`) →
+//! [`resolve::render_variants`] (split variants, render [`template`]s) → per variant
 //! [`schema::validate`] → typed [`types::Recipe`] → [`rules::build_plan`].
 
 pub mod digest;
+pub mod extends;
 pub mod load;
 pub mod plan;
 pub mod reference;
 pub mod resolve;
 pub mod rules;
 pub mod schema;
+pub mod template;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -58,7 +60,7 @@ fn check_source(
     overrides: &Overrides,
     sources: &mut Sources,
 ) -> Checked {
-    let doc = match resolve::load_chain_from(path, bytes, sources) {
+    let doc = match extends::load_chain_from(path, bytes, sources) {
         Ok(doc) => doc,
         Err(diagnostics) => {
             return Checked {

@@ -4,7 +4,7 @@
 //! Everything that comes from the file is checked before use, so a malformed file gives a
 //! [`ReadError`], never a panic.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
 
@@ -12,9 +12,8 @@ use flatbuffers::VerifierOptions;
 
 use super::fb;
 use super::model::{
-    DimMetadata, DtypeWeights, LargeTensor, Layout, MetadataEntry, ModelInfo, OperatorCode,
-    PLACEHOLDER_SIGNATURE_KEY, Quantization, QuantizationSummary, Signature, SignatureSource,
-    SignatureTensor, Sparsity, Subgraph, Tensor, WeightSummary,
+    DimMetadata, Layout, MetadataEntry, ModelInfo, OperatorCode, PLACEHOLDER_SIGNATURE_KEY,
+    Quantization, Signature, SignatureSource, SignatureTensor, Sparsity, Subgraph, Tensor,
 };
 use super::names::{CUSTOM, builtin_op_name, dtype_name};
 use super::weights::{self, Source};
@@ -125,6 +124,13 @@ fn read_with(
     }
     .read(model, file, options, weights)
 }
+
+mod extent;
+mod summary;
+mod tables;
+
+use extent::Extent;
+use summary::{collect_warnings, quantization_summary, weight_summary};
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -360,250 +366,6 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn tensors(
-        &mut self,
-        sg: &fb::SubGraph<'a>,
-        subgraph: u32,
-        buffers: &[BufferSpan],
-    ) -> Result<Vec<Tensor>, ReadError> {
-        let mut out = Vec::new();
-        let Some(tensors) = sg.tensors() else {
-            return Ok(out);
-        };
-        self.extent.slice(tensors.bytes());
-        for (index, t) in tensors.iter().enumerate() {
-            self.extent.table(&t._tab);
-            let shape = self.ints(t.shape());
-            let shape_signature = match t.shape_signature() {
-                Some(sig) => self.ints(Some(sig)),
-                None => shape.clone(),
-            };
-            let name = t
-                .name()
-                .map(|s| self.extent.str(s).to_string())
-                .unwrap_or_default();
-            let data_bytes = match buffers.get(t.buffer() as usize) {
-                Some(span) => span.len as u64,
-                None if t.buffer() == 0 => 0,
-                None => {
-                    return Err(ReadError::Inconsistent(format!(
-                        "tensor {index} (`{name}`) of subgraph {subgraph} uses buffer {}, but the model has {}",
-                        t.buffer(),
-                        buffers.len()
-                    )));
-                }
-            };
-            let quantization = t.quantization().and_then(|q| self.quantization(&q));
-            let sparsity = t.sparsity().map(|s| self.sparsity(&s));
-            out.push(Tensor {
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-                name,
-                dtype: dtype_name(t.type_()),
-                shape,
-                shape_signature,
-                quantization,
-                sparsity,
-                is_variable: t.is_variable(),
-                data_bytes,
-            });
-        }
-        Ok(out)
-    }
-
-    fn ints(&mut self, v: Option<flatbuffers::Vector<'a, i32>>) -> Vec<i32> {
-        match v {
-            Some(v) => {
-                self.extent.slice(v.bytes());
-                v.iter().collect()
-            }
-            None => Vec::new(),
-        }
-    }
-
-    fn quantization(&mut self, q: &fb::QuantizationParameters<'a>) -> Option<Quantization> {
-        self.extent.table(&q._tab);
-        let floats = |ext: &mut Extent, v: Option<flatbuffers::Vector<'a, f32>>| -> Vec<f32> {
-            v.map(|v| {
-                ext.slice(v.bytes());
-                v.iter().collect()
-            })
-            .unwrap_or_default()
-        };
-        let scale = floats(&mut self.extent, q.scale());
-        let min = floats(&mut self.extent, q.min());
-        let max = floats(&mut self.extent, q.max());
-        let zero_point: Vec<i64> = q
-            .zero_point()
-            .map(|v| {
-                self.extent.slice(v.bytes());
-                v.iter().collect()
-            })
-            .unwrap_or_default();
-        let details = match q.details_type() {
-            0 => None,
-            1 => Some("custom".to_string()),
-            2 => Some("blockwise".to_string()),
-            3 => Some("multi_axis".to_string()),
-            n => Some(format!("unknown({n})")),
-        };
-        // Converters write an empty QuantizationParameters table on most float tensors.
-        if scale.is_empty()
-            && zero_point.is_empty()
-            && details.is_none()
-            && min.is_empty()
-            && max.is_empty()
-        {
-            return None;
-        }
-        Some(Quantization {
-            scale,
-            zero_point,
-            quantized_dimension: q.quantized_dimension(),
-            min,
-            max,
-            details,
-        })
-    }
-
-    fn sparsity(&mut self, s: &fb::SparsityParameters<'a>) -> Sparsity {
-        self.extent.table(&s._tab);
-        let traversal_order = self.ints(s.traversal_order());
-        let block_map = self.ints(s.block_map());
-        let mut dim_metadata = Vec::new();
-        if let Some(dims) = s.dim_metadata() {
-            self.extent.slice(dims.bytes());
-            for d in dims {
-                self.extent.table(&d._tab);
-                dim_metadata.push(DimMetadata {
-                    format: match d.format() {
-                        0 => "dense".to_string(),
-                        1 => "sparse_csr".to_string(),
-                        n => format!("unknown({n})"),
-                    },
-                    dense_size: d.dense_size(),
-                });
-            }
-        }
-        Sparsity {
-            traversal_order,
-            block_map,
-            dim_metadata,
-        }
-    }
-
-    fn signatures(
-        &mut self,
-        model: &fb::Model<'a>,
-        subgraphs: &[Subgraph],
-        tensors: &[Vec<Tensor>],
-    ) -> Result<Vec<Signature>, ReadError> {
-        let mut out = Vec::new();
-        if let Some(defs) = model.signature_defs() {
-            self.extent.slice(defs.bytes());
-            for (n, def) in defs.iter().enumerate() {
-                self.extent.table(&def._tab);
-                let key = def
-                    .signature_key()
-                    .map(|s| self.extent.str(s).to_string())
-                    .unwrap_or_default();
-                let sg = def.subgraph_index();
-                let sg_tensors = tensors.get(sg as usize).ok_or_else(|| {
-                    ReadError::Inconsistent(format!(
-                        "signature {n} (`{key}`) refers to subgraph {sg}, but the model has {}",
-                        tensors.len()
-                    ))
-                })?;
-                let mut side = |maps: Option<
-                    flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::TensorMap<'a>>>,
-                >,
-                                what: &str|
-                 -> Result<Vec<SignatureTensor>, ReadError> {
-                    let mut v = Vec::new();
-                    if let Some(maps) = maps {
-                        self.extent.slice(maps.bytes());
-                        for m in maps {
-                            self.extent.table(&m._tab);
-                            let name = m
-                                .name()
-                                .map(|s| self.extent.str(s).to_string())
-                                .unwrap_or_default();
-                            let tensor = sg_tensors.get(m.tensor_index() as usize).cloned().ok_or_else(|| {
-                                ReadError::Inconsistent(format!(
-                                    "{what} `{name}` of signature `{key}` refers to tensor {} of subgraph {sg}, which has {}",
-                                    m.tensor_index(),
-                                    sg_tensors.len()
-                                ))
-                            })?;
-                            v.push(SignatureTensor { name, tensor });
-                        }
-                    }
-                    Ok(v)
-                };
-                let inputs = side(def.inputs(), "input")?;
-                let outputs = side(def.outputs(), "output")?;
-                out.push(Signature {
-                    key,
-                    subgraph_index: sg,
-                    source: SignatureSource::SignatureDef,
-                    inputs,
-                    outputs,
-                });
-            }
-        }
-        if out.is_empty()
-            && let Some(main) = subgraphs.first()
-        {
-            let named = |ts: &[Tensor]| {
-                ts.iter()
-                    .map(|t| SignatureTensor {
-                        name: t.name.clone(),
-                        tensor: t.clone(),
-                    })
-                    .collect()
-            };
-            out.push(Signature {
-                key: PLACEHOLDER_SIGNATURE_KEY.to_string(),
-                subgraph_index: 0,
-                source: SignatureSource::Subgraph,
-                inputs: named(&main.inputs),
-                outputs: named(&main.outputs),
-            });
-        }
-        Ok(out)
-    }
-
-    fn metadata(
-        &mut self,
-        model: &fb::Model<'a>,
-        buffers: &[BufferSpan],
-    ) -> Result<Vec<MetadataEntry>, ReadError> {
-        let mut out = Vec::new();
-        let Some(entries) = model.metadata() else {
-            return Ok(out);
-        };
-        self.extent.slice(entries.bytes());
-        for m in entries {
-            self.extent.table(&m._tab);
-            let name = m
-                .name()
-                .map(|s| self.extent.str(s).to_string())
-                .unwrap_or_default();
-            let span = buffers.get(m.buffer() as usize).ok_or_else(|| {
-                ReadError::Inconsistent(format!(
-                    "metadata `{name}` uses buffer {}, but the model has {}",
-                    m.buffer(),
-                    buffers.len()
-                ))
-            })?;
-            out.push(MetadataEntry {
-                name,
-                buffer: m.buffer(),
-                size_bytes: span.len as u64,
-            });
-        }
-        Ok(out)
-    }
-
     fn layout(
         &self,
         buffers: &[BufferSpan],
@@ -700,65 +462,6 @@ fn subgraph_buffers(model: &fb::Model<'_>) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn weight_summary(tensors: &[Vec<Tensor>], buffer_ids: &[Vec<u32>]) -> WeightSummary {
-    let mut seen = HashSet::new();
-    let mut by_dtype: BTreeMap<String, DtypeWeights> = BTreeMap::new();
-    let mut total = 0u64;
-    let mut all = Vec::new();
-    for (sg, (ts, ids)) in tensors.iter().zip(buffer_ids).enumerate() {
-        for (t, &buffer) in ts.iter().zip(ids) {
-            if buffer == 0 || t.data_bytes == 0 || !seen.insert(buffer) {
-                continue;
-            }
-            total = total.saturating_add(t.data_bytes);
-            let entry = by_dtype.entry(t.dtype.clone()).or_insert(DtypeWeights {
-                tensors: 0,
-                bytes: 0,
-            });
-            entry.tensors += 1;
-            entry.bytes = entry.bytes.saturating_add(t.data_bytes);
-            all.push(LargeTensor {
-                subgraph: u32::try_from(sg).unwrap_or(u32::MAX),
-                index: t.index,
-                name: t.name.clone(),
-                dtype: t.dtype.clone(),
-                shape: t.shape.clone(),
-                bytes: t.data_bytes,
-            });
-        }
-    }
-    all.sort_by(|a, b| {
-        b.bytes
-            .cmp(&a.bytes)
-            .then(a.subgraph.cmp(&b.subgraph))
-            .then(a.index.cmp(&b.index))
-    });
-    all.truncate(5);
-    WeightSummary {
-        total_bytes: total,
-        by_dtype,
-        largest: all,
-    }
-}
-
-fn quantization_summary(tensors: &[Vec<Tensor>]) -> QuantizationSummary {
-    let mut out = QuantizationSummary {
-        tensors: 0,
-        per_channel: 0,
-        by_dtype: BTreeMap::new(),
-    };
-    for t in tensors.iter().flatten() {
-        if let Some(q) = &t.quantization {
-            out.tensors += 1;
-            if q.is_per_channel() {
-                out.per_channel += 1;
-            }
-            *out.by_dtype.entry(t.dtype.clone()).or_insert(0) += 1;
-        }
-    }
-    out
-}
-
 /// `min_runtime_version` is a short ASCII string padded with NULs to 16 bytes.
 fn decode_version(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -771,154 +474,6 @@ fn looks_like_zip(bytes: &[u8]) -> bool {
     let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     let rest = bytes.get(start..).unwrap_or_default();
     rest.starts_with(b"PK\x03\x04") || rest.starts_with(b"PK\x05\x06")
-}
-
-fn collect_warnings(
-    signatures: &[Signature],
-    flex_ops: &BTreeSet<String>,
-    custom_ops: &BTreeSet<String>,
-    layout: &Layout,
-    weights_check: Option<&super::model::WeightsCheck>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    if !flex_ops.is_empty() {
-        out.push(format!(
-            "Flex ops present ({}): the LiteRT runtime cannot run this model without the Flex delegate",
-            join(flex_ops)
-        ));
-    }
-    if !custom_ops.is_empty() {
-        out.push(format!(
-            "custom ops present ({}): the runtime needs them registered with its op resolver",
-            join(custom_ops)
-        ));
-    }
-    if signatures
-        .iter()
-        .all(|s| s.source == SignatureSource::Subgraph)
-        && !signatures.is_empty()
-    {
-        out.push(
-            "no SignatureDefs: inputs and outputs are subgraph 0's, named by their tensors"
-                .to_string(),
-        );
-    }
-    for sig in signatures {
-        let dynamic: Vec<&str> = sig
-            .inputs
-            .iter()
-            .filter(|i| i.tensor.is_dynamic())
-            .map(|i| i.name.as_str())
-            .collect();
-        if !dynamic.is_empty() {
-            out.push(format!(
-                "signature `{}` has inputs with dynamic dimensions ({}): resize them before allocating tensors",
-                sig.key,
-                dynamic.join(", ")
-            ));
-        }
-    }
-    if layout.buffers_outside_flatbuffer > 0 && !layout.buffer_location_metadata {
-        out.push(
-            "buffers are stored outside the FlatBuffer but the `buffer_location` metadata is missing".to_string(),
-        );
-    }
-    if let Some(check) = weights_check
-        && !check.all_zero_tensors.is_empty()
-    {
-        out.push(format!(
-            "{} constant tensors are all zeros: were the weights saved?",
-            check.all_zero_tensors.len()
-        ));
-    }
-    out
-}
-
-fn join(set: &BTreeSet<String>) -> String {
-    set.iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The highest byte any FlatBuffer object we walked reaches: the FlatBuffer's size, and so
-/// where appended data starts. Positions come from pointer arithmetic on verified slices;
-/// nothing is read.
-struct Extent {
-    base: usize,
-    len: usize,
-    end: usize,
-}
-
-impl Extent {
-    fn new(bytes: &[u8]) -> Self {
-        // The root offset and file identifier.
-        Self {
-            base: bytes.as_ptr() as usize,
-            len: bytes.len(),
-            end: 8.min(bytes.len()),
-        }
-    }
-
-    fn offset_of(&self, s: &[u8]) -> usize {
-        (s.as_ptr() as usize)
-            .saturating_sub(self.base)
-            .min(self.len)
-    }
-
-    fn note(&mut self, end: usize) {
-        self.end = self.end.max(end.min(self.len));
-    }
-
-    /// A vector's elements (its 4-byte length sits just before them).
-    fn slice(&mut self, s: &[u8]) {
-        let end = self.offset_of(s).saturating_add(s.len());
-        self.note(end);
-    }
-
-    /// A string, plus its NUL terminator.
-    fn str<'s>(&mut self, s: &'s str) -> &'s str {
-        let end = self
-            .offset_of(s.as_bytes())
-            .saturating_add(s.len())
-            .saturating_add(1);
-        self.note(end);
-        s
-    }
-
-    /// A table and its vtable. Read with checked accesses, not through `flatbuffers::VTable`:
-    /// the verifier accepts a vtable shorter than its 4-byte header, and `VTable` would then
-    /// read past it (found by the fuzzer, `tests/fixtures/tflite/regressions/`).
-    fn table(&mut self, tab: &flatbuffers::Table<'_>) {
-        let buf = tab.buf();
-        let loc = tab.loc();
-        let u16_at = |at: usize| -> Option<usize> {
-            let b = buf.get(at..at.checked_add(2)?)?;
-            Some(usize::from(u16::from_le_bytes([*b.first()?, *b.get(1)?])))
-        };
-        let Some(soffset) = buf
-            .get(loc..loc.saturating_add(4))
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_le_bytes)
-        else {
-            return;
-        };
-        // The vtable sits at `loc - soffset`.
-        let Some(vt) = i64::try_from(loc)
-            .ok()
-            .and_then(|l| usize::try_from(l - i64::from(soffset)).ok())
-        else {
-            return;
-        };
-        let vt_len = u16_at(vt).unwrap_or(0);
-        let object_len = if vt_len >= 4 {
-            u16_at(vt + 2).unwrap_or(4)
-        } else {
-            4
-        };
-        self.note(vt.saturating_add(vt_len));
-        self.note(loc.saturating_add(object_len.max(4)));
-    }
 }
 
 #[cfg(test)]
@@ -939,22 +494,6 @@ mod tests {
         assert!(looks_like_zip(b"\0\0\0\0PK\x05\x06"));
         assert!(!looks_like_zip(b"TFL3"));
         assert!(!looks_like_zip(b""));
-    }
-
-    #[test]
-    fn extent_tracks_the_furthest_byte() {
-        let bytes = [0u8; 64];
-        let mut e = Extent::new(&bytes);
-        assert_eq!(e.end, 8);
-        e.slice(&bytes[10..20]);
-        assert_eq!(e.end, 20);
-        e.slice(&bytes[0..4]);
-        assert_eq!(e.end, 20);
-        let s = std::str::from_utf8(&bytes[30..40]).unwrap();
-        e.str(s);
-        assert_eq!(e.end, 41, "a string's NUL terminator belongs to it");
-        e.note(1000);
-        assert_eq!(e.end, 64, "never past the end of the buffer");
     }
 
     #[test]
