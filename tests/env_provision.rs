@@ -6,8 +6,6 @@
 
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use crate::support::{ENV_FILTERS, Output, TestContext, snapshot};
 
 /// The fake interpreter. State (what pip should do, how often it ran) lives in
 /// `$FAKE_PY_STATE`; gates are files so that tests can steer a running install.
@@ -102,24 +102,32 @@ echo "fake python: unsupported arguments $*" >&2
 exit 2
 "#;
 
+/// A scratch directory holding the fake interpreter, its state and the worker cache it
+/// provisions into, and the context that runs `litert` with them.
 struct Fake {
-    dir: tempfile::TempDir,
+    ctx: TestContext,
 }
 
 impl Fake {
     fn new() -> Fake {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("state")).unwrap();
-        let python = dir.path().join("python3");
+        let ctx = TestContext::new();
+        fs::create_dir_all(ctx.join("state")).unwrap();
+        let python = ctx.join("python3");
         fs::write(&python, FAKE_PYTHON).unwrap();
         fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
-        Fake { dir }
+        let (cache, state) = (ctx.join("cache"), ctx.join("state"));
+        let ctx = ctx
+            .env("LITERT_CACHE_DIR", cache)
+            .env("LITERT_BASE_PYTHON", python)
+            .env("FAKE_PY_STATE", state)
+            .filters_from(ENV_FILTERS);
+        Fake { ctx }
     }
     fn cache(&self) -> PathBuf {
-        self.dir.path().join("cache")
+        self.ctx.join("cache")
     }
     fn state(&self, name: &str) -> PathBuf {
-        self.dir.path().join("state").join(name)
+        self.ctx.join("state").join(name)
     }
     fn set(&self, name: &str) {
         fs::write(self.state(name), "").unwrap();
@@ -140,43 +148,15 @@ impl Fake {
         names
     }
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_litert"));
-        cmd.args(args)
-            .env("NO_COLOR", "1")
-            .env("LITERT_CACHE_DIR", self.cache())
-            .env("LITERT_BASE_PYTHON", self.dir.path().join("python3"))
-            .env("FAKE_PY_STATE", self.dir.path().join("state"))
-            .env_remove("LITERT_PYTHON")
-            .env_remove("CI");
-        cmd
+        self.ctx.command(args)
     }
-    fn run(&self, args: &[&str]) -> common::Output {
-        let out = self.command(args).output().unwrap();
-        common::Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+    fn run(&self, args: &[&str]) -> Output {
+        self.ctx.litert(args)
     }
-    /// Output with this test's temporary directory made stable (the rest by [`snapshot`]).
+    /// Output with this test's temporary directory made stable (the rest by the filters).
     fn filtered(&self, text: &str) -> String {
-        text.replace(&self.dir.path().display().to_string(), "[TMP]")
+        text.replace(&self.ctx.path().display().to_string(), "[TMP]")
     }
-}
-
-/// Snapshot with digests, sizes and timings filtered out.
-macro_rules! snapshot {
-    ($value:expr) => {
-        insta::with_settings!({filters => vec![
-            (r"\b[0-9a-f]{64}\b", "[DIGEST]"),
-            (r"\b[0-9a-f]{16}\b", "[DIGEST16]"),
-            (r"\d+(\.\d+)? [kKMGT]?i?B free", "[SIZE] free"),
-            (r"\b\d+\.\d+s\b", "[TIME]"),
-            (r"all \d+ pins", "all [N] pins"),
-        ]}, {
-            insta::assert_snapshot!($value);
-        })
-    };
 }
 
 fn wait_for(path: &Path) {
@@ -297,7 +277,7 @@ fn a_failed_pip_shows_its_tail_and_leaves_no_environment() {
     let out = fake.run(&["env", "setup"]);
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout, "");
-    snapshot!(fake.filtered(&out.diagnostic()));
+    snapshot!(fake.ctx, fake.filtered(&out.diagnostic()));
     // Only the lock file and the kept log remain: no temp dir, no environment.
     let names = fake.envs();
     assert_eq!(names.len(), 2, "{names:?}");
@@ -371,7 +351,7 @@ fn doctor_and_show_on_a_healthy_environment() {
     assert_eq!(fake.run(&["env", "setup"]).code, 0);
     let doctor = fake.run(&["env", "doctor"]);
     assert_eq!(doctor.code, 0, "{}{}", doctor.stdout, doctor.stderr);
-    snapshot!(fake.filtered(&doctor.stdout));
+    snapshot!(fake.ctx, fake.filtered(&doctor.stdout));
 
     let json = fake.run(&["env", "doctor", "--json"]);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();

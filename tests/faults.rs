@@ -5,35 +5,33 @@
 //! left — and the report still says what happened. Every test works in a scratch copy of
 //! the example project with a private `TMPDIR`.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{Output, artifacts, cache_dir, example_project};
+use crate::support::{Output, TestContext, artifacts};
 
-/// `litert` in `dir` with the shared worker cache, `TMPDIR` set, progress lines forced.
-fn command(dir: &Path, tmp: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_litert"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("LITERT_PROGRESS", "1")
-        .env("LITERT_CACHE_DIR", cache_dir())
-        .env("TMPDIR", tmp)
-        .env_remove("LITERT_PYTHON")
-        .env_remove("CI");
+/// `litert` in `dir` of the project with `TMPDIR` set and progress lines forced (the tests
+/// read the worker's pid from them).
+fn command_in(project: &TestContext, dir: &Path, tmp: &Path, args: &[&str]) -> Command {
+    let mut cmd = project.command_in(dir, args);
+    cmd.env("LITERT_PROGRESS", "1")
+        .env_remove("LITERT_NO_PROGRESS")
+        .env("TMPDIR", tmp);
     cmd
 }
 
-fn run(dir: &Path, tmp: &Path, args: &[&str]) -> Output {
-    let out = command(dir, tmp, args).output().expect("litert runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// [`command_in`] the project's root.
+fn command(project: &TestContext, tmp: &Path, args: &[&str]) -> Command {
+    command_in(project, project.path(), tmp, args)
+}
+
+fn run(project: &TestContext, tmp: &Path, args: &[&str]) -> Output {
+    project.output(&mut command(project, tmp, args))
+}
+
+fn run_in(project: &TestContext, dir: &Path, tmp: &Path, args: &[&str]) -> Output {
+    project.output(&mut command_in(project, dir, tmp, args))
 }
 
 /// A running `litert`, its progress lines read as they come.
@@ -45,8 +43,8 @@ struct Running {
 }
 
 impl Running {
-    fn start(dir: &Path, tmp: &Path, args: &[&str]) -> Self {
-        let mut child = command(dir, tmp, args)
+    fn start(project: &TestContext, tmp: &Path, args: &[&str]) -> Self {
+        let mut child = command(project, tmp, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -171,11 +169,11 @@ fn read(path: &Path) -> String {
 #[test]
 fn worker_killed_at_each_stage() {
     for stage in ["import", "load", "signature", "convert", "parity"] {
-        let project = example_project();
+        let project = TestContext::example_project();
         let tmp = tempfile::tempdir().unwrap();
         let lock_before = read(&project.path().join("litert.lock"));
         let mut running = Running::start(
-            project.path(),
+            &project,
             tmp.path(),
             &[
                 "apply",
@@ -234,10 +232,10 @@ fn worker_killed_at_each_stage() {
 #[test]
 fn sigterm_and_sigint_stop_everything_and_keep_the_lock_consistent() {
     for (sig, code) in [("TERM", 143), ("INT", 130)] {
-        let project = example_project();
+        let project = TestContext::example_project();
         let tmp = tempfile::tempdir().unwrap();
         let mut running = Running::start(
-            project.path(),
+            &project,
             tmp.path(),
             &[
                 "apply",
@@ -286,11 +284,11 @@ fn sigterm_and_sigint_stop_everything_and_keep_the_lock_consistent() {
 /// entries.
 #[test]
 fn concurrent_applies_with_different_tmpdirs_keep_every_entry() {
-    let project = example_project();
+    let project = TestContext::example_project();
     std::fs::remove_file(project.path().join("litert.lock")).unwrap();
     let (tmp_a, tmp_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = command(
-        project.path(),
+        &project,
         tmp_a.path(),
         &[
             "apply",
@@ -304,7 +302,7 @@ fn concurrent_applies_with_different_tmpdirs_keep_every_entry() {
     .spawn()
     .unwrap();
     let b = command(
-        project.path(),
+        &project,
         tmp_b.path(),
         &[
             "apply",
@@ -382,7 +380,7 @@ fn fill(dir: &Path) {
 /// back as a whole (no new artifact, no lock entry) and the report says so.
 #[test]
 fn a_full_disk_for_the_snapshot_rolls_the_build_back() {
-    let project = example_project();
+    let project = TestContext::example_project();
     let tmp = tempfile::tempdir().unwrap();
     let snapshots = project.path().join("snapshots");
     std::fs::remove_file(snapshots.join("mlp_quickstart.yaml")).unwrap();
@@ -400,7 +398,7 @@ fn a_full_disk_for_the_snapshot_rolls_the_build_back() {
     fill(&snapshots);
     let lock_before = read(&project.path().join("litert.lock"));
     let out = run(
-        project.path(),
+        &project,
         tmp.path(),
         &["apply", "--force", "recipes/mlp_quickstart.yaml"],
     );
@@ -421,6 +419,9 @@ fn a_full_disk_for_the_snapshot_rolls_the_build_back() {
 /// replaces the previous one, the lock is untouched, and the report is printed.
 #[test]
 fn a_full_disk_for_the_lock_keeps_the_previous_artifact() {
+    // The project is a file system of its own, outside the context (which holds the model).
+    let ctx = TestContext::new();
+    ctx.copy("models/mlp.keras");
     let outside = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let root = outside.path().join("project");
@@ -433,18 +434,18 @@ fn a_full_disk_for_the_lock_keeps_the_previous_artifact() {
         root.join("mlp.yaml"),
         format!(
             "version: 1\nname: mlp\nmodel:\n  keras: {}\nbatch_size: 1\noutput: {}\n",
-            common::root().join("models/mlp.keras").display(),
+            ctx.join("models/mlp.keras").display(),
             artifact.display()
         ),
     )
     .unwrap();
-    let first = run(&root, tmp.path(), &["apply", "mlp.yaml"]);
+    let first = run_in(&ctx, &root, tmp.path(), &["apply", "mlp.yaml"]);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     use std::os::unix::fs::MetadataExt;
     let previous = std::fs::metadata(&artifact).unwrap().ino();
     let lock_before = read(&root.join("litert.lock"));
     fill(&root);
-    let out = run(&root, tmp.path(), &["apply", "--force", "mlp.yaml"]);
+    let out = run_in(&ctx, &root, tmp.path(), &["apply", "--force", "mlp.yaml"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("failed at `write`"), "{}", out.stdout);
     assert!(out.stdout.contains("litert.lock"), "{}", out.stdout);
@@ -469,10 +470,14 @@ fn a_full_disk_for_the_lock_keeps_the_previous_artifact() {
 /// nothing, not even `build/`.
 #[test]
 fn test_checks_the_artifact_on_disk_and_writes_nothing() {
-    let project = example_project();
+    let project = TestContext::example_project();
     let tmp = tempfile::tempdir().unwrap();
     let p = project.path();
-    let ok = run(p, tmp.path(), &["test", "recipes/mlp_quickstart.yaml"]);
+    let ok = run(
+        &project,
+        tmp.path(),
+        &["test", "recipes/mlp_quickstart.yaml"],
+    );
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     assert!(
         ok.stdout
@@ -484,7 +489,7 @@ fn test_checks_the_artifact_on_disk_and_writes_nothing() {
 
     assert_eq!(
         run(
-            p,
+            &project,
             tmp.path(),
             &[
                 "apply",
@@ -502,7 +507,7 @@ fn test_checks_the_artifact_on_disk_and_writes_nothing() {
     std::fs::write(&artifact, &bytes).unwrap();
     let junit = tmp.path().join("junit.xml");
     let flipped = run(
-        p,
+        &project,
         tmp.path(),
         &[
             "test",
@@ -527,7 +532,11 @@ fn test_checks_the_artifact_on_disk_and_writes_nothing() {
     );
 
     std::fs::copy(p.join("build/multi_input.tflite"), &artifact).unwrap();
-    let replaced = run(p, tmp.path(), &["test", "recipes/mlp_quickstart.yaml"]);
+    let replaced = run(
+        &project,
+        tmp.path(),
+        &["test", "recipes/mlp_quickstart.yaml"],
+    );
     assert_eq!(replaced.code, 1, "{}", replaced.stdout);
     assert!(
         replaced
@@ -543,7 +552,7 @@ fn test_checks_the_artifact_on_disk_and_writes_nothing() {
 /// `--locked` with the way out.
 #[test]
 fn stale_locks_fail_test_and_locked() {
-    let project = example_project();
+    let project = TestContext::example_project();
     let tmp = tempfile::tempdir().unwrap();
     let p = project.path();
     let lock_path = p.join("litert.lock");
@@ -558,7 +567,7 @@ fn stale_locks_fail_test_and_locked() {
         &["test", "recipes/mlp_quickstart.yaml"][..],
         &["apply", "--locked", "recipes/mlp_quickstart.yaml"][..],
     ] {
-        let out = run(p, tmp.path(), args);
+        let out = run(&project, tmp.path(), args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
         assert!(
             out.stdout.contains("litert.lock is stale"),
@@ -575,7 +584,11 @@ fn stale_locks_fail_test_and_locked() {
     let other_worker = original.replace("tensorflow: \"2.21.0\"", "tensorflow: \"2.20.0\"");
     assert_ne!(other_worker, original);
     std::fs::write(&lock_path, &other_worker).unwrap();
-    let out = run(p, tmp.path(), &["test", "recipes/mlp_quickstart.yaml"]);
+    let out = run(
+        &project,
+        tmp.path(),
+        &["test", "recipes/mlp_quickstart.yaml"],
+    );
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(
         out.stdout.contains("litert.lock is stale"),
@@ -594,14 +607,18 @@ fn stale_locks_fail_test_and_locked() {
 /// temporary path as `artifact.file`.
 #[test]
 fn a_rejected_artifact_is_reported_as_not_written() {
-    let project = example_project();
+    let project = TestContext::example_project();
     let tmp = tempfile::tempdir().unwrap();
     let p = project.path();
     std::fs::remove_file(p.join("snapshots/mlp_quickstart.yaml")).unwrap();
     let recipe = read(&p.join("recipes/mlp_quickstart.yaml"))
         .replace("max_size: 500 KiB", "max_size: 1 KiB");
     std::fs::write(p.join("recipes/mlp_quickstart.yaml"), recipe).unwrap();
-    let text = run(p, tmp.path(), &["apply", "recipes/mlp_quickstart.yaml"]);
+    let text = run(
+        &project,
+        tmp.path(),
+        &["apply", "recipes/mlp_quickstart.yaml"],
+    );
     assert_eq!(text.code, 1);
     assert!(
         text.stdout
@@ -611,7 +628,7 @@ fn a_rejected_artifact_is_reported_as_not_written() {
     );
     assert!(!text.stdout.contains("` written"), "{}", text.stdout);
     let json = run(
-        p,
+        &project,
         tmp.path(),
         &["apply", "--json", "recipes/mlp_quickstart.yaml"],
     );
@@ -627,10 +644,9 @@ fn a_rejected_artifact_is_reported_as_not_written() {
 /// diff and the swapped artifact is not written.
 #[test]
 fn swapped_outputs_are_a_snapshot_diff() {
-    let project = tempfile::tempdir().unwrap();
+    let project = TestContext::new();
     let tmp = tempfile::tempdir().unwrap();
     let p = project.path();
-    std::fs::create_dir(p.join(".git")).unwrap();
     std::fs::write(
         p.join("heads.py"),
         "import keras\n\n\ndef two_heads(swap=False):\n    keras.utils.set_random_seed(0)\n    x = keras.Input((4,), batch_size=1, name=\"x\")\n    scores = keras.layers.Dense(2, name=\"scores\")(x)\n    logits = keras.layers.Dense(2, name=\"logits\")(x)\n    return keras.Model(x, [logits, scores] if swap else [scores, logits])\n",
@@ -642,7 +658,11 @@ fn swapped_outputs_are_a_snapshot_diff() {
         )
     };
     std::fs::write(p.join("heads.yaml"), recipe(false)).unwrap();
-    let first = run(p, tmp.path(), &["apply", "--allow-code", "heads.yaml"]);
+    let first = run(
+        &project,
+        tmp.path(),
+        &["apply", "--allow-code", "heads.yaml"],
+    );
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     let snapshot = read(&p.join("snapshots/heads.yaml"));
     assert!(
@@ -651,7 +671,11 @@ fn swapped_outputs_are_a_snapshot_diff() {
     );
     let before = std::fs::read(p.join("build/heads.tflite")).unwrap();
     std::fs::write(p.join("heads.yaml"), recipe(true)).unwrap();
-    let swapped = run(p, tmp.path(), &["apply", "--allow-code", "heads.yaml"]);
+    let swapped = run(
+        &project,
+        tmp.path(),
+        &["apply", "--allow-code", "heads.yaml"],
+    );
     assert_eq!(swapped.code, 1, "{}", swapped.stdout);
     assert!(
         swapped.stdout.contains("-    keras: scores"),

@@ -4,22 +4,17 @@
 //! LiteRT-LM drives it and compared with Keras `generate()`; the flagship recipe on a local
 //! preset; and the snapshot that makes a dropped prefill length fail `litert test`.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use common::{artifacts, fixture_dir, litert_env};
+use crate::support::{self, TestContext, artifacts, fixture_dir, root, worker_python};
 use serde_json::Value;
 
 fn presets() -> PathBuf {
     fixture_dir("tests/presets/build_presets.py")
 }
 
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".git")).unwrap();
-    dir
+fn project() -> TestContext {
+    TestContext::new()
 }
 
 fn recipe(dir: &Path, file: &str, preset: &str, capacity: u32, prefill: &str, variants: &str) {
@@ -49,11 +44,11 @@ fn signature_keys(a: &Value) -> Vec<String> {
 /// Run `script` with the worker's interpreter, its `litert_worker` package importable and the
 /// environment the worker sets up; the script's last stdout line, as JSON.
 fn worker_code(script: &str, args: &[PathBuf]) -> Value {
-    let out = std::process::Command::new(common::worker_python())
+    let out = std::process::Command::new(worker_python())
         .arg("-c")
         .arg(script)
         .args(args)
-        .env("PYTHONPATH", common::root().join("src/worker/python"))
+        .env("PYTHONPATH", root().join("src/worker/python"))
         .env("KERAS_BACKEND", "tensorflow")
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
         .env("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -209,11 +204,7 @@ fn every_family_generates_what_keras_generates() {
         "[8, 16]",
         "  fp32: {}\n  int8:\n    quantization: {mode: dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}}\n",
     );
-    let out = litert_env(
-        d,
-        &["apply", "--json", "gemma.yaml", "llama.yaml", "gpt2.yaml"],
-        &[],
-    );
+    let out = work.litert(&["apply", "--json", "gemma.yaml", "llama.yaml", "gpt2.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
     for (id, family) in [
@@ -278,19 +269,15 @@ fn every_family_generates_what_keras_generates() {
     // The tied embedding is stored once with int8 weights too (the converter alone writes it
     // twice), for Gemma and GPT-2.
     for id in ["gemma:int8", "gpt2:int8"] {
-        assert_tied_table_stored_once(d, &d.join(arts[id]["output"].as_str().unwrap()));
+        assert_tied_table_stored_once(&work, &d.join(arts[id]["output"].as_str().unwrap()));
     }
 }
 
 /// The decode subgraph's lookup table and logits weights, both int8 [vocabulary, hidden],
 /// are one buffer: the file's int8 bytes are the decode subgraph's (which reads every weight)
 /// less one table.
-fn assert_tied_table_stored_once(dir: &Path, artifact: &Path) {
-    let out = litert_env(
-        dir,
-        &["inspect", "--json", "--tensors", artifact.to_str().unwrap()],
-        &[],
-    );
+fn assert_tied_table_stored_once(work: &TestContext, artifact: &Path) {
+    let out = work.litert(&["inspect", "--json", "--tensors", artifact.to_str().unwrap()]);
     let inspected: Value = serde_json::from_str(&out.stdout).unwrap();
     let decode = inspected["signatures"]
         .as_array()
@@ -338,23 +325,19 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     let d = work.path();
     let recipes = d.join("recipes");
     std::fs::create_dir(&recipes).unwrap();
-    let flagship = std::fs::read_to_string(common::root().join("recipes/gemma_int8.yaml"))
+    let flagship = std::fs::read_to_string(root().join("recipes/gemma_int8.yaml"))
         .unwrap()
         .replace("prefill: [32, 128]", "prefill: [8, 16]")
         .replace("capacity: 1024", "capacity: 48");
     std::fs::write(recipes.join("gemma_int8.yaml"), &flagship).unwrap();
     let preset = format!("preset={}", presets().join("trained_gemma").display());
-    let out = litert_env(
-        d,
-        &[
-            "apply",
-            "--json",
-            "recipes/gemma_int8.yaml",
-            "--set",
-            &preset,
-        ],
-        &[],
-    );
+    let out = work.litert(&[
+        "apply",
+        "--json",
+        "recipes/gemma_int8.yaml",
+        "--set",
+        &preset,
+    ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let a = &artifacts(&out)["gemma_int8"];
     assert_eq!(check(a)["ok"], true, "{a:#}");
@@ -390,29 +373,21 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     ] {
         assert!(snapshot.contains(needle), "{needle} not in\n{snapshot}");
     }
-    let inspect = litert_env(d, &["inspect", "--json", "build/gemma_int8.litertlm"], &[]);
+    let inspect = work.litert(&["inspect", "--json", "build/gemma_int8.litertlm"]);
     assert_eq!(inspect.code, 0, "{}", inspect.stderr);
     let info: Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(info["problems"].as_array().unwrap().len(), 0, "{info:#}");
-    let out = litert_env(
-        d,
-        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
-        &[],
-    );
+    let out = work.litert(&["test", "recipes/gemma_int8.yaml", "--set", &preset]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     // A rebuild gives the same bundle bytes.
-    let again = litert_env(
-        d,
-        &[
-            "apply",
-            "--force",
-            "--locked",
-            "recipes/gemma_int8.yaml",
-            "--set",
-            &preset,
-        ],
-        &[],
-    );
+    let again = work.litert(&[
+        "apply",
+        "--force",
+        "--locked",
+        "recipes/gemma_int8.yaml",
+        "--set",
+        &preset,
+    ]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(std::fs::read(&bundle_path).unwrap(), bytes);
     // A tampered bundle fails `litert test`, naming it.
@@ -420,11 +395,7 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
     std::fs::write(&bundle_path, &tampered).unwrap();
-    let out = litert_env(
-        d,
-        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
-        &[],
-    );
+    let out = work.litert(&["test", "recipes/gemma_int8.yaml", "--set", &preset]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         format!("{}{}", out.stdout, out.stderr).contains("gemma_int8.litertlm"),
@@ -441,11 +412,7 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
             .replace("\"<end_of_turn>\"]", "\"<|eot_id|>\"]"),
     )
     .unwrap();
-    let out = litert_env(
-        d,
-        &["check", "recipes/bad_stop.yaml", "--set", &preset],
-        &[],
-    );
+    let out = work.litert(&["check", "recipes/bad_stop.yaml", "--set", &preset]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("E0318") && out.stderr.contains("<|eot_id|>"),
@@ -458,11 +425,7 @@ fn flagship_recipe_on_a_local_preset_and_its_contract() {
         flagship.replace("prefill: [8, 16]", "prefill: [16]"),
     )
     .unwrap();
-    let out = litert_env(
-        d,
-        &["test", "recipes/gemma_int8.yaml", "--set", &preset],
-        &[],
-    );
+    let out = work.litert(&["test", "recipes/gemma_int8.yaml", "--set", &preset]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("prefill_8"), "{all}");

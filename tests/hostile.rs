@@ -3,14 +3,13 @@
 //! must each give a clear, located error, never a panic, a hang or a file written outside
 //! the project; and what a rejected base recipe holds is never printed.
 
-mod common;
-
-use common::{check_fixture, litert};
+use crate::support::{TestContext, artifacts, fixture_dir};
 
 #[test]
 fn hostile_recipes_are_refused_with_located_errors() {
+    let ctx = TestContext::with_fixtures();
     insta::glob!("fixtures/hostile/[!_]*.yaml", |path| {
-        let (rel, out) = check_fixture(path);
+        let (rel, out) = ctx.check_fixture(path);
         assert_eq!(out.code, 2, "{rel} should be invalid:\n{}", out.stderr);
         assert!(
             !out.stderr.contains("hostile-fixture-secret") && !out.stderr.contains("AKIA"),
@@ -25,7 +24,7 @@ fn hostile_recipes_are_refused_with_located_errors() {
 /// times (a 750 KB one with 60,000 is already over the YAML node budget, E0001).
 #[test]
 fn a_recipe_with_too_many_variants_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestContext::new();
     let mut text = String::from(
         "version: 1\nmodel: {keras: m.keras}\noutput: \"out-{{ variant }}.tflite\"\nvariants:\n",
     );
@@ -33,15 +32,16 @@ fn a_recipe_with_too_many_variants_is_refused() {
         text.push_str(&format!("  v{i}: {{}}\n"));
     }
     std::fs::write(dir.path().join("many.yaml"), text).unwrap();
-    let out = common::litert_in(dir.path(), &["check", "many.yaml"]);
+    let out = dir.litert(&["check", "many.yaml"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     insta::assert_snapshot!(out.diagnostic());
 }
 
 #[test]
 fn extends_errors_never_print_a_non_recipe_file_as_json_either() {
+    let ctx = TestContext::with_fixtures();
     for recipe in ["extends_yaml_that_is_not_a_recipe", "extends_broken_yaml"] {
-        let out = litert(&[
+        let out = ctx.litert(&[
             "check",
             &format!("tests/fixtures/hostile/{recipe}.yaml"),
             "--format",
@@ -60,7 +60,8 @@ fn extends_errors_never_print_a_non_recipe_file_as_json_either() {
 /// `apply --timeout` past what a clock can hold is a usage error, not a panic.
 #[test]
 fn an_absurd_timeout_is_a_usage_error() {
-    let out = litert(&[
+    let ctx = TestContext::example_project();
+    let out = ctx.litert(&[
         "apply",
         "--timeout",
         "9223372036854775807",
@@ -74,11 +75,11 @@ fn an_absurd_timeout_is_a_usage_error() {
 /// The docs use an (empty) `litert.lock` to mark the project root.
 #[test]
 fn an_empty_lock_marks_the_project_root() {
-    let project = common::scratch(&[], &["recipes/mlp_quickstart.yaml", "models/mlp.keras"]);
+    let project = TestContext::scratch(&[], &["recipes/mlp_quickstart.yaml", "models/mlp.keras"]);
     std::fs::write(project.path().join("litert.lock"), "").unwrap();
-    let out = common::litert_in(project.path(), &["plan", "recipes/mlp_quickstart.yaml"]);
+    let out = project.litert(&["plan", "recipes/mlp_quickstart.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = common::litert_in(project.path(), &["test", "recipes/mlp_quickstart.yaml"]);
+    let out = project.litert(&["test", "recipes/mlp_quickstart.yaml"]);
     assert!(
         !out.stderr.contains("not a valid lock file"),
         "{}",
@@ -91,7 +92,7 @@ fn an_empty_lock_marks_the_project_root() {
 #[test]
 fn an_absolute_output_is_locked_with_one_leading_slash() {
     let outside = tempfile::tempdir().unwrap();
-    let project = common::scratch(&[], &["models/mlp.keras"]);
+    let project = TestContext::scratch(&[], &["models/mlp.keras"]);
     let target = outside.path().join("assets").join("mlp.tflite");
     std::fs::write(
         project.path().join("mlp.yaml"),
@@ -101,7 +102,7 @@ fn an_absolute_output_is_locked_with_one_leading_slash() {
         ),
     )
     .unwrap();
-    let out = common::litert_env(project.path(), &["apply", "mlp.yaml"], &[]);
+    let out = project.litert(&["apply", "mlp.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(target.is_file());
     let lock = std::fs::read_to_string(project.path().join("litert.lock")).unwrap();
@@ -120,8 +121,8 @@ fn an_absolute_output_is_locked_with_one_leading_slash() {
 /// format (refused without `--allow-unsafe`, loaded with it).
 #[test]
 fn hostile_model_files() {
-    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
-    let project = common::scratch(&[], &[]);
+    let models = fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let project = TestContext::new();
     let p = project.path();
     std::fs::write(p.join("notes.txt"), "just some text\n").unwrap();
     std::os::unix::fs::symlink(p.join("notes.txt"), p.join("link.keras")).unwrap();
@@ -151,9 +152,9 @@ fn hostile_model_files() {
     let all = [&garbage, &link, &bomb, &h5, &weights];
     let mut args = vec!["apply", "--json"];
     args.extend(all.iter().map(|s| s.as_str()));
-    let out = common::litert_env(p, &args, &[]);
+    let out = project.litert(&args);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let arts = common::artifacts(&out);
+    let arts = artifacts(&out);
     let message = |id: &str| arts[id]["message"].as_str().unwrap_or_default().to_string();
     for id in ["garbage", "link"] {
         assert_eq!(arts[id]["status"], "failed");
@@ -185,11 +186,7 @@ fn hostile_model_files() {
             arts[id]
         );
     }
-    let out = common::litert_env(
-        p,
-        &["apply", "--json", "--allow-unsafe", &h5, &weights],
-        &[],
-    );
+    let out = project.litert(&["apply", "--json", "--allow-unsafe", &h5, &weights]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(p.join("build/lambda_h5.tflite").is_file());
     assert!(p.join("build/lambda_weights.tflite").is_file());
@@ -201,9 +198,9 @@ fn hostile_model_files() {
 /// refused.
 #[test]
 fn the_worker_memory_is_bounded() {
-    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
-    let digits = common::fixture_dir("tests/quant/build_digits.py");
-    let project = common::scratch(&[], &[]);
+    let models = fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let digits = fixture_dir("tests/quant/build_digits.py");
+    let project = TestContext::new();
     let p = project.path();
     std::fs::write(
         p.join("bomb.yaml"),
@@ -215,13 +212,12 @@ fn the_worker_memory_is_bounded() {
         ),
     )
     .unwrap();
-    let out = common::litert_env(
-        p,
+    let out = project.litert_with(
         &["apply", "--json", "bomb.yaml"],
         &[("LITERT_WORKER_MEMORY", "900MiB")],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let arts = common::artifacts(&out);
+    let arts = artifacts(&out);
     let a = &arts["bomb"];
     assert_eq!(a["status"], "failed", "{a:#}");
     assert_eq!(a["stage"], "calibrate", "{a:#}");
@@ -245,25 +241,23 @@ fn the_worker_memory_is_bounded() {
         "version: 1\nmodel: {factory: {callable: wide.py:build}}\noutput: build/wide.tflite\n",
     )
     .unwrap();
-    let out = common::litert_env(
-        p,
+    let out = project.litert_with(
         &["apply", "--json", "--allow-code", "wide.yaml"],
         &[("LITERT_WORKER_MEMORY", "900MiB")],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let a = &common::artifacts(&out)["wide"];
+    let a = &artifacts(&out)["wide"];
     assert_eq!(a["stage"], "load", "{a:#}");
     assert_eq!(
         a["message"], "the worker ran out of memory (its limit is 900 MiB: LITERT_WORKER_MEMORY)",
         "{a:#}"
     );
-    let out = common::litert_env(
-        p,
+    let out = project.litert_with(
         &["apply", "--json", "bomb.yaml"],
         &[("LITERT_WORKER_MEMORY", "bananas")],
     );
     assert_eq!(out.code, 1);
-    let arts = common::artifacts(&out);
+    let arts = artifacts(&out);
     assert!(
         arts["bomb"]["message"]
             .as_str()
@@ -278,8 +272,9 @@ fn the_worker_memory_is_bounded() {
 /// otherwise valid recipe) is snapshotted.
 #[test]
 fn careless_recipes_get_pointed_diagnostics() {
+    let ctx = TestContext::with_fixtures();
     insta::glob!("fixtures/careless/*.yaml", |path| {
-        let (_, out) = check_fixture(path);
+        let (_, out) = ctx.check_fixture(path);
         insta::assert_snapshot!(out.diagnostic());
     });
 }
@@ -289,9 +284,9 @@ fn careless_recipes_get_pointed_diagnostics() {
 /// are all too small to quantize points at `verify_quantization`.
 #[test]
 fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
-    let digits = common::fixture_dir("tests/quant/build_digits.py");
-    let models = common::fixture_dir("tests/fixtures/hostile/models/build_models.py");
-    let project = common::scratch(&[], &[]);
+    let digits = fixture_dir("tests/quant/build_digits.py");
+    let models = fixture_dir("tests/fixtures/hostile/models/build_models.py");
+    let project = TestContext::new();
     let p = project.path();
     let d = digits.display();
     std::fs::write(
@@ -320,11 +315,7 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
         ),
     )
     .unwrap();
-    let out = common::litert_env(
-        p,
-        &["apply", "digits.yaml", "tiny.yaml", "strict.yaml"],
-        &[],
-    );
+    let out = project.litert(&["apply", "digits.yaml", "tiny.yaml", "strict.yaml"]);
     let text = out.stdout.clone() + &out.stderr;
     assert!(
         text.contains("parity on 8 samples from the accuracy data"),
@@ -353,8 +344,8 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
         text.contains("`gates: {verify_quantization: false}`"),
         "{text}"
     );
-    let out = common::litert_env(p, &["apply", "--json", "tiny.yaml"], &[]);
-    let arts = common::artifacts(&out);
+    let out = project.litert(&["apply", "--json", "tiny.yaml"]);
+    let arts = artifacts(&out);
     let hint = arts["tiny"]["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("verify_quantization"), "{:#}", arts["tiny"]);
 }
@@ -363,7 +354,7 @@ fn parity_uses_the_recipes_data_and_rejections_carry_hints() {
 /// (named `args_N`, as Keras does) builds, with those names in the artifact.
 #[test]
 fn input_signature_mapping_and_unnamed_forms_build() {
-    let project = common::scratch(
+    let project = TestContext::scratch(
         &[],
         &[
             "tests/fixtures/careless/input_signature_forms.yaml",
@@ -371,18 +362,14 @@ fn input_signature_mapping_and_unnamed_forms_build() {
             "models/mlp.keras",
         ],
     );
-    let out = common::litert_env(
-        project.path(),
-        &[
-            "apply",
-            "--json",
-            "tests/fixtures/careless/input_signature_forms.yaml",
-        ],
-        &[],
-    );
+    let out = project.litert(&[
+        "apply",
+        "--json",
+        "tests/fixtures/careless/input_signature_forms.yaml",
+    ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("W0245"), "{}", out.stderr);
-    let arts = common::artifacts(&out);
+    let arts = artifacts(&out);
     let names = |id: &str| -> Vec<String> {
         arts[id]["artifact"]["signatures"][0]["inputs"]
             .as_array()
@@ -422,8 +409,8 @@ impl Drop for Mount {
 /// no hidden temporary path. Needs `mount` (root); says so and checks nothing otherwise.
 #[test]
 fn full_disk_and_read_only_output_are_clear_errors() {
-    let digits = common::fixture_dir("tests/quant/build_digits.py");
-    let project = common::scratch(&[], &[]);
+    let digits = fixture_dir("tests/quant/build_digits.py");
+    let project = TestContext::new();
     let p = project.path();
     let Some(_full) = Mount::tmpfs(&p.join("full"), "size=16k") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
@@ -443,9 +430,9 @@ fn full_disk_and_read_only_output_are_clear_errors() {
         )
         .unwrap();
     }
-    let out = common::litert_env(p, &["apply", "--json", "full.yaml", "ro.yaml"], &[]);
+    let out = project.litert(&["apply", "--json", "full.yaml", "ro.yaml"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let arts = common::artifacts(&out);
+    let arts = artifacts(&out);
     for (id, stage, why) in [
         (
             "full",
@@ -477,7 +464,7 @@ fn full_disk_and_read_only_output_are_clear_errors() {
 #[test]
 fn a_snapshot_through_a_symlink_out_of_the_project_is_refused() {
     let outside = tempfile::tempdir().unwrap();
-    let project = common::scratch(&[], &["models/mlp.keras"]);
+    let project = TestContext::scratch(&[], &["models/mlp.keras"]);
     let p = project.path();
     std::os::unix::fs::symlink(outside.path(), p.join("shared")).unwrap();
     std::fs::write(
@@ -485,7 +472,7 @@ fn a_snapshot_through_a_symlink_out_of_the_project_is_refused() {
         "version: 1\nmodel: {keras: models/mlp.keras}\noutput: build/r.tflite\nsnapshot: shared/r.yaml\n",
     )
     .unwrap();
-    let out = common::litert_in(p, &["check", "r.yaml"]);
+    let out = project.litert(&["check", "r.yaml"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("error[E0234]"), "{}", out.stderr);
     std::fs::write(
@@ -493,6 +480,6 @@ fn a_snapshot_through_a_symlink_out_of_the_project_is_refused() {
         "version: 1\nmodel: {keras: models/mlp.keras}\noutput: build/ok.tflite\nsnapshot: review/ok.yaml\n",
     )
     .unwrap();
-    let out = common::litert_in(p, &["check", "ok.yaml"]);
+    let out = project.litert(&["check", "ok.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }

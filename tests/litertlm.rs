@@ -4,13 +4,10 @@
 //! runtime (`litert_lm.Engine` from the worker environment) on a TensorFlow-made toy
 //! prefill/decode model whose greedy output is known in advance.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fixture_dir, litert_in, root, worker_python};
+use crate::support::{self, TestContext, fixture_dir, root, worker_python};
 use litert::litertlm::proto::litert_lm::{
     GenericModel, LlmMetadata, LlmModelType, TokenIds, TokenUnion, llm_model_type, token_union,
 };
@@ -136,17 +133,17 @@ fn the_same_sections_give_the_same_bytes_and_read_back() {
 
 #[test]
 fn inspect_and_diff_read_bundles() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestContext::new();
     small_bundle(&basic_model(), 2)
         .write(&dir.path().join("a.litertlm"))
         .unwrap();
     small_bundle(&basic_model(), 3)
         .write(&dir.path().join("b.litertlm"))
         .unwrap();
-    let out = litert_in(dir.path(), &["inspect", "a.litertlm"]);
+    let out = dir.litert(&["inspect", "a.litertlm"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     insta::assert_snapshot!("inspect_bundle", out.stdout);
-    let out = litert_in(dir.path(), &["inspect", "a.litertlm", "--json"]);
+    let out = dir.litert(&["inspect", "a.litertlm", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["format"], "litertlm");
@@ -160,12 +157,12 @@ fn inspect_and_diff_read_bundles() {
         "serving_default"
     );
 
-    let same = litert_in(dir.path(), &["diff", "a.litertlm", "a.litertlm"]);
+    let same = dir.litert(&["diff", "a.litertlm", "a.litertlm"]);
     assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
-    let changed = litert_in(dir.path(), &["diff", "a.litertlm", "b.litertlm"]);
+    let changed = dir.litert(&["diff", "a.litertlm", "b.litertlm"]);
     assert_eq!(changed.code, 1, "{}", changed.stderr);
     insta::assert_snapshot!("diff_bundle_stop_token", changed.stdout);
-    let json = litert_in(dir.path(), &["diff", "a.litertlm", "b.litertlm", "--json"]);
+    let json = dir.litert(&["diff", "a.litertlm", "b.litertlm", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let kinds: Vec<&str> = v["changes"]
         .as_array()
@@ -177,7 +174,7 @@ fn inspect_and_diff_read_bundles() {
     assert!(kinds.contains(&"llm_metadata/stop_tokens"), "{kinds:?}");
 
     std::fs::copy(basic_model(), dir.path().join("m.tflite")).unwrap();
-    let mixed = litert_in(dir.path(), &["diff", "a.litertlm", "m.tflite"]);
+    let mixed = dir.litert(&["diff", "a.litertlm", "m.tflite"]);
     assert_eq!(mixed.code, 2);
     assert!(
         mixed
@@ -190,7 +187,7 @@ fn inspect_and_diff_read_bundles() {
 
 #[test]
 fn damaged_bundles_are_refused_clearly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestContext::new();
     let good = dir.path().join("good.litertlm");
     small_bundle(&basic_model(), 2).write(&good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -218,7 +215,7 @@ fn damaged_bundles_are_refused_clearly() {
     for (name, data) in cases {
         let path = dir.path().join(format!("{name}.litertlm"));
         std::fs::write(&path, data).unwrap();
-        let out = litert_in(dir.path(), &["inspect", &format!("{name}.litertlm")]);
+        let out = dir.litert(&["inspect", &format!("{name}.litertlm")]);
         assert_eq!(out.code, 2, "{name}: {}{}", out.stdout, out.stderr);
         transcript.push_str(&format!("## {name}\n{}\n", out.stderr));
     }

@@ -2,35 +2,27 @@
 //! and their review, and `litert test` as the CI gate — each in a scratch project with its
 //! own `.git` root, driven through the real binary with the shared worker environment.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{Output, artifacts, litert_env, root};
+use crate::support::{Output, TestContext, artifacts, worker_python};
 
 /// A scratch project: `.git` (so it is its own root), a model, calibration data and a
 /// recipe with a float and a full-int8 variant whose input name is `input_name`.
 struct Project {
-    dir: tempfile::TempDir,
+    ctx: TestContext,
 }
 
 impl Project {
     fn new(input_name: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(".git")).unwrap();
-        std::fs::create_dir(dir.path().join("models")).unwrap();
-        std::fs::copy(
-            root().join("models/classifier.keras"),
-            dir.path().join("models/classifier.keras"),
+        let ctx = TestContext::new();
+        ctx.copy("models/classifier.keras");
+        ctx.copy("data/classifier_calibration.npz");
+        std::fs::rename(
+            ctx.join("data/classifier_calibration.npz"),
+            ctx.join("data/calibration.npz"),
         )
         .unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        std::fs::copy(
-            root().join("data/classifier_calibration.npz"),
-            dir.path().join("data/calibration.npz"),
-        )
-        .unwrap();
-        let p = Self { dir };
+        let p = Self { ctx };
         p.write_recipe(input_name);
         p
     }
@@ -43,7 +35,7 @@ impl Project {
         };
         if input_name != "image" {
             // Calibration arrays are keyed by input name; give the renamed input its data.
-            let python = common::worker_python();
+            let python = worker_python();
             let status = std::process::Command::new(python)
                 .arg("-c")
                 .arg("import numpy as np, sys; d = np.load(sys.argv[1]); np.savez(sys.argv[2], **{sys.argv[3]: d['image']})")
@@ -67,15 +59,15 @@ impl Project {
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.ctx.join(rel)
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        litert_env(self.dir.path(), args, &[])
+        self.ctx.litert(args)
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        litert_env(self.dir.path(), args, env)
+        self.ctx.litert_with(args, env)
     }
 
     fn lock(&self) -> String {
@@ -260,27 +252,19 @@ fn ci_does_not_create_snapshots() {
 
 #[test]
 fn review_needs_a_terminal_and_names_must_exist() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestContext::new();
     let snaps = dir.path().join("snapshots");
     std::fs::create_dir(&snaps).unwrap();
-    let out = litert_env(
-        dir.path(),
-        &["snapshot", "review", "--dir", snaps.to_str().unwrap()],
-        &[],
-    );
+    let out = dir.litert(&["snapshot", "review", "--dir", snaps.to_str().unwrap()]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("needs a terminal"), "{}", out.stderr);
-    let out = litert_env(
-        dir.path(),
-        &[
-            "snapshot",
-            "accept",
-            "nope",
-            "--dir",
-            snaps.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = dir.litert(&[
+        "snapshot",
+        "accept",
+        "nope",
+        "--dir",
+        snaps.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("no pending snapshot named `nope`"),

@@ -3,11 +3,9 @@
 //! data refused before conversion; accuracy against the float model with gates; KerasHub
 //! presets made locally (Gemma, BERT, ResNet) in float, dynamic-range and int8.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{artifacts, fixture_dir, litert_env};
+use crate::support::{TestContext, artifacts, fixture_dir};
 use serde_json::Value;
 
 fn digits() -> PathBuf {
@@ -67,8 +65,7 @@ fn every_mode_is_verified_from_the_artifact() {
     let dir = digits();
     let dir_s = dir.to_string_lossy().into_owned();
     let project = quant_project();
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &["apply", "--json", "tests/quant/digits.yaml"],
         &[("LITERT_QUANT_DIR", &dir_s)],
     );
@@ -180,7 +177,7 @@ fn every_mode_is_verified_from_the_artifact() {
 #[test]
 fn broken_promises_and_failed_gates_reject_the_artifact() {
     let dir = digits();
-    let work = tempfile::tempdir().unwrap();
+    let work = TestContext::new();
     std::fs::write(
         work.path().join("r.yaml"),
         format!(
@@ -194,7 +191,7 @@ fn broken_promises_and_failed_gates_reject_the_artifact() {
         ),
     )
     .unwrap();
-    let out = litert_env(work.path(), &["apply", "--json", "r.yaml"], &[]);
+    let out = work.litert(&["apply", "--json", "r.yaml"]);
     let arts = artifacts(&out);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(arts["promises:dynamic_range"]["status"], "built");
@@ -220,7 +217,7 @@ fn broken_promises_and_failed_gates_reject_the_artifact() {
         ),
     )
     .unwrap();
-    let out = litert_env(work.path(), &["apply", "tiny.yaml"], &[]);
+    let out = work.litert(&["apply", "tiny.yaml"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(
         out.stdout.contains("✗ tiny:typed  not written"),
@@ -254,8 +251,7 @@ fn calibration_sources_sample_count_seed_and_shuffle() {
     let dir = digits();
     let dir_s = dir.to_string_lossy().into_owned();
     let project = quant_project();
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &[
             "apply",
             "--json",
@@ -295,8 +291,7 @@ fn bad_calibration_data_is_refused_before_conversion() {
     let dir_s = dir.to_string_lossy().into_owned();
     let presets_s = presets.to_string_lossy().into_owned();
     let project = quant_project();
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &[
             "apply",
             "--json",
@@ -347,8 +342,7 @@ fn keras_hub_presets_in_every_mode() {
     let presets = presets();
     let presets_s = presets.to_string_lossy().into_owned();
     let project = quant_project();
-    let out = litert_env(
-        project.path(),
+    let out = project.litert_with(
         &[
             "apply",
             "--json",
@@ -416,11 +410,7 @@ fn keras_hub_presets_in_every_mode() {
 #[test]
 fn gemma_recipe_offline_says_how_to_use_a_local_preset() {
     let project = quant_project();
-    let out = litert_env(
-        project.path(),
-        &["apply", "--json", "recipes/gemma_int8.yaml"],
-        &[],
-    );
+    let out = project.litert(&["apply", "--json", "recipes/gemma_int8.yaml"]);
     assert_eq!(out.code, 1);
     let a = &artifacts(&out)["gemma_int8"];
     assert_eq!(a["status"], "failed");
@@ -440,8 +430,8 @@ fn gemma_recipe_offline_says_how_to_use_a_local_preset() {
 
 /// The quantization and preset recipes (and the Gemma example) in a scratch project, so
 /// their lock entries and snapshots stay out of the repository.
-fn quant_project() -> tempfile::TempDir {
-    common::scratch(
+fn quant_project() -> TestContext {
+    TestContext::scratch(
         &["tests/quant", "tests/presets"],
         &["recipes/gemma_int8.yaml"],
     )

@@ -2,14 +2,13 @@
 //! corpus gets its rendered diagnostic snapshotted, every example recipe passes, and the
 //! inputs that could exhaust a parser (huge files, bombs, deep nesting) are refused.
 
-mod common;
-
-use common::{check_fixture, litert, litert_in, root};
+use crate::support::{TestContext, root};
 
 #[test]
 fn invalid_recipes_render_their_diagnostics() {
+    let ctx = TestContext::with_fixtures();
     insta::glob!("fixtures/invalid/[!_]*.yaml", |path| {
-        let (rel, out) = check_fixture(path);
+        let (rel, out) = ctx.check_fixture(path);
         assert_eq!(out.code, 2, "{rel} should be invalid:\n{}", out.stderr);
         insta::assert_snapshot!(out.diagnostic());
     });
@@ -17,7 +16,8 @@ fn invalid_recipes_render_their_diagnostics() {
 
 #[test]
 fn invalid_recipes_as_json() {
-    let out = litert(&[
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&[
         "check",
         "tests/fixtures/invalid/many_errors_at_once.yaml",
         "--format",
@@ -30,20 +30,22 @@ fn invalid_recipes_as_json() {
 
 #[test]
 fn example_recipes_all_pass_check() {
-    let out = litert(&["check", "recipes"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["check", "recipes"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("all valid"), "{}", out.stderr);
 }
 
 #[test]
 fn example_recipes_plan_snapshots() {
+    let ctx = TestContext::with_fixtures();
     insta::glob!(root(), "recipes/[!_]*.yaml", |path| {
         let rel = path
             .strip_prefix(root())
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let out = litert(&["plan", &rel]);
+        let out = ctx.litert(&["plan", &rel]);
         assert_eq!(out.code, 0, "{rel}:\n{}", out.stderr);
         insta::assert_snapshot!(out.stdout);
     });
@@ -51,7 +53,8 @@ fn example_recipes_plan_snapshots() {
 
 #[test]
 fn plan_json_is_an_array_of_plans() {
-    let out = litert(&["plan", "recipes/classifier_quant.yaml", "--json"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["plan", "recipes/classifier_quant.yaml", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let plans = plans.as_array().unwrap();
@@ -69,7 +72,8 @@ fn plan_json_is_an_array_of_plans() {
 
 #[test]
 fn set_overrides_a_declared_variable() {
-    let out = litert(&[
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&[
         "plan",
         "recipes/gemma_int8.yaml",
         "--set",
@@ -83,29 +87,32 @@ fn set_overrides_a_declared_variable() {
 
 #[test]
 fn set_of_an_undeclared_variable_is_an_error() {
-    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "capacty=256"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["check", "recipes/gemma_int8.yaml", "--set", "capacty=256"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
 
 #[test]
 fn set_without_equals_is_a_usage_error() {
-    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", "preset"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["check", "recipes/gemma_int8.yaml", "--set", "preset"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
 
 #[test]
 fn offline_preset_points_at_a_local_directory() {
+    let ctx = TestContext::with_fixtures();
     let dir = tempfile::tempdir().unwrap();
     let set = format!("preset={}", dir.path().display());
     // A preset name that is a path is a local preset directory, so it must be one.
-    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", &set]);
+    let out = ctx.litert(&["check", "recipes/gemma_int8.yaml", "--set", &set]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("E0223"), "{}", out.stderr);
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     // The recipe bundles the preset's tokenizer: a preset without one is refused by name.
-    let out = litert(&["check", "recipes/gemma_int8.yaml", "--set", &set]);
+    let out = ctx.litert(&["check", "recipes/gemma_int8.yaml", "--set", &set]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("E0318") && out.stderr.contains("vocabulary.spm"),
@@ -120,7 +127,7 @@ fn offline_preset_points_at_a_local_directory() {
         &spm,
     )
     .unwrap();
-    let out = litert(&["plan", "recipes/gemma_int8.yaml", "--json", "--set", &set]);
+    let out = ctx.litert(&["plan", "recipes/gemma_int8.yaml", "--json", "--set", &set]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let plans: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
@@ -131,27 +138,29 @@ fn offline_preset_points_at_a_local_directory() {
 
 #[test]
 fn missing_recipe_file() {
-    let out = litert(&["check", "recipes/no_such_recipe.yaml"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["check", "recipes/no_such_recipe.yaml"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
 
 #[test]
 fn a_50_megabyte_recipe_is_refused_before_parsing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("huge.yaml");
+    let ctx = TestContext::new();
+    let path = ctx.join("huge.yaml");
     let mut text = String::from("version: 1\nvars:\n  blob: \"");
     text.push_str(&"x".repeat(50 * 1024 * 1024));
     text.push_str("\"\n");
     std::fs::write(&path, text).unwrap();
-    let out = litert_in(dir.path(), &["check", "huge.yaml"]);
+    let out = ctx.litert(&["check", "huge.yaml"]);
     assert_eq!(out.code, 2);
     insta::assert_snapshot!(out.diagnostic());
 }
 
 #[test]
 fn a_directory_of_recipes_reports_every_file() {
-    let out = litert(&["check", "tests/fixtures/invalid", "--format", "json"]);
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["check", "tests/fixtures/invalid", "--format", "json"]);
     assert_eq!(out.code, 2);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let recipes = report["recipes"].as_array().unwrap();
@@ -166,25 +175,25 @@ fn a_directory_of_recipes_reports_every_file() {
 /// are refused by `check`, `plan`, `apply` and `test`, with both locations.
 #[test]
 fn duplicates_across_recipe_files_are_refused_with_both_locations() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join(".git")).unwrap();
-    std::fs::create_dir(dir.path().join("r")).unwrap();
-    let model = root().join("models/mlp.keras");
+    let ctx = TestContext::new();
+    ctx.copy("models/mlp.keras");
+    std::fs::create_dir(ctx.join("r")).unwrap();
+    let model = ctx.join("models/mlp.keras");
     let recipe = |name: &str, output: &str| {
         format!(
             "version: 1\nname: {name}\nmodel:\n  keras: {}\noutput: ../build/{output}.tflite\n",
             model.display()
         )
     };
-    std::fs::write(dir.path().join("r/a.yaml"), recipe("mlp", "mlp")).unwrap();
-    std::fs::write(dir.path().join("r/b.yaml"), recipe("mlp", "other")).unwrap();
-    std::fs::write(dir.path().join("r/c.yaml"), recipe("third", "mlp")).unwrap();
-    let out = litert_in(dir.path(), &["check", "r"]);
+    std::fs::write(ctx.join("r/a.yaml"), recipe("mlp", "mlp")).unwrap();
+    std::fs::write(ctx.join("r/b.yaml"), recipe("mlp", "other")).unwrap();
+    std::fs::write(ctx.join("r/c.yaml"), recipe("third", "mlp")).unwrap();
+    let out = ctx.litert(&["check", "r"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let text = out.stderr.replace(&model.display().to_string(), "MODEL");
     insta::assert_snapshot!(text);
     for verb in ["plan", "apply", "test"] {
-        let out = litert_in(dir.path(), &[verb, "r/a.yaml", "r/c.yaml"]);
+        let out = ctx.litert(&[verb, "r/a.yaml", "r/c.yaml"]);
         assert_eq!(out.code, 2, "{verb}: {}", out.stderr);
         assert!(
             out.stderr.contains("error[E0233]"),
@@ -202,5 +211,5 @@ fn duplicates_across_recipe_files_are_refused_with_both_locations() {
             out.stderr
         );
     }
-    assert!(!dir.path().join("build").exists());
+    assert!(!ctx.join("build").exists());
 }

@@ -4,12 +4,10 @@
 //! and a full-int8 variant of the classifier) is applied once per test binary; tests that
 //! change files work in copies of it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{Output, litert_env, root};
+use crate::support::{Output, TestContext, copy_tree};
 use litert::runtime::tensor::{Dtype, Tensor, npz_bytes, read_npz};
 
 const RECIPE: &str = "version: 1\nname: clf\nmodel: {keras: models/classifier.keras}\n\
@@ -19,48 +17,30 @@ variants:\n  fp32: {}\n  int8:\n    quantization: {mode: full_int8, io: int8}\n 
 
 /// The applied project, built once.
 fn applied() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        for d in [".git", "models", "data"] {
-            std::fs::create_dir(p.join(d)).unwrap();
-        }
-        std::fs::copy(
-            root().join("models/classifier.keras"),
-            p.join("models/classifier.keras"),
-        )
-        .unwrap();
-        std::fs::copy(
-            root().join("data/classifier_calibration.npz"),
-            p.join("data/calibration.npz"),
-        )
-        .unwrap();
-        std::fs::write(p.join("recipe.yaml"), RECIPE).unwrap();
-        let out = litert_env(p, &["apply", "recipe.yaml"], &[]);
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-        dir
-    })
-    .path()
+    static PROJECT: OnceLock<TestContext> = OnceLock::new();
+    PROJECT
+        .get_or_init(|| {
+            let ctx = TestContext::new();
+            ctx.copy("models/classifier.keras");
+            ctx.copy("data/classifier_calibration.npz");
+            std::fs::rename(
+                ctx.join("data/classifier_calibration.npz"),
+                ctx.join("data/calibration.npz"),
+            )
+            .unwrap();
+            std::fs::write(ctx.join("recipe.yaml"), RECIPE).unwrap();
+            let out = ctx.litert(&["apply", "recipe.yaml"]);
+            assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+            ctx
+        })
+        .path()
 }
 
 /// A copy of the applied project.
-fn copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(applied(), dir.path());
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
+fn copy() -> TestContext {
+    let ctx = TestContext::new();
+    copy_tree(applied(), ctx.path());
+    ctx
 }
 
 fn golden(dir: &Path, id: &str) -> Vec<(String, Tensor)> {
@@ -68,8 +48,8 @@ fn golden(dir: &Path, id: &str) -> Vec<(String, Tensor)> {
     read_npz(f).unwrap()
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    litert_env(dir, args, &[])
+fn run(project: &TestContext, args: &[&str]) -> Output {
+    project.litert(args)
 }
 
 /// The `error:` lines of stderr (LiteRT itself logs INFO lines there).
@@ -103,8 +83,7 @@ fn apply_records_golden_outputs_beside_the_snapshot() {
 fn litert_test_reruns_golden_outputs_without_python() {
     let p = copy();
     // No interpreter on PATH and none to provision from: anything starting Python fails.
-    let out = litert_env(
-        p.path(),
+    let out = p.litert_with(
         &["test", "recipe.yaml"],
         &[
             ("PATH", "/nonexistent"),
@@ -135,7 +114,7 @@ fn litert_test_reruns_golden_outputs_without_python() {
         }
     }
     std::fs::write(&path, npz_bytes(&arrays).unwrap()).unwrap();
-    let out = run(p.path(), &["test", "recipe.yaml", "--json"]);
+    let out = run(&p, &["test", "recipe.yaml", "--json"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let fp32 = v["artifacts"]
@@ -176,7 +155,7 @@ fn run_reproduces_the_keras_reference() {
     )
     .unwrap();
     let out = run(
-        p.path(),
+        &p,
         &[
             "run",
             "build/clf-fp32.tflite",
@@ -246,12 +225,12 @@ fn run_refuses_wrong_inputs_and_damaged_models_with_exit_2() {
         ),
     ];
     for (file, want) in cases {
-        let out = run(d, &["run", "build/clf-fp32.tflite", "--input", file]);
+        let out = run(&p, &["run", "build/clf-fp32.tflite", "--input", file]);
         assert_eq!(out.code, 2, "{file}: {}", out.stderr);
         assert_eq!(errors(&out), want);
     }
     let out = run(
-        d,
+        &p,
         &[
             "run",
             "build/clf-fp32.tflite",
@@ -271,7 +250,7 @@ fn run_refuses_wrong_inputs_and_damaged_models_with_exit_2() {
     let bytes = std::fs::read(d.join("build/clf-fp32.tflite")).unwrap();
     std::fs::write(d.join("cut.tflite"), &bytes[..bytes.len() / 3]).unwrap();
     write_npz(d, "ok.npz", &[("image", Dtype::F32, vec![1, 28, 28, 1])]);
-    let out = run(d, &["run", "cut.tflite", "--input", "ok.npz"]);
+    let out = run(&p, &["run", "cut.tflite", "--input", "ok.npz"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         errors(&out).starts_with("error: `cut.tflite` is not a usable model"),
@@ -280,7 +259,7 @@ fn run_refuses_wrong_inputs_and_damaged_models_with_exit_2() {
     );
 
     let out = run(
-        d,
+        &p,
         &["run", "build/clf-fp32.tflite", "--input", "missing.npz"],
     );
     assert_eq!(out.code, 2);
@@ -291,7 +270,7 @@ fn run_refuses_wrong_inputs_and_damaged_models_with_exit_2() {
     );
 
     // Integer I/O stays integer: no silent casts.
-    let out = run(d, &["run", "build/clf-int8.tflite", "--input", "ok.npz"]);
+    let out = run(&p, &["run", "build/clf-int8.tflite", "--input", "ok.npz"]);
     assert_eq!(out.code, 2);
     assert_eq!(
         errors(&out),
@@ -304,7 +283,7 @@ fn bench_times_both_kernel_settings_and_charts_a_recipe() {
     let p = copy();
     let d = p.path();
     let out = run(
-        d,
+        &p,
         &[
             "bench",
             "build/clf-fp32.tflite",
@@ -328,7 +307,7 @@ fn bench_times_both_kernel_settings_and_charts_a_recipe() {
     }
 
     let out = run(
-        d,
+        &p,
         &[
             "bench",
             "recipe.yaml",

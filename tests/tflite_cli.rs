@@ -1,26 +1,17 @@
 //! `litert inspect` and `litert diff` through the real binary: human output and JSON as insta
 //! snapshots, exit codes, and errors.
 
-mod support;
-
-use assert_cmd::Command;
+use crate::support::TestContext;
 
 const DIR: &str = "tests/fixtures/tflite";
 
-/// Run the binary from the package root so paths in the output are the relative ones given.
+/// Run the binary in a scratch copy of the fixtures (and of `Cargo.toml`, a file that is not
+/// a model), so paths in the output are the relative ones given.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("litert")
-        .unwrap()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ctx = TestContext::new();
+    ctx.copy_tree(DIR).copy("Cargo.toml");
+    let out = ctx.litert(args);
+    (out.code, out.stdout, out.stderr)
 }
 
 fn transcript(args: &[&str]) -> String {
@@ -162,7 +153,7 @@ fn errors_exit_two() {
     );
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.tflite");
-    let mut bytes = std::fs::read(fixture("basic.tflite")).unwrap();
+    let mut bytes = std::fs::read(crate::support::root().join(fixture("basic.tflite"))).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&broken, bytes).unwrap();
     let (code, _, stderr) = run(&["inspect", broken.to_str().unwrap()]);

@@ -6,29 +6,24 @@
 //! handle. It provisions its own venv and models (see `support/python.rs`); set
 //! `LITERT_SKIP_CROSSCHECK=1` to skip it on a machine without network access to PyPI.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::python;
+
+use crate::support::{TestContext, python};
 
 fn ours(path: &Path) -> Value {
-    let out = assert_cmd::Command::cargo_bin("litert")
-        .unwrap()
-        .args(["inspect", "--json", "--tensors"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let path_text = path.to_string_lossy();
+    let out = TestContext::new().litert(&["inspect", "--json", "--tensors", &path_text]);
     assert!(
-        out.status.success(),
+        out.code == 0,
         "litert inspect failed on `{}`: {}",
         path.display(),
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// numpy's dtype name for each of our dtype names, where they differ.

@@ -1,11 +1,10 @@
 //! The crafted fixtures: they are current, the reader describes each edge case correctly,
 //! and no corruption of them (truncation, bit flips, huge lengths) makes the reader panic.
 
-mod support;
-
 use litert::tflite::model::SignatureSource;
 use litert::tflite::{PLACEHOLDER_SIGNATURE_KEY, ReadError, ReadOptions, read_bytes, read_path};
-use support::fixtures;
+
+use crate::support::fixtures;
 
 #[test]
 fn committed_fixtures_are_current() {

