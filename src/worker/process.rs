@@ -35,7 +35,14 @@ pub const SCRIPT_FILES: &[(&str, &str)] = &[
     embed!("litert_worker/bundle.py"),
     embed!("litert_worker/convert.py"),
     embed!("litert_worker/data.py"),
-    embed!("litert_worker/generation.py"),
+    embed!("litert_worker/generation/__init__.py"),
+    embed!("litert_worker/generation/families/__init__.py"),
+    embed!("litert_worker/generation/families/gemma.py"),
+    embed!("litert_worker/generation/families/gpt2.py"),
+    embed!("litert_worker/generation/families/llama.py"),
+    embed!("litert_worker/generation/graph.py"),
+    embed!("litert_worker/generation/parity.py"),
+    embed!("litert_worker/generation/runtime.py"),
     embed!("litert_worker/libs.py"),
     embed!("litert_worker/load.py"),
     embed!("litert_worker/main.py"),
@@ -354,15 +361,19 @@ mod tests {
 
     #[test]
     fn every_worker_module_is_embedded() {
+        fn python_files(dir: &std::path::Path, rel: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() && name != "__pycache__" {
+                    python_files(&entry.path(), &format!("{rel}{name}/"), out);
+                } else if name.ends_with(".py") {
+                    out.push(format!("{rel}{name}"));
+                }
+            }
+        }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/worker/python");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join("litert_worker"))
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                name.ends_with(".py")
-                    .then(|| format!("litert_worker/{name}"))
-            })
-            .collect();
+        let mut on_disk = Vec::new();
+        python_files(&dir.join("litert_worker"), "litert_worker/", &mut on_disk);
         on_disk.push("worker.py".into());
         on_disk.sort();
         let mut embedded: Vec<String> = SCRIPT_FILES.iter().map(|(n, _)| n.to_string()).collect();

@@ -1,0 +1,61 @@
+"""Gemma (`GemmaCausalLM` on a `GemmaBackbone`): embeddings scaled by sqrt(hidden), RoPE,
+optional post-attention and post-FFW norms, a gated GELU feed-forward, logit soft-capping."""
+
+from ...libs import tf_modules
+from . import Family
+
+
+class Gemma(Family):
+    name = "gemma"
+    keras_class = "GemmaCausalLM"
+    backbone_class = "GemmaBackbone"
+
+    def __init__(self, model):
+        super().__init__(model)
+        b = self.backbone
+        self.num_layers = b.num_layers
+        self.q_heads = b.num_query_heads
+        self.kv_heads = b.num_key_value_heads
+        self.head_dim = b.head_dim
+        self.hidden = b.hidden_dim
+        self.vocab = b.vocabulary_size
+        self.blocks = list(b.transformer_layers)
+
+    def refuse(self, capacity):
+        for i, blk in enumerate(self.blocks):
+            if blk.use_sliding_window_attention and capacity > blk.attention.sliding_window_size:
+                return (f"layer {i} uses sliding-window attention (window {blk.attention.sliding_window_size}), "
+                        f"which this export does not implement; use a capacity of at most that")
+        return None
+
+    def embed(self, tokens, positions):
+        np, tf, keras = tf_modules()
+        x = self.lookup(tokens)
+        return x * tf.cast(tf.sqrt(float(self.hidden)), x.dtype)
+
+    def block(self, i, x, positions, attend):
+        blk = self.blocks[i]
+        attn = blk.attention
+        h = blk.pre_attention_norm(x)
+        q = attn._apply_rope(attn.query_dense(h), 0, positions=positions)
+        k = attn._apply_rope(attn.key_dense(h), 0, positions=positions)
+        v = attn.value_dense(h)
+        if attn.query_head_dim_normalize:
+            scale = 1.0 / float(self.head_dim) ** 0.5
+        else:
+            scale = 1.0 / float(self.hidden // self.q_heads) ** 0.5
+        o = attend(q, k, v, scale, attn.logit_soft_cap)
+        a = attn.output_dense(o)
+        if blk.use_post_attention_norm:
+            a = blk.post_attention_norm(a)
+        x = x + a
+        h = blk.pre_ffw_norm(x)
+        np, tf, keras = tf_modules()
+        f = keras.activations.gelu(blk.gating_ffw(h), approximate=True) * blk.gating_ffw_2(h)
+        f = blk.ffw_linear(f)
+        if blk.use_post_ffw_norm:
+            f = blk.post_ffw_norm(f)
+        return x + f
+
+    def head(self, x):
+        return self.logits(self.backbone.layer_norm(x))

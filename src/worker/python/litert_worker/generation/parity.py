@@ -1,0 +1,154 @@
+"""Parity with Keras `generate()`: the check prompts tokenized as generation sees them,
+Keras' greedy references (computed before the export releases the model), and the
+artifact driven as LiteRT-LM drives it against them."""
+
+from ..libs import tf_modules
+from ..protocol import BuildError
+from .runtime import Runtime
+
+
+def tokenize(pre, text):
+    """Token ids as generation sees a prompt (`pre`: the model's preprocessor): the start
+    token, no end token."""
+    np, tf, keras = tf_modules()
+    tok = getattr(pre, "tokenizer", None)
+    if tok is None:
+        raise BuildError("parity", "the preset has no tokenizer to tokenize the check prompts with")
+    ids = [int(i) for i in np.asarray(tok(text)).reshape(-1)]
+    start = getattr(tok, "start_token_id", None)
+    if start is not None and getattr(pre, "add_start_token", True):
+        ids = [int(start)] + ids
+    return ids
+
+
+def detokenize(pre, ids):
+    try:
+        np, tf, keras = tf_modules()
+        text = pre.tokenizer.detokenize(np.asarray(ids, np.int32))
+        if hasattr(text, "numpy"):
+            text = text.numpy()
+        return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    except Exception:  # noqa: BLE001 - the text is for people; the ids are what is checked
+        return None
+
+
+def keras_reference(model, prompt, steps):
+    """Keras' greedy `generate()` ids for `steps` new tokens, and the logits that chose
+    each of them (one forward pass over the generated sequence). `generate()` makes the
+    first `steps - 1`; the last is the greedy pick of the forward pass's last logits, so
+    Keras never needs a position beyond the cache (prompt + steps - 1 tokens are fed)."""
+    np, tf, keras = tf_modules()
+    n, total = len(prompt), len(prompt) + steps - 1
+    seq = np.zeros((1, total), np.int32)
+    seq[0, :n] = prompt
+    if steps > 1:
+        if type(getattr(model, "sampler", None)).__name__ != "GreedySampler":
+            # Some families default to top-k sampling; the comparison is greedy on both sides.
+            model.compile(sampler="greedy")
+        mask = np.zeros((1, total), np.int32)
+        mask[0, :n] = 1
+        pre, jit = model.preprocessor, model.jit_compile
+        # Compiled with XLA, Keras' generate() holds no transient copies of the weights;
+        # as a TensorFlow graph it held about 6 GB more for a Gemma-2B-width model, more
+        # than the whole export (docs/llm.md#memory).
+        model.preprocessor, model.jit_compile, model.generate_function = None, True, None
+        try:
+            out = model.generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
+        finally:
+            model.preprocessor, model.jit_compile, model.generate_function = pre, jit, None
+        seq = np.asarray(out["token_ids"], np.int32)
+    forward = tf.function(lambda s: model({"token_ids": s, "padding_mask": tf.ones_like(s)}, training=False), jit_compile=True)
+    logits = np.asarray(forward(tf.constant(seq))[0, n - 1:total], np.float64)
+    ids = [int(t) for t in seq[0, n:total]] + [int(np.argmax(logits[-1]))]
+    return ids, logits
+
+
+def check_prompts(pre, C, g):
+    """The recipe's check prompts as ids, plus one that fills the cache to its last slot
+    (prompt + new tokens = capacity, so the last decode step writes slot C-1)."""
+    N = g["steps"]
+    prompts = []
+    for text in g["prompts"]:
+        ids = tokenize(pre, text)
+        if len(ids) + N > C:
+            raise BuildError("parity", f"check prompt {text!r} ({len(ids)} tokens) plus {N} new tokens "
+                             f"exceeds the cache capacity {C}")
+        prompts.append({"text": text, "ids": ids, "fills_cache": False})
+    if g["fill_cache"]:
+        want = C + 1 - N
+        pool = []
+        for text in g["prompts"] * (want + 1):
+            pool += tokenize(pre, " " + text)[1:]
+            if len(pool) >= want:
+                break
+        base = tokenize(pre, "")
+        ids = (base + pool)[:want]
+        if len(ids) == want:
+            prompts.append({"text": detokenize(pre, ids), "ids": ids, "fills_cache": True})
+    return prompts
+
+
+def references(model, g):
+    """Keras' side of the generation check: the check prompts with `generate()`'s greedy
+    ids and logits. Computed before the export, which releases the model."""
+    c = g["check"]
+    prompts = check_prompts(getattr(model, "preprocessor", None), g["capacity"], c)
+    for p in prompts:
+        p["keras_ids"], p["keras_logits"] = keras_reference(model, p["ids"], c["steps"])
+    return prompts
+
+
+def parity(build, refs, pre):
+    """The artifact driven as LiteRT-LM drives it, against the Keras `references`."""
+    np, tf, keras = tf_modules()
+    g = build.plan["generation"]
+    c = g["check"]
+    quantized = c["quantized"]
+    N = c["steps"]
+    rt = Runtime(build.temp_output, g)
+    atol, rtol = c["tolerance"]["atol"], c["tolerance"]["rtol"]
+    results, agree, total, worst = [], 0, 0, 0.0
+    for p in refs:
+        ref_ids, ref_logits = p["keras_ids"], p["keras_logits"]
+        own_ids, _ = rt.generate(p["ids"], N)
+        forced_picks, lite_logits = rt.generate(p["ids"], N, forced=ref_ids)
+        diff = np.abs(lite_logits - ref_logits)
+        violations = int((diff > atol + rtol * np.abs(ref_logits)).sum())
+        same = sum(int(a == b) for a, b in zip(forced_picks, ref_ids))
+        agree += same
+        total += N
+        worst = max(worst, float(diff.max()))
+        first_diff = next((k for k, (a, b) in enumerate(zip(own_ids, ref_ids)) if a != b), None)
+        results.append({
+            "prompt": p["text"],
+            "prompt_tokens": len(p["ids"]),
+            "prompt_ids": [int(i) for i in p["ids"]],
+            "fills_cache": p["fills_cache"],
+            "keras_ids": ref_ids,
+            "litert_ids": own_ids,
+            "keras_text": detokenize(pre, ref_ids),
+            "litert_text": detokenize(pre, own_ids),
+            "identical": first_diff is None,
+            "first_difference": first_diff,
+            "top1_agreement": same / N,
+            "max_abs_logit_error": float(diff.max()),
+            "mean_abs_logit_error": float(diff.mean()),
+            "logit_violations": violations,
+        })
+    overall = agree / total if total else 1.0
+    if quantized:
+        ok = overall >= c["min_top1_agreement"]
+    else:
+        ok = all(r["identical"] and r["logit_violations"] == 0 for r in results)
+    return {
+        "steps": N,
+        "capacity": g["capacity"],
+        "quantized": quantized,
+        "atol": atol,
+        "rtol": rtol,
+        "min_top1_agreement": c["min_top1_agreement"] if quantized else None,
+        "top1_agreement": overall,
+        "max_abs_logit_error": worst,
+        "prompts": results,
+        "ok": ok,
+    }

@@ -1,0 +1,122 @@
+"""Driving the artifact as LiteRT-LM does: its signature runners with the caches carried
+between calls, prefill in chunks of the exported lengths, greedy decode."""
+
+from ..libs import tf_modules
+from ..protocol import BuildError
+from .graph import MASKED
+
+
+class Runtime:
+    """The artifact's signature runners with the caches carried between calls, fed the
+    way LiteRT-LM feeds them: prefill in chunks of an exported length (pads: token 0,
+    position 0, fully masked rows), the last prompt token held back for the first decode."""
+
+    def __init__(self, path, g, threads=None):
+        np, tf, keras = tf_modules()
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.np = np
+        self.g = g
+        names = g["names"]
+        kwargs = {"num_threads": threads} if threads else {}
+        self.interpreter = Interpreter(model_path=path, **kwargs)
+        sigs = self.interpreter.get_signature_list()
+        want = [names["prefill"].format(T=T) for T in g["prefill"]] + [names["decode"]]
+        missing = [k for k in want if k not in sigs]
+        if missing:
+            raise BuildError("parity", f"the artifact lacks signature(s) {missing}; it has {sorted(sigs)}")
+        self.prefill_runners = {T: self.interpreter.get_signature_runner(names["prefill"].format(T=T))
+                                for T in g["prefill"]}
+        self.decode_runner = self.interpreter.get_signature_runner(names["decode"])
+        details = self.decode_runner.get_input_details()
+        self.cache_names = sorted(n for n in details if n not in (names["tokens"], names["input_pos"], names["mask"]))
+        self.cache_shapes = {n: tuple(details[n]["shape"]) for n in self.cache_names}
+        self.mask_dtype = details[names["mask"]]["dtype"]
+        self.reset()
+
+    def reset(self):
+        np = self.np
+        self.caches = {n: np.zeros(s, np.float32) for n, s in self.cache_shapes.items()}
+
+    def _mask(self, start, real, T):
+        np = self.np
+        C = self.g["capacity"]
+        rows = np.arange(T)[:, None]
+        cols = np.arange(C)[None, :]
+        attend = (rows < real) & (cols <= start + rows)
+        if self.mask_dtype == np.bool_:
+            m = attend
+        else:
+            m = np.where(attend, 0.0, MASKED).astype(self.mask_dtype)
+        return m[None, None]
+
+    def _call(self, runner, tokens, positions, mask):
+        names = self.g["names"]
+        out = runner(**{names["tokens"]: tokens, names["input_pos"]: positions, names["mask"]: mask}, **self.caches)
+        for n in self.cache_names:
+            self.caches[n] = out[n]
+        return out
+
+    def plan_chunks(self, start, count):
+        """The prefill lengths LiteRT-LM-style chunking uses for `count` tokens from
+        `start`: the smallest length that takes the rest and fits, else the largest full
+        chunk that fits."""
+        C = self.g["capacity"]
+        lengths = sorted(self.g["prefill"])
+        chunks = []
+        while count > 0:
+            fit = [T for T in lengths if T >= count and start + T <= C]
+            if fit:
+                T = fit[0]
+                chunks.append((T, count))
+                return chunks
+            full = [T for T in lengths if T <= count and start + T <= C]
+            if not full:
+                raise BuildError("parity", f"no prefill length fits {count} token(s) at position {start} "
+                                 f"with capacity {C}")
+            T = full[-1]
+            chunks.append((T, T))
+            start += T
+            count -= T
+        return chunks
+
+    def prefill(self, ids):
+        """Prefill `ids` from position 0; returns the next position."""
+        np = self.np
+        pos = 0
+        for T, real in self.plan_chunks(0, len(ids)):
+            tokens = np.zeros((1, T), np.int32)
+            positions = np.zeros((T,), np.int32)
+            tokens[0, :real] = ids[pos:pos + real]
+            positions[:real] = np.arange(pos, pos + real)
+            self._call(self.prefill_runners[T], tokens, positions, self._mask(pos, real, T))
+            pos += real
+        return pos
+
+    def decode(self, token, pos):
+        np = self.np
+        out = self._call(self.decode_runner, np.array([[token]], np.int32), np.array([pos], np.int32),
+                         self._mask(pos, 1, 1))
+        return np.asarray(out[self.g["names"]["logits"]], np.float64).reshape(-1)
+
+    def generate(self, prompt, steps, forced=None):
+        """Greedy generation of `steps` tokens after `prompt` (ids, start token included).
+        With `forced`, feed those tokens instead of the artifact's own picks (teacher
+        forcing), so every step's logits are judged on the reference's context."""
+        np = self.np
+        self.reset()
+        pos = self.prefill(prompt[:-1])
+        token = prompt[-1]
+        picks, logits = [], []
+        for k in range(steps):
+            lg = self.decode(token, pos)
+            if not np.all(np.isfinite(lg)):
+                raise BuildError("parity", f"decode step {k} at position {pos} gave non-finite logits")
+            logits.append(lg)
+            picks.append(int(np.argmax(lg)))
+            token = forced[k] if forced is not None else picks[-1]
+            pos += 1
+        for n, c in self.caches.items():
+            if not np.all(np.isfinite(c)):
+                raise BuildError("parity", f"cache `{n}` holds NaN or Inf after generation (masked pad rows?)")
+        return picks, np.stack(logits)
