@@ -1,4 +1,4 @@
-//! The pinned package lock (`src/worker/requirements.lock`, embedded in the binary): parsing
+//! The pinned package lock (`src/pyenv/requirements.lock`, embedded in the binary): parsing
 //! it, its digest (which names the environment's cache directory) and the Python versions it
 //! supports.
 

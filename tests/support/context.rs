@@ -2,7 +2,7 @@
 //! temporary directory with its own `.git` root, holding copies of the repository files the
 //! test needs), the environment every run gets, and the insta filters its snapshots use.
 //! Tests never run `litert` in the checkout, so its `litert.lock`, `snapshots/` and
-//! `build/` stay as committed. (uv's `tests/it/common` is the model.)
+//! `build/` stay as committed. (The model is uv's `crates/uv/tests/it/common`.)
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
