@@ -34,6 +34,16 @@ pub struct Staged {
 /// Write `bytes` beside `path` (flushed, with the mode `path` should get), to be moved into
 /// place by [`Staged::commit`].
 pub fn stage(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<Staged> {
+    stage_with(path, |w| w.write_all(bytes.as_ref())).map(|(staged, ())| staged)
+}
+
+/// [`stage`], with the bytes streamed by `write` through a buffer instead of held whole: for
+/// files larger than memory should hold (a model's weights). When `write` fails, its error
+/// comes back and the temporary file is removed.
+pub fn stage_with<T, E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+) -> Result<(Staged, T), E> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
     // `tempfile` opens with O_CREAT|O_EXCL under a random name: never through a symlink,
@@ -42,13 +52,29 @@ pub fn stage(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<Staged> {
         .prefix(".litert-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes.as_ref())?;
+    let mut buffered = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    let value = write(&mut buffered)?;
+    buffered.flush()?;
+    drop(buffered);
     tmp.as_file().set_permissions(mode_for(path))?;
     tmp.as_file().sync_all()?;
-    Ok(Staged {
-        tmp,
-        dest: path.to_path_buf(),
-    })
+    Ok((
+        Staged {
+            tmp,
+            dest: path.to_path_buf(),
+        },
+        value,
+    ))
+}
+
+/// [`write_atomic`] with the bytes streamed by `write` ([`stage_with`]).
+pub fn write_atomic_with<T, E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+) -> Result<T, E> {
+    let (staged, value) = stage_with(path, write)?;
+    staged.commit()?;
+    Ok(value)
 }
 
 impl Staged {
@@ -156,6 +182,31 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
         // Nothing else is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_streamed_file_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        let n = write_atomic_with(&path, |w| {
+            for _ in 0..3 {
+                w.write_all(b"abc")?;
+            }
+            Ok::<_, io::Error>(9)
+        })
+        .unwrap();
+        assert_eq!(
+            (n, std::fs::read(&path).unwrap()),
+            (9, b"abcabcabc".to_vec())
+        );
+        let err = write_atomic_with(&path, |w| {
+            w.write_all(b"partial")?;
+            Err::<(), _>(io::Error::other("source gone"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "source gone");
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcabcabc");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

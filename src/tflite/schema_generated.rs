@@ -9,6 +9,260 @@ extern crate alloc;
 pub mod tflite {
 
 
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_BUILTIN_OPTIONS: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_BUILTIN_OPTIONS: u8 = 117;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_BUILTIN_OPTIONS: [BuiltinOptions; 44] = [
+  BuiltinOptions::NONE,
+  BuiltinOptions::FullyConnectedOptions,
+  BuiltinOptions::SoftmaxOptions,
+  BuiltinOptions::ConcatenationOptions,
+  BuiltinOptions::AddOptions,
+  BuiltinOptions::ReshapeOptions,
+  BuiltinOptions::MulOptions,
+  BuiltinOptions::GatherOptions,
+  BuiltinOptions::TransposeOptions,
+  BuiltinOptions::ReducerOptions,
+  BuiltinOptions::SubOptions,
+  BuiltinOptions::DivOptions,
+  BuiltinOptions::SqueezeOptions,
+  BuiltinOptions::StridedSliceOptions,
+  BuiltinOptions::ExpOptions,
+  BuiltinOptions::SplitOptions,
+  BuiltinOptions::LogSoftmaxOptions,
+  BuiltinOptions::CastOptions,
+  BuiltinOptions::DequantizeOptions,
+  BuiltinOptions::MaximumMinimumOptions,
+  BuiltinOptions::ArgMaxOptions,
+  BuiltinOptions::LessOptions,
+  BuiltinOptions::NegOptions,
+  BuiltinOptions::GreaterOptions,
+  BuiltinOptions::GreaterEqualOptions,
+  BuiltinOptions::LessEqualOptions,
+  BuiltinOptions::SliceOptions,
+  BuiltinOptions::TileOptions,
+  BuiltinOptions::ExpandDimsOptions,
+  BuiltinOptions::EqualOptions,
+  BuiltinOptions::ShapeOptions,
+  BuiltinOptions::PowOptions,
+  BuiltinOptions::PackOptions,
+  BuiltinOptions::FillOptions,
+  BuiltinOptions::RangeOptions,
+  BuiltinOptions::SquaredDifferenceOptions,
+  BuiltinOptions::CosOptions,
+  BuiltinOptions::QuantizeOptions,
+  BuiltinOptions::SelectV2Options,
+  BuiltinOptions::BatchMatMulOptions,
+  BuiltinOptions::CumsumOptions,
+  BuiltinOptions::BroadcastToOptions,
+  BuiltinOptions::GeluOptions,
+  BuiltinOptions::DynamicUpdateSliceOptions,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct BuiltinOptions(pub u8);
+#[allow(non_upper_case_globals)]
+impl BuiltinOptions {
+  pub const NONE: Self = Self(0);
+  pub const FullyConnectedOptions: Self = Self(8);
+  pub const SoftmaxOptions: Self = Self(9);
+  pub const ConcatenationOptions: Self = Self(10);
+  pub const AddOptions: Self = Self(11);
+  pub const ReshapeOptions: Self = Self(17);
+  pub const MulOptions: Self = Self(21);
+  pub const GatherOptions: Self = Self(23);
+  pub const TransposeOptions: Self = Self(26);
+  pub const ReducerOptions: Self = Self(27);
+  pub const SubOptions: Self = Self(28);
+  pub const DivOptions: Self = Self(29);
+  pub const SqueezeOptions: Self = Self(30);
+  pub const StridedSliceOptions: Self = Self(32);
+  pub const ExpOptions: Self = Self(33);
+  pub const SplitOptions: Self = Self(35);
+  pub const LogSoftmaxOptions: Self = Self(36);
+  pub const CastOptions: Self = Self(37);
+  pub const DequantizeOptions: Self = Self(38);
+  pub const MaximumMinimumOptions: Self = Self(39);
+  pub const ArgMaxOptions: Self = Self(40);
+  pub const LessOptions: Self = Self(41);
+  pub const NegOptions: Self = Self(42);
+  pub const GreaterOptions: Self = Self(44);
+  pub const GreaterEqualOptions: Self = Self(45);
+  pub const LessEqualOptions: Self = Self(46);
+  pub const SliceOptions: Self = Self(48);
+  pub const TileOptions: Self = Self(51);
+  pub const ExpandDimsOptions: Self = Self(52);
+  pub const EqualOptions: Self = Self(53);
+  pub const ShapeOptions: Self = Self(55);
+  pub const PowOptions: Self = Self(56);
+  pub const PackOptions: Self = Self(59);
+  pub const FillOptions: Self = Self(68);
+  pub const RangeOptions: Self = Self(73);
+  pub const SquaredDifferenceOptions: Self = Self(76);
+  pub const CosOptions: Self = Self(84);
+  pub const QuantizeOptions: Self = Self(89);
+  pub const SelectV2Options: Self = Self(98);
+  pub const BatchMatMulOptions: Self = Self(101);
+  pub const CumsumOptions: Self = Self(102);
+  pub const BroadcastToOptions: Self = Self(104);
+  pub const GeluOptions: Self = Self(116);
+  pub const DynamicUpdateSliceOptions: Self = Self(117);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 117;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::NONE,
+    Self::FullyConnectedOptions,
+    Self::SoftmaxOptions,
+    Self::ConcatenationOptions,
+    Self::AddOptions,
+    Self::ReshapeOptions,
+    Self::MulOptions,
+    Self::GatherOptions,
+    Self::TransposeOptions,
+    Self::ReducerOptions,
+    Self::SubOptions,
+    Self::DivOptions,
+    Self::SqueezeOptions,
+    Self::StridedSliceOptions,
+    Self::ExpOptions,
+    Self::SplitOptions,
+    Self::LogSoftmaxOptions,
+    Self::CastOptions,
+    Self::DequantizeOptions,
+    Self::MaximumMinimumOptions,
+    Self::ArgMaxOptions,
+    Self::LessOptions,
+    Self::NegOptions,
+    Self::GreaterOptions,
+    Self::GreaterEqualOptions,
+    Self::LessEqualOptions,
+    Self::SliceOptions,
+    Self::TileOptions,
+    Self::ExpandDimsOptions,
+    Self::EqualOptions,
+    Self::ShapeOptions,
+    Self::PowOptions,
+    Self::PackOptions,
+    Self::FillOptions,
+    Self::RangeOptions,
+    Self::SquaredDifferenceOptions,
+    Self::CosOptions,
+    Self::QuantizeOptions,
+    Self::SelectV2Options,
+    Self::BatchMatMulOptions,
+    Self::CumsumOptions,
+    Self::BroadcastToOptions,
+    Self::GeluOptions,
+    Self::DynamicUpdateSliceOptions,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::NONE => Some("NONE"),
+      Self::FullyConnectedOptions => Some("FullyConnectedOptions"),
+      Self::SoftmaxOptions => Some("SoftmaxOptions"),
+      Self::ConcatenationOptions => Some("ConcatenationOptions"),
+      Self::AddOptions => Some("AddOptions"),
+      Self::ReshapeOptions => Some("ReshapeOptions"),
+      Self::MulOptions => Some("MulOptions"),
+      Self::GatherOptions => Some("GatherOptions"),
+      Self::TransposeOptions => Some("TransposeOptions"),
+      Self::ReducerOptions => Some("ReducerOptions"),
+      Self::SubOptions => Some("SubOptions"),
+      Self::DivOptions => Some("DivOptions"),
+      Self::SqueezeOptions => Some("SqueezeOptions"),
+      Self::StridedSliceOptions => Some("StridedSliceOptions"),
+      Self::ExpOptions => Some("ExpOptions"),
+      Self::SplitOptions => Some("SplitOptions"),
+      Self::LogSoftmaxOptions => Some("LogSoftmaxOptions"),
+      Self::CastOptions => Some("CastOptions"),
+      Self::DequantizeOptions => Some("DequantizeOptions"),
+      Self::MaximumMinimumOptions => Some("MaximumMinimumOptions"),
+      Self::ArgMaxOptions => Some("ArgMaxOptions"),
+      Self::LessOptions => Some("LessOptions"),
+      Self::NegOptions => Some("NegOptions"),
+      Self::GreaterOptions => Some("GreaterOptions"),
+      Self::GreaterEqualOptions => Some("GreaterEqualOptions"),
+      Self::LessEqualOptions => Some("LessEqualOptions"),
+      Self::SliceOptions => Some("SliceOptions"),
+      Self::TileOptions => Some("TileOptions"),
+      Self::ExpandDimsOptions => Some("ExpandDimsOptions"),
+      Self::EqualOptions => Some("EqualOptions"),
+      Self::ShapeOptions => Some("ShapeOptions"),
+      Self::PowOptions => Some("PowOptions"),
+      Self::PackOptions => Some("PackOptions"),
+      Self::FillOptions => Some("FillOptions"),
+      Self::RangeOptions => Some("RangeOptions"),
+      Self::SquaredDifferenceOptions => Some("SquaredDifferenceOptions"),
+      Self::CosOptions => Some("CosOptions"),
+      Self::QuantizeOptions => Some("QuantizeOptions"),
+      Self::SelectV2Options => Some("SelectV2Options"),
+      Self::BatchMatMulOptions => Some("BatchMatMulOptions"),
+      Self::CumsumOptions => Some("CumsumOptions"),
+      Self::BroadcastToOptions => Some("BroadcastToOptions"),
+      Self::GeluOptions => Some("GeluOptions"),
+      Self::DynamicUpdateSliceOptions => Some("DynamicUpdateSliceOptions"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for BuiltinOptions {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for BuiltinOptions {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for BuiltinOptions {
+    type Output = BuiltinOptions;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for BuiltinOptions {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for BuiltinOptions {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for BuiltinOptions {}
+pub struct BuiltinOptionsUnionTableOffset {}
+
 pub enum QuantizationParametersOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -716,6 +970,4009 @@ impl ::core::fmt::Debug for Tensor<'_> {
       ds.finish()
   }
 }
+pub enum FullyConnectedOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct FullyConnectedOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for FullyConnectedOptions<'a> {
+  type Inner = FullyConnectedOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> FullyConnectedOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_WEIGHTS_FORMAT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_KEEP_NUM_DIMS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ASYMMETRIC_QUANTIZE_INPUTS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    FullyConnectedOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args FullyConnectedOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<FullyConnectedOptions<'bldr>> {
+    let mut builder = FullyConnectedOptionsBuilder::new(_fbb);
+    builder.add_asymmetric_quantize_inputs(args.asymmetric_quantize_inputs);
+    builder.add_keep_num_dims(args.keep_num_dims);
+    builder.add_weights_format(args.weights_format);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(FullyConnectedOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn weights_format(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(FullyConnectedOptions::VT_WEIGHTS_FORMAT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn keep_num_dims(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(FullyConnectedOptions::VT_KEEP_NUM_DIMS, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn asymmetric_quantize_inputs(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(FullyConnectedOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for FullyConnectedOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .visit_field::<i8>("weights_format", Self::VT_WEIGHTS_FORMAT, false)?
+     .visit_field::<bool>("keep_num_dims", Self::VT_KEEP_NUM_DIMS, false)?
+     .visit_field::<bool>("asymmetric_quantize_inputs", Self::VT_ASYMMETRIC_QUANTIZE_INPUTS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct FullyConnectedOptionsArgs {
+    pub fused_activation_function: i8,
+    pub weights_format: i8,
+    pub keep_num_dims: bool,
+    pub asymmetric_quantize_inputs: bool,
+}
+impl<'a> Default for FullyConnectedOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    FullyConnectedOptionsArgs {
+      fused_activation_function: 0,
+      weights_format: 0,
+      keep_num_dims: false,
+      asymmetric_quantize_inputs: false,
+    }
+  }
+}
+
+pub struct FullyConnectedOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FullyConnectedOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(FullyConnectedOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn add_weights_format(&mut self, weights_format: i8) {
+    self.fbb_.push_slot::<i8>(FullyConnectedOptions::VT_WEIGHTS_FORMAT, weights_format, 0);
+  }
+  #[inline]
+  pub fn add_keep_num_dims(&mut self, keep_num_dims: bool) {
+    self.fbb_.push_slot::<bool>(FullyConnectedOptions::VT_KEEP_NUM_DIMS, keep_num_dims, false);
+  }
+  #[inline]
+  pub fn add_asymmetric_quantize_inputs(&mut self, asymmetric_quantize_inputs: bool) {
+    self.fbb_.push_slot::<bool>(FullyConnectedOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, asymmetric_quantize_inputs, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FullyConnectedOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    FullyConnectedOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<FullyConnectedOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for FullyConnectedOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("FullyConnectedOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.field("weights_format", &self.weights_format());
+      ds.field("keep_num_dims", &self.keep_num_dims());
+      ds.field("asymmetric_quantize_inputs", &self.asymmetric_quantize_inputs());
+      ds.finish()
+  }
+}
+pub enum SoftmaxOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SoftmaxOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SoftmaxOptions<'a> {
+  type Inner = SoftmaxOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SoftmaxOptions<'a> {
+  pub const VT_BETA: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SoftmaxOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SoftmaxOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SoftmaxOptions<'bldr>> {
+    let mut builder = SoftmaxOptionsBuilder::new(_fbb);
+    builder.add_beta(args.beta);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn beta(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(SoftmaxOptions::VT_BETA, Some(0.0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SoftmaxOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<f32>("beta", Self::VT_BETA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SoftmaxOptionsArgs {
+    pub beta: f32,
+}
+impl<'a> Default for SoftmaxOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SoftmaxOptionsArgs {
+      beta: 0.0,
+    }
+  }
+}
+
+pub struct SoftmaxOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SoftmaxOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_beta(&mut self, beta: f32) {
+    self.fbb_.push_slot::<f32>(SoftmaxOptions::VT_BETA, beta, 0.0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SoftmaxOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SoftmaxOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SoftmaxOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SoftmaxOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SoftmaxOptions");
+      ds.field("beta", &self.beta());
+      ds.finish()
+  }
+}
+pub enum ConcatenationOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ConcatenationOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ConcatenationOptions<'a> {
+  type Inner = ConcatenationOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ConcatenationOptions<'a> {
+  pub const VT_AXIS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ConcatenationOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConcatenationOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ConcatenationOptions<'bldr>> {
+    let mut builder = ConcatenationOptionsBuilder::new(_fbb);
+    builder.add_axis(args.axis);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn axis(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(ConcatenationOptions::VT_AXIS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(ConcatenationOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ConcatenationOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("axis", Self::VT_AXIS, false)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConcatenationOptionsArgs {
+    pub axis: i32,
+    pub fused_activation_function: i8,
+}
+impl<'a> Default for ConcatenationOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ConcatenationOptionsArgs {
+      axis: 0,
+      fused_activation_function: 0,
+    }
+  }
+}
+
+pub struct ConcatenationOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConcatenationOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_axis(&mut self, axis: i32) {
+    self.fbb_.push_slot::<i32>(ConcatenationOptions::VT_AXIS, axis, 0);
+  }
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(ConcatenationOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConcatenationOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConcatenationOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConcatenationOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ConcatenationOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ConcatenationOptions");
+      ds.field("axis", &self.axis());
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.finish()
+  }
+}
+pub enum AddOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct AddOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AddOptions<'a> {
+  type Inner = AddOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AddOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POT_SCALE_INT16: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AddOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AddOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<AddOptions<'bldr>> {
+    let mut builder = AddOptionsBuilder::new(_fbb);
+    builder.add_pot_scale_int16(args.pot_scale_int16);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(AddOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn pot_scale_int16(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(AddOptions::VT_POT_SCALE_INT16, Some(true)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AddOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .visit_field::<bool>("pot_scale_int16", Self::VT_POT_SCALE_INT16, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AddOptionsArgs {
+    pub fused_activation_function: i8,
+    pub pot_scale_int16: bool,
+}
+impl<'a> Default for AddOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    AddOptionsArgs {
+      fused_activation_function: 0,
+      pot_scale_int16: true,
+    }
+  }
+}
+
+pub struct AddOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AddOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(AddOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn add_pot_scale_int16(&mut self, pot_scale_int16: bool) {
+    self.fbb_.push_slot::<bool>(AddOptions::VT_POT_SCALE_INT16, pot_scale_int16, true);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AddOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AddOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AddOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AddOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AddOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.field("pot_scale_int16", &self.pot_scale_int16());
+      ds.finish()
+  }
+}
+pub enum ReshapeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ReshapeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ReshapeOptions<'a> {
+  type Inner = ReshapeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ReshapeOptions<'a> {
+  pub const VT_NEW_SHAPE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ReshapeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ReshapeOptionsArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ReshapeOptions<'bldr>> {
+    let mut builder = ReshapeOptionsBuilder::new(_fbb);
+    if let Some(x) = args.new_shape { builder.add_new_shape(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn new_shape(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(ReshapeOptions::VT_NEW_SHAPE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ReshapeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("new_shape", Self::VT_NEW_SHAPE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ReshapeOptionsArgs<'a> {
+    pub new_shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+}
+impl<'a> Default for ReshapeOptionsArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ReshapeOptionsArgs {
+      new_shape: None,
+    }
+  }
+}
+
+pub struct ReshapeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ReshapeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_new_shape(&mut self, new_shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ReshapeOptions::VT_NEW_SHAPE, new_shape);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ReshapeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ReshapeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ReshapeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ReshapeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ReshapeOptions");
+      ds.field("new_shape", &self.new_shape());
+      ds.finish()
+  }
+}
+pub enum MulOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct MulOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for MulOptions<'a> {
+  type Inner = MulOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> MulOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    MulOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args MulOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<MulOptions<'bldr>> {
+    let mut builder = MulOptionsBuilder::new(_fbb);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(MulOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for MulOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct MulOptionsArgs {
+    pub fused_activation_function: i8,
+}
+impl<'a> Default for MulOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    MulOptionsArgs {
+      fused_activation_function: 0,
+    }
+  }
+}
+
+pub struct MulOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MulOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(MulOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MulOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    MulOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<MulOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for MulOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("MulOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.finish()
+  }
+}
+pub enum GatherOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GatherOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GatherOptions<'a> {
+  type Inner = GatherOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GatherOptions<'a> {
+  pub const VT_AXIS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BATCH_DIMS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GatherOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GatherOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<GatherOptions<'bldr>> {
+    let mut builder = GatherOptionsBuilder::new(_fbb);
+    builder.add_batch_dims(args.batch_dims);
+    builder.add_axis(args.axis);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn axis(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GatherOptions::VT_AXIS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn batch_dims(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(GatherOptions::VT_BATCH_DIMS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GatherOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("axis", Self::VT_AXIS, false)?
+     .visit_field::<i32>("batch_dims", Self::VT_BATCH_DIMS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GatherOptionsArgs {
+    pub axis: i32,
+    pub batch_dims: i32,
+}
+impl<'a> Default for GatherOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    GatherOptionsArgs {
+      axis: 0,
+      batch_dims: 0,
+    }
+  }
+}
+
+pub struct GatherOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GatherOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_axis(&mut self, axis: i32) {
+    self.fbb_.push_slot::<i32>(GatherOptions::VT_AXIS, axis, 0);
+  }
+  #[inline]
+  pub fn add_batch_dims(&mut self, batch_dims: i32) {
+    self.fbb_.push_slot::<i32>(GatherOptions::VT_BATCH_DIMS, batch_dims, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GatherOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GatherOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GatherOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GatherOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GatherOptions");
+      ds.field("axis", &self.axis());
+      ds.field("batch_dims", &self.batch_dims());
+      ds.finish()
+  }
+}
+pub enum TransposeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct TransposeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for TransposeOptions<'a> {
+  type Inner = TransposeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> TransposeOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    TransposeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args TransposeOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<TransposeOptions<'bldr>> {
+    let mut builder = TransposeOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for TransposeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TransposeOptionsArgs {
+}
+impl<'a> Default for TransposeOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    TransposeOptionsArgs {
+    }
+  }
+}
+
+pub struct TransposeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TransposeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TransposeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TransposeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<TransposeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for TransposeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("TransposeOptions");
+      ds.finish()
+  }
+}
+pub enum ReducerOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ReducerOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ReducerOptions<'a> {
+  type Inner = ReducerOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ReducerOptions<'a> {
+  pub const VT_KEEP_DIMS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ReducerOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ReducerOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ReducerOptions<'bldr>> {
+    let mut builder = ReducerOptionsBuilder::new(_fbb);
+    builder.add_keep_dims(args.keep_dims);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn keep_dims(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ReducerOptions::VT_KEEP_DIMS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ReducerOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("keep_dims", Self::VT_KEEP_DIMS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ReducerOptionsArgs {
+    pub keep_dims: bool,
+}
+impl<'a> Default for ReducerOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ReducerOptionsArgs {
+      keep_dims: false,
+    }
+  }
+}
+
+pub struct ReducerOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ReducerOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_keep_dims(&mut self, keep_dims: bool) {
+    self.fbb_.push_slot::<bool>(ReducerOptions::VT_KEEP_DIMS, keep_dims, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ReducerOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ReducerOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ReducerOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ReducerOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ReducerOptions");
+      ds.field("keep_dims", &self.keep_dims());
+      ds.finish()
+  }
+}
+pub enum SubOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SubOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SubOptions<'a> {
+  type Inner = SubOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SubOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POT_SCALE_INT16: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SubOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SubOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SubOptions<'bldr>> {
+    let mut builder = SubOptionsBuilder::new(_fbb);
+    builder.add_pot_scale_int16(args.pot_scale_int16);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(SubOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn pot_scale_int16(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(SubOptions::VT_POT_SCALE_INT16, Some(true)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SubOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .visit_field::<bool>("pot_scale_int16", Self::VT_POT_SCALE_INT16, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SubOptionsArgs {
+    pub fused_activation_function: i8,
+    pub pot_scale_int16: bool,
+}
+impl<'a> Default for SubOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SubOptionsArgs {
+      fused_activation_function: 0,
+      pot_scale_int16: true,
+    }
+  }
+}
+
+pub struct SubOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SubOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(SubOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn add_pot_scale_int16(&mut self, pot_scale_int16: bool) {
+    self.fbb_.push_slot::<bool>(SubOptions::VT_POT_SCALE_INT16, pot_scale_int16, true);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SubOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SubOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SubOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SubOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SubOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.field("pot_scale_int16", &self.pot_scale_int16());
+      ds.finish()
+  }
+}
+pub enum DivOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct DivOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DivOptions<'a> {
+  type Inner = DivOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DivOptions<'a> {
+  pub const VT_FUSED_ACTIVATION_FUNCTION: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DivOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DivOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<DivOptions<'bldr>> {
+    let mut builder = DivOptionsBuilder::new(_fbb);
+    builder.add_fused_activation_function(args.fused_activation_function);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn fused_activation_function(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(DivOptions::VT_FUSED_ACTIVATION_FUNCTION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DivOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("fused_activation_function", Self::VT_FUSED_ACTIVATION_FUNCTION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DivOptionsArgs {
+    pub fused_activation_function: i8,
+}
+impl<'a> Default for DivOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    DivOptionsArgs {
+      fused_activation_function: 0,
+    }
+  }
+}
+
+pub struct DivOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DivOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_fused_activation_function(&mut self, fused_activation_function: i8) {
+    self.fbb_.push_slot::<i8>(DivOptions::VT_FUSED_ACTIVATION_FUNCTION, fused_activation_function, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DivOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DivOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DivOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DivOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DivOptions");
+      ds.field("fused_activation_function", &self.fused_activation_function());
+      ds.finish()
+  }
+}
+pub enum SqueezeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SqueezeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SqueezeOptions<'a> {
+  type Inner = SqueezeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SqueezeOptions<'a> {
+  pub const VT_SQUEEZE_DIMS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SqueezeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SqueezeOptionsArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<SqueezeOptions<'bldr>> {
+    let mut builder = SqueezeOptionsBuilder::new(_fbb);
+    if let Some(x) = args.squeeze_dims { builder.add_squeeze_dims(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn squeeze_dims(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(SqueezeOptions::VT_SQUEEZE_DIMS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SqueezeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("squeeze_dims", Self::VT_SQUEEZE_DIMS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SqueezeOptionsArgs<'a> {
+    pub squeeze_dims: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+}
+impl<'a> Default for SqueezeOptionsArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SqueezeOptionsArgs {
+      squeeze_dims: None,
+    }
+  }
+}
+
+pub struct SqueezeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SqueezeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_squeeze_dims(&mut self, squeeze_dims: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SqueezeOptions::VT_SQUEEZE_DIMS, squeeze_dims);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SqueezeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SqueezeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SqueezeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SqueezeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SqueezeOptions");
+      ds.field("squeeze_dims", &self.squeeze_dims());
+      ds.finish()
+  }
+}
+pub enum StridedSliceOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct StridedSliceOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StridedSliceOptions<'a> {
+  type Inner = StridedSliceOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StridedSliceOptions<'a> {
+  pub const VT_BEGIN_MASK: ::flatbuffers::VOffsetT = 4;
+  pub const VT_END_MASK: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ELLIPSIS_MASK: ::flatbuffers::VOffsetT = 8;
+  pub const VT_NEW_AXIS_MASK: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SHRINK_AXIS_MASK: ::flatbuffers::VOffsetT = 12;
+  pub const VT_OFFSET: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StridedSliceOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StridedSliceOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<StridedSliceOptions<'bldr>> {
+    let mut builder = StridedSliceOptionsBuilder::new(_fbb);
+    builder.add_shrink_axis_mask(args.shrink_axis_mask);
+    builder.add_new_axis_mask(args.new_axis_mask);
+    builder.add_ellipsis_mask(args.ellipsis_mask);
+    builder.add_end_mask(args.end_mask);
+    builder.add_begin_mask(args.begin_mask);
+    builder.add_offset(args.offset);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn begin_mask(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(StridedSliceOptions::VT_BEGIN_MASK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn end_mask(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(StridedSliceOptions::VT_END_MASK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn ellipsis_mask(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(StridedSliceOptions::VT_ELLIPSIS_MASK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn new_axis_mask(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(StridedSliceOptions::VT_NEW_AXIS_MASK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn shrink_axis_mask(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(StridedSliceOptions::VT_SHRINK_AXIS_MASK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn offset(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(StridedSliceOptions::VT_OFFSET, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StridedSliceOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("begin_mask", Self::VT_BEGIN_MASK, false)?
+     .visit_field::<i32>("end_mask", Self::VT_END_MASK, false)?
+     .visit_field::<i32>("ellipsis_mask", Self::VT_ELLIPSIS_MASK, false)?
+     .visit_field::<i32>("new_axis_mask", Self::VT_NEW_AXIS_MASK, false)?
+     .visit_field::<i32>("shrink_axis_mask", Self::VT_SHRINK_AXIS_MASK, false)?
+     .visit_field::<bool>("offset", Self::VT_OFFSET, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StridedSliceOptionsArgs {
+    pub begin_mask: i32,
+    pub end_mask: i32,
+    pub ellipsis_mask: i32,
+    pub new_axis_mask: i32,
+    pub shrink_axis_mask: i32,
+    pub offset: bool,
+}
+impl<'a> Default for StridedSliceOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    StridedSliceOptionsArgs {
+      begin_mask: 0,
+      end_mask: 0,
+      ellipsis_mask: 0,
+      new_axis_mask: 0,
+      shrink_axis_mask: 0,
+      offset: false,
+    }
+  }
+}
+
+pub struct StridedSliceOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StridedSliceOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_begin_mask(&mut self, begin_mask: i32) {
+    self.fbb_.push_slot::<i32>(StridedSliceOptions::VT_BEGIN_MASK, begin_mask, 0);
+  }
+  #[inline]
+  pub fn add_end_mask(&mut self, end_mask: i32) {
+    self.fbb_.push_slot::<i32>(StridedSliceOptions::VT_END_MASK, end_mask, 0);
+  }
+  #[inline]
+  pub fn add_ellipsis_mask(&mut self, ellipsis_mask: i32) {
+    self.fbb_.push_slot::<i32>(StridedSliceOptions::VT_ELLIPSIS_MASK, ellipsis_mask, 0);
+  }
+  #[inline]
+  pub fn add_new_axis_mask(&mut self, new_axis_mask: i32) {
+    self.fbb_.push_slot::<i32>(StridedSliceOptions::VT_NEW_AXIS_MASK, new_axis_mask, 0);
+  }
+  #[inline]
+  pub fn add_shrink_axis_mask(&mut self, shrink_axis_mask: i32) {
+    self.fbb_.push_slot::<i32>(StridedSliceOptions::VT_SHRINK_AXIS_MASK, shrink_axis_mask, 0);
+  }
+  #[inline]
+  pub fn add_offset(&mut self, offset: bool) {
+    self.fbb_.push_slot::<bool>(StridedSliceOptions::VT_OFFSET, offset, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StridedSliceOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StridedSliceOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StridedSliceOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StridedSliceOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StridedSliceOptions");
+      ds.field("begin_mask", &self.begin_mask());
+      ds.field("end_mask", &self.end_mask());
+      ds.field("ellipsis_mask", &self.ellipsis_mask());
+      ds.field("new_axis_mask", &self.new_axis_mask());
+      ds.field("shrink_axis_mask", &self.shrink_axis_mask());
+      ds.field("offset", &self.offset());
+      ds.finish()
+  }
+}
+pub enum ExpOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ExpOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ExpOptions<'a> {
+  type Inner = ExpOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ExpOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ExpOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args ExpOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ExpOptions<'bldr>> {
+    let mut builder = ExpOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for ExpOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ExpOptionsArgs {
+}
+impl<'a> Default for ExpOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ExpOptionsArgs {
+    }
+  }
+}
+
+pub struct ExpOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ExpOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ExpOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ExpOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ExpOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ExpOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ExpOptions");
+      ds.finish()
+  }
+}
+pub enum SplitOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SplitOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SplitOptions<'a> {
+  type Inner = SplitOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SplitOptions<'a> {
+  pub const VT_NUM_SPLITS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SplitOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SplitOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SplitOptions<'bldr>> {
+    let mut builder = SplitOptionsBuilder::new(_fbb);
+    builder.add_num_splits(args.num_splits);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn num_splits(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(SplitOptions::VT_NUM_SPLITS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for SplitOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("num_splits", Self::VT_NUM_SPLITS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SplitOptionsArgs {
+    pub num_splits: i32,
+}
+impl<'a> Default for SplitOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SplitOptionsArgs {
+      num_splits: 0,
+    }
+  }
+}
+
+pub struct SplitOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SplitOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_num_splits(&mut self, num_splits: i32) {
+    self.fbb_.push_slot::<i32>(SplitOptions::VT_NUM_SPLITS, num_splits, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SplitOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SplitOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SplitOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SplitOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SplitOptions");
+      ds.field("num_splits", &self.num_splits());
+      ds.finish()
+  }
+}
+pub enum LogSoftmaxOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct LogSoftmaxOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for LogSoftmaxOptions<'a> {
+  type Inner = LogSoftmaxOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> LogSoftmaxOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    LogSoftmaxOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args LogSoftmaxOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<LogSoftmaxOptions<'bldr>> {
+    let mut builder = LogSoftmaxOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for LogSoftmaxOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LogSoftmaxOptionsArgs {
+}
+impl<'a> Default for LogSoftmaxOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    LogSoftmaxOptionsArgs {
+    }
+  }
+}
+
+pub struct LogSoftmaxOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LogSoftmaxOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LogSoftmaxOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LogSoftmaxOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<LogSoftmaxOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for LogSoftmaxOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("LogSoftmaxOptions");
+      ds.finish()
+  }
+}
+pub enum CastOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct CastOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CastOptions<'a> {
+  type Inner = CastOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CastOptions<'a> {
+  pub const VT_IN_DATA_TYPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OUT_DATA_TYPE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CastOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CastOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<CastOptions<'bldr>> {
+    let mut builder = CastOptionsBuilder::new(_fbb);
+    builder.add_out_data_type(args.out_data_type);
+    builder.add_in_data_type(args.in_data_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn in_data_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(CastOptions::VT_IN_DATA_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn out_data_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(CastOptions::VT_OUT_DATA_TYPE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CastOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("in_data_type", Self::VT_IN_DATA_TYPE, false)?
+     .visit_field::<i8>("out_data_type", Self::VT_OUT_DATA_TYPE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CastOptionsArgs {
+    pub in_data_type: i8,
+    pub out_data_type: i8,
+}
+impl<'a> Default for CastOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    CastOptionsArgs {
+      in_data_type: 0,
+      out_data_type: 0,
+    }
+  }
+}
+
+pub struct CastOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CastOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_in_data_type(&mut self, in_data_type: i8) {
+    self.fbb_.push_slot::<i8>(CastOptions::VT_IN_DATA_TYPE, in_data_type, 0);
+  }
+  #[inline]
+  pub fn add_out_data_type(&mut self, out_data_type: i8) {
+    self.fbb_.push_slot::<i8>(CastOptions::VT_OUT_DATA_TYPE, out_data_type, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CastOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CastOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CastOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CastOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CastOptions");
+      ds.field("in_data_type", &self.in_data_type());
+      ds.field("out_data_type", &self.out_data_type());
+      ds.finish()
+  }
+}
+pub enum DequantizeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct DequantizeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DequantizeOptions<'a> {
+  type Inner = DequantizeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DequantizeOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DequantizeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args DequantizeOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<DequantizeOptions<'bldr>> {
+    let mut builder = DequantizeOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for DequantizeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DequantizeOptionsArgs {
+}
+impl<'a> Default for DequantizeOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    DequantizeOptionsArgs {
+    }
+  }
+}
+
+pub struct DequantizeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DequantizeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DequantizeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DequantizeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DequantizeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DequantizeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DequantizeOptions");
+      ds.finish()
+  }
+}
+pub enum MaximumMinimumOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct MaximumMinimumOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for MaximumMinimumOptions<'a> {
+  type Inner = MaximumMinimumOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> MaximumMinimumOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    MaximumMinimumOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args MaximumMinimumOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<MaximumMinimumOptions<'bldr>> {
+    let mut builder = MaximumMinimumOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for MaximumMinimumOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct MaximumMinimumOptionsArgs {
+}
+impl<'a> Default for MaximumMinimumOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    MaximumMinimumOptionsArgs {
+    }
+  }
+}
+
+pub struct MaximumMinimumOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MaximumMinimumOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MaximumMinimumOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    MaximumMinimumOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<MaximumMinimumOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for MaximumMinimumOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("MaximumMinimumOptions");
+      ds.finish()
+  }
+}
+pub enum ArgMaxOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ArgMaxOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ArgMaxOptions<'a> {
+  type Inner = ArgMaxOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ArgMaxOptions<'a> {
+  pub const VT_OUTPUT_TYPE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ArgMaxOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ArgMaxOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ArgMaxOptions<'bldr>> {
+    let mut builder = ArgMaxOptionsBuilder::new(_fbb);
+    builder.add_output_type(args.output_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn output_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(ArgMaxOptions::VT_OUTPUT_TYPE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ArgMaxOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("output_type", Self::VT_OUTPUT_TYPE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ArgMaxOptionsArgs {
+    pub output_type: i8,
+}
+impl<'a> Default for ArgMaxOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ArgMaxOptionsArgs {
+      output_type: 0,
+    }
+  }
+}
+
+pub struct ArgMaxOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ArgMaxOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_output_type(&mut self, output_type: i8) {
+    self.fbb_.push_slot::<i8>(ArgMaxOptions::VT_OUTPUT_TYPE, output_type, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ArgMaxOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ArgMaxOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ArgMaxOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ArgMaxOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ArgMaxOptions");
+      ds.field("output_type", &self.output_type());
+      ds.finish()
+  }
+}
+pub enum LessOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct LessOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for LessOptions<'a> {
+  type Inner = LessOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> LessOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    LessOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args LessOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<LessOptions<'bldr>> {
+    let mut builder = LessOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for LessOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LessOptionsArgs {
+}
+impl<'a> Default for LessOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    LessOptionsArgs {
+    }
+  }
+}
+
+pub struct LessOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LessOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LessOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LessOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<LessOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for LessOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("LessOptions");
+      ds.finish()
+  }
+}
+pub enum NegOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct NegOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for NegOptions<'a> {
+  type Inner = NegOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> NegOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    NegOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args NegOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<NegOptions<'bldr>> {
+    let mut builder = NegOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for NegOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct NegOptionsArgs {
+}
+impl<'a> Default for NegOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    NegOptionsArgs {
+    }
+  }
+}
+
+pub struct NegOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> NegOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> NegOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    NegOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<NegOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for NegOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("NegOptions");
+      ds.finish()
+  }
+}
+pub enum GreaterOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GreaterOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GreaterOptions<'a> {
+  type Inner = GreaterOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GreaterOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GreaterOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args GreaterOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<GreaterOptions<'bldr>> {
+    let mut builder = GreaterOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for GreaterOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GreaterOptionsArgs {
+}
+impl<'a> Default for GreaterOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    GreaterOptionsArgs {
+    }
+  }
+}
+
+pub struct GreaterOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GreaterOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GreaterOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GreaterOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GreaterOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GreaterOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GreaterOptions");
+      ds.finish()
+  }
+}
+pub enum GreaterEqualOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GreaterEqualOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GreaterEqualOptions<'a> {
+  type Inner = GreaterEqualOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GreaterEqualOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GreaterEqualOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args GreaterEqualOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<GreaterEqualOptions<'bldr>> {
+    let mut builder = GreaterEqualOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for GreaterEqualOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GreaterEqualOptionsArgs {
+}
+impl<'a> Default for GreaterEqualOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    GreaterEqualOptionsArgs {
+    }
+  }
+}
+
+pub struct GreaterEqualOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GreaterEqualOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GreaterEqualOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GreaterEqualOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GreaterEqualOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GreaterEqualOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GreaterEqualOptions");
+      ds.finish()
+  }
+}
+pub enum LessEqualOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct LessEqualOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for LessEqualOptions<'a> {
+  type Inner = LessEqualOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> LessEqualOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    LessEqualOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args LessEqualOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<LessEqualOptions<'bldr>> {
+    let mut builder = LessEqualOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for LessEqualOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LessEqualOptionsArgs {
+}
+impl<'a> Default for LessEqualOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    LessEqualOptionsArgs {
+    }
+  }
+}
+
+pub struct LessEqualOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LessEqualOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LessEqualOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LessEqualOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<LessEqualOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for LessEqualOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("LessEqualOptions");
+      ds.finish()
+  }
+}
+pub enum SliceOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SliceOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SliceOptions<'a> {
+  type Inner = SliceOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SliceOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SliceOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args SliceOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SliceOptions<'bldr>> {
+    let mut builder = SliceOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for SliceOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SliceOptionsArgs {
+}
+impl<'a> Default for SliceOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SliceOptionsArgs {
+    }
+  }
+}
+
+pub struct SliceOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SliceOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SliceOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SliceOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SliceOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SliceOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SliceOptions");
+      ds.finish()
+  }
+}
+pub enum TileOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct TileOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for TileOptions<'a> {
+  type Inner = TileOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> TileOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    TileOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args TileOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<TileOptions<'bldr>> {
+    let mut builder = TileOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for TileOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TileOptionsArgs {
+}
+impl<'a> Default for TileOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    TileOptionsArgs {
+    }
+  }
+}
+
+pub struct TileOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TileOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TileOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TileOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<TileOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for TileOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("TileOptions");
+      ds.finish()
+  }
+}
+pub enum ExpandDimsOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ExpandDimsOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ExpandDimsOptions<'a> {
+  type Inner = ExpandDimsOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ExpandDimsOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ExpandDimsOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args ExpandDimsOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ExpandDimsOptions<'bldr>> {
+    let mut builder = ExpandDimsOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for ExpandDimsOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ExpandDimsOptionsArgs {
+}
+impl<'a> Default for ExpandDimsOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ExpandDimsOptionsArgs {
+    }
+  }
+}
+
+pub struct ExpandDimsOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ExpandDimsOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ExpandDimsOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ExpandDimsOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ExpandDimsOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ExpandDimsOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ExpandDimsOptions");
+      ds.finish()
+  }
+}
+pub enum EqualOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct EqualOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for EqualOptions<'a> {
+  type Inner = EqualOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> EqualOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    EqualOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args EqualOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<EqualOptions<'bldr>> {
+    let mut builder = EqualOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for EqualOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct EqualOptionsArgs {
+}
+impl<'a> Default for EqualOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    EqualOptionsArgs {
+    }
+  }
+}
+
+pub struct EqualOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> EqualOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> EqualOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    EqualOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<EqualOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for EqualOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("EqualOptions");
+      ds.finish()
+  }
+}
+pub enum ShapeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct ShapeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ShapeOptions<'a> {
+  type Inner = ShapeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ShapeOptions<'a> {
+  pub const VT_OUT_TYPE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ShapeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ShapeOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<ShapeOptions<'bldr>> {
+    let mut builder = ShapeOptionsBuilder::new(_fbb);
+    builder.add_out_type(args.out_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn out_type(&self) -> i8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i8>(ShapeOptions::VT_OUT_TYPE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ShapeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i8>("out_type", Self::VT_OUT_TYPE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ShapeOptionsArgs {
+    pub out_type: i8,
+}
+impl<'a> Default for ShapeOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    ShapeOptionsArgs {
+      out_type: 0,
+    }
+  }
+}
+
+pub struct ShapeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ShapeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_out_type(&mut self, out_type: i8) {
+    self.fbb_.push_slot::<i8>(ShapeOptions::VT_OUT_TYPE, out_type, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ShapeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ShapeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ShapeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ShapeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ShapeOptions");
+      ds.field("out_type", &self.out_type());
+      ds.finish()
+  }
+}
+pub enum PowOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct PowOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PowOptions<'a> {
+  type Inner = PowOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PowOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PowOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args PowOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<PowOptions<'bldr>> {
+    let mut builder = PowOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for PowOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PowOptionsArgs {
+}
+impl<'a> Default for PowOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    PowOptionsArgs {
+    }
+  }
+}
+
+pub struct PowOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PowOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PowOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PowOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PowOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PowOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PowOptions");
+      ds.finish()
+  }
+}
+pub enum PackOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct PackOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PackOptions<'a> {
+  type Inner = PackOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PackOptions<'a> {
+  pub const VT_VALUES_COUNT: ::flatbuffers::VOffsetT = 4;
+  pub const VT_AXIS: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PackOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PackOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<PackOptions<'bldr>> {
+    let mut builder = PackOptionsBuilder::new(_fbb);
+    builder.add_axis(args.axis);
+    builder.add_values_count(args.values_count);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn values_count(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(PackOptions::VT_VALUES_COUNT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn axis(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(PackOptions::VT_AXIS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PackOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("values_count", Self::VT_VALUES_COUNT, false)?
+     .visit_field::<i32>("axis", Self::VT_AXIS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PackOptionsArgs {
+    pub values_count: i32,
+    pub axis: i32,
+}
+impl<'a> Default for PackOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    PackOptionsArgs {
+      values_count: 0,
+      axis: 0,
+    }
+  }
+}
+
+pub struct PackOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PackOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_values_count(&mut self, values_count: i32) {
+    self.fbb_.push_slot::<i32>(PackOptions::VT_VALUES_COUNT, values_count, 0);
+  }
+  #[inline]
+  pub fn add_axis(&mut self, axis: i32) {
+    self.fbb_.push_slot::<i32>(PackOptions::VT_AXIS, axis, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PackOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PackOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PackOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PackOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PackOptions");
+      ds.field("values_count", &self.values_count());
+      ds.field("axis", &self.axis());
+      ds.finish()
+  }
+}
+pub enum FillOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct FillOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for FillOptions<'a> {
+  type Inner = FillOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> FillOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    FillOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args FillOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<FillOptions<'bldr>> {
+    let mut builder = FillOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for FillOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct FillOptionsArgs {
+}
+impl<'a> Default for FillOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    FillOptionsArgs {
+    }
+  }
+}
+
+pub struct FillOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FillOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FillOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    FillOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<FillOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for FillOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("FillOptions");
+      ds.finish()
+  }
+}
+pub enum RangeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct RangeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for RangeOptions<'a> {
+  type Inner = RangeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> RangeOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    RangeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args RangeOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<RangeOptions<'bldr>> {
+    let mut builder = RangeOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for RangeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct RangeOptionsArgs {
+}
+impl<'a> Default for RangeOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    RangeOptionsArgs {
+    }
+  }
+}
+
+pub struct RangeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RangeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RangeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    RangeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<RangeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for RangeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("RangeOptions");
+      ds.finish()
+  }
+}
+pub enum SquaredDifferenceOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SquaredDifferenceOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SquaredDifferenceOptions<'a> {
+  type Inner = SquaredDifferenceOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SquaredDifferenceOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SquaredDifferenceOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args SquaredDifferenceOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SquaredDifferenceOptions<'bldr>> {
+    let mut builder = SquaredDifferenceOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for SquaredDifferenceOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SquaredDifferenceOptionsArgs {
+}
+impl<'a> Default for SquaredDifferenceOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SquaredDifferenceOptionsArgs {
+    }
+  }
+}
+
+pub struct SquaredDifferenceOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SquaredDifferenceOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SquaredDifferenceOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SquaredDifferenceOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SquaredDifferenceOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SquaredDifferenceOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SquaredDifferenceOptions");
+      ds.finish()
+  }
+}
+pub enum CosOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct CosOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CosOptions<'a> {
+  type Inner = CosOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CosOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CosOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args CosOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<CosOptions<'bldr>> {
+    let mut builder = CosOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for CosOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CosOptionsArgs {
+}
+impl<'a> Default for CosOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    CosOptionsArgs {
+    }
+  }
+}
+
+pub struct CosOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CosOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CosOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CosOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CosOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CosOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CosOptions");
+      ds.finish()
+  }
+}
+pub enum QuantizeOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct QuantizeOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for QuantizeOptions<'a> {
+  type Inner = QuantizeOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> QuantizeOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    QuantizeOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args QuantizeOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<QuantizeOptions<'bldr>> {
+    let mut builder = QuantizeOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for QuantizeOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct QuantizeOptionsArgs {
+}
+impl<'a> Default for QuantizeOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    QuantizeOptionsArgs {
+    }
+  }
+}
+
+pub struct QuantizeOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> QuantizeOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> QuantizeOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    QuantizeOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<QuantizeOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for QuantizeOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("QuantizeOptions");
+      ds.finish()
+  }
+}
+pub enum SelectV2OptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct SelectV2Options<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for SelectV2Options<'a> {
+  type Inner = SelectV2Options<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> SelectV2Options<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SelectV2Options { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args SelectV2OptionsArgs
+  ) -> ::flatbuffers::WIPOffset<SelectV2Options<'bldr>> {
+    let mut builder = SelectV2OptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for SelectV2Options<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SelectV2OptionsArgs {
+}
+impl<'a> Default for SelectV2OptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    SelectV2OptionsArgs {
+    }
+  }
+}
+
+pub struct SelectV2OptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SelectV2OptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SelectV2OptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SelectV2OptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SelectV2Options<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for SelectV2Options<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SelectV2Options");
+      ds.finish()
+  }
+}
+pub enum BatchMatMulOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BatchMatMulOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BatchMatMulOptions<'a> {
+  type Inner = BatchMatMulOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BatchMatMulOptions<'a> {
+  pub const VT_ADJ_X: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ADJ_Y: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ASYMMETRIC_QUANTIZE_INPUTS: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BatchMatMulOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BatchMatMulOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<BatchMatMulOptions<'bldr>> {
+    let mut builder = BatchMatMulOptionsBuilder::new(_fbb);
+    builder.add_asymmetric_quantize_inputs(args.asymmetric_quantize_inputs);
+    builder.add_adj_y(args.adj_y);
+    builder.add_adj_x(args.adj_x);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn adj_x(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BatchMatMulOptions::VT_ADJ_X, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn adj_y(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BatchMatMulOptions::VT_ADJ_Y, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn asymmetric_quantize_inputs(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(BatchMatMulOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BatchMatMulOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("adj_x", Self::VT_ADJ_X, false)?
+     .visit_field::<bool>("adj_y", Self::VT_ADJ_Y, false)?
+     .visit_field::<bool>("asymmetric_quantize_inputs", Self::VT_ASYMMETRIC_QUANTIZE_INPUTS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BatchMatMulOptionsArgs {
+    pub adj_x: bool,
+    pub adj_y: bool,
+    pub asymmetric_quantize_inputs: bool,
+}
+impl<'a> Default for BatchMatMulOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    BatchMatMulOptionsArgs {
+      adj_x: false,
+      adj_y: false,
+      asymmetric_quantize_inputs: false,
+    }
+  }
+}
+
+pub struct BatchMatMulOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BatchMatMulOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_adj_x(&mut self, adj_x: bool) {
+    self.fbb_.push_slot::<bool>(BatchMatMulOptions::VT_ADJ_X, adj_x, false);
+  }
+  #[inline]
+  pub fn add_adj_y(&mut self, adj_y: bool) {
+    self.fbb_.push_slot::<bool>(BatchMatMulOptions::VT_ADJ_Y, adj_y, false);
+  }
+  #[inline]
+  pub fn add_asymmetric_quantize_inputs(&mut self, asymmetric_quantize_inputs: bool) {
+    self.fbb_.push_slot::<bool>(BatchMatMulOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, asymmetric_quantize_inputs, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BatchMatMulOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BatchMatMulOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BatchMatMulOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BatchMatMulOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BatchMatMulOptions");
+      ds.field("adj_x", &self.adj_x());
+      ds.field("adj_y", &self.adj_y());
+      ds.field("asymmetric_quantize_inputs", &self.asymmetric_quantize_inputs());
+      ds.finish()
+  }
+}
+pub enum CumsumOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct CumsumOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CumsumOptions<'a> {
+  type Inner = CumsumOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CumsumOptions<'a> {
+  pub const VT_EXCLUSIVE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REVERSE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CumsumOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CumsumOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<CumsumOptions<'bldr>> {
+    let mut builder = CumsumOptionsBuilder::new(_fbb);
+    builder.add_reverse(args.reverse);
+    builder.add_exclusive(args.exclusive);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn exclusive(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(CumsumOptions::VT_EXCLUSIVE, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn reverse(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(CumsumOptions::VT_REVERSE, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CumsumOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("exclusive", Self::VT_EXCLUSIVE, false)?
+     .visit_field::<bool>("reverse", Self::VT_REVERSE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CumsumOptionsArgs {
+    pub exclusive: bool,
+    pub reverse: bool,
+}
+impl<'a> Default for CumsumOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    CumsumOptionsArgs {
+      exclusive: false,
+      reverse: false,
+    }
+  }
+}
+
+pub struct CumsumOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CumsumOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_exclusive(&mut self, exclusive: bool) {
+    self.fbb_.push_slot::<bool>(CumsumOptions::VT_EXCLUSIVE, exclusive, false);
+  }
+  #[inline]
+  pub fn add_reverse(&mut self, reverse: bool) {
+    self.fbb_.push_slot::<bool>(CumsumOptions::VT_REVERSE, reverse, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CumsumOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CumsumOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CumsumOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CumsumOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CumsumOptions");
+      ds.field("exclusive", &self.exclusive());
+      ds.field("reverse", &self.reverse());
+      ds.finish()
+  }
+}
+pub enum BroadcastToOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BroadcastToOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BroadcastToOptions<'a> {
+  type Inner = BroadcastToOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BroadcastToOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BroadcastToOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args BroadcastToOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<BroadcastToOptions<'bldr>> {
+    let mut builder = BroadcastToOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for BroadcastToOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BroadcastToOptionsArgs {
+}
+impl<'a> Default for BroadcastToOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    BroadcastToOptionsArgs {
+    }
+  }
+}
+
+pub struct BroadcastToOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BroadcastToOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BroadcastToOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BroadcastToOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BroadcastToOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BroadcastToOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BroadcastToOptions");
+      ds.finish()
+  }
+}
+pub enum GeluOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct GeluOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for GeluOptions<'a> {
+  type Inner = GeluOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> GeluOptions<'a> {
+  pub const VT_APPROXIMATE: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    GeluOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GeluOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<GeluOptions<'bldr>> {
+    let mut builder = GeluOptionsBuilder::new(_fbb);
+    builder.add_approximate(args.approximate);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn approximate(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(GeluOptions::VT_APPROXIMATE, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for GeluOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("approximate", Self::VT_APPROXIMATE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GeluOptionsArgs {
+    pub approximate: bool,
+}
+impl<'a> Default for GeluOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    GeluOptionsArgs {
+      approximate: false,
+    }
+  }
+}
+
+pub struct GeluOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GeluOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_approximate(&mut self, approximate: bool) {
+    self.fbb_.push_slot::<bool>(GeluOptions::VT_APPROXIMATE, approximate, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GeluOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GeluOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<GeluOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for GeluOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("GeluOptions");
+      ds.field("approximate", &self.approximate());
+      ds.finish()
+  }
+}
+pub enum DynamicUpdateSliceOptionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct DynamicUpdateSliceOptions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DynamicUpdateSliceOptions<'a> {
+  type Inner = DynamicUpdateSliceOptions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DynamicUpdateSliceOptions<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DynamicUpdateSliceOptions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args DynamicUpdateSliceOptionsArgs
+  ) -> ::flatbuffers::WIPOffset<DynamicUpdateSliceOptions<'bldr>> {
+    let mut builder = DynamicUpdateSliceOptionsBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for DynamicUpdateSliceOptions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DynamicUpdateSliceOptionsArgs {
+}
+impl<'a> Default for DynamicUpdateSliceOptionsArgs {
+  #[inline]
+  fn default() -> Self {
+    DynamicUpdateSliceOptionsArgs {
+    }
+  }
+}
+
+pub struct DynamicUpdateSliceOptionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DynamicUpdateSliceOptionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DynamicUpdateSliceOptionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DynamicUpdateSliceOptionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DynamicUpdateSliceOptions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DynamicUpdateSliceOptions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DynamicUpdateSliceOptions");
+      ds.finish()
+  }
+}
 pub enum OperatorOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -736,6 +4993,7 @@ impl<'a> Operator<'a> {
   pub const VT_INPUTS: ::flatbuffers::VOffsetT = 6;
   pub const VT_OUTPUTS: ::flatbuffers::VOffsetT = 8;
   pub const VT_BUILTIN_OPTIONS_TYPE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_BUILTIN_OPTIONS: ::flatbuffers::VOffsetT = 12;
   pub const VT_CUSTOM_OPTIONS: ::flatbuffers::VOffsetT = 14;
   pub const VT_CUSTOM_OPTIONS_FORMAT: ::flatbuffers::VOffsetT = 16;
   pub const VT_MUTATING_VARIABLE_INPUTS: ::flatbuffers::VOffsetT = 18;
@@ -761,6 +5019,7 @@ impl<'a> Operator<'a> {
     if let Some(x) = args.intermediates { builder.add_intermediates(x); }
     if let Some(x) = args.mutating_variable_inputs { builder.add_mutating_variable_inputs(x); }
     if let Some(x) = args.custom_options { builder.add_custom_options(x); }
+    if let Some(x) = args.builtin_options { builder.add_builtin_options(x); }
     if let Some(x) = args.outputs { builder.add_outputs(x); }
     if let Some(x) = args.inputs { builder.add_inputs(x); }
     builder.add_opcode_index(args.opcode_index);
@@ -793,11 +5052,18 @@ impl<'a> Operator<'a> {
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Operator::VT_OUTPUTS, None)}
   }
   #[inline]
-  pub fn builtin_options_type(&self) -> u8 {
+  pub fn builtin_options_type(&self) -> BuiltinOptions {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, Some(0)).unwrap()}
+    unsafe { self._tab.get::<BuiltinOptions>(Operator::VT_BUILTIN_OPTIONS_TYPE, Some(BuiltinOptions::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn builtin_options(&self) -> Option<::flatbuffers::Table<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(Operator::VT_BUILTIN_OPTIONS, None)}
   }
   #[inline]
   pub fn custom_options(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
@@ -855,6 +5121,651 @@ impl<'a> Operator<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(Operator::VT_DEBUG_METADATA_INDEX, Some(-1)).unwrap()}
   }
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_fully_connected_options(&self) -> Option<FullyConnectedOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::FullyConnectedOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { FullyConnectedOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_softmax_options(&self) -> Option<SoftmaxOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SoftmaxOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SoftmaxOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_concatenation_options(&self) -> Option<ConcatenationOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ConcatenationOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ConcatenationOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_add_options(&self) -> Option<AddOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::AddOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AddOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_reshape_options(&self) -> Option<ReshapeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ReshapeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ReshapeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_mul_options(&self) -> Option<MulOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::MulOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { MulOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_gather_options(&self) -> Option<GatherOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::GatherOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GatherOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_transpose_options(&self) -> Option<TransposeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::TransposeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { TransposeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_reducer_options(&self) -> Option<ReducerOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ReducerOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ReducerOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_sub_options(&self) -> Option<SubOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SubOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SubOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_div_options(&self) -> Option<DivOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::DivOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DivOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_squeeze_options(&self) -> Option<SqueezeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SqueezeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SqueezeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_strided_slice_options(&self) -> Option<StridedSliceOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::StridedSliceOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { StridedSliceOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_exp_options(&self) -> Option<ExpOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ExpOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ExpOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_split_options(&self) -> Option<SplitOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SplitOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SplitOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_log_softmax_options(&self) -> Option<LogSoftmaxOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::LogSoftmaxOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { LogSoftmaxOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_cast_options(&self) -> Option<CastOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::CastOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CastOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_dequantize_options(&self) -> Option<DequantizeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::DequantizeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DequantizeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_maximum_minimum_options(&self) -> Option<MaximumMinimumOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::MaximumMinimumOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { MaximumMinimumOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_arg_max_options(&self) -> Option<ArgMaxOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ArgMaxOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ArgMaxOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_less_options(&self) -> Option<LessOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::LessOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { LessOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_neg_options(&self) -> Option<NegOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::NegOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { NegOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_greater_options(&self) -> Option<GreaterOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::GreaterOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GreaterOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_greater_equal_options(&self) -> Option<GreaterEqualOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::GreaterEqualOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GreaterEqualOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_less_equal_options(&self) -> Option<LessEqualOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::LessEqualOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { LessEqualOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_slice_options(&self) -> Option<SliceOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SliceOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SliceOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_tile_options(&self) -> Option<TileOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::TileOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { TileOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_expand_dims_options(&self) -> Option<ExpandDimsOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ExpandDimsOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ExpandDimsOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_equal_options(&self) -> Option<EqualOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::EqualOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { EqualOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_shape_options(&self) -> Option<ShapeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::ShapeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ShapeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_pow_options(&self) -> Option<PowOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::PowOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PowOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_pack_options(&self) -> Option<PackOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::PackOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { PackOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_fill_options(&self) -> Option<FillOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::FillOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { FillOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_range_options(&self) -> Option<RangeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::RangeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { RangeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_squared_difference_options(&self) -> Option<SquaredDifferenceOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SquaredDifferenceOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SquaredDifferenceOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_cos_options(&self) -> Option<CosOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::CosOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CosOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_quantize_options(&self) -> Option<QuantizeOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::QuantizeOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { QuantizeOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_select_v2_options(&self) -> Option<SelectV2Options<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::SelectV2Options {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { SelectV2Options::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_batch_mat_mul_options(&self) -> Option<BatchMatMulOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::BatchMatMulOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BatchMatMulOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_cumsum_options(&self) -> Option<CumsumOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::CumsumOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CumsumOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_broadcast_to_options(&self) -> Option<BroadcastToOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::BroadcastToOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BroadcastToOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_gelu_options(&self) -> Option<GeluOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::GeluOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { GeluOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn builtin_options_as_dynamic_update_slice_options(&self) -> Option<DynamicUpdateSliceOptions<'a>> {
+    if self.builtin_options_type() == BuiltinOptions::DynamicUpdateSliceOptions {
+      self.builtin_options().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { DynamicUpdateSliceOptions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Operator<'_> {
@@ -866,7 +5777,54 @@ impl ::flatbuffers::Verifiable for Operator<'_> {
      .visit_field::<u32>("opcode_index", Self::VT_OPCODE_INDEX, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("inputs", Self::VT_INPUTS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("outputs", Self::VT_OUTPUTS, false)?
-     .visit_field::<u8>("builtin_options_type", Self::VT_BUILTIN_OPTIONS_TYPE, false)?
+     .visit_union::<BuiltinOptions, _>("builtin_options_type", Self::VT_BUILTIN_OPTIONS_TYPE, "builtin_options", Self::VT_BUILTIN_OPTIONS, false, |key, v, pos| {
+        match key {
+          BuiltinOptions::FullyConnectedOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FullyConnectedOptions>>("BuiltinOptions::FullyConnectedOptions", pos),
+          BuiltinOptions::SoftmaxOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SoftmaxOptions>>("BuiltinOptions::SoftmaxOptions", pos),
+          BuiltinOptions::ConcatenationOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ConcatenationOptions>>("BuiltinOptions::ConcatenationOptions", pos),
+          BuiltinOptions::AddOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AddOptions>>("BuiltinOptions::AddOptions", pos),
+          BuiltinOptions::ReshapeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ReshapeOptions>>("BuiltinOptions::ReshapeOptions", pos),
+          BuiltinOptions::MulOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MulOptions>>("BuiltinOptions::MulOptions", pos),
+          BuiltinOptions::GatherOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GatherOptions>>("BuiltinOptions::GatherOptions", pos),
+          BuiltinOptions::TransposeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TransposeOptions>>("BuiltinOptions::TransposeOptions", pos),
+          BuiltinOptions::ReducerOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ReducerOptions>>("BuiltinOptions::ReducerOptions", pos),
+          BuiltinOptions::SubOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SubOptions>>("BuiltinOptions::SubOptions", pos),
+          BuiltinOptions::DivOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DivOptions>>("BuiltinOptions::DivOptions", pos),
+          BuiltinOptions::SqueezeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SqueezeOptions>>("BuiltinOptions::SqueezeOptions", pos),
+          BuiltinOptions::StridedSliceOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StridedSliceOptions>>("BuiltinOptions::StridedSliceOptions", pos),
+          BuiltinOptions::ExpOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ExpOptions>>("BuiltinOptions::ExpOptions", pos),
+          BuiltinOptions::SplitOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SplitOptions>>("BuiltinOptions::SplitOptions", pos),
+          BuiltinOptions::LogSoftmaxOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LogSoftmaxOptions>>("BuiltinOptions::LogSoftmaxOptions", pos),
+          BuiltinOptions::CastOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CastOptions>>("BuiltinOptions::CastOptions", pos),
+          BuiltinOptions::DequantizeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DequantizeOptions>>("BuiltinOptions::DequantizeOptions", pos),
+          BuiltinOptions::MaximumMinimumOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MaximumMinimumOptions>>("BuiltinOptions::MaximumMinimumOptions", pos),
+          BuiltinOptions::ArgMaxOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ArgMaxOptions>>("BuiltinOptions::ArgMaxOptions", pos),
+          BuiltinOptions::LessOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LessOptions>>("BuiltinOptions::LessOptions", pos),
+          BuiltinOptions::NegOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<NegOptions>>("BuiltinOptions::NegOptions", pos),
+          BuiltinOptions::GreaterOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GreaterOptions>>("BuiltinOptions::GreaterOptions", pos),
+          BuiltinOptions::GreaterEqualOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GreaterEqualOptions>>("BuiltinOptions::GreaterEqualOptions", pos),
+          BuiltinOptions::LessEqualOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LessEqualOptions>>("BuiltinOptions::LessEqualOptions", pos),
+          BuiltinOptions::SliceOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SliceOptions>>("BuiltinOptions::SliceOptions", pos),
+          BuiltinOptions::TileOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TileOptions>>("BuiltinOptions::TileOptions", pos),
+          BuiltinOptions::ExpandDimsOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ExpandDimsOptions>>("BuiltinOptions::ExpandDimsOptions", pos),
+          BuiltinOptions::EqualOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<EqualOptions>>("BuiltinOptions::EqualOptions", pos),
+          BuiltinOptions::ShapeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ShapeOptions>>("BuiltinOptions::ShapeOptions", pos),
+          BuiltinOptions::PowOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PowOptions>>("BuiltinOptions::PowOptions", pos),
+          BuiltinOptions::PackOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PackOptions>>("BuiltinOptions::PackOptions", pos),
+          BuiltinOptions::FillOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<FillOptions>>("BuiltinOptions::FillOptions", pos),
+          BuiltinOptions::RangeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<RangeOptions>>("BuiltinOptions::RangeOptions", pos),
+          BuiltinOptions::SquaredDifferenceOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SquaredDifferenceOptions>>("BuiltinOptions::SquaredDifferenceOptions", pos),
+          BuiltinOptions::CosOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CosOptions>>("BuiltinOptions::CosOptions", pos),
+          BuiltinOptions::QuantizeOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<QuantizeOptions>>("BuiltinOptions::QuantizeOptions", pos),
+          BuiltinOptions::SelectV2Options => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SelectV2Options>>("BuiltinOptions::SelectV2Options", pos),
+          BuiltinOptions::BatchMatMulOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BatchMatMulOptions>>("BuiltinOptions::BatchMatMulOptions", pos),
+          BuiltinOptions::CumsumOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CumsumOptions>>("BuiltinOptions::CumsumOptions", pos),
+          BuiltinOptions::BroadcastToOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BroadcastToOptions>>("BuiltinOptions::BroadcastToOptions", pos),
+          BuiltinOptions::GeluOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GeluOptions>>("BuiltinOptions::GeluOptions", pos),
+          BuiltinOptions::DynamicUpdateSliceOptions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DynamicUpdateSliceOptions>>("BuiltinOptions::DynamicUpdateSliceOptions", pos),
+          _ => Ok(()),
+        }
+     })?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("custom_options", Self::VT_CUSTOM_OPTIONS, false)?
      .visit_field::<i8>("custom_options_format", Self::VT_CUSTOM_OPTIONS_FORMAT, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, bool>>>("mutating_variable_inputs", Self::VT_MUTATING_VARIABLE_INPUTS, false)?
@@ -883,7 +5841,8 @@ pub struct OperatorArgs<'a> {
     pub opcode_index: u32,
     pub inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
     pub outputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-    pub builtin_options_type: u8,
+    pub builtin_options_type: BuiltinOptions,
+    pub builtin_options: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
     pub custom_options: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub custom_options_format: i8,
     pub mutating_variable_inputs: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, bool>>>,
@@ -900,7 +5859,8 @@ impl<'a> Default for OperatorArgs<'a> {
       opcode_index: 0,
       inputs: None,
       outputs: None,
-      builtin_options_type: 0,
+      builtin_options_type: BuiltinOptions::NONE,
+      builtin_options: None,
       custom_options: None,
       custom_options_format: 0,
       mutating_variable_inputs: None,
@@ -931,8 +5891,12 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OperatorBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_OUTPUTS, outputs);
   }
   #[inline]
-  pub fn add_builtin_options_type(&mut self, builtin_options_type: u8) {
-    self.fbb_.push_slot::<u8>(Operator::VT_BUILTIN_OPTIONS_TYPE, builtin_options_type, 0);
+  pub fn add_builtin_options_type(&mut self, builtin_options_type: BuiltinOptions) {
+    self.fbb_.push_slot::<BuiltinOptions>(Operator::VT_BUILTIN_OPTIONS_TYPE, builtin_options_type, BuiltinOptions::NONE);
+  }
+  #[inline]
+  pub fn add_builtin_options(&mut self, builtin_options: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Operator::VT_BUILTIN_OPTIONS, builtin_options);
   }
   #[inline]
   pub fn add_custom_options(&mut self, custom_options: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
@@ -988,6 +5952,313 @@ impl ::core::fmt::Debug for Operator<'_> {
       ds.field("inputs", &self.inputs());
       ds.field("outputs", &self.outputs());
       ds.field("builtin_options_type", &self.builtin_options_type());
+      match self.builtin_options_type() {
+        BuiltinOptions::FullyConnectedOptions => {
+          if let Some(x) = self.builtin_options_as_fully_connected_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SoftmaxOptions => {
+          if let Some(x) = self.builtin_options_as_softmax_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ConcatenationOptions => {
+          if let Some(x) = self.builtin_options_as_concatenation_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::AddOptions => {
+          if let Some(x) = self.builtin_options_as_add_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ReshapeOptions => {
+          if let Some(x) = self.builtin_options_as_reshape_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::MulOptions => {
+          if let Some(x) = self.builtin_options_as_mul_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::GatherOptions => {
+          if let Some(x) = self.builtin_options_as_gather_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::TransposeOptions => {
+          if let Some(x) = self.builtin_options_as_transpose_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ReducerOptions => {
+          if let Some(x) = self.builtin_options_as_reducer_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SubOptions => {
+          if let Some(x) = self.builtin_options_as_sub_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::DivOptions => {
+          if let Some(x) = self.builtin_options_as_div_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SqueezeOptions => {
+          if let Some(x) = self.builtin_options_as_squeeze_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::StridedSliceOptions => {
+          if let Some(x) = self.builtin_options_as_strided_slice_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ExpOptions => {
+          if let Some(x) = self.builtin_options_as_exp_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SplitOptions => {
+          if let Some(x) = self.builtin_options_as_split_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::LogSoftmaxOptions => {
+          if let Some(x) = self.builtin_options_as_log_softmax_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::CastOptions => {
+          if let Some(x) = self.builtin_options_as_cast_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::DequantizeOptions => {
+          if let Some(x) = self.builtin_options_as_dequantize_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::MaximumMinimumOptions => {
+          if let Some(x) = self.builtin_options_as_maximum_minimum_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ArgMaxOptions => {
+          if let Some(x) = self.builtin_options_as_arg_max_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::LessOptions => {
+          if let Some(x) = self.builtin_options_as_less_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::NegOptions => {
+          if let Some(x) = self.builtin_options_as_neg_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::GreaterOptions => {
+          if let Some(x) = self.builtin_options_as_greater_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::GreaterEqualOptions => {
+          if let Some(x) = self.builtin_options_as_greater_equal_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::LessEqualOptions => {
+          if let Some(x) = self.builtin_options_as_less_equal_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SliceOptions => {
+          if let Some(x) = self.builtin_options_as_slice_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::TileOptions => {
+          if let Some(x) = self.builtin_options_as_tile_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ExpandDimsOptions => {
+          if let Some(x) = self.builtin_options_as_expand_dims_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::EqualOptions => {
+          if let Some(x) = self.builtin_options_as_equal_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::ShapeOptions => {
+          if let Some(x) = self.builtin_options_as_shape_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::PowOptions => {
+          if let Some(x) = self.builtin_options_as_pow_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::PackOptions => {
+          if let Some(x) = self.builtin_options_as_pack_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::FillOptions => {
+          if let Some(x) = self.builtin_options_as_fill_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::RangeOptions => {
+          if let Some(x) = self.builtin_options_as_range_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SquaredDifferenceOptions => {
+          if let Some(x) = self.builtin_options_as_squared_difference_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::CosOptions => {
+          if let Some(x) = self.builtin_options_as_cos_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::QuantizeOptions => {
+          if let Some(x) = self.builtin_options_as_quantize_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::SelectV2Options => {
+          if let Some(x) = self.builtin_options_as_select_v2_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::BatchMatMulOptions => {
+          if let Some(x) = self.builtin_options_as_batch_mat_mul_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::CumsumOptions => {
+          if let Some(x) = self.builtin_options_as_cumsum_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::BroadcastToOptions => {
+          if let Some(x) = self.builtin_options_as_broadcast_to_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::GeluOptions => {
+          if let Some(x) = self.builtin_options_as_gelu_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        BuiltinOptions::DynamicUpdateSliceOptions => {
+          if let Some(x) = self.builtin_options_as_dynamic_update_slice_options() {
+            ds.field("builtin_options", &x)
+          } else {
+            ds.field("builtin_options", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        _ => {
+          let x: Option<()> = None;
+          ds.field("builtin_options", &x)
+        },
+      };
       ds.field("custom_options", &self.custom_options());
       ds.field("custom_options_format", &self.custom_options_format());
       ds.field("mutating_variable_inputs", &self.mutating_variable_inputs());

@@ -15,7 +15,8 @@ use super::model::{
     DimMetadata, Layout, MetadataEntry, ModelInfo, OperatorCode, PLACEHOLDER_SIGNATURE_KEY,
     Quantization, Signature, SignatureSource, SignatureTensor, Sparsity, Subgraph, Tensor,
 };
-use super::names::{CUSTOM, builtin_op_name, dtype_name};
+use super::names::builtin_op::CUSTOM;
+use super::names::{builtin_op_name, dtype_name};
 use super::weights::{self, Source};
 
 /// What went wrong reading a model file.
