@@ -2,12 +2,27 @@
 //! artifact, a snapshot, the lock, a JUnit report) is written to a temporary file created
 //! exclusively under an unpredictable name in the destination's directory, flushed to disk,
 //! given the mode the destination should have, and renamed over it. A leaf module: it knows
-//! nothing of what it writes.
+//! nothing of what it writes. It also owns the one way files are memory-mapped for reading.
 
 use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// `file` memory-mapped read-only.
+///
+/// Every reader of large files (`.tflite`, `.litertlm`, a preset's weights) maps them
+/// through here.
+pub fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only. Another process truncating or rewriting the file while
+    // it is mapped is undefined behaviour that no file API can rule out; `litert` reads
+    // finished files (artifacts, bundles, presets), and users are told not to read files
+    // that are being written.
+    #[allow(unsafe_code)]
+    unsafe {
+        memmap2::Mmap::map(file)
+    }
+}
 
 /// The directory a path lives in (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {

@@ -16,7 +16,8 @@
 //! - [`lock`] owns `litert.lock`, its guard and the fragments of sharded runs, and finds the
 //!   project root.
 //! - [`snapshot`] makes and compares signature snapshots, and says where golden outputs go.
-//! - [`litertlm`] reads, writes and compares `.litertlm` bundles.
+//! - [`litertlm`] reads, writes and compares `.litertlm` bundles; [`llm`] writes a language
+//!   model's prefill/decode `.tflite` natively from a preset's config and weights.
 //! - [`tflite`] reads `.tflite` models natively and compares them.
 //! - Leaves, for all of the above: [`diag`] renders located diagnostics, [`diff`] is the shape
 //!   of a semantic diff, [`digest`] hashes, [`fsio`] writes files atomically, [`interrupt`]
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod fsio;
 pub mod interrupt;
 pub mod litertlm;
+pub mod llm;
 pub mod lock;
 pub mod progress;
 pub mod pyenv;

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["recipe"],
     &["lock"],
     &["snapshot"],
-    &["litertlm"],
+    &["litertlm", "llm"],
     &["tflite"],
     &[
         "diag",

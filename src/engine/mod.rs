@@ -1,7 +1,8 @@
 //! The build pipeline behind `litert apply` and `litert test`. A run ([`session`]) decides
 //! from the lock files what is up to date ([`freshness`]; no Python for those), restores
 //! what the remote cache holds, and hands the rest to the worker pool ([`pool`]), which
-//! converts each plan in a worker under a timeout, then checks the artifact, writes its
+//! converts each plan in a worker under a timeout (a language model the native writer
+//! writes is written first, [`native`], and the worker only checks it), then checks the artifact, writes its
 //! `.litertlm` bundle ([`bundle`]) and accepts it ([`accept`]: parity, gates, quantization,
 //! the lock under `--locked`, the snapshot), committing artifact, snapshot and lock entry as
 //! one transaction ([`transaction`]). A failed build never leaves a temp file or touches the
@@ -18,6 +19,7 @@ pub mod freshness;
 pub mod gates;
 pub mod generation;
 pub mod golden;
+mod native;
 mod outcome;
 mod pool;
 pub mod progress;

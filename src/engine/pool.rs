@@ -107,6 +107,10 @@ impl WorkerSlot<'_> {
             });
         }
         let temp = TempArtifact::create(&plan.output, self.ctx.policy().write)?;
+        if super::native::writes(plan) {
+            progress.stage(label, "writing natively");
+            super::native::write(plan, &temp.path, self.env)?;
+        }
         let worker = match self.worker.take() {
             Some(w) => w,
             None => self.start(label, progress)?,

@@ -65,10 +65,7 @@ pub fn read_path(path: &Path) -> Result<BundleInfo, ReadError> {
     if meta.len() < format::HEADER_OFFSET as u64 {
         return Err(too_small(meta.len()));
     }
-    // SAFETY: as in the `.tflite` reader: a read-only map that lives for this call; a file
-    // truncated by another process while we read it is out of any file API's control.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    let map = crate::fsio::map_readonly(&file).map_err(io_err)?;
     read_bytes(&map, &path.display().to_string())
 }
 

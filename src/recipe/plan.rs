@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::types::{
-    ChannelOrder, Dtype, InputOverride, InputSpec, LitertKwargs, MaskDtype, OpsSet, Optimize,
-    PromptTemplate, QuantizationMode, QuantizedIo, SupportedType, TokenName,
+    ChannelOrder, Dtype, GenerationWriter, InputOverride, InputSpec, LitertKwargs, MaskDtype,
+    OpsSet, Optimize, PromptTemplate, QuantizationMode, QuantizedIo, SupportedType, TokenName,
 };
 
 /// Everything needed to build one artifact.
@@ -403,6 +403,10 @@ pub struct GenerationPlan {
     pub capacity: u32,
     pub mask_dtype: MaskDtype,
     pub names: GenerationNamesPlan,
+    /// What writes the artifact, and why when it is not the recipe's own choice.
+    pub writer: GenerationWriter,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_note: Option<String>,
     /// What `apply` compares against Keras `generate()`; `None` when off.
     pub check: Option<GenerationCheckPlan>,
     /// The `.litertlm` bundle built beside the artifact; `None` when the recipe asks for none.

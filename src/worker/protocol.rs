@@ -134,6 +134,9 @@ pub struct OutputParity {
 pub struct GenerationResult {
     /// `gemma`, `llama` or `gpt2`.
     pub family: String,
+    /// What wrote the artifact: `native` (litert's own writer) or `converter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     /// Signature keys, prefill first.
     pub signatures: Vec<String>,
     pub num_layers: u32,

@@ -227,12 +227,16 @@ impl Cx<'_> {
             .bundle
             .as_ref()
             .and_then(|b| self.bundle(b, output, local_preset, check.is_some()));
+        let (writer, writer_note) =
+            self.generation_writer(g, local_preset, capacity, qmode, r.litert_kwargs.is_some());
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         (after == before).then(|| GenerationPlan {
             prefill,
             capacity,
             mask_dtype: g.mask_dtype.unwrap_or(MaskDtype::Float32),
             names,
+            writer,
+            writer_note,
             check,
             bundle,
         })
@@ -346,6 +350,64 @@ impl Cx<'_> {
         if !located && let Err(message) = spec::llm_metadata(&recipe, &vocab, file.path()) {
             let d = self.err_key("E0318", "/generation/bundle", message);
             d.label = Some("the tokenizer has no default for it".into());
+        }
+    }
+
+    /// The writer: the recipe's choice, refused where the native writer cannot do it, or by
+    /// default the native one where it can (a local preset of a family it implements, a
+    /// quantization it writes, no converter settings), with the reason when it cannot.
+    fn generation_writer(
+        &mut self,
+        g: &Generation,
+        preset: Option<&Path>,
+        capacity: u32,
+        qmode: Option<QuantizationMode>,
+        raw_kwargs: bool,
+    ) -> (GenerationWriter, Option<String>) {
+        let why_not = || -> Option<String> {
+            let Some(dir) = preset else {
+                return Some("the native writer reads presets on disk; a named preset is downloaded by Keras".into());
+            };
+            if let Err(e) = crate::llm::architecture(dir, capacity as usize) {
+                return Some(match e {
+                    crate::llm::LlmError::Config { message, .. } => message,
+                    other => other.to_string(),
+                });
+            }
+            if raw_kwargs {
+                return Some("`litert_kwargs` are converter settings".into());
+            }
+            match qmode {
+                None
+                | Some(
+                    QuantizationMode::None
+                    | QuantizationMode::DynamicRange
+                    | QuantizationMode::Float16,
+                ) => None,
+                Some(m) => Some(format!("the native writer does not write `{}`", m.as_str())),
+            }
+        };
+        match g.writer {
+            Some(GenerationWriter::Converter) => (GenerationWriter::Converter, None),
+            Some(GenerationWriter::Native) => {
+                if let Some(reason) = why_not() {
+                    let d = self.err(
+                        "E0319",
+                        "/generation/writer",
+                        format!("the native writer cannot write this model: {reason}"),
+                    );
+                    d.label = Some("not writable natively".into());
+                    d.hints.push(format!(
+                        "it implements {} presets on disk; use `writer: converter`",
+                        crate::llm::SUPPORTED
+                    ));
+                }
+                (GenerationWriter::Native, None)
+            }
+            None => match why_not() {
+                None => (GenerationWriter::Native, None),
+                Some(reason) => (GenerationWriter::Converter, Some(reason)),
+            },
         }
     }
 

@@ -29,6 +29,13 @@ pub struct Generation {
     /// Signature and tensor names (default: LiteRT-LM's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<GenerationNames>,
+    /// What writes the artifact: `native` (litert builds the graph itself and streams the
+    /// preset's weights into it, in a fraction of the converter's memory; Gemma 1/2 and
+    /// Llama presets on disk, with no quantization, `float16` or `dynamic_range`) or
+    /// `converter` (TensorFlow's converter over a SavedModel; every family). Default:
+    /// `native` where it applies, else `converter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<GenerationWriter>,
     /// The check `apply` runs: the artifact driven as LiteRT-LM drives it, against Keras
     /// `generate()` with a greedy sampler on tokenized prompts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +107,14 @@ pub struct Affixes {
     pub prefix: String,
     #[serde(default)]
     pub suffix: String,
+}
+
+/// What writes a generation artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationWriter {
+    Native,
+    Converter,
 }
 
 /// dtype of the attention-mask input.

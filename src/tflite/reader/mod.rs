@@ -77,12 +77,7 @@ pub fn read_path(path: &Path, options: ReadOptions) -> Result<ModelInfo, ReadErr
     if len < 8 {
         return Err(too_small(len));
     }
-    // SAFETY: the map is read-only and lives only for this call. Another process truncating
-    // or rewriting the file while we read it is undefined behaviour that no file API can rule
-    // out; `litert` reads finished artifacts, and users are told not to inspect files that are
-    // being written.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    let map = crate::fsio::map_readonly(&file).map_err(io_err)?;
     read_with(
         &map,
         &path.display().to_string(),

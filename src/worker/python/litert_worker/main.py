@@ -82,11 +82,17 @@ def run_generation(build, holder):
     if g.get("check"):
         build.progress("parity", "Keras generate() on the check prompts")
         refs = generation.references(fam.model, g)
-    build.progress("convert", "prefill/decode signatures")
-    # The export releases the model before converting: hand over the only reference.
-    holder.append(fam)
-    del fam
-    info = generation.export(build, holder, converter_kwargs(build, None))
+    if g.get("writer") == "native":
+        # litert wrote the artifact itself (src/llm) before this build started; the worker
+        # describes and checks it.
+        info = generation.describe(build, fam)
+        del fam
+    else:
+        build.progress("convert", "prefill/decode signatures")
+        # The export releases the model before converting: hand over the only reference.
+        holder.append(fam)
+        del fam
+        info = generation.export(build, holder, converter_kwargs(build, None))
     report = None
     if refs is not None:
         build.progress("parity", "generation")

@@ -20,7 +20,7 @@ conversion, with the int8 table of tied embeddings), `runtime` (driving the arti
 LiteRT-LM does) and `parity` (the check against Keras `generate()`)."""
 
 from .families import family_of
-from .graph import TiedInt8Table, decode_signature, export, exportable
+from .graph import TiedInt8Table, decode_signature, describe, export, exportable
 from .parity import parity, references
 from .runtime import Runtime
 
@@ -28,6 +28,7 @@ __all__ = [
     "Runtime",
     "TiedInt8Table",
     "decode_signature",
+    "describe",
     "export",
     "exportable",
     "family_of",

@@ -238,17 +238,7 @@ def export(build, holder, converter_kwargs):
     g = build.plan["generation"]
     fam = holder.pop()
     model = fam.model
-    info = {
-        "family": fam.name,
-        "num_layers": fam.num_layers,
-        "kv_heads": fam.kv_heads,
-        "head_dim": fam.head_dim,
-        "capacity": g["capacity"],
-        "prefill": list(g["prefill"]),
-        "cache_layout": "[1, kv_heads, capacity, head_dim]",
-        "tokenizer": tokenizer_info(model, build.plan["model"]),
-        "preset_dir": preset_dir(build.plan["model"]) if g.get("bundle") else None,
-    }
+    info = describe(build, fam)
     if TiedInt8Table.applies(fam, converter_kwargs):
         fam.table = TiedInt8Table(fam.backbone.token_embedding)
         # The converter would fold the final norm's scale into the projection's weights,
@@ -283,6 +273,26 @@ def export(build, holder, converter_kwargs):
     if table is not None:
         table.write_into(build.temp_output)
     return {**info, "signatures": keys, "savedmodel_seconds": round(saved, 3)}
+
+
+def describe(build, fam):
+    """What the result event reports about a generation artifact of `fam`, whichever writer
+    wrote it (litert's native writer writes it before the worker runs; `export` here)."""
+    g = build.plan["generation"]
+    names = g["names"]
+    return {
+        "family": fam.name,
+        "writer": g.get("writer", "converter"),
+        "num_layers": fam.num_layers,
+        "kv_heads": fam.kv_heads,
+        "head_dim": fam.head_dim,
+        "capacity": g["capacity"],
+        "prefill": list(g["prefill"]),
+        "cache_layout": "[1, kv_heads, capacity, head_dim]",
+        "tokenizer": tokenizer_info(fam.model, build.plan["model"]),
+        "preset_dir": preset_dir(build.plan["model"]) if g.get("bundle") else None,
+        "signatures": [names["prefill"].format(T=t) for t in g["prefill"]] + [names["decode"]],
+    }
 
 
 def release():

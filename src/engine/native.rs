@@ -1,0 +1,83 @@
+//! The native writer's step in a build: a generation plan that the native writer writes
+//! becomes its artifact here, before the worker runs the generation check on it. The plan
+//! is translated into the writer's [`Spec`]; the writer knows nothing of recipes.
+
+use std::path::Path;
+
+use super::Failure;
+use crate::llm::{MaskDtype, Names, Spec, Storage};
+use crate::pyenv::WorkerEnv;
+use crate::recipe::BuildPlan;
+use crate::recipe::plan::{GenerationPlan, ModelPlan, PresetRef};
+use crate::recipe::types::{GenerationWriter, QuantizationMode};
+
+/// Whether the native writer writes `plan`'s artifact.
+pub fn writes(plan: &BuildPlan) -> bool {
+    plan.generation
+        .as_ref()
+        .is_some_and(|g| g.writer == GenerationWriter::Native)
+}
+
+/// Write `plan`'s artifact (one [`writes`]) to `out`.
+pub fn write(plan: &BuildPlan, out: &Path, env: &WorkerEnv) -> Result<(), Failure> {
+    let Some(g) = plan.generation.as_ref() else {
+        return Ok(());
+    };
+    let failure = |message: String| Failure {
+        stage: "convert".into(),
+        message,
+        hint: Some("`generation.writer: converter` exports it through TensorFlow instead".into()),
+        detail: None,
+    };
+    let ModelPlan::Preset {
+        preset: PresetRef::Path(dir),
+        ..
+    } = &plan.model
+    else {
+        return Err(failure("the native writer reads presets on disk".into()));
+    };
+    let storage = match plan.quantization.mode {
+        None | Some(QuantizationMode::None) => Storage::Float32,
+        Some(QuantizationMode::Float16) => Storage::Float16,
+        Some(QuantizationMode::DynamicRange) => Storage::Int8PerChannel,
+        Some(other) => {
+            return Err(failure(format!(
+                "the native writer does not write `{}`",
+                other.as_str()
+            )));
+        }
+    };
+    let prefill: Vec<usize> = g.prefill.iter().map(|&t| t as usize).collect();
+    let spec = Spec {
+        preset: dir,
+        capacity: g.capacity as usize,
+        prefill: &prefill,
+        mask_dtype: mask_dtype(g),
+        names: names(g),
+        storage,
+    };
+    crate::llm::write(&spec, env.command(), out).map_err(|e| failure(e.to_string()))?;
+    Ok(())
+}
+
+fn mask_dtype(g: &GenerationPlan) -> MaskDtype {
+    match g.mask_dtype {
+        crate::recipe::types::MaskDtype::Float32 => MaskDtype::Float32,
+        crate::recipe::types::MaskDtype::Float16 => MaskDtype::Float16,
+        crate::recipe::types::MaskDtype::Bool => MaskDtype::Bool,
+    }
+}
+
+fn names(g: &GenerationPlan) -> Names {
+    let n = &g.names;
+    Names {
+        tokens: n.tokens.clone(),
+        input_pos: n.input_pos.clone(),
+        mask: n.mask.clone(),
+        k_cache: n.k_cache.clone(),
+        v_cache: n.v_cache.clone(),
+        logits: n.logits.clone(),
+        prefill: n.prefill.clone(),
+        decode: n.decode.clone(),
+    }
+}
