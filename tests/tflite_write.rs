@@ -1,8 +1,9 @@
 //! The native `.tflite` writer against the real LiteRT runtime: models written by
 //! `litert::tflite::write` (weights after the FlatBuffer, some streamed) run through
-//! `litert run`, and their outputs match values computed here; `litert inspect --json`
-//! describes them (an insta snapshot). LiteRT accepting these files is the evidence that the
-//! offset-buffer layout is right.
+//! `litert run` (LiteRT's C API) and through the official Python interpreter of the
+//! cross-check's venv (TFLite's `InterpreterBuilder`), and their outputs match values
+//! computed here; `litert inspect --json` describes them (an insta snapshot). Both runtimes
+//! accepting these files is the evidence that the offset-buffer layout is right.
 
 use litert::runtime::tensor::{Dtype, Tensor, npz_bytes, read_npz};
 use litert::tflite::{
@@ -242,6 +243,50 @@ fn written(ctx: &TestContext, name: &str, model: ModelDef) {
     );
 }
 
+/// The official Python interpreter (`ai_edge_litert.interpreter`, TFLite's
+/// `InterpreterBuilder` behind it) on the same inputs: the outputs by name.
+fn official(
+    ctx: &TestContext,
+    model: &str,
+    key: &str,
+    inputs: &[(&str, Tensor)],
+) -> Vec<(String, Tensor)> {
+    const SCRIPT: &str = "import sys, numpy as np\n\
+from ai_edge_litert.interpreter import Interpreter\n\
+model, key, inp, out = sys.argv[1:]\n\
+runner = Interpreter(model_path=model, num_threads=1).get_signature_runner(key)\n\
+np.savez(out, **runner(**dict(np.load(inp))))\n";
+    let feeds: Vec<(String, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    let (input, output) = (
+        ctx.join(format!("{key}.py.in.npz")),
+        ctx.join(format!("{key}.py.out.npz")),
+    );
+    std::fs::write(&input, npz_bytes(&feeds).unwrap()).unwrap();
+    let out = std::process::Command::new(crate::support::python::python())
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(ctx.join(model))
+        .arg(key)
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the official interpreter failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_npz(std::fs::File::open(&output).unwrap()).unwrap()
+}
+
+/// Whether the official interpreter's venv is skipped (as the cross-check is).
+fn skip_official() -> bool {
+    std::env::var_os("LITERT_SKIP_CROSSCHECK").is_some()
+}
+
 #[test]
 fn litert_runs_a_written_model_with_weights_after_the_flatbuffer() {
     let ctx = TestContext::new();
@@ -250,6 +295,10 @@ fn litert_runs_a_written_model_with_weights_after_the_flatbuffer() {
     let x = f32_tensor(&[1, 4], &X);
     let (outputs, report) = run(&ctx, "clf.tflite", "classify", &[("x", x.clone())]);
     assert_eq!(report["signature"], "classify");
+    let mut official_outputs = Vec::new();
+    if !skip_official() {
+        official_outputs = official(&ctx, "clf.tflite", "classify", &[("x", x.clone())]);
+    }
     let logits: Vec<f64> = dense()
         .iter()
         .zip(C)
@@ -260,6 +309,13 @@ fn litert_runs_a_written_model_with_weights_after_the_flatbuffer() {
     let sum: f64 = exp.iter().sum();
     let probs: Vec<f64> = exp.iter().map(|e| e / sum).collect();
     assert_close(output(&outputs, "probs"), &probs, "probs");
+    if !official_outputs.is_empty() {
+        assert_close(
+            output(&official_outputs, "probs"),
+            &probs,
+            "probs (official interpreter)",
+        );
+    }
     let z: Vec<f64> = W8
         .iter()
         .zip(W8_SCALES)
@@ -273,12 +329,23 @@ fn litert_runs_a_written_model_with_weights_after_the_flatbuffer() {
         .collect();
     assert_eq!(z, [-408.0, 408.0]);
     assert_close(output(&outputs, "z"), &z, "z (int8 per-channel weights)");
+    if !official_outputs.is_empty() {
+        assert_close(
+            output(&official_outputs, "z"),
+            &z,
+            "z (official interpreter)",
+        );
+    }
 
     // The second signature runs another subgraph over the same weight buffer.
-    let (outputs, _) = run(&ctx, "clf.tflite", "project", &[("x", x)]);
+    let (outputs, _) = run(&ctx, "clf.tflite", "project", &[("x", x.clone())]);
     let y: Vec<f64> = dense().iter().map(|v| v.max(0.0)).collect();
     assert!(y.contains(&0.0) && y.iter().any(|v| *v > 0.0), "{y:?}");
     assert_close(output(&outputs, "y"), &y, "y (fused RELU)");
+    if !skip_official() {
+        let outputs = official(&ctx, "clf.tflite", "project", &[("x", x)]);
+        assert_close(output(&outputs, "y"), &y, "y (official interpreter)");
+    }
 }
 
 #[test]
@@ -381,17 +448,13 @@ fn litert_runs_cache_update_gather_and_batch_matmul() {
 
     let cache: Vec<f32> = (0..8).map(|i| i as f32).collect();
     let (pos, ids) = (2usize, [4i32, 1]);
-    let (outputs, _) = run(
-        &ctx,
-        "decode.tflite",
-        "decode",
-        &[
-            ("cache", f32_tensor(&[1, 4, 2], &cache)),
-            ("update", f32_tensor(&[1, 1, 2], &[10.0, 20.0])),
-            ("start", i32_tensor(&[3], &[0, pos as i32, 0])),
-            ("ids", i32_tensor(&[2], &ids)),
-        ],
-    );
+    let inputs = [
+        ("cache", f32_tensor(&[1, 4, 2], &cache)),
+        ("update", f32_tensor(&[1, 1, 2], &[10.0, 20.0])),
+        ("start", i32_tensor(&[3], &[0, pos as i32, 0])),
+        ("ids", i32_tensor(&[2], &ids)),
+    ];
+    let (outputs, _) = run(&ctx, "decode.tflite", "decode", &inputs);
     let mut new_cache: Vec<f64> = cache.iter().map(|&v| f64::from(v)).collect();
     new_cache[pos * 2] = 10.0;
     new_cache[pos * 2 + 1] = 20.0;
@@ -404,4 +467,13 @@ fn litert_runs_cache_update_gather_and_batch_matmul() {
         }
     }
     assert_close(output(&outputs, "scores"), &scores, "scores");
+    if !skip_official() {
+        let outputs = official(&ctx, "decode.tflite", "decode", &inputs);
+        assert_close(
+            output(&outputs, "new_cache"),
+            &new_cache,
+            "new_cache (official)",
+        );
+        assert_close(output(&outputs, "scores"), &scores, "scores (official)");
+    }
 }
