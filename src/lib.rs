@@ -18,7 +18,7 @@
 //! - [`snapshot`] makes and compares signature snapshots, and says where golden outputs go.
 //! - [`litertlm`] reads, writes and compares `.litertlm` bundles; [`llm`] writes a language
 //!   model's prefill/decode `.tflite` natively from a preset's config and weights.
-//! - [`tflite`] reads `.tflite` models natively and compares them.
+//! - [`tflite`] reads `.tflite` models natively, compares them, and writes them.
 //! - Leaves, for all of the above: [`diag`] renders located diagnostics, [`diff`] is the shape
 //!   of a semantic diff, [`digest`] hashes, [`fsio`] writes files atomically, [`interrupt`]
 //!   undoes work in progress on SIGINT/SIGTERM, [`progress`] decides whether progress is

@@ -25,3 +25,4 @@ mod runtime;
 mod tflite_cli;
 mod tflite_crosscheck;
 mod tflite_fixtures;
+mod tflite_write;

@@ -318,7 +318,10 @@ const BUFFER_LOCATION: (&str, &[u8]) = ("buffer_location", b"outside flatbuffers
 const FLATBUFFER_LIMIT: u64 = (1 << 31) - (1 << 24);
 
 /// Write `model` to `out`: the FlatBuffer, then every non-empty buffer at a 64-byte aligned
-/// offset, streamed. Returns the byte count and SHA-256 of what was written.
+/// offset, streamed. Returns the byte count and SHA-256 of what was written. `out` gets
+/// writes of every size (padding is a few bytes): give it a buffered writer, as
+/// [`write_path`] does. Nothing is written when the model is refused ([`WriteError::Invalid`]
+/// and [`WriteError::TooLarge`]).
 pub fn write(mut model: ModelDef, out: &mut dyn Write) -> Result<Written, WriteError> {
     validate(&model)?;
     let estimate = estimate_size(&model);

@@ -554,3 +554,20 @@ fn inconsistent_models_are_refused_before_anything_is_written() {
         "the model is invalid: the metadata name `buffer_location` is the writer's own"
     );
 }
+
+#[test]
+fn the_size_estimate_bounds_the_flatbuffer() {
+    let model = sample();
+    let estimate = estimate_size(&model);
+    let spans: Vec<_> = model
+        .buffers
+        .iter()
+        .map(|b| (!b.is_empty()).then_some((u64::MAX, b.len())))
+        .collect();
+    let flatbuffer = build(&model, &spans, estimate);
+    assert!(
+        (flatbuffer.len() as u64) < estimate,
+        "{} bytes, estimated {estimate}",
+        flatbuffer.len()
+    );
+}
