@@ -7,7 +7,8 @@
 //!    `ai_edge_litert` signature runners, XNNPACK, 1 and 2 threads) against Keras
 //!    `generate()` (greedy) on CPU, medians of 3 whole generations;
 //! 3. wall time and peak memory of the whole process tree (litert + worker, /proc sampled
-//!    every 50 ms) of `litert apply` against a plain `model.export` of the same preset, as
+//!    every 50 ms) of `litert apply` with the native and the converter writer, against each
+//!    other and against a plain `model.export` of the same preset, as
 //!    ratios and as multiples of the float32 weight bytes; and file sizes, with how many
 //!    buffers hold a vocabulary-sized matrix (a tied embedding stored once or twice).
 //!
@@ -89,9 +90,15 @@ fn main() {
         let mut rows = Vec::new();
         let mut artifacts = HashMap::new();
         for v in variants {
-            for check in [false, true] {
-                let file = format!("{name}-{v}-{check}.yaml");
-                write_recipe(&project.join(&file), &preset, v, check, tiny);
+            let mut by_writer: HashMap<(&str, bool), (f64, u64)> = HashMap::new();
+            for (writer, check) in [
+                ("native", false),
+                ("native", true),
+                ("converter", false),
+                ("converter", true),
+            ] {
+                let file = format!("{name}-{v}-{writer}-{check}.yaml");
+                write_recipe(&project.join(&file), &preset, v, writer, check, tiny);
                 let m = measure(
                     Command::new(&bin)
                         .args(["apply", "--json", "--force", &file])
@@ -124,13 +131,32 @@ fn main() {
                         &python,
                         name,
                         v,
-                        &format!("`litert apply` (check {})", on_off(check)),
+                        &format!("`litert apply` ({writer} writer, check {})", on_off(check)),
                         &m,
                         &sizes[name],
                         &path,
                     ),
                 );
-                artifacts.insert((v.to_string(), check), (m, path));
+                by_writer.insert((writer, check), (m.wall, m.peak));
+                if writer == "native" {
+                    artifacts.insert((v.to_string(), check), (m, path));
+                }
+            }
+            for check in [false, true] {
+                if let (Some(n), Some(c)) = (
+                    by_writer.get(&("native", check)),
+                    by_writer.get(&("converter", check)),
+                ) {
+                    push(
+                        &mut rows,
+                        format!(
+                            "| {name} | {v} | ratio native / converter writer (check {}) | | {:.2} | {:.2} | |\n",
+                            on_off(check),
+                            n.0 / c.0,
+                            n.1 as f64 / c.1 as f64
+                        ),
+                    );
+                }
             }
             let plain = work.join(format!("plain/{name}-{v}-w128.tflite"));
             let mut cmd = Command::new(&python);
@@ -320,7 +346,7 @@ fn mem_available() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn write_recipe(path: &Path, preset: &Path, variant: &str, check: bool, tiny: bool) {
+fn write_recipe(path: &Path, preset: &Path, variant: &str, writer: &str, check: bool, tiny: bool) {
     let quant = if variant == "fp32" {
         String::new()
     } else {
@@ -328,7 +354,7 @@ fn write_recipe(path: &Path, preset: &Path, variant: &str, check: bool, tiny: bo
     };
     let steps = if tiny { 8 } else { 4 };
     let text = format!(
-        "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\n{quant}generation:\n  prefill: [32, 128]\n  capacity: {CAPACITY}\n  check:\n    enabled: {check}\n{}output: out/{{{{ name }}}}.tflite\n",
+        "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\n{quant}generation:\n  writer: {writer}\n  prefill: [32, 128]\n  capacity: {CAPACITY}\n  check:\n    enabled: {check}\n{}output: out/{{{{ name }}}}.tflite\n",
         path.file_stem()
             .unwrap()
             .to_string_lossy()

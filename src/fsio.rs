@@ -24,6 +24,25 @@ pub fn map_readonly(file: &File) -> io::Result<memmap2::Mmap> {
     }
 }
 
+/// Drop the pages of `map[offset .. offset + len]` from this process's resident memory
+/// (the file stays in the page cache): a reader streaming through a file larger than memory
+/// keeps its resident size to what it reads at once. Best effort: an error is ignored.
+pub fn release_pages(map: &memmap2::Mmap, offset: usize, len: usize) {
+    const PAGE: usize = 4096;
+    let start = offset / PAGE * PAGE;
+    let end = (offset + len).min(map.len());
+    if end <= start {
+        return;
+    }
+    // SAFETY: `map` is a read-only mapping of a file litert does not write. After
+    // MADV_DONTNEED the next access faults the same bytes back in from the file, so no
+    // reference into the map ever observes different contents.
+    #[allow(unsafe_code)]
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+    };
+}
+
 /// The directory a path lives in (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> &Path {
     path.parent()

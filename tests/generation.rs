@@ -525,7 +525,7 @@ fn prefill_then_decode(
 }
 
 /// The native writer against the converter on trained and random presets of both native
-/// families: float32 artifacts give the same logits within 1e-5 natively (prefill, then a
+/// families (and Gemma 2's options): float32 artifacts give the same logits within 1e-5 natively (prefill, then a
 /// decode step over the cache the prefill wrote); int8 ones pass the same generation check
 /// against Keras; the report names the writer; a rebuild gives the same bytes.
 #[test]
@@ -545,11 +545,12 @@ fn the_native_writer_agrees_with_the_converter() {
             "dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}, writer",
         ),
     );
-    let out = work.litert(&["apply", "--json", "gemma.yaml", "llama.yaml"]);
+    recipe(d, "gemma2.yaml", "tiny_gemma2", 32, "[8, 16]", &variants.replace("dynamic_range}\n    generation: {writer", "dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}, writer"));
+    let out = work.litert(&["apply", "--json", "gemma.yaml", "llama.yaml", "gemma2.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
     // (name, layers, kv heads, head dim)
-    for (name, layers, kv, head_dim) in [("gemma", 2, 1, 16), ("llama", 2, 2, 8)] {
+    for (name, layers, kv, head_dim) in [("gemma", 2, 1, 16), ("llama", 2, 2, 8), ("gemma2", 2, 2, 16)] {
         for v in ["native", "converter", "native_int8", "converter_int8"] {
             let a = &arts[&format!("{name}:{v}")];
             assert_eq!(a["status"], "built", "{name}:{v}: {a:#}");

@@ -21,8 +21,14 @@ const MASKED: f32 = -0.7 * f32::MAX;
 /// tensors as int8: weights under 1,024 elements stay float32.
 const MIN_QUANTIZED_ELEMENTS: usize = 1024;
 
-/// Output rows read and converted together (bounds the memory of a streamed weight).
-const BLOCK_ROWS: usize = 64;
+/// The float32 values read and converted together: a block of output rows of about this
+/// many bytes bounds the memory of a streamed weight, and is wide enough that the pages a
+/// block reads from a column-major source serve it whole.
+const BLOCK_BYTES: usize = 16 << 20;
+
+fn block_rows(cols: usize) -> usize {
+    (BLOCK_BYTES / (4 * cols.max(1))).max(1)
+}
 
 /// A weight as an `[out, in]` matrix over a stored tensor: the tensor's axes that make the
 /// output rows and those that make the inputs, each in row-major order.
@@ -119,9 +125,11 @@ fn store(
     if storage == Storage::Int8PerChannel {
         // The scales live in the FlatBuffer, which precedes the weights: a first pass.
         let mut buf = Vec::new();
-        for r0 in (0..rows).step_by(BLOCK_ROWS) {
-            let n = BLOCK_ROWS.min(rows - r0);
+        let step = block_rows(cols);
+        for r0 in (0..rows).step_by(step) {
+            let n = step.min(rows - r0);
             m.rows(weights, r0, n, &mut buf)?;
+            weights.release(&m.source);
             scales.extend(buf.chunks(cols).map(int8_scale));
         }
         quantization = Some(QuantDef {
@@ -135,10 +143,12 @@ fn store(
     let fill = move |w: &mut dyn std::io::Write| -> std::io::Result<()> {
         let mut buf = Vec::new();
         let mut bytes = Vec::new();
-        for r0 in (0..rows).step_by(BLOCK_ROWS) {
-            let n = BLOCK_ROWS.min(rows - r0);
+        let step = block_rows(cols);
+        for r0 in (0..rows).step_by(step) {
+            let n = step.min(rows - r0);
             m.rows(&source, r0, n, &mut buf)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
+            source.release(&m.source);
             bytes.clear();
             for (k, row) in buf.chunks(cols).enumerate() {
                 match storage {

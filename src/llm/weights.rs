@@ -210,6 +210,14 @@ impl Weights {
         })
     }
 
+    /// Let go of the resident pages of dataset `name` (read again from the file if needed).
+    pub fn release(&self, name: &str) {
+        if let Some(e) = self.entries.get(name) {
+            let len = e.shape.iter().product::<usize>() * e.dtype.bytes();
+            crate::fsio::release_pages(&self.map, e.offset, len);
+        }
+    }
+
     /// The file's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path

@@ -92,6 +92,17 @@ def trained_gemma(out):
     lm.save_to_preset(os.path.join(out, "trained_gemma"))
 
 
+def tiny_gemma2(out):
+    """Gemma 2's options on the tiny Gemma: post-attention and post-FFW norms, attention and
+    final logit soft-capping, the hidden-size query scale, sliding windows wider than the
+    tests' caches."""
+    lm = gemma(num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=32, intermediate_dim=64,
+               head_dim=16, query_head_dim_normalize=False, use_post_ffw_norm=True,
+               use_post_attention_norm=True, final_logit_soft_cap=30.0, attention_logit_soft_cap=50.0,
+               use_sliding_window_attention=True, sliding_window_size=64)
+    lm.save_to_preset(os.path.join(out, "tiny_gemma2"))
+
+
 def tiny_llama(out):
     import sentencepiece as spm
 
@@ -208,6 +219,7 @@ def main(out):
     tiny_bert(out)
     tiny_resnet(out)
     trained_gemma(out)
+    tiny_gemma2(out)
     tiny_llama(out)
     tiny_gpt2(out)
     with open(os.path.join(out, "READY"), "w") as f:

@@ -392,7 +392,7 @@ impl Cx<'_> {
             Some(GenerationWriter::Native) => {
                 if let Some(reason) = why_not() {
                     let d = self.err(
-                        "E0319",
+                        "E0320",
                         "/generation/writer",
                         format!("the native writer cannot write this model: {reason}"),
                     );

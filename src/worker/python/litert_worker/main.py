@@ -27,6 +27,15 @@ def run_build(request):
         # Every build starts from a fresh Keras session, so auto-generated names (and with
         # them the artifact's bytes) do not depend on the builds this worker ran before.
         keras.utils.clear_session()
+        g = build.plan.get("generation")
+        if g and g.get("writer") == "native" and not g.get("check"):
+            # litert wrote the artifact; with no check to run, Keras never builds the model
+            # (it would hold every weight): the preset's config and tokenizer describe it.
+            build.progress("load", "tokenizer")
+            info = generation.describe(build, generation.PresetOnly(build.plan["model"]))
+            build.progress("done")
+            emit(generation_result(build, info, None))
+            return
         model = load_model(build)
         if build.plan.get("generation"):
             # The generation export releases the model before converting: hand over the
@@ -98,11 +107,16 @@ def run_generation(build, holder):
         build.progress("parity", "generation")
         report = generation.parity(build, refs, pre)
     build.progress("done")
-    decode = generation.decode_signature(g, info)
+    return generation_result(build, info, report)
+
+
+def generation_result(build, info, report):
+    """The result event of a generation build."""
+    g = build.plan["generation"]
     return {
         "event": "result",
         "id": build.id,
-        "signature": decode,
+        "signature": generation.decode_signature(g, info),
         "parity": None,
         "generation": {**info, "check": report},
         "calibration": None,

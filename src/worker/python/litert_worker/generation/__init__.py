@@ -20,11 +20,12 @@ conversion, with the int8 table of tied embeddings), `runtime` (driving the arti
 LiteRT-LM does) and `parity` (the check against Keras `generate()`)."""
 
 from .families import family_of
-from .graph import TiedInt8Table, decode_signature, describe, export, exportable
+from .graph import PresetOnly, TiedInt8Table, decode_signature, describe, export, exportable
 from .parity import parity, references
 from .runtime import Runtime
 
 __all__ = [
+    "PresetOnly",
     "Runtime",
     "TiedInt8Table",
     "decode_signature",

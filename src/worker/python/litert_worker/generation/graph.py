@@ -275,6 +275,30 @@ def export(build, holder, converter_kwargs):
     return {**info, "signatures": keys, "savedmodel_seconds": round(saved, 3)}
 
 
+class PresetOnly:
+    """What `describe` reads of a family, from a preset's `config.json` and its tokenizer
+    alone: for an artifact litert's native writer wrote when no check needs the model."""
+
+    NAMES = {"GemmaBackbone": "gemma", "LlamaBackbone": "llama"}
+
+    def __init__(self, model_plan):
+        import json
+        import types
+
+        import keras_hub
+
+        directory = preset_dir(model_plan)
+        with open(os.path.join(directory, "config.json")) as f:
+            spec = json.load(f)
+        c = spec["config"]
+        self.name = self.NAMES.get(spec.get("class_name"), spec.get("class_name"))
+        self.num_layers = int(c["num_layers"])
+        self.kv_heads = int(c["num_key_value_heads"])
+        self.head_dim = int(c.get("head_dim") or c["hidden_dim"] // c["num_query_heads"])
+        tokenizer = keras_hub.models.Tokenizer.from_preset(directory)
+        self.model = types.SimpleNamespace(preprocessor=types.SimpleNamespace(tokenizer=tokenizer))
+
+
 def describe(build, fam):
     """What the result event reports about a generation artifact of `fam`, whichever writer
     wrote it (litert's native writer writes it before the worker runs; `export` here)."""
