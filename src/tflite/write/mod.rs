@@ -68,7 +68,7 @@ pub enum BufferDef {
     Bytes(Vec<u8>),
     /// `len` bytes that `fill` writes when the writer reaches this buffer, so a large weight
     /// goes from its source to the file without being held. `fill` must write exactly `len`
-    /// bytes.
+    /// bytes; it is called once, in buffer order, and not at all when `len` is 0.
     Streamed {
         len: u64,
         #[allow(clippy::type_complexity)]
