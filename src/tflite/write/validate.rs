@@ -126,8 +126,10 @@ pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
 }
 
 /// A constant tensor whose buffer holds a different number of bytes than its shape and type
-/// need: the interpreter refuses it ("Tensor N is invalidly specified in schema"), so say it
-/// here, with names. Types without a fixed element width (packed int4, strings) and shapes
+/// need: the interpreter refuses it (`Subgraph::SetTensorParametersReadOnly` in
+/// `tensorflow/lite/core/subgraph.cc` ensures `required_bytes == bytes` for every type but
+/// strings, resources, variants and sparse tensors, then the builder reports "Tensor N is
+/// invalidly specified in schema"), so say it here, with names. Types without a fixed element width (packed int4, strings) and shapes
 /// with unknown dimensions are not checked.
 fn data_size_mismatch(t: &TensorDef, buffer_len: u64) -> Option<String> {
     if buffer_len == 0 {
