@@ -477,3 +477,69 @@ fn litert_runs_cache_update_gather_and_batch_matmul() {
         assert_close(output(&outputs, "scores"), &scores, "scores (official)");
     }
 }
+
+/// Past 2 GiB, where only offset buffers can reach: a 2 GiB + 64 MiB buffer that no tensor
+/// uses (streamed as zeros), then the constant an ADD reads, which lands past byte 2^31.
+/// Both runtimes must find it there. Ignored by default because it writes a 2.2 GB file:
+/// `cargo test --test it tflite_write -- --ignored`.
+#[test]
+#[ignore = "writes a 2.2 GB file"]
+fn litert_reads_a_buffer_past_two_gib() {
+    const BIG: u64 = (1 << 31) + (64 << 20);
+    const C4: [f32; 4] = [0.5, -1.0, 2.0, 0.25];
+    let model = ModelDef {
+        description: String::new(),
+        buffers: vec![
+            BufferDef::Empty,
+            BufferDef::streamed(BIG, |out| {
+                let chunk = vec![0u8; 1 << 20];
+                for _ in 0..(BIG >> 20) {
+                    out.write_all(&chunk)?;
+                }
+                Ok(())
+            }),
+            BufferDef::Bytes(f32_bytes(&C4)),
+        ],
+        subgraphs: vec![SubgraphDef {
+            name: "main".into(),
+            tensors: vec![
+                tensor("x", &[1, 4], tensor_type::FLOAT32, 0),
+                tensor("c", &[4], tensor_type::FLOAT32, 2),
+                tensor("y", &[1, 4], tensor_type::FLOAT32, 0),
+            ],
+            inputs: vec![0],
+            outputs: vec![2],
+            operators: vec![op(0, &[0, 1], &[2], Options::Add { fused: 0 })],
+        }],
+        signatures: vec![SignatureDef {
+            key: "add".into(),
+            subgraph_index: 0,
+            inputs: names(&[("x", 0)]),
+            outputs: names(&[("y", 2)]),
+        }],
+        operator_codes: vec![builtin_op::ADD],
+        metadata: vec![],
+    };
+    let ctx = TestContext::new();
+    written(&ctx, "big.tflite", model);
+    // The FlatBuffer is the file's first few hundred bytes.
+    let mut head = Vec::new();
+    let file = std::fs::File::open(ctx.join("big.tflite")).unwrap();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 1 << 16), &mut head).unwrap();
+    let fb_model = litert::tflite::fb::root_as_model(&head).unwrap();
+    let c = fb_model.buffers().unwrap().get(2);
+    assert!(c.offset() > 1 << 31, "buffer 2 is at {}", c.offset());
+
+    let x = f32_tensor(&[1, 4], &X);
+    let want: Vec<f64> = X
+        .iter()
+        .zip(C4)
+        .map(|(x, c)| f64::from(*x) + f64::from(c))
+        .collect();
+    let (outputs, _) = run(&ctx, "big.tflite", "add", &[("x", x.clone())]);
+    assert_close(output(&outputs, "y"), &want, "y");
+    if !skip_official() {
+        let outputs = official(&ctx, "big.tflite", "add", &[("x", x)]);
+        assert_close(output(&outputs, "y"), &want, "y (official interpreter)");
+    }
+}

@@ -36,7 +36,7 @@ mod generated;
 /// The generated tables, for code (and tests) that build or walk models directly.
 pub use generated::tflite as fb;
 pub use model::{ModelInfo, PLACEHOLDER_SIGNATURE_KEY};
-pub use names::{builtin_op, builtin_op_name, dtype_name, tensor_type};
+pub use names::{builtin_op, builtin_op_name, dtype_name, dtype_width, tensor_type};
 pub use reader::{ReadError, ReadOptions, read_bytes, read_path};
 pub use write::{
     BufferDef, ModelDef, OperatorDef, Options, QuantDef, SignatureDef, SubgraphDef, TensorDef,

@@ -5,9 +5,10 @@
 //! it makes both the name lookup the reader uses and the constants the writer uses
 //! ([`tensor_type`], [`builtin_op`]).
 
-/// Defines [`tensor_type`] (one constant per `TensorType` code) and [`dtype_name`].
+/// Defines [`tensor_type`] (one constant per `TensorType` code), [`dtype_name`] and
+/// [`dtype_width`] from rows of `NAME = code => "numpy name" / bytes per element`.
 macro_rules! tensor_types {
-    ($($name:ident = $code:literal => $numpy:literal,)*) => {
+    ($($name:ident = $code:literal => $numpy:literal / $width:expr,)*) => {
         /// `TensorType` codes, by their name in the public format.
         pub mod tensor_type {
             $(pub const $name: i8 = $code;)*
@@ -18,6 +19,15 @@ macro_rules! tensor_types {
             match code {
                 $($code => $numpy.to_string(),)*
                 other => format!("unknown({other})"),
+            }
+        }
+
+        /// Bytes per element of a `TensorType`, for types stored one element after another
+        /// (`None` for packed sub-byte types, strings, resources and unknown codes).
+        pub fn dtype_width(code: i8) -> Option<u64> {
+            match code {
+                $($code => $width,)*
+                _ => None,
             }
         }
     };
@@ -42,29 +52,29 @@ macro_rules! builtin_ops {
 }
 
 tensor_types! {
-    FLOAT32 = 0 => "float32",
-    FLOAT16 = 1 => "float16",
-    INT32 = 2 => "int32",
-    UINT8 = 3 => "uint8",
-    INT64 = 4 => "int64",
-    STRING = 5 => "string",
-    BOOL = 6 => "bool",
-    INT16 = 7 => "int16",
-    COMPLEX64 = 8 => "complex64",
-    INT8 = 9 => "int8",
-    FLOAT64 = 10 => "float64",
-    COMPLEX128 = 11 => "complex128",
-    UINT64 = 12 => "uint64",
-    RESOURCE = 13 => "resource",
-    VARIANT = 14 => "variant",
-    UINT32 = 15 => "uint32",
-    UINT16 = 16 => "uint16",
-    INT4 = 17 => "int4",
-    BFLOAT16 = 18 => "bfloat16",
-    INT2 = 19 => "int2",
-    UINT4 = 20 => "uint4",
-    FLOAT8_E4M3FN = 21 => "float8_e4m3fn",
-    FLOAT8_E5M2 = 22 => "float8_e5m2",
+    FLOAT32 = 0 => "float32" / Some(4),
+    FLOAT16 = 1 => "float16" / Some(2),
+    INT32 = 2 => "int32" / Some(4),
+    UINT8 = 3 => "uint8" / Some(1),
+    INT64 = 4 => "int64" / Some(8),
+    STRING = 5 => "string" / None,
+    BOOL = 6 => "bool" / Some(1),
+    INT16 = 7 => "int16" / Some(2),
+    COMPLEX64 = 8 => "complex64" / Some(8),
+    INT8 = 9 => "int8" / Some(1),
+    FLOAT64 = 10 => "float64" / Some(8),
+    COMPLEX128 = 11 => "complex128" / Some(16),
+    UINT64 = 12 => "uint64" / Some(8),
+    RESOURCE = 13 => "resource" / None,
+    VARIANT = 14 => "variant" / None,
+    UINT32 = 15 => "uint32" / Some(4),
+    UINT16 = 16 => "uint16" / Some(2),
+    INT4 = 17 => "int4" / None,
+    BFLOAT16 = 18 => "bfloat16" / Some(2),
+    INT2 = 19 => "int2" / None,
+    UINT4 = 20 => "uint4" / None,
+    FLOAT8_E4M3FN = 21 => "float8_e4m3fn" / Some(1),
+    FLOAT8_E5M2 = 22 => "float8_e5m2" / Some(1),
 }
 
 // Builtin operators, as in the public TFLite format (schema 3c/3d).
@@ -296,6 +306,11 @@ mod tests {
         assert_eq!(builtin_op::DYNAMIC_UPDATE_SLICE, 151);
         assert_eq!(tensor_type::INT8, 9);
         assert_eq!(dtype_name(tensor_type::BFLOAT16), "bfloat16");
+        assert_eq!(dtype_width(tensor_type::BFLOAT16), Some(2));
+        assert_eq!(dtype_width(tensor_type::COMPLEX128), Some(16));
+        assert_eq!(dtype_width(tensor_type::INT4), None);
+        assert_eq!(dtype_width(tensor_type::STRING), None);
+        assert_eq!(dtype_width(99), None);
         assert_eq!(builtin_op_name(129), "CALL_ONCE");
         assert_eq!(builtin_op_name(209), "STABLEHLO_CASE");
         assert_eq!(builtin_op_name(210), "unknown(210)");

@@ -68,7 +68,7 @@ pub enum BufferDef {
     Bytes(Vec<u8>),
     /// `len` bytes that `fill` writes when the writer reaches this buffer, so a large weight
     /// goes from its source to the file without being held. `fill` must write exactly `len`
-    /// bytes.
+    /// bytes; it is called once, in buffer order, and not at all when `len` is 0.
     Streamed {
         len: u64,
         #[allow(clippy::type_complexity)]
@@ -368,6 +368,12 @@ pub fn write(mut model: ModelDef, out: &mut dyn Write) -> Result<Written, WriteE
     for (index, (buffer, span)) in model.buffers.iter_mut().zip(&spans).enumerate() {
         let Some((start, len)) = *span else { continue };
         pad_to(&mut w, start)?;
+        if w.written() != start {
+            return Err(WriteError::Invalid(format!(
+                "internal: buffer {index} was laid out at byte {start}, but the file is at byte {}",
+                w.written()
+            )));
+        }
         match buffer {
             BufferDef::Empty => {}
             BufferDef::Bytes(bytes) => w.write_all(bytes).map_err(WriteError::Io)?,

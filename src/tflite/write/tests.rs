@@ -546,6 +546,14 @@ fn inconsistent_models_are_refused_before_anything_is_written() {
         "the model is invalid: tensor 4 (`w8`) of subgraph 0: 2 per-channel scales along dimension 1 do not fit shape [2, 4]"
     );
     assert_eq!(
+        refused(&|m| m.subgraphs[1].tensors[1].shape = vec![4, 4]),
+        "the model is invalid: tensor 1 (`w`) of subgraph 1 is float32 [4, 4], 64 bytes, but buffer 1 holds 48"
+    );
+    assert_eq!(
+        refused(&|m| m.subgraphs[0].tensors[4].dtype = tensor_type::INT16),
+        "the model is invalid: tensor 4 (`w8`) of subgraph 0 is int16 [2, 4], 16 bytes, but buffer 3 holds 8"
+    );
+    assert_eq!(
         refused(&|m| m.operator_codes[1] = builtin_op::CUSTOM),
         "the model is invalid: operator code 1 is 32, which is not a builtin operator (custom operators are not written)"
     );

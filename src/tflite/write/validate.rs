@@ -2,8 +2,8 @@
 //! buffer 0 empty, quantization the interpreter accepts, names unique. A model that passes
 //! them gives a file whose tables agree with each other.
 
-use super::{BUFFER_LOCATION, ModelDef, QuantDef, WriteError};
-use crate::tflite::names::builtin_op;
+use super::{BUFFER_LOCATION, ModelDef, QuantDef, TensorDef, WriteError};
+use crate::tflite::names::{builtin_op, dtype_name, dtype_width};
 
 /// Check every index and count, so the file the runtime gets is consistent.
 pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
@@ -51,6 +51,9 @@ pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
                     "tensor {t} (`{}`) of subgraph {s} uses buffer {}, but the model has {buffers}",
                     def.name, def.buffer
                 ));
+            }
+            if let Some(msg) = data_size_mismatch(def, model.buffers[def.buffer as usize].len()) {
+                return invalid(format!("tensor {t} (`{}`) of subgraph {s} {msg}", def.name));
             }
             if let Some(sig) = &def.shape_signature
                 && sig.len() != def.shape.len()
@@ -120,6 +123,31 @@ pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
         }
     }
     Ok(())
+}
+
+/// A constant tensor whose buffer holds a different number of bytes than its shape and type
+/// need: the interpreter refuses it (`Subgraph::SetTensorParametersReadOnly` in
+/// `tensorflow/lite/core/subgraph.cc` ensures `required_bytes == bytes` for every type but
+/// strings, resources, variants and sparse tensors, then the builder reports "Tensor N is
+/// invalidly specified in schema"), so say it here, with names. Types without a fixed element width (packed int4, strings) and shapes
+/// with unknown dimensions are not checked.
+fn data_size_mismatch(t: &TensorDef, buffer_len: u64) -> Option<String> {
+    if buffer_len == 0 {
+        return None;
+    }
+    let width = dtype_width(t.dtype)?;
+    let mut need = width;
+    for &d in &t.shape {
+        need = need.checked_mul(u64::try_from(d).ok()?)?;
+    }
+    (need != buffer_len).then(|| {
+        format!(
+            "is {} {:?}, {need} bytes, but buffer {} holds {buffer_len}",
+            dtype_name(t.dtype),
+            t.shape,
+            t.buffer
+        )
+    })
 }
 
 /// What the interpreter checks of affine quantization, said before the runtime says it.
