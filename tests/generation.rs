@@ -450,12 +450,12 @@ fn prefill_then_decode(
     use litert::runtime::tensor::{Dtype, Tensor, npz_bytes, read_npz};
     let d = work.path();
     let i32s = |v: &[i32], shape: &[usize]| Tensor {
-        dtype: Dtype::Int32,
+        dtype: Dtype::I32,
         shape: shape.to_vec(),
         bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     };
     let f32s = |v: &[f32], shape: &[usize]| Tensor {
-        dtype: Dtype::Float32,
+        dtype: Dtype::F32,
         shape: shape.to_vec(),
         bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     };
@@ -545,12 +545,26 @@ fn the_native_writer_agrees_with_the_converter() {
             "dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}, writer",
         ),
     );
-    recipe(d, "gemma2.yaml", "tiny_gemma2", 32, "[8, 16]", &variants.replace("dynamic_range}\n    generation: {writer", "dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}, writer"));
+    recipe(
+        d,
+        "gemma2.yaml",
+        "tiny_gemma2",
+        32,
+        "[8, 16]",
+        &variants.replace(
+            "dynamic_range}\n    generation: {writer",
+            "dynamic_range}\n    generation: {check: {min_top1_agreement: 0.5}, writer",
+        ),
+    );
     let out = work.litert(&["apply", "--json", "gemma.yaml", "llama.yaml", "gemma2.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
     // (name, layers, kv heads, head dim)
-    for (name, layers, kv, head_dim) in [("gemma", 2, 1, 16), ("llama", 2, 2, 8), ("gemma2", 2, 2, 16)] {
+    for (name, layers, kv, head_dim) in [
+        ("gemma", 2, 1, 16),
+        ("llama", 2, 2, 8),
+        ("gemma2", 2, 2, 16),
+    ] {
         for v in ["native", "converter", "native_int8", "converter_int8"] {
             let a = &arts[&format!("{name}:{v}")];
             assert_eq!(a["status"], "built", "{name}:{v}: {a:#}");

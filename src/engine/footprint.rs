@@ -7,14 +7,16 @@
 //! converter a float tied table, peaks near 2.4× with int8 weights (2.1× at 2 layers, 2.3× at
 //! Gemma 2B's 18, over the baseline) and 5× with float weights (not remeasured since those
 //! changes; docs/llm.md#memory). A small model's export stays under 2 GiB (ResNet50 peaks at
-//! ~1.7 GB). `apply` sizes `--jobs` from the largest estimate and warns before a build that
+//! ~1.7 GB). The native LLM writer streams the weights: its peak is the check's Keras model
+//! (about 1.5× the preset's weight bytes, in the preset's dtype), or TensorFlow's baseline
+//! with the check off. `apply` sizes `--jobs` from the largest estimate and warns before a build that
 //! will not fit the machine or the worker's own memory limit.
 
 use std::path::Path;
 
 use crate::recipe::BuildPlan;
 use crate::recipe::plan::{ModelPlan, PresetRef};
-use crate::recipe::types::QuantizationMode;
+use crate::recipe::types::{GenerationWriter, QuantizationMode};
 use crate::units::human_bytes;
 
 /// TensorFlow and Keras imported, before any model.
@@ -23,6 +25,15 @@ const BASELINE: u64 = 600 << 20;
 /// above).
 fn peak_tenths_per_weight_byte(plan: &BuildPlan) -> u64 {
     match (&plan.generation, plan.quantization.mode) {
+        // The native writer streams the weights (a few MB at a time); only the check's
+        // Keras model, in the preset's dtype, and its generate() hold them (docs/llm.md).
+        (Some(g), _) if g.writer == GenerationWriter::Native => {
+            if g.check.is_some() {
+                15
+            } else {
+                0
+            }
+        }
         (Some(_), Some(QuantizationMode::DynamicRange)) => 24,
         (Some(_), _) => 50,
         (None, _) => 70,
@@ -303,6 +314,12 @@ mod tests {
         let mut float = gemma[0].clone();
         float.quantization.mode = None;
         assert_eq!(peak_tenths_per_weight_byte(&float), 50);
+        let mut native = gemma[0].clone();
+        let g = native.generation.as_mut().unwrap();
+        g.writer = GenerationWriter::Native;
+        assert_eq!(peak_tenths_per_weight_byte(&native), 15);
+        native.generation.as_mut().unwrap().check = None;
+        assert_eq!(peak_tenths_per_weight_byte(&native), 0);
         let plain = &plans("recipes/classifier_quant.yaml")[0];
         assert_eq!(peak_tenths_per_weight_byte(plain), 70);
     }

@@ -97,22 +97,19 @@ impl Architecture {
         let flag = |key: &str| c[key].as_bool().unwrap_or(false);
         match class {
             "GemmaBackbone" => {
-                let hidden = int("hidden_dim")?;
-                let q_heads = int("num_query_heads")?;
                 let head_dim = int("head_dim")?;
-                let query_scale = if c["query_head_dim_normalize"].as_bool().unwrap_or(true) {
-                    (1.0 / (head_dim as f64).sqrt()) as f32
-                } else {
-                    (1.0 / ((hidden / q_heads) as f64).sqrt()) as f32
-                };
+                // KerasHub 0.32's decoder block builds its attention with
+                // `query_head_dim_normalize=True` whatever the config says, so Keras scales
+                // queries by 1/sqrt(head_dim) always; the artifact must do what Keras does.
+                let query_scale = (1.0 / (head_dim as f64).sqrt()) as f32;
                 // KerasHub passes `intermediate_dim / 2` to each gated feed-forward half.
                 let intermediate = int("intermediate_dim")? / 2;
                 Ok(Self {
                     family: Family::Gemma,
                     vocab: int("vocabulary_size")?,
                     layers: int("num_layers")?,
-                    hidden,
-                    q_heads,
+                    hidden: int("hidden_dim")?,
+                    q_heads: int("num_query_heads")?,
                     kv_heads: int("num_key_value_heads")?,
                     head_dim,
                     intermediate,
