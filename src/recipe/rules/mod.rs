@@ -13,6 +13,7 @@ mod gates;
 mod generation;
 mod inputs;
 mod model;
+mod multimodal;
 mod output;
 mod parity;
 mod quantization;
@@ -260,7 +261,11 @@ impl Cx<'_> {
         self.version(r);
         let name = self.name(rv, r);
         let model = self.model(r);
-        let (inputs, image_size) = self.inputs(r);
+        let multimodal = self.multimodal(model.as_ref());
+        let (mut inputs, image_size) = self.inputs(r, multimodal.as_ref());
+        if let Some(mm) = &multimodal {
+            inputs.shapes = self.multimodal_shapes(r, mm, image_size);
+        }
         let (qmode, io) = self.quantization(r);
         let flex = r.ops.as_ref().and_then(|o| o.flex).unwrap_or(false);
         let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);
