@@ -191,8 +191,12 @@ pub fn rejection_hints(plan: &BuildPlan, c: &Converted) -> Vec<String> {
                 .filter(|e| e.is_finite())
                 .fold(0.0_f64, f64::max);
             let atol = tolerance_above(worst);
+            let place = match &plan.variant {
+                Some(v) => format!("under `variants.{v}`"),
+                None => "in the recipe".to_string(),
+            };
             hints.push(format!(
-                "parity compares every output value with Keras' (tolerance: {}; {}).{data} A quantized variant's values move by design (here by up to {worst:.3}), so it is usually judged by `accuracy` on real data (e.g. `accuracy: {{data: {{npz: held_out.npz}}, min_cosine_similarity: 0.99}}`) rather than value by value: give this variant a parity tolerance its error fits (`parity: {{tolerance: {{\"*\": {{atol: {atol}, rtol: {atol}}}}}}}` under the variant) or turn parity off for it (`parity: {{enabled: false}}`)",
+                "parity compares every output value with Keras' (tolerance: {}; {}).{data} A quantized variant's values move by design (here by up to {worst:.3}), so it is usually judged by `accuracy` on real data (e.g. `accuracy: {{data: {{npz: held_out.npz}}, min_cosine_similarity: 0.99}}`) rather than value by value: give it a parity tolerance its error fits (`parity: {{tolerance: {{\"*\": {{atol: {atol}, rtol: {atol}}}}}}}` {place}) or turn parity off for it (`parity: {{enabled: false}}`)",
                 plan.parity.tolerance_from,
                 parity_samples(p),
             ));

@@ -4,7 +4,8 @@
 //! silently ignore. A variant that passes every rule becomes a [`BuildPlan`].
 //!
 //! This file holds the rule context (`Cx`: where diagnostics point, how paths resolve) and
-//! the plan that puts the sections together; each recipe section has the file of its name.
+//! the plan that puts the sections together; each recipe section has the file of its name,
+//! and `multimodal.rs` sizes the inputs of multimodal presets from their own configuration.
 
 mod accuracy;
 mod calibration;
