@@ -50,9 +50,10 @@ fn every_kind_exports_from_a_recipe_and_runs_natively() {
     args.extend(RECIPES);
     args.push("tests/kinds/t5_default_tolerance.yaml");
     args.push("tests/kinds/gemma3_vision_by_factory.yaml");
+    args.push("tests/kinds/gemma3_vision_signature.yaml");
     let out = project.litert_with(&args, &env);
     let arts = artifacts(&out);
-    assert_eq!(arts.len(), 11, "{}", out.stderr);
+    assert_eq!(arts.len(), 12, "{}", out.stderr);
     for (id, a) in &arts {
         // The measured errors, for the record (`cargo test kinds:: -- --nocapture`).
         let list = |v: &Value, field: &str| {
@@ -94,7 +95,7 @@ fn every_kind_exports_from_a_recipe_and_runs_natively() {
         // Every parity sample is real data from the preset's preprocessor, none random.
         assert_eq!(parity["source"], "accuracy_data", "{id}");
         assert_eq!(parity["random"], 0, "{id}: {parity:#}");
-        if id == "tiny_gemma3_vision_by_factory" {
+        if id.starts_with("tiny_gemma3_vision_") {
             continue; // the same signature as `tiny_gemma3_vision:fp32`, asserted below
         }
         let model: litert::tflite::model::ModelInfo =
@@ -111,6 +112,13 @@ fn every_kind_exports_from_a_recipe_and_runs_natively() {
     // sizes them the same from the loaded preprocessor.
     let f = &arts["tiny_gemma3_vision_by_factory"];
     assert_eq!(f["result"]["signature"], g["result"]["signature"], "{f:#}");
+    // A whole `input_signature` stands as written.
+    let w = &arts["tiny_gemma3_vision_signature"];
+    assert_eq!(
+        shape(w, "vision_indices"),
+        serde_json::json!([1, 4]),
+        "{w:#}"
+    );
     assert_eq!(
         shape(&arts["tiny_paligemma:fp32"], "images"),
         serde_json::json!([1, 32, 32, 3])

@@ -82,6 +82,7 @@ def build_signature(build, model):
         structure = kind
     vision = vision_sizes(model) if not inputs.get("shapes") else {}
     overrides = inputs.get("overrides") or {}
+    whole = bool(inputs.get("signature"))
     for s in specs:
         shape = s["shape"]
         if inputs.get("batch_size") and shape:
@@ -89,7 +90,7 @@ def build_signature(build, model):
         if s["name"] in vision:
             # Sized by the preprocessor (images per prompt, vision tokens), not by the text:
             # `sequence_length` does not apply. The recipe's own shape still wins.
-            if (overrides.get(s["name"]) or {}).get("shape") is None:
+            if not whole and (overrides.get(s["name"]) or {}).get("shape") is None:
                 for axis, size in vision[s["name"]].items():
                     if axis < len(shape):
                         shape[axis] = size
