@@ -215,6 +215,25 @@ fn multimodal_plans_show_every_input_shape() {
     .unwrap();
     let out = project.litert(&["check", "tests/fixtures/multimodal/two_images.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // A whole `input_signature` is held to the same rules, pointed at where it says so.
+    std::fs::write(
+        project.join("tests/fixtures/multimodal/bad_signature.yaml"),
+        "version: 1\nmodel: {preset: {path: gemma3_vision_preset, task: CausalLM}}\n\
+         sequence_length: 24\ninput_signature:\n\
+         \x20 - {name: token_ids, shape: [1, 24], dtype: int32}\n\
+         \x20 - {name: vision_indices, shape: [1, 24], dtype: int32}\n\
+         output: out/bad.tflite\n",
+    )
+    .unwrap();
+    let out = project.litert(&["check", "tests/fixtures/multimodal/bad_signature.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error[E0247]: `vision_indices` of length 24 means 6 images")
+            && out.stderr.contains("bad_signature.yaml:6:"),
+        "{}",
+        out.stderr
+    );
     // A hub preset's configuration is not on disk: the worker sizes it when it loads.
     let out = project.litert(&["plan", "recipes/gemma3_vision.yaml", "--json"]);
     let plans: Value = serde_json::from_str(&out.stdout).unwrap();

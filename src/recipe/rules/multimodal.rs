@@ -9,6 +9,7 @@
 //! position embedding. Network presets are sized the same way by the worker, from the loaded
 //! preprocessor.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -98,6 +99,51 @@ impl Multimodal {
     }
 }
 
+/// The shapes a recipe spells out by input name (its `inputs`, or its whole
+/// `input_signature` as overrides), the pointer of each entry, and which key they came from.
+fn spelled_out(
+    r: &Recipe,
+) -> (
+    BTreeMap<String, InputOverride>,
+    BTreeMap<String, String>,
+    &'static str,
+) {
+    let mut shapes = BTreeMap::new();
+    let mut at = BTreeMap::new();
+    let mut add = |name: String, pointer: String, shape: &[Option<u32>], dtype: Dtype| {
+        shapes.insert(
+            name.clone(),
+            InputOverride {
+                shape: Some(shape.to_vec()),
+                dtype: Some(dtype),
+            },
+        );
+        at.insert(name, pointer);
+    };
+    match &r.input_signature {
+        Some(InputSignature::Mapping(map)) => {
+            for (name, s) in map {
+                let pointer = format!("/input_signature/{}", escape_segment(name));
+                add(name.clone(), pointer, &s.shape, s.dtype);
+            }
+        }
+        Some(InputSignature::List(list)) => {
+            for (i, e) in list.iter().enumerate() {
+                let name = e.name.clone().unwrap_or_else(|| format!("args_{i}"));
+                add(name, format!("/input_signature/{i}"), &e.shape, e.dtype);
+            }
+        }
+        None => {
+            let inputs = r.inputs.clone().unwrap_or_default();
+            for name in inputs.keys() {
+                at.insert(name.clone(), format!("/inputs/{}", escape_segment(name)));
+            }
+            return (inputs, at, "inputs");
+        }
+    }
+    (shapes, at, "input_signature")
+}
+
 /// A dimension and where it came from.
 #[derive(Clone)]
 struct Dim(Option<u32>, String);
@@ -128,13 +174,16 @@ impl Cx<'_> {
         mm: &Multimodal,
         image_size: Option<[u32; 2]>,
     ) -> Vec<InputShape> {
-        if r.input_signature.is_some() {
-            // A whole signature says every shape itself; the worker checks it against the
-            // model.
-            return Vec::new();
-        }
-        let overrides = r.inputs.clone().unwrap_or_default();
-        let ptr = |name: &str| format!("/inputs/{}/shape", escape_segment(name));
+        // The shapes the recipe spells out, `inputs` or a whole `input_signature`, and where
+        // each entry was written.
+        let (overrides, at, origin) = spelled_out(r);
+        let ptr = |name: &str| {
+            let entry = at
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("/inputs/{}", escape_segment(name)));
+            format!("{entry}/shape")
+        };
         let explicit = |name: &str| overrides.get(name).and_then(|o| o.shape.clone());
         let batch = match r.batch_size {
             Some(b) => Dim(Some(b), "batch_size".into()),
@@ -154,7 +203,7 @@ impl Cx<'_> {
                 continue;
             };
             let Some(Dim(want, from)) = &text else {
-                text = Some(Dim(len, format!("inputs.{name}")));
+                text = Some(Dim(len, format!("{origin}.{name}")));
                 text_from = Some(name.to_string());
                 continue;
             };
@@ -165,7 +214,7 @@ impl Cx<'_> {
                 let what = if from == "sequence_length" {
                     "`sequence_length` is".to_string()
                 } else {
-                    format!("`{}` has", from.trim_start_matches("inputs."))
+                    format!("`{}` has", from.rsplit('.').next().unwrap_or(from))
                 };
                 let d = self.err(
                     "E0249",
@@ -225,11 +274,14 @@ impl Cx<'_> {
                 let indices = explicit("vision_indices");
                 let mut count = Dim(Some(max_images), "preset: max_images_per_prompt".into());
                 if let Some(n) = images.as_ref().and_then(|s| s.get(1).copied()) {
-                    count = Dim(n, "inputs.images".into());
+                    count = Dim(n, format!("{origin}.images"));
                 } else if let Some(Some(len)) = indices.as_ref().and_then(|s| s.get(1).copied())
                     && len % tokens_per_image == 0
                 {
-                    count = Dim(Some(len / tokens_per_image), "inputs.vision_indices".into());
+                    count = Dim(
+                        Some(len / tokens_per_image),
+                        format!("{origin}.vision_indices"),
+                    );
                 }
                 if let Some(n) = count.0
                     && (n == 0 || n > max_images)
@@ -239,11 +291,19 @@ impl Cx<'_> {
                     } else {
                         ptr("vision_indices")
                     };
+                    let what = if count.1.ends_with(".vision_indices") {
+                        format!(
+                            "`vision_indices` of length {} means {n} images per prompt ({tokens_per_image} vision tokens each)",
+                            n * tokens_per_image
+                        )
+                    } else {
+                        format!("{n} images per prompt")
+                    };
                     let d = self.err(
                         "E0247",
                         &at,
                         format!(
-                            "{n} images per prompt, but the preprocessor takes 1 to {max_images} (`max_images_per_prompt`)"
+                            "{what}, but the preprocessor takes 1 to {max_images} (`max_images_per_prompt`)"
                         ),
                     );
                     d.label = Some(format!("must be 1..={max_images}"));
@@ -337,7 +397,7 @@ impl Cx<'_> {
                 }
                 if let Some(shape) = &o.shape {
                     s.shape.clone_from(shape);
-                    s.from = "inputs".into();
+                    s.from = origin.into();
                 }
             }
         }
@@ -346,12 +406,17 @@ impl Cx<'_> {
             if !known.contains(&name.as_str()) {
                 let d = self.err_key(
                     "E0246",
-                    &format!("/inputs/{}", escape_segment(name)),
+                    &at[name],
                     format!("the preset has no input `{name}`"),
                 );
                 d.label = Some("not an input of this model".into());
                 d.notes.push(format!("its inputs: {}", known.join(", ")));
             }
+        }
+        if r.input_signature.is_some() {
+            // A whole signature names the inputs the artifact takes; the worker checks them
+            // against the model.
+            shapes.retain(|s| overrides.contains_key(&s.name));
         }
         shapes
     }
