@@ -181,16 +181,56 @@ pub fn rejection_hints(plan: &BuildPlan, c: &Converted) -> Vec<String> {
         } else {
             ""
         };
-        hints.push(format!(
-            "parity compares every output value with Keras' (tolerance: {}; {}).{data} If `accuracy` shows the model still does its job, loosen `parity.tolerance` for this variant (e.g. `parity: {{tolerance: {{\"*\": {{atol: 0.05, rtol: 0.05}}}}}}`) or turn parity off for it (`parity: {{enabled: false}}`)",
-            plan.parity.tolerance_from,
-            parity_samples(p),
-        ));
+        let quantized = !plan.converter.optimizations.is_empty();
+        if quantized {
+            let worst = p
+                .outputs
+                .iter()
+                .filter(|o| !o.ok)
+                .map(|o| o.max_abs_error)
+                .filter(|e| e.is_finite())
+                .fold(0.0_f64, f64::max);
+            let atol = tolerance_above(worst);
+            let place = match &plan.variant {
+                Some(v) => format!("under `variants.{v}`"),
+                None => "in the recipe".to_string(),
+            };
+            hints.push(format!(
+                "parity compares every output value with Keras' (tolerance: {}; {}).{data} A quantized variant's values move by design (here by up to {worst:.3}), so it is usually judged by `accuracy` on real data (e.g. `accuracy: {{data: {{npz: held_out.npz}}, min_cosine_similarity: 0.99}}`) rather than value by value: give it a parity tolerance its error fits (`parity: {{tolerance: {{\"*\": {{atol: {atol}, rtol: {atol}}}}}}}` {place}) or turn parity off for it (`parity: {{enabled: false}}`)",
+                plan.parity.tolerance_from,
+                parity_samples(p),
+            ));
+        } else {
+            hints.push(format!(
+                "parity compares every output value with Keras' (tolerance: {}; {}).{data} If `accuracy` shows the model still does its job, loosen `parity.tolerance` for this variant (e.g. `parity: {{tolerance: {{\"*\": {{atol: 0.05, rtol: 0.05}}}}}}`) or turn parity off for it (`parity: {{enabled: false}}`)",
+                plan.parity.tolerance_from,
+                parity_samples(p),
+            ));
+        }
     }
     if let Some(hint) = c.quantization.as_ref().and_then(|q| q.hint.clone()) {
         hints.push(hint);
     }
     hints
+}
+
+/// A round tolerance above an observed error: one significant digit, rounded up (0.093 →
+/// 0.1, 0.23 → 0.3, 0.86 → 0.9), so the suggestion reads as a setting, not a measurement.
+fn tolerance_above(error: f64) -> String {
+    if error <= 0.0 {
+        return "0.01".into();
+    }
+    let scale = 10f64.powf(error.log10().floor());
+    let digit = (error / scale).floor() + 1.0;
+    let value = digit * scale;
+    // Print without float noise: as many decimals as the scale needs, no trailing zeros.
+    let decimals = (-scale.log10().round()).max(0.0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
@@ -420,4 +460,19 @@ pub fn json(outcomes: &[Outcome]) -> String {
         "{}\n",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tolerance_above;
+
+    #[test]
+    fn suggested_tolerances_are_round_and_above_the_error() {
+        assert_eq!(tolerance_above(0.093), "0.1");
+        assert_eq!(tolerance_above(0.23), "0.3");
+        assert_eq!(tolerance_above(0.86), "0.9");
+        assert_eq!(tolerance_above(2.7e-3), "0.003");
+        assert_eq!(tolerance_above(3.0), "4");
+        assert_eq!(tolerance_above(0.0), "0.01");
+    }
 }

@@ -118,6 +118,23 @@ pub struct InputsPlan {
     pub sequence_length: Option<u32>,
     /// `[height, width]`.
     pub image_size: Option<[u32; 2]>,
+    /// Every input's shape, when litert knows the model's inputs before building (a local
+    /// multimodal preset, whose `config.json` and `preprocessor.json` size the image and
+    /// vision inputs), and where each came from. The worker uses these shapes as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<InputShape>,
+}
+
+/// One input's shape as the artifact will have it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputShape {
+    pub name: String,
+    /// Batch dimension first; `null` is dynamic.
+    pub shape: Vec<Option<u32>>,
+    pub dtype: Dtype,
+    /// Where the shape came from: the recipe (`inputs`, `batch_size`, `sequence_length`,
+    /// `image_size`) or the preset's configuration, dimension by dimension.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Cx;
+use super::multimodal::Multimodal;
 use crate::recipe::plan::*;
 use crate::recipe::types::*;
 
@@ -12,7 +13,11 @@ use crate::recipe::types::*;
 type ExplicitShape = (String, String, Vec<Option<u32>>, Option<Dtype>);
 
 impl Cx<'_> {
-    pub(super) fn inputs(&mut self, r: &Recipe) -> (InputsPlan, Option<[u32; 2]>) {
+    pub(super) fn inputs(
+        &mut self,
+        r: &Recipe,
+        multimodal: Option<&Multimodal>,
+    ) -> (InputsPlan, Option<[u32; 2]>) {
         let image_size = r.image_size.as_ref().map(|s| match s {
             ImageSize::Square(n) => [*n, *n],
             ImageSize::HeightWidth(v) => [
@@ -94,6 +99,7 @@ impl Cx<'_> {
             }
             if let (Some(len), Some(Some(dim))) = (r.sequence_length, shape.get(1))
                 && dtype.is_some_and(Dtype::is_integer)
+                && !multimodal.is_some_and(|m| m.is_vision_input(name))
                 && shape.len() == 2
                 && *dim != len
             {
@@ -125,6 +131,7 @@ impl Cx<'_> {
             batch_size: r.batch_size,
             sequence_length: r.sequence_length,
             image_size,
+            shapes: Vec::new(),
         };
         (plan, image_size)
     }

@@ -4,7 +4,8 @@
 //! silently ignore. A variant that passes every rule becomes a [`BuildPlan`].
 //!
 //! This file holds the rule context (`Cx`: where diagnostics point, how paths resolve) and
-//! the plan that puts the sections together; each recipe section has the file of its name.
+//! the plan that puts the sections together; each recipe section has the file of its name,
+//! and `multimodal.rs` sizes the inputs of multimodal presets from their own configuration.
 
 mod accuracy;
 mod calibration;
@@ -13,6 +14,7 @@ mod gates;
 mod generation;
 mod inputs;
 mod model;
+mod multimodal;
 mod output;
 mod parity;
 mod quantization;
@@ -260,7 +262,11 @@ impl Cx<'_> {
         self.version(r);
         let name = self.name(rv, r);
         let model = self.model(r);
-        let (inputs, image_size) = self.inputs(r);
+        let multimodal = self.multimodal(model.as_ref());
+        let (mut inputs, image_size) = self.inputs(r, multimodal.as_ref());
+        if let Some(mm) = &multimodal {
+            inputs.shapes = self.multimodal_shapes(r, mm, image_size);
+        }
         let (qmode, io) = self.quantization(r);
         let flex = r.ops.as_ref().and_then(|o| o.flex).unwrap_or(false);
         let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);

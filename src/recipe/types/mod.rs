@@ -82,6 +82,8 @@ pub struct Recipe {
     /// A static sequence length for text models: the second dimension of every integer
     /// token input (`token_ids`, `padding_mask`, `segment_ids`, ...). A KerasHub
     /// preprocessor's own `sequence_length` does not reach the export, so say it here.
+    /// Inputs sized by images rather than text (Gemma 3's `vision_indices`) take their
+    /// length from the preset's configuration instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1048576))]
     pub sequence_length: Option<u32>,

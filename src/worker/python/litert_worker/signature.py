@@ -80,15 +80,57 @@ def build_signature(build, model):
             if o.get("dtype") is not None:
                 s["dtype"] = o["dtype"]
         structure = kind
+    vision = vision_sizes(model) if not inputs.get("shapes") else {}
+    overrides = inputs.get("overrides") or {}
+    whole = bool(inputs.get("signature"))
     for s in specs:
         shape = s["shape"]
         if inputs.get("batch_size") and shape:
             shape[0] = inputs["batch_size"]
+        if s["name"] in vision:
+            # Sized by the preprocessor (images per prompt, vision tokens), not by the text:
+            # `sequence_length` does not apply. The recipe's own shape still wins.
+            if not whole and (overrides.get(s["name"]) or {}).get("shape") is None:
+                for axis, size in vision[s["name"]].items():
+                    if axis < len(shape):
+                        shape[axis] = size
+            continue
         if inputs.get("sequence_length") and s["dtype"] in INT_DTYPES and len(shape) == 2:
             shape[1] = inputs["sequence_length"]
         if inputs.get("image_size") and len(shape) == 4 and s["dtype"] not in INT_DTYPES:
             shape[1], shape[2] = inputs["image_size"]
+    # A local multimodal preset: litert sized every input from the preset's configuration
+    # and the recipe (`litert plan` shows them), so they are used as they are.
+    by_name = {s["name"]: s for s in specs}
+    for planned in inputs.get("shapes") or []:
+        spec = by_name.get(planned["name"])
+        if spec is None:
+            raise BuildError(
+                "signature",
+                f"the preset's configuration names input `{planned['name']}`, but the model's inputs are "
+                f"{sorted(by_name)}",
+                model_inputs=sorted(by_name),
+            )
+        spec["shape"] = list(planned["shape"])
+        spec["dtype"] = planned["dtype"]
     return structure, specs
+
+
+def vision_sizes(model):
+    """The dimensions of a multimodal model's vision inputs that its preprocessor fixes, as
+    {input: {axis: size}}: Gemma 3's `images` `[B, N, S, S, 3]` and `vision_indices`
+    `[B, N × tokens per image]`, N being the preprocessor's `max_images_per_prompt`. Empty
+    for every other model. (For local presets litert reads the same from the preset's files
+    and sends the shapes; this serves presets loaded by name.)"""
+    pre = getattr(model, "preprocessor", None)
+    names = {t.name for t in (getattr(model, "inputs", None) or [])}
+    if "vision_indices" not in names or pre is None:
+        return {}
+    count = getattr(pre, "max_images_per_prompt", None)
+    per_image = getattr(pre, "num_vision_tokens_per_image", None)
+    if not count or not per_image:
+        return {}
+    return {"images": {1: int(count)}, "vision_indices": {1: int(count) * int(per_image)}}
 
 
 def inferred_signature(model):
