@@ -30,6 +30,9 @@ fn block_rows(cols: usize) -> usize {
     (BLOCK_BYTES / (4 * cols.max(1))).max(1)
 }
 
+/// (dimension, stride) of each source axis that makes up a matrix axis.
+type Axes = Vec<(usize, usize)>;
+
 /// A weight as an `[out, in]` matrix over a stored tensor: the tensor's axes that make the
 /// output rows and those that make the inputs, each in row-major order.
 #[derive(Debug, Clone)]
@@ -51,10 +54,7 @@ impl Matrix {
     }
 
     /// `(rows, cols)` and, for each, the (dimension, stride) pairs that locate an element.
-    fn layout(
-        &self,
-        shape: &[usize],
-    ) -> ((usize, usize), Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    fn layout(&self, shape: &[usize]) -> ((usize, usize), Axes, Axes) {
         let mut strides = vec![1usize; shape.len()];
         for i in (0..shape.len().saturating_sub(1)).rev() {
             strides[i] = strides[i + 1] * shape[i + 1];
@@ -91,10 +91,21 @@ impl Matrix {
         buf.clear();
         buf.resize(n * cols, 0.0);
         let row_offsets: Vec<usize> = (r0..r0 + n).map(|r| offset(r, &o)).collect();
-        for c in 0..cols {
-            let co = offset(c, &i);
+        let col_offsets: Vec<usize> = (0..cols).map(|c| offset(c, &i)).collect();
+        // Walk the source in its own order: along a row when a row's inputs are adjacent
+        // in the file (`[out, in]` layouts), else across the block's rows for each input.
+        if i.last().is_some_and(|&(_, stride)| stride == 1) {
             for (k, ro) in row_offsets.iter().enumerate() {
-                buf[k * cols + c] = view.at(ro + co);
+                let row = &mut buf[k * cols..(k + 1) * cols];
+                for (v, co) in row.iter_mut().zip(&col_offsets) {
+                    *v = view.at(ro + co);
+                }
+            }
+        } else {
+            for (c, co) in col_offsets.iter().enumerate() {
+                for (k, ro) in row_offsets.iter().enumerate() {
+                    buf[k * cols + c] = view.at(ro + co);
+                }
             }
         }
         Ok(cols)

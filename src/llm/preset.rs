@@ -172,13 +172,13 @@ impl Architecture {
     }
 
     fn validate(self) -> Result<Self, String> {
-        if self.q_heads % self.kv_heads != 0 {
+        if !self.q_heads.is_multiple_of(self.kv_heads) {
             return Err(format!(
                 "{} query heads are not a multiple of {} key/value heads",
                 self.q_heads, self.kv_heads
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(format!(
                 "a head dimension of {} is odd; RoPE needs an even one",
                 self.head_dim
