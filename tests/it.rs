@@ -16,6 +16,7 @@ mod env_real;
 mod faults;
 mod generation;
 mod hostile;
+mod init;
 mod layout;
 mod litertlm;
 mod lock_and_snapshots;

@@ -183,8 +183,58 @@ fn a_renamed_input_fails_test_with_a_diff_naming_it() {
         "{xml}"
     );
     assert!(xml.contains("name: pixels"), "{xml}");
+    // The way out, as `apply` gives it: accept the change, then commit.
+    assert!(
+        out.stdout
+            .contains("run `litert apply recipe.yaml --update-snapshots` (or `litert apply` and `litert snapshot review`), then commit"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("if the change is intended, run `litert apply recipe.yaml`"),
+        "{}",
+        out.stdout
+    );
     // `test` writes nothing.
     assert!(!p.path("snapshots/clf-fp32.yaml.new").exists());
+}
+
+/// `test` and `apply --locked` of a recipe never applied answer at once, without starting
+/// Python (an interpreter that does not exist would fail any run that tried).
+#[test]
+fn a_never_applied_recipe_is_named_at_once_without_python() {
+    let p = Project::new("image");
+    let no_python = [("LITERT_PYTHON", "/nonexistent/python3")];
+    for args in [
+        &["test", "recipe.yaml"][..],
+        &["apply", "--locked", "recipe.yaml"][..],
+    ] {
+        let out = p.run_env(args, &no_python);
+        assert_eq!(out.code, 1, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        for id in ["clf:fp32", "clf:int8"] {
+            assert!(
+                out.stdout.contains(&format!(
+                    "`{id}` was never applied: litert.lock has no entry for it"
+                )),
+                "{args:?}: {}",
+                out.stdout
+            );
+        }
+        assert!(
+            out.stdout.contains(
+                "hint: run `litert apply recipe.yaml`, review the report and the new snapshot, and commit litert.lock and snapshots/"
+            ),
+            "{args:?}: {}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains("/nonexistent"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!p.path("litert.lock").exists());
 }
 
 #[test]

@@ -75,14 +75,31 @@ pub fn read_locks<'a>(
 }
 
 /// What a run that holds builds to the lock (`test`, `apply --locked`) refuses before
-/// building: a lock made by another toolchain, and (when only checking) an artifact on
-/// disk that is not the locked one. As (stage, message, hint).
+/// building: an artifact the lock has never seen, a lock made by another toolchain, and
+/// (when only checking) an artifact on disk that is not the locked one. As (stage, message,
+/// hint).
 pub(super) fn refuse(
     plan: &BuildPlan,
     f: &Freshness,
     policy: Policy,
 ) -> Option<(&'static str, String, String)> {
-    let entry = f.entry.as_ref().filter(|_| policy.locked)?;
+    if !policy.locked {
+        return None;
+    }
+    let Some(entry) = f.entry.as_ref() else {
+        // Nothing to hold the build to: say so now rather than after a build.
+        return Some((
+            "lock",
+            format!(
+                "`{}` was never applied: litert.lock has no entry for it",
+                plan.id
+            ),
+            format!(
+                "run `litert apply {}`, review the report and the new snapshot, and commit litert.lock and snapshots/",
+                plan.recipe.display()
+            ),
+        ));
+    };
     if entry.inputs.toolchain != f.inputs.toolchain {
         return Some((
             "lock",
@@ -153,7 +170,9 @@ pub(super) fn verify_up_to_date(
     };
     let (snapshot, text) =
         contract::judge_snapshot(&plan, &model, keras_outputs, bundle.as_ref(), policy);
-    let mut reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
+    let mut reasons: Vec<String> = contract::snapshot_reason(&plan, &snapshot)
+        .into_iter()
+        .collect();
     // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
     let golden = (!policy.write)
         .then(|| golden::check(&plan, &model))

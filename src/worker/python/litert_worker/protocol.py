@@ -46,7 +46,7 @@ class Build:
     def __init__(self, request):
         self.id = request["id"]
         self.plan = request["plan"]
-        self.temp_output = request["temp_output"]
+        self.temp_output = request.get("temp_output")
         self.allow_code = bool(request.get("allow_code"))
         self.allow_unsafe = bool(request.get("allow_unsafe"))
         self.stage = "start"
