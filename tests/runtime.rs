@@ -385,3 +385,45 @@ fn the_runtime_log_shows_only_when_asked_for() {
     assert!(wrong.stderr.starts_with("error: "), "{}", wrong.stderr);
     assert!(!wrong.stderr.contains("INFO: ["), "{}", wrong.stderr);
 }
+
+/// An int8 model's outputs are integers; `run` also shows them dequantized with the
+/// output's scale and zero point.
+#[test]
+fn run_shows_quantized_outputs_dequantized() {
+    let p = copy();
+    write_npz(
+        p.path(),
+        "q.npz",
+        &[("image", Dtype::I8, vec![1, 28, 28, 1])],
+    );
+    let out = run(
+        &p,
+        &["run", "build/clf-int8.tflite", "--input", "q.npz", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let o = &v["outputs"][0];
+    assert_eq!(o["dtype"], "int8", "{o:#}");
+    let d = &o["dequantized"];
+    let (scale, zero) = (
+        d["scale"].as_f64().unwrap(),
+        d["zero_point"].as_f64().unwrap(),
+    );
+    assert!(scale > 0.0, "{o:#}");
+    let raw = o["values"].as_array().unwrap();
+    let real = d["values"].as_array().unwrap();
+    assert_eq!(raw.len(), 10);
+    for (q, r) in raw.iter().zip(real) {
+        let expected = (q.as_f64().unwrap() - zero) * scale;
+        assert!((r.as_f64().unwrap() - expected).abs() < 1e-9, "{o:#}");
+    }
+    let human = run(&p, &["run", "build/clf-int8.tflite", "--input", "q.npz"]);
+    assert!(
+        human.stdout.contains("; dequantized (scale "),
+        "{}",
+        human.stdout
+    );
+    // Float outputs have nothing to dequantize.
+    let float = run(&p, &["run", "build/clf-fp32.tflite", "--input", "q.npz"]);
+    assert_eq!(float.code, 2, "{}", float.stderr);
+}
