@@ -344,3 +344,48 @@ fn a_corrupt_lock_stops_the_run_with_a_hint() {
     }
     assert!(!p.path("build").exists(), "nothing was built");
 }
+
+/// Calibration data in another dtype is converted and the report says so; data shaped for
+/// another signature is described as a whole array, in plain shapes.
+#[test]
+fn calibration_casts_are_reported_and_misshapen_arrays_named_whole() {
+    let p = Project::new("image");
+    let rewrite = |expr: &str| {
+        let status = std::process::Command::new(worker_python())
+            .arg("-c")
+            .arg(format!(
+                "import numpy as np, sys; d = np.load(sys.argv[1])['image']; np.savez(sys.argv[1], image={expr})"
+            ))
+            .arg(p.path("data/calibration.npz"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    rewrite("d.astype(np.float64)");
+    let out = p.run(&["apply", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "calibration data converted to the signature's dtypes: `image` float64 → float32"
+        ),
+        "{}",
+        out.stdout
+    );
+    rewrite("d.astype(np.float32).reshape(len(d), -1)");
+    let out = p.run(&["apply", "--json", "recipe.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let message = artifacts(&out)["clf:int8"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("every sample of input `image`")
+            && message.contains("has shape [784]")
+            && message.contains("but the signature takes [1, 28, 28, 1] per sample"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("None") && !message.contains("sample 0"),
+        "{message}"
+    );
+}

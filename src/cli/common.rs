@@ -309,6 +309,8 @@ impl CacheArgs {
 pub fn print_outcomes(outcomes: &[engine::Outcome], json: bool) -> anyhow::Result<Exit> {
     let text = if json {
         report::json(outcomes)
+    } else if output::stdout_color() {
+        output::paint_marks(&report::human(outcomes))
     } else {
         report::human(outcomes)
     };

@@ -209,6 +209,12 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
             ));
         }
     }
+    if let Some(cal) = c.result.calibration.as_ref().filter(|c| !c.cast.is_empty()) {
+        out.push_str(&format!(
+            "    - calibration data converted to the signature's dtypes: {}\n",
+            cal.cast.join(", ")
+        ));
+    }
     let parity = c.result.parity.as_ref();
     let gates = &c.gates;
     match parity {

@@ -275,6 +275,9 @@ pub struct CalibrationSummary {
     pub used: u64,
     /// Samples left over, available to the accuracy check as held-out data.
     pub held_out: u64,
+    /// Conversions to the signature's dtypes, e.g. "`image` float64 → float32".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cast: Vec<String>,
 }
 
 /// Accuracy of the artifact against the float Keras model.
