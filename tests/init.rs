@@ -18,6 +18,15 @@ fn init_writes_a_recipe_that_checks_and_builds() {
     let apply = ctx.litert(&["apply", "recipes/mlp.yaml"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert!(ctx.join("build/mlp.tflite").is_file());
+    // The report claims no output-name match the converter did not keep.
+    assert!(
+        apply.stdout.contains("✓ input names match the Keras model")
+            && apply
+                .stdout
+                .contains("- output names: the artifact's `output_0` are Keras' `probs`, in order"),
+        "{}",
+        apply.stdout
+    );
     let inspect = ctx.litert(&["inspect", "build/mlp.tflite", "--json"]);
     let info: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let input = &info["signatures"][0]["inputs"][0];

@@ -229,9 +229,36 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
         Some(p) => {
             let mark = |ok: bool| if ok { "✓" } else { "✗" };
             out.push_str(&format!(
-                "    {} names match the Keras model\n",
+                "    {} input names match the Keras model\n",
                 mark(p.names_ok)
             ));
+            // The converter names list outputs by position; say so rather than imply the
+            // Keras names survived.
+            let artifact: Vec<&str> = c
+                .model
+                .signatures
+                .first()
+                .map(|s| s.outputs.iter().map(|o| o.name.as_str()).collect())
+                .unwrap_or_default();
+            let keras = &c.result.keras_outputs;
+            if !keras.is_empty()
+                && artifact
+                    .iter()
+                    .copied()
+                    .ne(keras.iter().map(String::as_str))
+            {
+                let quote = |names: &mut dyn Iterator<Item = &str>| {
+                    names
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push_str(&format!(
+                    "    - output names: the artifact's {} are Keras' {}, in order\n",
+                    quote(&mut artifact.iter().copied()),
+                    quote(&mut keras.iter().map(String::as_str))
+                ));
+            }
             out.push_str(&format!("    {} shapes match\n", mark(p.shapes_ok)));
             out.push_str(&format!("    parity on {}\n", parity_samples(p)));
             for o in &p.outputs {
