@@ -389,3 +389,25 @@ fn calibration_casts_are_reported_and_misshapen_arrays_named_whole() {
         "{message}"
     );
 }
+
+/// A lock entry whose `worker:` block disagrees with the toolchain it names (edited by
+/// hand, say) fails `test` even when the artifact on disk is the locked one.
+#[test]
+fn an_edited_worker_block_fails_test_of_an_up_to_date_artifact() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    assert_eq!(p.run(&["test", "recipe.yaml"]).code, 0);
+    let lock = p.lock();
+    let edited = lock.replacen("tensorflow: \"2.21.0\"", "tensorflow: \"2.20.0\"", 1);
+    assert_ne!(edited, lock);
+    std::fs::write(p.path("litert.lock"), &edited).unwrap();
+    let out = p.run(&["test", "recipe.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("litert.lock is stale or edited")
+            && out.stdout.contains("tensorflow 2.20.0 (pinned: 2.21.0)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(p.lock(), edited, "test writes nothing");
+}

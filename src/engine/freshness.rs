@@ -110,6 +110,16 @@ pub(super) fn refuse(
             "run `litert apply` (without `--locked`) with this litert and worker environment, review and commit litert.lock; or use the toolchain that wrote it".into(),
         ));
     }
+    if let Some(edited) = worker_disagrees(entry, &f.inputs.toolchain) {
+        return Some((
+            "lock",
+            format!(
+                "litert.lock is stale or edited: `{}` records {edited}, but its toolchain ({}) pins otherwise",
+                plan.id, entry.inputs.toolchain
+            ),
+            "run `litert apply` (without `--locked`) to record what this toolchain builds, review and commit litert.lock; never edit it by hand".into(),
+        ));
+    }
     if policy.write {
         return None;
     }
@@ -134,6 +144,25 @@ pub(super) fn refuse(
             )),
             _ => None,
         })
+}
+
+/// The packages an entry's `worker:` block records at versions other than the ones its
+/// toolchain pins (the toolchain names the embedded requirements lock by digest, so the two
+/// must agree); `None` when they agree, or when the worker was an external interpreter.
+fn worker_disagrees(entry: &crate::lock::Entry, toolchain: &str) -> Option<String> {
+    if toolchain.ends_with("worker external") {
+        return None;
+    }
+    let pins = crate::pyenv::lock::Lock::embedded().ok()?;
+    let wrong: Vec<String> = entry
+        .worker
+        .iter()
+        .filter_map(|(name, recorded)| {
+            let pinned = pins.version_of(name)?;
+            (pinned != recorded).then(|| format!("{name} {recorded} (pinned: {pinned})"))
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| wrong.join(", "))
 }
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
