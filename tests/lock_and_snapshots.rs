@@ -411,3 +411,47 @@ fn an_edited_worker_block_fails_test_of_an_up_to_date_artifact() {
     );
     assert_eq!(p.lock(), edited, "test writes nothing");
 }
+
+/// `test --summary FILE` appends a Markdown table for a CI job summary: what was checked,
+/// what drifted and why.
+#[test]
+fn test_appends_a_markdown_summary() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    let summary = p.path("summary.md");
+    std::fs::write(&summary, "before\n").unwrap();
+    let out = p.run(&[
+        "test",
+        "recipe.yaml",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.starts_with("before\n## litert test\n"), "{text}");
+    assert!(
+        text.contains("2 artifacts checked: 2 passed, 0 failed."),
+        "{text}"
+    );
+    assert!(text.contains("| `clf:fp32` | ✓ up to date |"), "{text}");
+
+    p.write_recipe("pixels");
+    let out = p.run(&[
+        "test",
+        "recipe.yaml",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(text.matches("## litert test").count(), 2, "{text}");
+    assert!(
+        text.contains("2 artifacts checked: 0 passed, 2 failed."),
+        "{text}"
+    );
+    assert!(text.contains("the signature changed"), "{text}");
+    assert!(
+        text.contains("changed since litert.lock: the recipe changed"),
+        "{text}"
+    );
+}
