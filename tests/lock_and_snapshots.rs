@@ -455,3 +455,55 @@ fn test_appends_a_markdown_summary() {
         "{text}"
     );
 }
+
+/// A locked rebuild of an unchanged artifact keeps committed golden outputs that still hold
+/// within the parity tolerance (Keras' float outputs differ in the last bits between CPUs),
+/// and rewrites them when they do not.
+#[test]
+fn locked_rebuilds_keep_golden_outputs_that_still_hold() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    let npz = p.path("snapshots/clf-fp32.golden.npz");
+    let record = p.path("snapshots/clf-fp32.golden.json");
+    let nudge = |delta: &str| {
+        let status = std::process::Command::new(worker_python())
+            .arg("-c")
+            .arg(format!(
+                "import numpy as np, sys; d = dict(np.load(sys.argv[1])); \
+                 d = {{k: (v + np.asarray({delta}, v.dtype) if '/out/' in k else v) for k, v in d.items()}}; \
+                 np.savez(sys.argv[1], **d)"
+            ))
+            .arg(&npz)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut r = std::fs::read_to_string(&record).unwrap();
+        r.push(' ');
+        std::fs::write(&record, r).unwrap();
+    };
+    // As another CPU would record them: the last bits differ.
+    nudge("3e-8");
+    let (before_npz, before_record) = (
+        std::fs::read(&npz).unwrap(),
+        std::fs::read(&record).unwrap(),
+    );
+    let out = p.run(&["apply", "--force", "--locked", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        std::fs::read(&npz).unwrap(),
+        before_npz,
+        "kept: still within the tolerance"
+    );
+    assert_eq!(std::fs::read(&record).unwrap(), before_record);
+    // Beyond the tolerance: the artifact's own golden outputs are recorded again.
+    nudge("0.5");
+    let stale = std::fs::read(&npz).unwrap();
+    let out = p.run(&["apply", "--force", "--locked", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_ne!(
+        std::fs::read(&npz).unwrap(),
+        stale,
+        "rewritten: it no longer holds"
+    );
+    assert_eq!(p.run(&["test", "recipe.yaml"]).code, 0);
+}
