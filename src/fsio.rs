@@ -56,6 +56,33 @@ pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
     stage(path, bytes)?.commit()
 }
 
+/// Write `bytes` to a new file at `path`, atomically; never replaces a file that is there
+/// (or that appears meanwhile): `AlreadyExists` instead.
+pub fn write_new(path: &Path, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    let staged = stage(path, bytes)?;
+    staged
+        .tmp
+        .persist_noclobber(&staged.dest)
+        .map_err(|e| e.error)?;
+    sync_dir(parent_dir(path));
+    Ok(())
+}
+
+/// Append `text` to the file at `path`, creating it: for files other programs own and
+/// read afterwards (a CI job summary, `$GITHUB_STEP_SUMMARY`), where appending is the
+/// contract and an atomic replace would drop what others wrote.
+pub fn append(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.flush()
+}
+
 /// A file written in full next to its destination, not yet moved into place: what
 /// [`write_atomic`] does in two steps, for callers that change several files together and
 /// must know every one is written before any replaces its predecessor. Removed on drop

@@ -1,10 +1,12 @@
 //! Progress for people on stderr: whether to show it at all ([`wanted`], one rule for every
-//! display), and the display of long setup work ([`Ui`]: provisioning an environment or the
-//! runtime), one indicatif line naming the stage (a spinner, or a bar while packages are
-//! fetched), drawn only on a terminal. Without it nothing is drawn, so logs and test
-//! snapshots stay clean. (`apply`'s stage lines are `engine::progress`.)
+//! display), whether other programs' logs are shown ([`verbose`]), and the display of long
+//! setup work ([`Ui`]: provisioning an environment or the runtime), one indicatif line naming
+//! the stage (a spinner, or a bar while packages are fetched), drawn only on a terminal.
+//! Without it nothing is drawn, so logs and test snapshots stay clean. (`apply`'s stage lines
+//! are `engine::progress`.)
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,6 +20,21 @@ pub fn wanted() -> bool {
     forced
         || (std::io::stderr().is_terminal()
             && std::env::var_os("LITERT_NO_PROGRESS").is_none_or(|v| v.is_empty()))
+}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Record `-v`/`--verbose` for [`verbose`].
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// Whether other programs' logs reach stderr: the worker's (TensorFlow) and the LiteRT
+/// runtime's. Off unless `-v`/`--verbose` is given or `LITERT_VERBOSE` is set to anything
+/// but empty or `0`.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+        || std::env::var("LITERT_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 pub struct Ui {

@@ -56,6 +56,11 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// `1 tensor`, `2 tensors`, `1,024 tensors`: a grouped count and its noun (a regular plural).
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", group(n), if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

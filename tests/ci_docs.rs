@@ -212,3 +212,80 @@ fn actionlint_accepts_the_workflow() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every flag the README's verb table and its paragraphs name is one the binary takes:
+/// `litert VERB --help` (or one of the verb's subcommands) lists it.
+#[test]
+fn every_flag_the_readme_documents_is_in_the_help() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let ctx = TestContext::new();
+    let help = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--help");
+        let out = ctx.litert(&all);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out.stdout
+    };
+    let flags = |text: &str| -> Vec<String> {
+        let mut found: Vec<String> = text
+            .match_indices("--")
+            .filter(|(i, _)| *i == 0 || !text[..*i].ends_with(['-', '/']))
+            .map(|(i, _)| {
+                text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect::<String>()
+            })
+            .filter(|f| f.len() > 2 && !f.ends_with('-'))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    };
+    let mut checked = 0;
+    for row in readme.lines().filter(|l| l.starts_with("| `litert ")) {
+        let words: Vec<&str> = row["| `litert ".len()..]
+            .split(['`', ' '])
+            .take(2)
+            .collect();
+        let verb = words[0];
+        // `snapshot list\|review`: the verb's help and each subcommand's.
+        let mut text = help(&[verb]);
+        if let Some(subs) = words.get(1).filter(|w| w.contains("\\|")) {
+            for sub in subs.split("\\|") {
+                text.push_str(&help(&[verb, sub]));
+            }
+        } else if let Some(sub) = words
+            .get(1)
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()) && !w.is_empty())
+        {
+            text.push_str(&help(&[verb, sub]));
+        }
+        for flag in flags(row) {
+            assert!(
+                text.contains(&flag),
+                "README documents `{flag}` for `litert {verb}`, which its --help does not list"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} flags found in the verb table"
+    );
+    // Flags the README names outside the table belong to the verbs it names them with.
+    for (verb, flag) in [
+        ("check", "--set"),
+        ("apply", "--allow-code"),
+        ("apply", "--allow-unsafe"),
+        ("apply", "--cache-read-only"),
+        ("apply", "--python"),
+        ("apply", "--verbose"),
+        ("run", "--verbose"),
+    ] {
+        assert!(
+            help(&[verb]).contains(flag),
+            "`litert {verb} --help` lacks `{flag}`"
+        );
+    }
+}

@@ -16,6 +16,7 @@ mod env_real;
 mod faults;
 mod generation;
 mod hostile;
+mod init;
 mod kinds;
 mod layout;
 mod litertlm;

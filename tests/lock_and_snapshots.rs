@@ -183,8 +183,58 @@ fn a_renamed_input_fails_test_with_a_diff_naming_it() {
         "{xml}"
     );
     assert!(xml.contains("name: pixels"), "{xml}");
+    // The way out, as `apply` gives it: accept the change, then commit.
+    assert!(
+        out.stdout
+            .contains("run `litert apply recipe.yaml --update-snapshots` (or `litert apply` and `litert snapshot review`), then commit"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("if the change is intended, run `litert apply recipe.yaml`"),
+        "{}",
+        out.stdout
+    );
     // `test` writes nothing.
     assert!(!p.path("snapshots/clf-fp32.yaml.new").exists());
+}
+
+/// `test` and `apply --locked` of a recipe never applied answer at once, without starting
+/// Python (an interpreter that does not exist would fail any run that tried).
+#[test]
+fn a_never_applied_recipe_is_named_at_once_without_python() {
+    let p = Project::new("image");
+    let no_python = [("LITERT_PYTHON", "/nonexistent/python3")];
+    for args in [
+        &["test", "recipe.yaml"][..],
+        &["apply", "--locked", "recipe.yaml"][..],
+    ] {
+        let out = p.run_env(args, &no_python);
+        assert_eq!(out.code, 1, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        for id in ["clf:fp32", "clf:int8"] {
+            assert!(
+                out.stdout.contains(&format!(
+                    "`{id}` was never applied: litert.lock has no entry for it"
+                )),
+                "{args:?}: {}",
+                out.stdout
+            );
+        }
+        assert!(
+            out.stdout.contains(
+                "hint: run `litert apply recipe.yaml`, review the report and the new snapshot, and commit litert.lock and snapshots/"
+            ),
+            "{args:?}: {}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains("/nonexistent"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!p.path("litert.lock").exists());
 }
 
 #[test]
@@ -293,4 +343,167 @@ fn a_corrupt_lock_stops_the_run_with_a_hint() {
         );
     }
     assert!(!p.path("build").exists(), "nothing was built");
+}
+
+/// Calibration data in another dtype is converted and the report says so; data shaped for
+/// another signature is described as a whole array, in plain shapes.
+#[test]
+fn calibration_casts_are_reported_and_misshapen_arrays_named_whole() {
+    let p = Project::new("image");
+    let rewrite = |expr: &str| {
+        let status = std::process::Command::new(worker_python())
+            .arg("-c")
+            .arg(format!(
+                "import numpy as np, sys; d = np.load(sys.argv[1])['image']; np.savez(sys.argv[1], image={expr})"
+            ))
+            .arg(p.path("data/calibration.npz"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    rewrite("d.astype(np.float64)");
+    let out = p.run(&["apply", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "calibration data converted to the signature's dtypes: `image` float64 → float32"
+        ),
+        "{}",
+        out.stdout
+    );
+    rewrite("d.astype(np.float32).reshape(len(d), -1)");
+    let out = p.run(&["apply", "--json", "recipe.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let message = artifacts(&out)["clf:int8"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("every sample of input `image`")
+            && message.contains("has shape [784]")
+            && message.contains("but the signature takes [1, 28, 28, 1] per sample"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("None") && !message.contains("sample 0"),
+        "{message}"
+    );
+}
+
+/// A lock entry whose `worker:` block disagrees with the toolchain it names (edited by
+/// hand, say) fails `test` even when the artifact on disk is the locked one.
+#[test]
+fn an_edited_worker_block_fails_test_of_an_up_to_date_artifact() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    assert_eq!(p.run(&["test", "recipe.yaml"]).code, 0);
+    let lock = p.lock();
+    let edited = lock.replacen("tensorflow: \"2.21.0\"", "tensorflow: \"2.20.0\"", 1);
+    assert_ne!(edited, lock);
+    std::fs::write(p.path("litert.lock"), &edited).unwrap();
+    let out = p.run(&["test", "recipe.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("litert.lock is stale or edited")
+            && out.stdout.contains("tensorflow 2.20.0 (pinned: 2.21.0)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(p.lock(), edited, "test writes nothing");
+}
+
+/// `test --summary FILE` appends a Markdown table for a CI job summary: what was checked,
+/// what drifted and why.
+#[test]
+fn test_appends_a_markdown_summary() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    let summary = p.path("summary.md");
+    std::fs::write(&summary, "before\n").unwrap();
+    let out = p.run(&[
+        "test",
+        "recipe.yaml",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.starts_with("before\n## litert test\n"), "{text}");
+    assert!(
+        text.contains("2 artifacts checked: 2 passed, 0 failed."),
+        "{text}"
+    );
+    assert!(text.contains("| `clf:fp32` | ✓ up to date |"), "{text}");
+
+    p.write_recipe("pixels");
+    let out = p.run(&[
+        "test",
+        "recipe.yaml",
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(text.matches("## litert test").count(), 2, "{text}");
+    assert!(
+        text.contains("2 artifacts checked: 0 passed, 2 failed."),
+        "{text}"
+    );
+    assert!(text.contains("the signature changed"), "{text}");
+    assert!(
+        text.contains("changed since litert.lock: the recipe changed"),
+        "{text}"
+    );
+}
+
+/// A locked rebuild of an unchanged artifact keeps committed golden outputs that still hold
+/// within the parity tolerance (Keras' float outputs differ in the last bits between CPUs),
+/// and rewrites them when they do not.
+#[test]
+fn locked_rebuilds_keep_golden_outputs_that_still_hold() {
+    let p = Project::new("image");
+    assert_eq!(p.run(&["apply", "recipe.yaml"]).code, 0);
+    let npz = p.path("snapshots/clf-fp32.golden.npz");
+    let record = p.path("snapshots/clf-fp32.golden.json");
+    let nudge = |delta: &str| {
+        let status = std::process::Command::new(worker_python())
+            .arg("-c")
+            .arg(format!(
+                "import numpy as np, sys; d = dict(np.load(sys.argv[1])); \
+                 d = {{k: (v + np.asarray({delta}, v.dtype) if '/out/' in k else v) for k, v in d.items()}}; \
+                 np.savez(sys.argv[1], **d)"
+            ))
+            .arg(&npz)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut r = std::fs::read_to_string(&record).unwrap();
+        r.push(' ');
+        std::fs::write(&record, r).unwrap();
+    };
+    // As another CPU would record them: the last bits differ.
+    nudge("3e-8");
+    let (before_npz, before_record) = (
+        std::fs::read(&npz).unwrap(),
+        std::fs::read(&record).unwrap(),
+    );
+    let out = p.run(&["apply", "--force", "--locked", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        std::fs::read(&npz).unwrap(),
+        before_npz,
+        "kept: still within the tolerance"
+    );
+    assert_eq!(std::fs::read(&record).unwrap(), before_record);
+    // Beyond the tolerance: the artifact's own golden outputs are recorded again.
+    nudge("0.5");
+    let stale = std::fs::read(&npz).unwrap();
+    let out = p.run(&["apply", "--force", "--locked", "recipe.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_ne!(
+        std::fs::read(&npz).unwrap(),
+        stale,
+        "rewritten: it no longer holds"
+    );
+    assert_eq!(p.run(&["test", "recipe.yaml"]).code, 0);
 }

@@ -213,3 +213,124 @@ fn duplicates_across_recipe_files_are_refused_with_both_locations() {
     }
     assert!(!ctx.join("build").exists());
 }
+
+/// Every verb that prints data takes `--json` (`check` and `schema` keep `--format`).
+#[test]
+fn every_verb_that_prints_data_takes_json() {
+    let ctx = TestContext::new();
+    for verb in [
+        &["check"][..],
+        &["plan"],
+        &["apply"],
+        &["test"],
+        &["inspect"],
+        &["diff"],
+        &["run"],
+        &["bench"],
+        &["schema"],
+        &["snapshot", "list"],
+        &["env", "show"],
+        &["env", "doctor"],
+        &["cache", "status"],
+        &["cache", "pull"],
+        &["cache", "push"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let out = ctx.litert(&args);
+        assert_eq!(out.code, 0, "{verb:?}: {}", out.stderr);
+        assert!(out.stdout.contains("--json"), "{verb:?}:\n{}", out.stdout);
+    }
+    let ctx = TestContext::with_fixtures();
+    let json = ctx.litert(&["check", "recipes/mlp_quickstart.yaml", "--json"]);
+    let format = ctx.litert(&["check", "recipes/mlp_quickstart.yaml", "--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    assert_eq!(json.stdout, format.stdout);
+    let schema = ctx.litert(&["schema", "--json"]);
+    assert_eq!(schema.stdout, ctx.litert(&["schema"]).stdout);
+}
+
+/// Run from a subdirectory, verbs find the project upwards (as cargo finds `Cargo.toml`).
+#[test]
+fn verbs_find_the_project_from_a_subdirectory() {
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert_in(&ctx.join("recipes"), &["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("all valid"), "{}", out.stderr);
+    let out = ctx.litert_in(&ctx.join("models"), &["check", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let file = report["recipes"][0]["file"].as_str().unwrap();
+    assert_eq!(
+        std::path::Path::new(file)
+            .parent()
+            .unwrap()
+            .canonicalize()
+            .unwrap(),
+        ctx.join("recipes").canonicalize().unwrap(),
+        "{report:#}"
+    );
+    // A project without `recipes/` says which project it looked in.
+    let bare = TestContext::new();
+    std::fs::create_dir(bare.join("sub")).unwrap();
+    let out = bare.litert_in(&bare.join("sub"), &["check"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no `recipes/` directory in this project"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A directory may hold YAML that is not a recipe (a CI workflow): `check DIR` skips it
+/// with a note; named explicitly, it is checked.
+#[test]
+fn check_of_a_directory_skips_yaml_that_is_not_a_recipe() {
+    let ctx = TestContext::new();
+    ctx.copy("models/mlp.keras");
+    std::fs::create_dir(ctx.join("r")).unwrap();
+    std::fs::write(
+        ctx.join("r/mlp.yaml"),
+        "version: 1\nmodel: {keras: ../models/mlp.keras}\noutput: ../build/mlp.tflite\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("r/workflow.yaml"), "on: push\njobs: {}\n").unwrap();
+    let out = ctx.litert(&["check", "r"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(out.diagnostic());
+    let out = ctx.litert(&["check", "r/workflow.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+/// A model where a recipe was expected is named for what it is, with the verbs that take it.
+#[test]
+fn a_model_given_as_a_recipe_is_named_a_model() {
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["bench", "models/mlp.keras"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    insta::assert_snapshot!(out.diagnostic());
+    let out = ctx.litert(&["check", "models/mlp_legacy.h5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`models/mlp_legacy.h5` is a Keras model, not a recipe"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn snapshot_list_says_when_nothing_is_pending() {
+    let ctx = TestContext::with_fixtures();
+    let out = ctx.litert(&["snapshot", "list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("no snapshots are pending review"),
+        "{}",
+        out.stderr
+    );
+    let out = ctx.litert(&["snapshot", "list", "--json"]);
+    assert_eq!(out.stdout.trim(), "[]");
+}

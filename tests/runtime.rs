@@ -52,7 +52,7 @@ fn run(project: &TestContext, args: &[&str]) -> Output {
     project.litert(args)
 }
 
-/// The `error:` lines of stderr (LiteRT itself logs INFO lines there).
+/// The `error:` lines of stderr (LiteRT itself logs INFO lines there with `-v`).
 fn errors(out: &Output) -> String {
     out.stderr
         .lines()
@@ -306,6 +306,23 @@ fn bench_times_both_kernel_settings_and_charts_a_recipe() {
         assert_eq!(r["threads"], 1);
     }
 
+    // No chart unless asked for.
+    let out = run(
+        &p,
+        &[
+            "bench",
+            "recipe.yaml",
+            "--warmup",
+            "0",
+            "--iterations",
+            "1",
+            "--kernels",
+            "xnnpack",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!d.join("build/clf.bench.svg").exists(), "{}", out.stderr);
+
     let out = run(
         &p,
         &[
@@ -317,6 +334,8 @@ fn bench_times_both_kernel_settings_and_charts_a_recipe() {
             "3",
             "--kernels",
             "xnnpack",
+            "--svg",
+            "build/clf.bench.svg",
         ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -329,4 +348,82 @@ fn bench_times_both_kernel_settings_and_charts_a_recipe() {
     assert_eq!(rows.len(), 2, "{}", out.stdout);
     let svg = std::fs::read_to_string(d.join("build/clf.bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("fp32") && svg.contains("int8"));
+}
+
+/// LiteRT's own log (`INFO: [environment.cc:..] Creating LiteRT environment ...`) stays off
+/// stderr unless asked for with `-v` or `LITERT_VERBOSE=1`; litert's own errors always show.
+#[test]
+fn the_runtime_log_shows_only_when_asked_for() {
+    let p = copy();
+    let arrays = golden(p.path(), "clf-fp32");
+    let input = arrays
+        .iter()
+        .find(|(n, _)| n == "0/in/image")
+        .unwrap()
+        .1
+        .clone();
+    std::fs::write(
+        p.path().join("in.npz"),
+        npz_bytes(&[("image".to_string(), input)]).unwrap(),
+    )
+    .unwrap();
+    let args = ["run", "build/clf-fp32.tflite", "--input", "in.npz"];
+    let quiet = run(&p, &args);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(!quiet.stderr.contains("INFO: ["), "{}", quiet.stderr);
+    let mut verbose = vec!["-v"];
+    verbose.extend(args);
+    let loud = run(&p, &verbose);
+    assert_eq!(loud.code, 0, "{}", loud.stderr);
+    assert!(loud.stderr.contains("INFO: ["), "{}", loud.stderr);
+    assert_eq!(loud.stdout, quiet.stdout);
+    let by_env = p.litert_with(&args, &[("LITERT_VERBOSE", "1")]);
+    assert!(by_env.stderr.contains("INFO: ["), "{}", by_env.stderr);
+    // An error of litert's own still reaches the terminal, without the log around it.
+    let wrong = run(&p, &["run", "build/clf-int8.tflite", "--input", "in.npz"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(wrong.stderr.starts_with("error: "), "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("INFO: ["), "{}", wrong.stderr);
+}
+
+/// An int8 model's outputs are integers; `run` also shows them dequantized with the
+/// output's scale and zero point.
+#[test]
+fn run_shows_quantized_outputs_dequantized() {
+    let p = copy();
+    write_npz(
+        p.path(),
+        "q.npz",
+        &[("image", Dtype::I8, vec![1, 28, 28, 1])],
+    );
+    let out = run(
+        &p,
+        &["run", "build/clf-int8.tflite", "--input", "q.npz", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let o = &v["outputs"][0];
+    assert_eq!(o["dtype"], "int8", "{o:#}");
+    let d = &o["dequantized"];
+    let (scale, zero) = (
+        d["scale"].as_f64().unwrap(),
+        d["zero_point"].as_f64().unwrap(),
+    );
+    assert!(scale > 0.0, "{o:#}");
+    let raw = o["values"].as_array().unwrap();
+    let real = d["values"].as_array().unwrap();
+    assert_eq!(raw.len(), 10);
+    for (q, r) in raw.iter().zip(real) {
+        let expected = (q.as_f64().unwrap() - zero) * scale;
+        assert!((r.as_f64().unwrap() - expected).abs() < 1e-9, "{o:#}");
+    }
+    let human = run(&p, &["run", "build/clf-int8.tflite", "--input", "q.npz"]);
+    assert!(
+        human.stdout.contains("; dequantized (scale "),
+        "{}",
+        human.stdout
+    );
+    // Float outputs have nothing to dequantize.
+    let float = run(&p, &["run", "build/clf-fp32.tflite", "--input", "q.npz"]);
+    assert_eq!(float.code, 2, "{}", float.stderr);
 }

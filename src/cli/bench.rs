@@ -3,7 +3,7 @@
 //! `apply` measured, as a Markdown table and an SVG chart.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -45,8 +45,7 @@ pub struct BenchArgs {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// For recipes: write the comparison chart here (default: `<recipe name>.bench.svg`
-    /// beside the recipe's first artifact).
+    /// For recipes: also write the comparison chart here, as SVG.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     #[command(flatten)]
@@ -109,11 +108,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
             }
         }
         for (name, items) in by_recipe {
-            let chart = args.svg.clone().unwrap_or_else(|| {
-                let dir = items[0].0.parent().unwrap_or(Path::new("."));
-                dir.join(format!("{name}.bench.svg"))
-            });
-            groups.push((Some(name), Some(chart), items));
+            groups.push((Some(name), args.svg.clone(), items));
         }
     }
     let (runtime, found) = runtime::load(crate::progress::wanted())?;

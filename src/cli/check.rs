@@ -17,7 +17,7 @@ use crate::recipe;
 /// Python.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert check                      # every recipe under recipes/\n  litert check recipes/mlp.yaml\n  litert check 'recipes/**/*.yaml' --format json\n\nDirectories are searched recursively; files whose names start with `_` are base recipes\n(for `extends:`) and are only checked through the recipes that extend them.\nExit codes: 0 all valid (warnings allowed), 2 an invalid recipe or bad arguments."
+    after_help = "Examples:\n  litert check                      # every recipe under recipes/\n  litert check recipes/mlp.yaml\n  litert check 'recipes/**/*.yaml' --json\n\nDirectories are searched recursively; files whose names start with `_` are base recipes\n(for `extends:`) and are only checked through the recipes that extend them.\nExit codes: 0 all valid (warnings allowed), 2 an invalid recipe or bad arguments."
 )]
 pub struct CheckArgs {
     /// Recipe files, directories or glob patterns (default: `recipes/`).
@@ -25,6 +25,9 @@ pub struct CheckArgs {
     /// Output format: `human` diagnostics on stderr, or `json` data on stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Print the report as JSON on stdout (the same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     #[command(flatten)]
     pub recipe: RecipeArgs,
 }
@@ -51,7 +54,10 @@ struct RecipeReport {
     diagnostics: Vec<JsonDiagnostic>,
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
+pub fn run(mut args: CheckArgs) -> anyhow::Result<Exit> {
+    if args.json {
+        args.format = Format::Json;
+    }
     let overrides = args.recipe.overrides()?;
     let files = expand(&default_paths(args.paths)?)?;
     let mut sources = Sources::default();

@@ -74,9 +74,17 @@ pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             out.extend(found);
         } else if path.is_dir() {
             let before = out.len();
-            walk(path, &mut out)
+            let mut skipped = Vec::new();
+            walk(path, &mut out, &mut skipped)
                 .with_context(|| format!("cannot read directory `{}`", path.display()))?;
             out[before..].sort();
+            skipped.sort();
+            for file in skipped {
+                output::stderr(&format!(
+                    "note: skipped `{}`: not a recipe (no top-level `version:`, `model:` or `extends:`)\n",
+                    file.display()
+                ));
+            }
         } else {
             out.push(path.clone());
         }
@@ -84,7 +92,7 @@ pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -94,25 +102,55 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
             continue;
         }
         if entry.file_type()?.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, skipped)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(path);
+            if looks_like_recipe(&path) {
+                out.push(path);
+            } else {
+                skipped.push(path);
+            }
         }
     }
     Ok(())
 }
 
-/// The recipe paths to use when none are given: the `recipes/` directory.
+/// Whether a YAML file found in a directory is meant as a recipe: a top-level `version:`,
+/// `model:` or `extends:` key. Other YAML (CI workflows, dataset cards) is left alone; a
+/// file that cannot be read is kept, so that checking it reports why.
+fn looks_like_recipe(path: &Path) -> bool {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(1 << 20).read_to_end(&mut bytes));
+    if read.is_err() {
+        return true;
+    }
+    String::from_utf8_lossy(&bytes).lines().any(|line| {
+        ["version:", "model:", "extends:"]
+            .iter()
+            .any(|key| line.starts_with(key))
+    })
+}
+
+/// The recipe paths to use when none are given: the project's `recipes/` directory, the
+/// project found upwards from the working directory (as cargo finds `Cargo.toml`).
 pub fn default_paths(paths: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
     if !paths.is_empty() {
         return Ok(paths);
     }
-    let dir = PathBuf::from("recipes");
+    let root = crate::lock::project_root(Path::new("."));
+    let dir = if root == Path::new(".") {
+        PathBuf::from("recipes")
+    } else {
+        root.join("recipes")
+    };
     if dir.is_dir() {
         Ok(vec![dir])
     } else {
         bail!(output::Hinted::new(
-            "no recipes given and no `recipes/` directory here",
+            format!(
+                "no recipes given and no `recipes/` directory in this project ({})",
+                std::path::absolute(&root).unwrap_or(root).display()
+            ),
             "name recipe files or directories, e.g. `litert check recipes/`"
         ))
     }
@@ -142,9 +180,6 @@ pub struct BuildArgs {
     /// Longest one build may take, in seconds (at most a year).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
-    /// Show the worker's own log output (TensorFlow) on stderr.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
     #[command(flatten)]
     pub python: PythonArgs,
     #[command(flatten)]
@@ -179,7 +214,7 @@ impl BuildArgs {
             allow_unsafe: self.allow_unsafe,
             jobs,
             timeout: Duration::from_secs(self.timeout.max(1)),
-            verbose: self.verbose,
+            verbose: crate::progress::verbose(),
             policy,
             force,
             cache: self.cache.open(plans)?,
@@ -274,6 +309,8 @@ impl CacheArgs {
 pub fn print_outcomes(outcomes: &[engine::Outcome], json: bool) -> anyhow::Result<Exit> {
     let text = if json {
         report::json(outcomes)
+    } else if output::stdout_color() {
+        output::paint_marks(&report::human(outcomes))
     } else {
         report::human(outcomes)
     };

@@ -267,7 +267,12 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<Exit> {
     if args.json {
         output::stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
-        output::stdout(&render_doctor(&report))?;
+        let text = render_doctor(&report);
+        if output::stdout_color() {
+            output::stdout(&output::paint_marks(&text))?;
+        } else {
+            output::stdout(&text)?;
+        }
     }
     Ok(if report.ok {
         Exit::Success

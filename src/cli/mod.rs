@@ -11,6 +11,7 @@ mod check;
 mod common;
 mod diff;
 mod env;
+mod init;
 mod inspect;
 mod lock;
 mod output;
@@ -33,15 +34,20 @@ pub use output::{Exit, Hinted};
     name = "litert",
     version,
     about,
-    after_help = "Examples:\n  litert check recipes/\n  litert plan recipes/mlp_quickstart.yaml --json\n  litert apply recipes/mlp_quickstart.yaml\n  litert inspect build/mlp_quickstart.tflite\n  litert diff old.tflite new.tflite\n\nExit codes: 0 success, 1 a check found a difference or failure, 2 invalid input or usage"
+    after_help = "Examples:\n  litert init models/classifier.keras\n  litert check recipes/\n  litert plan recipes/mlp_quickstart.yaml --json\n  litert apply recipes/mlp_quickstart.yaml\n  litert inspect build/mlp_quickstart.tflite\n  litert diff old.tflite new.tflite\n\nExit codes: 0 success, 1 a check found a difference or failure, 2 invalid input or usage"
 )]
 pub struct Cli {
+    /// Show other programs' logs on stderr: the worker's (TensorFlow) and the LiteRT
+    /// runtime's. [env: LITERT_VERBOSE=1]
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(init::InitArgs),
     Check(check::CheckArgs),
     Plan(plan::PlanArgs),
     Apply(apply::ApplyArgs),
@@ -72,7 +78,9 @@ pub fn main() -> ExitCode {
             return code.into();
         }
     };
+    crate::progress::set_verbose(cli.verbose);
     let exit = match cli.command {
+        Command::Init(args) => init::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Test(args) => test::run(args),
         Command::Snapshot(args) => snapshot::run(args),

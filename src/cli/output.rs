@@ -45,6 +45,17 @@ pub fn stderr_color() -> bool {
     io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Whether stdout may use ANSI colours: a terminal, and `NO_COLOR` unset or empty.
+pub fn stdout_color() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The report's marks in colour, as the diagnostics on stderr are: `✓` green, `✗` red.
+pub fn paint_marks(text: &str) -> String {
+    text.replace('✓', "\x1b[32m✓\x1b[0m")
+        .replace('✗', "\x1b[31m✗\x1b[0m")
+}
+
 /// Print an error chain: the outermost message, then each cause, then any hints.
 pub fn print_error(err: &anyhow::Error) {
     stderr(&render_error(err));
@@ -73,6 +84,14 @@ fn render_error(err: &anyhow::Error) -> String {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn marks_are_painted() {
+        assert_eq!(
+            paint_marks("✓ a\n    ✗ b\n"),
+            "\x1b[32m✓\x1b[0m a\n    \x1b[31m✗\x1b[0m b\n"
+        );
+    }
 
     #[test]
     fn error_chain_renders_causes_and_hints() {

@@ -22,7 +22,8 @@ pub struct PlanArgs {
     /// Recipe files, directories or glob patterns.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Print JSON (an array of plans) instead of YAML documents.
+    /// Print JSON (an array of plans) instead of YAML documents; with `--matrix`, the same as
+    /// `--format json`.
     #[arg(long)]
     pub json: bool,
     /// Print the CI matrix instead: the artifacts assigned to `--shards` shards, balanced by
@@ -34,7 +35,13 @@ pub struct PlanArgs {
     pub shards: Option<u16>,
     /// The matrix format: `text` (a table), `json` (shares with their artifacts) or `github`
     /// (one line of `strategy.matrix` JSON for `$GITHUB_OUTPUT`).
-    #[arg(long, value_enum, default_value = "text", requires = "matrix")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        requires = "matrix",
+        conflicts_with = "json"
+    )]
     pub format: MatrixFormat,
     #[command(flatten)]
     pub recipe: RecipeArgs,
@@ -53,7 +60,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     };
     if let Some(n) = args.shards {
-        return matrix(&plans, usize::from(n), args.format);
+        let format = if args.json {
+            MatrixFormat::Json
+        } else {
+            args.format
+        };
+        return matrix(&plans, usize::from(n), format);
     }
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&plans)?)

@@ -8,7 +8,7 @@ use crate::litertlm::model::{BundleInfo, KeyValue};
 use crate::tflite::model::{
     ModelInfo, SignatureSource, SignatureTensor, describe, dims, quantization_summary,
 };
-use crate::units::group;
+use crate::units::{count, group};
 
 /// The human summary.
 pub fn model(info: &ModelInfo) -> String {
@@ -70,12 +70,12 @@ pub fn model(info: &ModelInfo) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             w,
-            "  {}{name}: {} ops, {} tensors, {} inputs, {} outputs",
+            "  {}{name}: {}, {}, {}, {}",
             sg.index,
-            group(sg.operator_count),
-            group(sg.tensor_count),
-            sg.inputs.len(),
-            sg.outputs.len()
+            count(sg.operator_count, "op"),
+            count(sg.tensor_count, "tensor"),
+            count(sg.inputs.len() as u64, "input"),
+            count(sg.outputs.len() as u64, "output")
         );
     }
 
@@ -95,7 +95,12 @@ pub fn model(info: &ModelInfo) -> String {
 
     let total: u64 = info.ops.values().sum();
     let _ = writeln!(w);
-    let _ = writeln!(w, "ops ({} in {} kinds)", group(total), info.ops.len());
+    let _ = writeln!(
+        w,
+        "ops ({} in {})",
+        group(total),
+        count(info.ops.len() as u64, "kind")
+    );
     let mut ops: Vec<(&String, &u64)> = info.ops.iter().collect();
     ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let width = ops.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -126,8 +131,8 @@ pub fn model(info: &ModelInfo) -> String {
         let by: Vec<String> = q.by_dtype.iter().map(|(d, n)| format!("{d} {n}")).collect();
         let _ = writeln!(
             w,
-            "quantization: {} tensors ({}), {} per-channel",
-            group(q.tensors),
+            "quantization: {} ({}), {} per-channel",
+            count(q.tensors, "tensor"),
             by.join(", "),
             group(q.per_channel)
         );
@@ -138,9 +143,9 @@ pub fn model(info: &ModelInfo) -> String {
     for (dtype, dw) in &info.weights.by_dtype {
         let _ = writeln!(
             w,
-            "  {dtype:<10} {:>14} bytes in {} tensors",
+            "  {dtype:<10} {:>14} bytes in {}",
             group(dw.bytes),
-            group(dw.tensors)
+            count(dw.tensors, "tensor")
         );
     }
     if !info.weights.largest.is_empty() {
@@ -161,9 +166,9 @@ pub fn model(info: &ModelInfo) -> String {
     if let Some(check) = &info.weights_check {
         let _ = writeln!(
             w,
-            "  check: {} tensors, {} elements, {:.2}% zero, {} all-zero tensors, {} skipped",
-            group(check.tensors_checked),
-            group(check.elements),
+            "  check: {}, {}, {:.2}% zero, {} all-zero tensors, {} skipped",
+            count(check.tensors_checked, "tensor"),
+            count(check.elements, "element"),
             check.zero_fraction * 100.0,
             check.all_zero_tensors.len(),
             check.tensors_skipped

@@ -57,9 +57,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let feeds = single_npy_name(feeds, &compiled.inputs)?;
         compiled.set_inputs(&feeds)?;
         let outputs = compiled.run_checked()?;
-        Ok((compiled.key.clone(), outputs))
+        // Quantized outputs read as integers; their scale and zero point give the values.
+        let scales: Vec<Option<(f64, f64)>> = {
+            let sig = loaded
+                .info
+                .signatures
+                .iter()
+                .find(|s| s.key == compiled.key)
+                .or(loaded.info.signatures.first());
+            outputs
+                .iter()
+                .map(|(name, _)| {
+                    let q = sig?.outputs.iter().find(|o| &o.name == name)?;
+                    let q = q.tensor.quantization.as_ref()?;
+                    match (q.scale.as_slice(), q.zero_point.as_slice()) {
+                        ([s], [z]) if *s > 0.0 => Some((f64::from(*s), *z as f64)),
+                        ([s], []) if *s > 0.0 => Some((f64::from(*s), 0.0)),
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        Ok((compiled.key.clone(), outputs, scales))
     })();
-    let (key, outputs) = match result {
+    let (key, outputs, scales) = match result {
         Ok(r) => r,
         Err(e) => return Ok(fail(&e)),
     };
@@ -79,20 +100,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
                 "kernels": if cpu.xnnpack { "xnnpack" } else { "builtin" },
                 "threads": cpu.threads,
             },
-            "outputs": outputs.iter().map(|(n, t)| summary(n, t)).collect::<Vec<_>>(),
+            "outputs": outputs
+                .iter()
+                .zip(&scales)
+                .map(|((n, t), q)| summary(n, t, *q))
+                .collect::<Vec<_>>(),
         });
         output::stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
-        for (name, t) in &outputs {
-            let s = summary(name, t);
-            output::stdout(&format!(
-                "{name}: {} {:?} min {} max {} mean {}\n",
+        for ((name, t), q) in outputs.iter().zip(&scales) {
+            let s = summary(name, t, *q);
+            let mut line = format!(
+                "{name}: {} {:?} min {} max {} mean {}",
                 t.dtype.name(),
                 t.shape,
                 s["min"],
                 s["max"],
                 s["mean"]
-            ))?;
+            );
+            if let Some(d) = s.get("dequantized") {
+                line.push_str(&format!(
+                    "; dequantized (scale {}, zero point {}): min {} max {} mean {}",
+                    d["scale"], d["zero_point"], d["min"], d["max"], d["mean"]
+                ));
+            }
+            output::stdout(&format!("{line}\n"))?;
         }
     }
     if let Some(path) = &args.output {
@@ -149,9 +181,26 @@ fn single_npy_name(
     Ok(feeds)
 }
 
-/// dtype, shape and min/max/mean of one output; its values too when small.
-fn summary(name: &str, t: &Tensor) -> serde_json::Value {
+/// dtype, shape and min/max/mean of one output; its values too when small; for a quantized
+/// output (`quant`: scale and zero point), the same of its dequantized values.
+fn summary(name: &str, t: &Tensor, quant: Option<(f64, f64)>) -> serde_json::Value {
     let values = t.to_f64();
+    let mut v = json!({
+        "name": name,
+        "dtype": t.dtype.name(),
+        "shape": t.shape,
+    });
+    stats(&mut v, &values);
+    if let Some((scale, zero_point)) = quant.filter(|_| !t.dtype.name().starts_with("float")) {
+        let real: Vec<f64> = values.iter().map(|q| (q - zero_point) * scale).collect();
+        let mut d = json!({ "scale": scale, "zero_point": zero_point });
+        stats(&mut d, &real);
+        v["dequantized"] = d;
+    }
+    v
+}
+
+fn stats(v: &mut serde_json::Value, values: &[f64]) {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -160,16 +209,15 @@ fn summary(name: &str, t: &Tensor) -> serde_json::Value {
     } else {
         finite.iter().sum::<f64>() / finite.len() as f64
     };
-    let mut v = json!({
-        "name": name,
-        "dtype": t.dtype.name(),
-        "shape": t.shape,
-        "min": if finite.is_empty() { serde_json::Value::Null } else { json!(min) },
-        "max": if finite.is_empty() { serde_json::Value::Null } else { json!(max) },
-        "mean": json!(mean),
-    });
+    let none = serde_json::Value::Null;
+    v["min"] = if finite.is_empty() {
+        none.clone()
+    } else {
+        json!(min)
+    };
+    v["max"] = if finite.is_empty() { none } else { json!(max) };
+    v["mean"] = json!(mean);
     if values.len() <= 16 {
         v["values"] = json!(values);
     }
-    v
 }

@@ -17,6 +17,9 @@ pub struct SchemaArgs {
     /// `json` (the JSON Schema) or `markdown` (the recipe reference).
     #[arg(long, value_enum, default_value_t = SchemaFormat::Json)]
     pub format: SchemaFormat,
+    /// The JSON Schema (the default; the same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

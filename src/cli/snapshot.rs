@@ -39,7 +39,14 @@ enum SnapshotCommand {
     /// Reject (delete) pending snapshots by name, or all of them.
     Reject(Selection),
     /// List pending snapshots.
-    List,
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Print a JSON array of `{name, pending, snapshot}` on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -59,9 +66,29 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Exit> {
     let pending =
         review::pending(&dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
     match args.command {
-        SnapshotCommand::List => {
-            let text: String = pending.iter().map(|p| format!("{}\n", p.name())).collect();
-            output::stdout(&text)?;
+        SnapshotCommand::List(list) => {
+            if list.json {
+                let rows: Vec<_> = pending
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "name": p.name(),
+                            "pending": p.new.display().to_string(),
+                            "snapshot": p.stored.display().to_string(),
+                        })
+                    })
+                    .collect();
+                output::stdout(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?;
+            } else {
+                let text: String = pending.iter().map(|p| format!("{}\n", p.name())).collect();
+                output::stdout(&text)?;
+            }
+            if pending.is_empty() {
+                output::stderr(&format!(
+                    "no snapshots are pending review in `{}`\n",
+                    dir.display()
+                ));
+            }
         }
         SnapshotCommand::Accept(sel) => {
             let chosen = select(&pending, &sel)?;

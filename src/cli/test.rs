@@ -16,7 +16,7 @@ use crate::engine::{self, Outcome, Status, contract::Policy, progress::Progress}
 /// compares. Writes nothing but the reports you ask for.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  litert test                         # every recipe under recipes/\n  litert test recipes/gemma_int8.yaml --allow-code\n  litert test --junit test-results.xml --json > report.json\n\nExit codes: 0 no drift, 1 drift (a changed snapshot, bytes that differ from the lock, an\nartifact missing from the lock, a failed build), 2 an invalid recipe or bad arguments."
+    after_help = "Examples:\n  litert test                         # every recipe under recipes/\n  litert test recipes/gemma_int8.yaml --allow-code\n  litert test --junit test-results.xml --json > report.json\n  litert test --summary \"$GITHUB_STEP_SUMMARY\"\n\nExit codes: 0 no drift, 1 drift (a changed snapshot, bytes that differ from the lock, an\nartifact missing from the lock, a failed build), 2 an invalid recipe or bad arguments."
 )]
 pub struct TestArgs {
     /// Recipe files, directories or glob patterns (default: `recipes/`).
@@ -29,6 +29,10 @@ pub struct TestArgs {
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also append a Markdown summary to this file (for CI job summaries, e.g.
+    /// `--summary "$GITHUB_STEP_SUMMARY"`).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +56,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
     let outcomes = engine::session::run(plans, &session, &Progress::new())?;
     if let Some(path) = &args.junit {
         crate::fsio::write_atomic(path, junit(&outcomes))
+            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.summary {
+        let text = engine::report::markdown("litert test", &outcomes);
+        crate::fsio::append(path, &text)
             .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
     }
     let exit = print_outcomes(&outcomes, args.json)?;

@@ -173,6 +173,7 @@ pub(super) fn check(
     let sha256 = crate::digest::file_sha256(path).unwrap_or_default();
     if ctx.policy().locked {
         reasons.extend(locked_reasons(
+            plan,
             ctx.locked_entry(plan),
             &sha256,
             &result.versions,
@@ -236,7 +237,7 @@ pub(super) fn accept(
         written.as_ref().map(|w| &*w.built.info),
         policy,
     );
-    if let Some(reason) = contract::snapshot_reason(&snapshot) {
+    if let Some(reason) = contract::snapshot_reason(plan, &snapshot) {
         reasons.push(reason);
     }
     let mut converted = Converted {
@@ -271,7 +272,12 @@ pub(super) fn accept(
         converted.model.file = String::new();
         return Status::Built(converted);
     }
-    let golden = match golden::files(plan, &temp.path, &converted.result) {
+    // An artifact that is the locked one keeps golden files that still hold (see there).
+    let unchanged = !policy.update_snapshots
+        && ctx
+            .locked_entry(plan)
+            .is_some_and(|e| e.sha256 == converted.sha256);
+    let golden = match golden::files(plan, &temp.path, &converted.result, unchanged) {
         Ok(files) => files,
         Err(e) => {
             return Status::Failed(Failure {
@@ -332,6 +338,7 @@ pub(super) fn accept(
 
 /// Why a rebuilt artifact does not hold under `--locked`.
 fn locked_reasons(
+    plan: &BuildPlan,
     entry: Option<&crate::lock::Entry>,
     sha256: &str,
     versions: &BTreeMap<String, String>,
@@ -350,9 +357,10 @@ fn locked_reasons(
     // hold them to the locked sha256.
     if entry.reproducible && entry.sha256 != sha256 {
         return vec![format!(
-            "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked)",
+            "the rebuilt bytes differ from litert.lock (sha256 {} here, {} locked); if the change is intended, run `litert apply {}` (`--update-snapshots` if the signature changed too, or `litert snapshot review`), then commit litert.lock and snapshots/",
             crate::digest::short(sha256),
-            crate::digest::short(&entry.sha256)
+            crate::digest::short(&entry.sha256),
+            plan.recipe.display()
         )];
     }
     vec![]

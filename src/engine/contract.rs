@@ -131,8 +131,8 @@ pub fn commit_snapshot(outcome: &SnapshotOutcome, text: &str) -> std::io::Result
     }
 }
 
-/// The reason a snapshot verdict blocks the artifact, if it does.
-pub fn snapshot_reason(outcome: &SnapshotOutcome) -> Option<String> {
+/// The reason a snapshot verdict blocks the artifact, if it does, with the way out.
+pub fn snapshot_reason(plan: &BuildPlan, outcome: &SnapshotOutcome) -> Option<String> {
     match outcome {
         SnapshotOutcome::Changed { path, pending, .. } => Some(match pending {
             Some(p) => format!(
@@ -140,7 +140,12 @@ pub fn snapshot_reason(outcome: &SnapshotOutcome) -> Option<String> {
                 path.display(),
                 p.display()
             ),
-            None => format!("the signature changed: `{}` differs", path.display()),
+            // A checking run writes no pending file: name the commands that do.
+            None => format!(
+                "the signature changed: `{}` differs; if that is intended, run `litert apply {} --update-snapshots` (or `litert apply` and `litert snapshot review`), then commit the snapshot and litert.lock",
+                path.display(),
+                plan.recipe.display()
+            ),
         }),
         SnapshotOutcome::MissingInCi { path } => Some(format!(
             "no snapshot at `{}`, and CI does not create snapshots: run `litert apply` locally and commit it",

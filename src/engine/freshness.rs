@@ -75,14 +75,31 @@ pub fn read_locks<'a>(
 }
 
 /// What a run that holds builds to the lock (`test`, `apply --locked`) refuses before
-/// building: a lock made by another toolchain, and (when only checking) an artifact on
-/// disk that is not the locked one. As (stage, message, hint).
+/// building: an artifact the lock has never seen, a lock made by another toolchain, and
+/// (when only checking) an artifact on disk that is not the locked one. As (stage, message,
+/// hint).
 pub(super) fn refuse(
     plan: &BuildPlan,
     f: &Freshness,
     policy: Policy,
 ) -> Option<(&'static str, String, String)> {
-    let entry = f.entry.as_ref().filter(|_| policy.locked)?;
+    if !policy.locked {
+        return None;
+    }
+    let Some(entry) = f.entry.as_ref() else {
+        // Nothing to hold the build to: say so now rather than after a build.
+        return Some((
+            "lock",
+            format!(
+                "`{}` was never applied: litert.lock has no entry for it",
+                plan.id
+            ),
+            format!(
+                "run `litert apply {}`, review the report and the new snapshot, and commit litert.lock and snapshots/",
+                plan.recipe.display()
+            ),
+        ));
+    };
     if entry.inputs.toolchain != f.inputs.toolchain {
         return Some((
             "lock",
@@ -91,6 +108,16 @@ pub(super) fn refuse(
                 plan.id, entry.inputs.toolchain, f.inputs.toolchain
             ),
             "run `litert apply` (without `--locked`) with this litert and worker environment, review and commit litert.lock; or use the toolchain that wrote it".into(),
+        ));
+    }
+    if let Some(edited) = worker_disagrees(entry, &f.inputs.toolchain) {
+        return Some((
+            "lock",
+            format!(
+                "litert.lock is stale or edited: `{}` records {edited}, but its toolchain ({}) pins otherwise",
+                plan.id, entry.inputs.toolchain
+            ),
+            "run `litert apply` (without `--locked`) to record what this toolchain builds, review and commit litert.lock; never edit it by hand".into(),
         ));
     }
     if policy.write {
@@ -117,6 +144,25 @@ pub(super) fn refuse(
             )),
             _ => None,
         })
+}
+
+/// The packages an entry's `worker:` block records at versions other than the ones its
+/// toolchain pins (the toolchain names the embedded requirements lock by digest, so the two
+/// must agree); `None` when they agree, or when the worker was an external interpreter.
+fn worker_disagrees(entry: &crate::lock::Entry, toolchain: &str) -> Option<String> {
+    if toolchain.ends_with("worker external") {
+        return None;
+    }
+    let pins = crate::pyenv::lock::Lock::embedded().ok()?;
+    let wrong: Vec<String> = entry
+        .worker
+        .iter()
+        .filter_map(|(name, recorded)| {
+            let pinned = pins.version_of(name)?;
+            (pinned != recorded).then(|| format!("{name} {recorded} (pinned: {pinned})"))
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| wrong.join(", "))
 }
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
@@ -153,7 +199,9 @@ pub(super) fn verify_up_to_date(
     };
     let (snapshot, text) =
         contract::judge_snapshot(&plan, &model, keras_outputs, bundle.as_ref(), policy);
-    let mut reasons: Vec<String> = contract::snapshot_reason(&snapshot).into_iter().collect();
+    let mut reasons: Vec<String> = contract::snapshot_reason(&plan, &snapshot)
+        .into_iter()
+        .collect();
     // Checking runs (`litert test`) also re-run the artifact on its golden outputs.
     let golden = (!policy.write)
         .then(|| golden::check(&plan, &model))

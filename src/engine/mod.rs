@@ -5,7 +5,8 @@
 //! writes is written first, [`native`], and the worker only checks it), then checks the artifact, writes its
 //! `.litertlm` bundle ([`bundle`]) and accepts it ([`accept`]: parity, gates, quantization,
 //! the lock under `--locked`, the snapshot), committing artifact, snapshot and lock entry as
-//! one transaction ([`transaction`]). A failed build never leaves a temp file or touches the
+//! one transaction ([`transaction`]). [`describe`] asks a worker what a model takes and
+//! gives, for `litert init`. A failed build never leaves a temp file or touches the
 //! previous artifact ([`failure`] says why it failed); a crashed worker is replaced so the
 //! remaining builds still run. Each build ends as an [`Outcome`], which [`report`] prints.
 
@@ -13,6 +14,7 @@ mod accept;
 pub mod accuracy;
 pub mod bundle;
 pub mod contract;
+pub mod describe;
 mod failure;
 pub mod footprint;
 pub mod freshness;

@@ -249,6 +249,12 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
             ));
         }
     }
+    if let Some(cal) = c.result.calibration.as_ref().filter(|c| !c.cast.is_empty()) {
+        out.push_str(&format!(
+            "    - calibration data converted to the signature's dtypes: {}\n",
+            cal.cast.join(", ")
+        ));
+    }
     let parity = c.result.parity.as_ref();
     let gates = &c.gates;
     match parity {
@@ -263,9 +269,36 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
         Some(p) => {
             let mark = |ok: bool| if ok { "✓" } else { "✗" };
             out.push_str(&format!(
-                "    {} names match the Keras model\n",
+                "    {} input names match the Keras model\n",
                 mark(p.names_ok)
             ));
+            // The converter names list outputs by position; say so rather than imply the
+            // Keras names survived.
+            let artifact: Vec<&str> = c
+                .model
+                .signatures
+                .first()
+                .map(|s| s.outputs.iter().map(|o| o.name.as_str()).collect())
+                .unwrap_or_default();
+            let keras = &c.result.keras_outputs;
+            if !keras.is_empty()
+                && artifact
+                    .iter()
+                    .copied()
+                    .ne(keras.iter().map(String::as_str))
+            {
+                let quote = |names: &mut dyn Iterator<Item = &str>| {
+                    names
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push_str(&format!(
+                    "    - output names: the artifact's {} are Keras' {}, in order\n",
+                    quote(&mut artifact.iter().copied()),
+                    quote(&mut keras.iter().map(String::as_str))
+                ));
+            }
             out.push_str(&format!("    {} shapes match\n", mark(p.shapes_ok)));
             out.push_str(&format!("    parity on {}\n", parity_samples(p)));
             for o in &p.outputs {
@@ -460,6 +493,77 @@ pub fn json(outcomes: &[Outcome]) -> String {
         "{}\n",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     )
+}
+
+/// The report as Markdown for a CI job summary (`litert test --summary`,
+/// `$GITHUB_STEP_SUMMARY`): what was checked, what changed and why, sizes, accuracy.
+pub fn markdown(title: &str, outcomes: &[Outcome]) -> String {
+    let failed = outcomes.iter().filter(|o| !o.ok()).count();
+    let mut md = format!(
+        "## {title}\n\n{} {} checked: {} passed, {failed} failed.\n\n",
+        outcomes.len(),
+        if outcomes.len() == 1 {
+            "artifact"
+        } else {
+            "artifacts"
+        },
+        outcomes.len() - failed
+    );
+    md.push_str("| artifact | result | size | notes |\n|---|---|---:|---|\n");
+    for o in outcomes {
+        let (result, size, mut notes) = match &o.status {
+            Status::Built(c) => {
+                let mut notes = Vec::new();
+                if let Some(from) = &c.restored_from {
+                    notes.push(format!("restored from `{from}`"));
+                }
+                if let Some(acc) = c.result.accuracy.as_ref().filter(|a| a.skipped.is_none()) {
+                    for out in &acc.outputs {
+                        notes.push(format!(
+                            "`{}` vs Keras: cosine {:.4}, max |Δ| {:.2e}",
+                            out.name, out.cosine_similarity, out.max_abs_error
+                        ));
+                    }
+                }
+                ("✓ rebuilt, as locked".to_string(), Some(c.size), notes)
+            }
+            Status::UpToDate(v) if v.reasons.is_empty() => {
+                let mut notes = Vec::new();
+                if let Some(g) = v.golden.as_ref().filter(|g| g.ok) {
+                    notes.push(format!("golden outputs: {} sample(s) re-run", g.samples));
+                }
+                ("✓ up to date".to_string(), Some(v.size), notes)
+            }
+            Status::UpToDate(v) => ("✗ drift".to_string(), Some(v.size), v.reasons.clone()),
+            Status::Rejected(c, reasons) => {
+                ("✗ rejected".to_string(), Some(c.size), reasons.clone())
+            }
+            Status::Failed(f) => (
+                format!("✗ failed at `{}`", f.stage),
+                None,
+                vec![f.message.clone()],
+            ),
+        };
+        if !o.rebuilt_because.is_empty() {
+            notes.push(format!(
+                "changed since litert.lock: {}",
+                o.rebuilt_because.join("; ")
+            ));
+        }
+        md.push_str(&format!(
+            "| `{}` | {result} | {} | {} |\n",
+            o.plan.id,
+            size.map(human_bytes).unwrap_or_default(),
+            cell(&notes.join("; "))
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// Text for one Markdown table cell: no pipes or line breaks that would end it.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

@@ -103,7 +103,9 @@ pub fn run(
         };
         if let Some(refusal) = refuse(&plan, &f, s.policy) {
             let (stage, message, hint) = refusal;
-            outcomes.push(Some(failed(plan, stage, message, Some(hint), f.reasons)));
+            // Nothing was built: a never-applied artifact has no reasons to show beyond that.
+            let because = if f.entry.is_some() { f.reasons } else { vec![] };
+            outcomes.push(Some(failed(plan, stage, message, Some(hint), because)));
             continue;
         }
         if f.reasons.is_empty() && !s.force {

@@ -31,9 +31,48 @@ pub fn load_chain_from(
             )]
         })?,
     };
+    if let Some(diag) = a_model_not_a_recipe(path, &bytes) {
+        return Err(vec![diag]);
+    }
     let file = sources.add(path, String::from_utf8_lossy(&bytes).into_owned());
     let doc = load::parse(file, &bytes).map_err(|d| vec![*d])?;
     follow_extends(path, doc, sources, &mut stack)
+}
+
+/// A model file given where a recipe was expected (`litert bench model.keras`): say what it
+/// is and what takes it, instead of parsing its bytes as YAML.
+fn a_model_not_a_recipe(path: &Path, bytes: &[u8]) -> Option<Diagnostic> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let magic = |m: &[u8]| bytes.starts_with(m);
+    let keras = "a Keras model";
+    let what = match ext.as_str() {
+        "tflite" => "a LiteRT model",
+        "litertlm" => "a LiteRT-LM bundle",
+        "keras" | "h5" | "hdf5" => keras,
+        "pb" => "a TensorFlow SavedModel file",
+        "npz" | "npy" => "numpy data",
+        _ if bytes.get(4..8) == Some(b"TFL3") => "a LiteRT model",
+        _ if magic(b"\x89HDF\r\n\x1a\n") => "an HDF5 file (a legacy Keras model?)",
+        _ if magic(b"PK\x03\x04") => "a zip archive (a `.keras` model?)",
+        _ => return None,
+    };
+    let hint = if what.contains("LiteRT") {
+        "`litert inspect`, `litert run` and `litert bench` take it as it is"
+    } else if what == "numpy data" {
+        "a recipe points to data under `calibration:` or `accuracy.data:`"
+    } else {
+        "`litert init MODEL` writes a starter recipe for a model; `litert apply` builds it, and `litert run`/`litert bench` take the `.tflite` it writes"
+    };
+    Some(
+        Diagnostic::error(
+            "E0013",
+            format!("`{}` is {what}, not a recipe", path.display()),
+        )
+        .hint(hint),
+    )
 }
 
 /// Merge `doc` (read from `path`) onto the chain of recipes it extends.

@@ -143,14 +143,16 @@ pub fn parse(file: FileId, bytes: &[u8]) -> Result<Document, Box<Diagnostic>> {
 }
 
 fn yaml_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
-    let message = err.to_string();
+    // The user-facing wording: the default one speaks to the library's caller ("set
+    // DuplicateKeyPolicy in Options", "use from_str_multiple").
+    let message = err.render_with_formatter(&serde_saphyr::UserMessageFormatter);
     // serde-saphyr renders "line L column C" into its message; prefer its own location
     // accessor and fall back to the start of the file.
     let loc = err
         .location()
         .and_then(|l| location_range(text, &l))
         .map(|r| Loc::new(file, r));
-    let headline = first_line(&message);
+    let headline = plain_words(&first_line(&message));
     let mut diag = Diagnostic::error("E0001", format!("invalid YAML: {headline}"));
     diag = match loc {
         Some(loc) => diag.at(loc),
@@ -158,10 +160,47 @@ fn yaml_error(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnostic
     };
     if headline.contains("duplicate") {
         diag = diag.hint("each key may appear once in a mapping; remove or rename one of them");
-    } else if headline.contains("budget") || headline.contains("alias") {
+    } else if headline.contains("multiple") && headline.contains("document") {
+        diag = diag.hint("a recipe is one YAML document: remove the second `---` (variants go under `variants:`)");
+    } else if headline.contains("too large") || headline.contains("alias") {
         diag = diag.hint("recipes may use anchors and aliases, but not to build huge documents");
     }
     diag
+}
+
+/// The parser's headline in the user's words: no location suffix (the snippet shows it)
+/// and no Rust type names for a breached limit (`Depth { depth: 65 }`).
+fn plain_words(headline: &str) -> String {
+    let mut text = headline.to_string();
+    // " at line 4, column 1" closes the message unless more follows (an alias's origin).
+    if let Some(i) = text.rfind(" at line ")
+        && text[i + 9..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || c.is_ascii_lowercase())
+    {
+        text.truncate(i);
+    }
+    if let Some(i) = text.find("limits breached: ") {
+        let what = &text[i + "limits breached: ".len()..];
+        let kind = what.split([' ', '{']).next().unwrap_or("");
+        let number: String = what
+            .split('{')
+            .nth(1)
+            .and_then(|r| r.split('}').next())
+            .map(|r| r.chars().filter(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        let said = match kind {
+            "Depth" => format!("nested {number} levels deep"),
+            "Nodes" => format!("{number} nodes once aliases are expanded"),
+            "Aliases" => format!("{number} aliases"),
+            "Anchors" => format!("{number} anchors"),
+            "Events" => format!("{number} parser events"),
+            _ => "beyond the parser's limits".to_string(),
+        };
+        let rest = what.find('}').map_or("", |j| &what[j + 1..]);
+        text = format!("the document is too large or too complex for a recipe: {said}{rest}");
+    }
+    text
 }
 
 /// serde-saphyr messages carry their own rendered snippet after the first line; we render

@@ -14,6 +14,7 @@ pub mod reference;
 pub mod resolve;
 pub mod rules;
 pub mod schema;
+pub mod starter;
 pub mod template;
 pub mod types;
 

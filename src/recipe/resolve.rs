@@ -361,9 +361,22 @@ fn template_error(
             "templates fill in names, paths and numbers; a value this long is a runaway loop",
         );
     } else if err.kind() == minijinja::ErrorKind::UndefinedError {
+        let mut names: Vec<String> = ctx.vars.keys().cloned().collect();
+        names.extend(["name", "variant"].map(String::from));
         let mut known: Vec<String> = ctx.vars.keys().map(|k| format!("`{k}`")).collect();
         known.extend(["`name`", "`variant`", "`vars.*`", "`env.*`"].map(String::from));
         diag = diag.note(format!("available: {}", known.join(", ")));
+        // minijinja names the variable: "`varient` is undefined".
+        let missing = detail
+            .strip_prefix('`')
+            .and_then(|d| d.split_once("` is undefined"))
+            .map(|(name, _)| name);
+        if let Some(best) = missing.and_then(|m| super::schema::did_you_mean(m, &names)) {
+            return at(
+                diag.hint(format!("did you mean `{best}`?")),
+                spans.nearest(pointer),
+            );
+        }
         let unset: Vec<&String> = ctx
             .env
             .iter()

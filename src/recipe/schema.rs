@@ -120,15 +120,17 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
                 out.push(bad_choice(at_value, &what, instance, &consts));
                 return;
             }
-            // Untagged unions (`image_size`, `max_size`): if one branch matched the type,
-            // its errors are the useful ones.
+            // Unions (`image_size`, `max_size`, and every optional section: the section or
+            // `null`): if exactly one branch takes a value of this type, its errors are the
+            // useful ones, however deep (a quoted number in `parity.tolerance.*.atol` is
+            // reported there, not as a wrong type for `parity`).
+            let here = |e: &ValidationError<'_>| {
+                matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    && e.instance_path().to_string() == pointer
+            };
             let typed: Vec<_> = context
                 .iter()
-                .filter(|branch| {
-                    !branch
-                        .iter()
-                        .any(|e| matches!(e.kind(), ValidationErrorKind::Type { .. }))
-                })
+                .filter(|branch| !branch.iter().any(here))
                 .collect();
             if let [branch] = typed.as_slice() {
                 for e in branch.iter() {
@@ -139,6 +141,7 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
             let expected: Vec<String> = context
                 .iter()
                 .flat_map(|b| b.iter())
+                .filter(|e| here(e))
                 .filter_map(|e| match e.kind() {
                     ValidationErrorKind::Type { kind } => Some(type_names(kind)),
                     _ => None,
@@ -229,14 +232,46 @@ fn explain(err: &ValidationError<'_>, spans: &Spans, out: &mut Vec<Diagnostic>) 
 }
 
 fn wrong_type(what: &str, expected: &str, instance: &Value) -> Diagnostic {
-    Diagnostic::error(
+    let diag = Diagnostic::error(
         "E0103",
         format!(
             "wrong type for {what}: expected {expected}, found {}",
             type_of(instance)
         ),
     )
-    .label(format!("expected {expected}"))
+    .label(format!("expected {expected}"));
+    match instance.as_str().and_then(|s| unquote_hint(s, expected)) {
+        Some(hint) => diag.hint(hint),
+        None => diag,
+    }
+}
+
+/// The fix for a scalar that YAML read as a string where a number or a boolean was wanted:
+/// quotes around a number, or YAML 1.1's `yes`/`no`, which YAML 1.2 reads as strings.
+fn unquote_hint(text: &str, expected: &str) -> Option<String> {
+    let t = text.trim();
+    let wants_number = expected.contains("a number") || expected.contains("an integer");
+    let number = if expected.contains("a number") {
+        t.parse::<f64>().is_ok_and(f64::is_finite)
+    } else {
+        t.parse::<i64>().is_ok()
+    };
+    if wants_number && number {
+        return Some(format!("drop the quotes: `{t}` without them is a number"));
+    }
+    if !expected.contains("`true` or `false`") {
+        return None;
+    }
+    let value = match t.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "on" => "true",
+        "false" | "no" | "n" | "off" => "false",
+        _ => return None,
+    };
+    Some(if t.eq_ignore_ascii_case(value) {
+        format!("drop the quotes: `{value}` without them is a boolean")
+    } else {
+        format!("write `{value}`: recipes are YAML 1.2, where `{t}` is a string, not a boolean")
+    })
 }
 
 fn bad_choice(
@@ -453,6 +488,52 @@ mod tests {
         assert_eq!(
             e,
             vec!["invalid value `full_int9` for `quantization.mode`".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_wrong_leaf_in_an_optional_section_is_reported_at_the_leaf() {
+        let cases = [
+            (
+                "parity: {tolerance: {\"*\": {atol: \"0.01\"}}}",
+                "wrong type for `parity.tolerance.*.atol`: expected a number, found the string `0.01`",
+            ),
+            (
+                "calibration: {npz: c.npz, samples: \"32\"}",
+                "wrong type for `calibration.samples`: expected an integer, found the string `32`",
+            ),
+            (
+                "accuracy: {min_cosine_similarity: \"0.99\"}",
+                "wrong type for `accuracy.min_cosine_similarity`: expected a number, found the string `0.99`",
+            ),
+            (
+                "gates: {no_flex: yes}",
+                "wrong type for `gates.no_flex`: expected `true` or `false`, found the string `yes`",
+            ),
+        ];
+        for (section, message) in cases {
+            let e = errors(&format!(
+                "version: 1\nmodel: {{keras: m.keras}}\noutput: m.tflite\n{section}\n"
+            ));
+            assert_eq!(e, vec![message.to_string()], "{section}");
+        }
+    }
+
+    #[test]
+    fn quoted_scalars_get_the_fix() {
+        assert_eq!(
+            unquote_hint("0.01", "a number").as_deref(),
+            Some("drop the quotes: `0.01` without them is a number")
+        );
+        assert_eq!(unquote_hint("0.5", "an integer"), None);
+        assert_eq!(unquote_hint("one", "an integer"), None);
+        assert_eq!(
+            unquote_hint("no", "`true` or `false`").as_deref(),
+            Some("write `false`: recipes are YAML 1.2, where `no` is a string, not a boolean")
+        );
+        assert_eq!(
+            unquote_hint("true", "`true` or `false`").as_deref(),
+            Some("drop the quotes: `true` without them is a boolean")
         );
     }
 

@@ -15,6 +15,8 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::quiet::{self, Hush};
+
 /// `LiteRtStatus`: 0 is success.
 type Status = c_int;
 type Handle = *mut c_void;
@@ -96,6 +98,17 @@ pub enum Error {
 impl Error {
     fn msg(text: String) -> Self {
         Error::Msg(text)
+    }
+
+    /// This error with the `ERROR` lines the library logged while `hush` was open (it logs
+    /// the reason a call failed; the status code alone says little).
+    fn with_log(self, hush: &Hush) -> Self {
+        let lines = hush.errors();
+        if lines.is_empty() {
+            self
+        } else {
+            Error::Msg(format!("{self}; LiteRT's log: {}", lines.join(" / ")))
+        }
     }
 }
 
@@ -215,7 +228,9 @@ impl Library {
         // SAFETY: loading runs the library's initialisers. This is LiteRT's own runtime from
         // the pinned wheel (libc/libstdc++ only), found in the environment litert provisioned
         // or named explicitly by the user.
+        let hush = quiet::hush();
         let lib = unsafe { libloading::Library::new(path) }.map_err(load_err)?;
+        drop(hush);
         // SAFETY: the signatures in `api!` are those of the LiteRT C headers for this ABI.
         let api = unsafe { Api::load(&lib) }.map_err(load_err)?;
         Ok(Arc::new(Library {
@@ -244,10 +259,12 @@ unsafe impl Sync for Environment {}
 impl Environment {
     pub fn new(lib: &Arc<Library>) -> Result<Arc<Environment>, Error> {
         let mut raw = std::ptr::null_mut();
+        let hush = quiet::hush();
         // SAFETY: zero options and a valid out pointer.
         check("LiteRtCreateEnvironment", unsafe {
             (lib.api.LiteRtCreateEnvironment)(0, std::ptr::null(), &mut raw)
-        })?;
+        })
+        .map_err(|e| e.with_log(&hush))?;
         if raw.is_null() {
             return Err(Error::msg(
                 "LiteRtCreateEnvironment returned no environment".into(),
@@ -262,6 +279,7 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
+        let _hush = quiet::hush();
         // SAFETY: created by LiteRtCreateEnvironment; every model and buffer made with it holds
         // an Arc of this environment, so none is left.
         unsafe { (self.lib.api.LiteRtDestroyEnvironment)(self.raw) }
@@ -311,10 +329,12 @@ impl Model {
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::msg(format!("`{}` contains a NUL byte", path.display())))?;
         let mut raw = std::ptr::null_mut();
+        let hush = quiet::hush();
         // SAFETY: valid environment, NUL-terminated path, valid out pointer.
         check("LiteRtCreateModelFromFile", unsafe {
             (api(env).LiteRtCreateModelFromFile)(env.raw, c_path.as_ptr(), &mut raw)
-        })?;
+        })
+        .map_err(|e| e.with_log(&hush))?;
         if raw.is_null() {
             return Err(Error::msg(
                 "LiteRtCreateModelFromFile returned no model".into(),
@@ -402,6 +422,7 @@ impl Model {
 
 impl Drop for Model {
     fn drop(&mut self) {
+        let _hush = quiet::hush();
         // SAFETY: created by LiteRtCreateModelFromFile; compiled models hold an Arc of it.
         unsafe { (api(&self.env).LiteRtDestroyModel)(self.raw) }
     }
@@ -500,6 +521,9 @@ pub struct CompiledModel {
     /// Scratch arrays of raw handles for `LiteRtRunCompiledModel`.
     input_handles: Vec<Handle>,
     output_handles: Vec<Handle>,
+    /// Whether a run succeeded: the first one logs (delegates settle), later ones do not,
+    /// and timed runs are not slowed by redirecting fd 2.
+    ran: bool,
 }
 
 // SAFETY: a compiled model and its buffers are used by one thread at a time (`&mut self`
@@ -509,13 +533,15 @@ unsafe impl Send for CompiledModel {}
 impl CompiledModel {
     pub fn new(model: &Arc<Model>, cpu: CpuSettings, signature: usize) -> Result<Self, Error> {
         let env = &model.env;
-        let options = Options::cpu(env, cpu)?;
+        let hush = quiet::hush();
+        let options = Options::cpu(env, cpu).map_err(|e| e.with_log(&hush))?;
         let mut raw = std::ptr::null_mut();
         // SAFETY: live environment, model and options; valid out pointer. The options stay
         // ours (the header says the caller owns them) and are dropped after this call.
         check("LiteRtCreateCompiledModel", unsafe {
             (api(env).LiteRtCreateCompiledModel)(env.raw, model.raw, options.raw, &mut raw)
-        })?;
+        })
+        .map_err(|e| e.with_log(&hush))?;
         drop(options);
         if raw.is_null() {
             return Err(Error::msg(
@@ -530,6 +556,7 @@ impl CompiledModel {
             outputs: Vec::new(),
             input_handles: Vec::new(),
             output_handles: Vec::new(),
+            ran: false,
         })
     }
 
@@ -539,6 +566,7 @@ impl CompiledModel {
 
     /// Resize input `index` (before [`Self::allocate`]) for a model with dynamic dimensions.
     pub fn resize_input(&mut self, index: usize, dims: &[i32]) -> Result<(), Error> {
+        let hush = quiet::hush();
         // SAFETY: live compiled model; `dims` is a valid array of its length.
         check("LiteRtCompiledModelResizeInputTensor", unsafe {
             (self.api().LiteRtCompiledModelResizeInputTensor)(
@@ -549,6 +577,7 @@ impl CompiledModel {
                 dims.len(),
             )
         })
+        .map_err(|e| e.with_log(&hush))
     }
 
     /// The output shapes the runtime computes from the current input shapes.
@@ -570,6 +599,16 @@ impl CompiledModel {
     /// Create host-memory buffers for the given input and output types, sized as the
     /// compiled model requires (never smaller than the tensors' bytes).
     pub fn allocate(
+        &mut self,
+        inputs: &[(TensorType, usize)],
+        outputs: &[(TensorType, usize)],
+    ) -> Result<(), Error> {
+        let hush = quiet::hush();
+        self.allocate_buffers(inputs, outputs)
+            .map_err(|e| e.with_log(&hush))
+    }
+
+    fn allocate_buffers(
         &mut self,
         inputs: &[(TensorType, usize)],
         outputs: &[(TensorType, usize)],
@@ -656,9 +695,10 @@ impl CompiledModel {
             return Err(Error::msg("no buffers were allocated".into()));
         }
         let run = self.api().LiteRtRunCompiledModel;
+        let hush = (!self.ran).then(quiet::hush);
         // SAFETY: the handle arrays hold this compiled model's live buffers, one per input
         // and output of the signature, and are not aliased during the call.
-        check("LiteRtRunCompiledModel", unsafe {
+        let result = check("LiteRtRunCompiledModel", unsafe {
             run(
                 self.raw,
                 self.signature,
@@ -667,12 +707,19 @@ impl CompiledModel {
                 self.output_handles.len(),
                 self.output_handles.as_mut_ptr(),
             )
-        })
+        });
+        match hush {
+            Some(hush) => result.map_err(|e| e.with_log(&hush))?,
+            None => result?,
+        }
+        self.ran = true;
+        Ok(())
     }
 }
 
 impl Drop for CompiledModel {
     fn drop(&mut self) {
+        let _hush = quiet::hush();
         self.inputs.clear();
         self.outputs.clear();
         // SAFETY: created by LiteRtCreateCompiledModel; its buffers are destroyed above.

@@ -31,6 +31,14 @@ pub enum Request<'a> {
         max_new: u32,
         prompts: Vec<BundlePrompt>,
     },
+    /// Load the plan's model and report its inputs and outputs (`litert init`); nothing is
+    /// converted.
+    Describe {
+        id: &'a str,
+        plan: &'a BuildPlan,
+        allow_code: bool,
+        allow_unsafe: bool,
+    },
     Shutdown,
 }
 
@@ -58,6 +66,7 @@ pub enum Event {
     },
     Result(Box<BuildResult>),
     BundleCheck(Box<BundleCheck>),
+    Description(Box<Description>),
     Error(Box<WorkerError>),
     Bye,
 }
@@ -86,6 +95,21 @@ pub struct BuildResult {
     pub timings: BTreeMap<String, f64>,
     /// Package versions of the worker (`python`, `tensorflow`, `keras`, ...).
     pub versions: BTreeMap<String, String>,
+}
+
+/// A model's inputs and outputs as Keras declares them (`None` for a dynamic dimension).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Description {
+    pub id: String,
+    /// How the model takes its inputs: `single`, `list`, `dict`, or `positional` (a
+    /// subclassed model whose inputs Keras inferred, named `args_N`).
+    pub structure: String,
+    pub inputs: Vec<SignatureInput>,
+    /// Outputs with their Keras names (layer names, or dict keys); a name is empty where
+    /// Keras gives none.
+    pub outputs: Vec<SignatureInput>,
+    /// The Keras class of the model (`Functional`, `Sequential`, a KerasHub task...).
+    pub class_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -254,6 +278,9 @@ pub struct CalibrationSummary {
     pub used: u64,
     /// Samples left over, available to the accuracy check as held-out data.
     pub held_out: u64,
+    /// Conversions to the signature's dtypes, e.g. "`image` float64 → float32".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cast: Vec<String>,
 }
 
 /// Accuracy of the artifact against the float Keras model.

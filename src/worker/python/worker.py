@@ -8,10 +8,12 @@ and serves every build of one `litert apply`.
 
 Protocol (version 1):
   -> {"op": "build", "id": ID, "plan": PLAN, "temp_output": PATH, "allow_code": B, "allow_unsafe": B}
+  -> {"op": "describe", "id": ID, "plan": PLAN, "allow_code": B, "allow_unsafe": B}
   -> {"op": "shutdown"}
   <- {"event": "hello", "protocol": 1, "python": "3.11.7", "pid": N}
   <- {"event": "progress", "id": ID, "stage": STAGE, "message": TEXT}
   <- {"event": "result", "id": ID, ...}
+  <- {"event": "description", "id": ID, "structure": S, "inputs": [...], "outputs": [...], "class_name": C}
   <- {"event": "error", "id": ID, "stage": STAGE, "kind": KIND, "message": TEXT, "traceback": TAIL, ...}
   <- {"event": "bye"}
 """

@@ -4,7 +4,7 @@ cosine similarity, top-1 agreement and label accuracy."""
 from .data import conform, random_feeds, read_data, select
 from .libs import tf_modules
 from .parity import dequantize, keras_outputs, quantize
-from .protocol import BuildError
+from .protocol import BuildError, names_text, shape_text
 
 
 def accuracy_labels(plan, data, chosen):
@@ -15,12 +15,12 @@ def accuracy_labels(plan, data, chosen):
         return None
     where = plan["source"]["source"].get("path") or ", ".join(sorted(set(getattr(data, "extras_origin", {}).values())))
     if name not in data.extras:
-        raise BuildError("accuracy", f"`{where}` has no label array `{name}`; it has {sorted(data.extras)}",
+        raise BuildError("accuracy", f"`{where}` has no label array `{name}`; it has {names_text(sorted(data.extras))}",
                          file=where)
     arr = np.asarray(data.extras[name])
     if arr.ndim == 0 or len(arr) != len(data.samples) or arr.dtype.kind not in "iub":
         raise BuildError("accuracy", f"labels `{name}` in `{where}` must be one integer per sample "
-                         f"({len(data.samples)}); got {arr.dtype} {list(arr.shape)}", file=where)
+                         f"({len(data.samples)}); got {arr.dtype} {shape_text(arr.shape)}", file=where)
     flat = arr.reshape(len(arr), -1)
     return [int(flat[i][0]) for i in chosen]
 
@@ -86,8 +86,8 @@ def accuracy(build, model, structure, specs, held_out):
             got = dequantize(np, lite_out[name], out_details[name])
             ref_arr = np.asarray(ref_arr, dtype=np.float64)
             if got.shape != ref_arr.shape:
-                raise BuildError("accuracy", f"output `{name}` has shape {list(got.shape)} in the artifact and "
-                                 f"{list(ref_arr.shape)} in Keras")
+                raise BuildError("accuracy", f"output `{name}` has shape {shape_text(got.shape)} in the artifact and "
+                                 f"{shape_text(ref_arr.shape)} in Keras")
             st = stats.setdefault(name, {"max": 0.0, "sum": 0.0, "n": 0, "cos": [], "agree": 0, "positions": 0})
             diff = np.abs(got - ref_arr)
             st["max"] = max(st["max"], float(diff.max()) if diff.size else 0.0)

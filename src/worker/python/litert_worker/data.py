@@ -6,7 +6,7 @@ import os
 
 from .libs import INT_DTYPES, tf_modules
 from .load import call_factory
-from .protocol import BuildError, first_lines
+from .protocol import BuildError, first_lines, names_text, shape_text
 
 
 class Data:
@@ -62,7 +62,7 @@ def read_data(src, build, model, specs, limit, what):
         if missing:
             raise BuildError(
                 what,
-                f"`{where}` has no array for input(s) {missing}; it has {sorted(arrays)}",
+                f"`{where}` has no array for input(s) {names_text(missing)}; it has {names_text(sorted(arrays))}",
                 file=where,
             )
         for n in names:
@@ -118,9 +118,10 @@ def select(data, count, seed, shuffle):
     return order[:count], order[count:]
 
 
-def conform(data, indices, specs, what):
+def conform(data, indices, specs, what, casts=None):
     """The chosen samples as {input: array with batch dim} in the signature's dtypes, after
-    checking shapes and dtypes against the signature."""
+    checking shapes and dtypes against the signature. Casts that change the data's dtype
+    are added to `casts` (as text), so the report can say so."""
     np, tf, keras = tf_modules()
     out = []
     for i in indices:
@@ -144,20 +145,38 @@ def conform(data, indices, specs, what):
                     raise BuildError(
                         what, f"input `{s['name']}` from `{origin}` has dtype {arr.dtype}, not numbers", file=origin
                     )
+                if arr.dtype != want_dtype and casts is not None:
+                    casts.add(f"`{s['name']}` {arr.dtype} → {want_dtype}")
                 arr = arr.astype(want_dtype)
             want = s["shape"]
             if arr.ndim == len(want) - 1:
                 arr = arr[None, ...]
             if arr.ndim != len(want) or any(w is not None and w != a for w, a in zip(want, arr.shape)):
-                raise BuildError(
-                    what,
-                    f"sample {i} of input `{s['name']}` from `{origin}` has shape {list(arr.shape)}, "
-                    f"but the signature says {[w if w is not None else None for w in want]}",
-                    file=origin,
-                )
+                raise BuildError(what, wrong_shape(data, i, s, origin, arr.shape), file=origin)
             fixed[s["name"]] = arr
         out.append(fixed)
     return out
+
+
+def wrong_shape(data, i, spec, origin, got):
+    """Why sample `i` does not fit the signature: about the whole array when every sample
+    has the same shape (the data was made for another signature), else about the sample."""
+    np, tf, keras = tf_modules()
+    name, want = spec["name"], spec["shape"]
+    shapes = {tuple(np.shape(smp.get(name))) for smp in data.samples if name in smp}
+    per_sample = shape_text(want[1:]) if len(want) > 1 else shape_text(want)
+    if len(shapes) == 1:
+        (one,) = shapes
+        return (
+            f"every sample of input `{name}` in `{origin}` has shape {shape_text(one)} "
+            f"({len(data.samples)} samples: an array of {shape_text((len(data.samples),) + one)}), "
+            f"but the signature takes {shape_text(want)} per sample: give an array of "
+            f"{shape_text((len(data.samples),) + tuple(want[1:]))}, or change the recipe's input shape"
+        )
+    return (
+        f"sample {i} of input `{name}` in `{origin}` has shape {shape_text(got)}, "
+        f"but the signature takes {shape_text(want)} (or {per_sample} without the batch dimension)"
+    )
 
 
 def calibration_samples(build, specs, model):
@@ -168,9 +187,11 @@ def calibration_samples(build, specs, model):
         return None, [], None
     data = read_data(cal["source"], build, model, specs, cal["samples"], "calibration")
     chosen, rest = select(data, cal["samples"], cal.get("seed", 0), cal.get("shuffle", True))
-    samples = conform(data, chosen, specs, "calibration")
-    held_out = conform(data, rest, specs, "calibration")
-    summary = {"source": data.kind, "available": len(data.samples), "used": len(samples), "held_out": len(held_out)}
+    casts = set()
+    samples = conform(data, chosen, specs, "calibration", casts)
+    held_out = conform(data, rest, specs, "calibration", casts)
+    summary = {"source": data.kind, "available": len(data.samples), "used": len(samples), "held_out": len(held_out),
+               "cast": sorted(casts)}
     return samples, held_out, summary
 
 
@@ -245,7 +266,7 @@ def prompt_data(src, build, model, specs, what):
     names = [s["name"] for s in specs]
     missing = [n for n in names if n not in batch]
     if missing:
-        raise BuildError(what, f"the preprocessor gives {sorted(batch)}, not the inputs {missing}", file=path)
+        raise BuildError(what, f"the preprocessor gives {names_text(sorted(batch))}, not the inputs {names_text(missing)}", file=path)
     samples = [{n: batch[n][i] for n in names} for i in range(len(prompts))]
     return Data("prompts", samples, [{n: f"{path}:{i + 1}" for n in names} for i in range(len(prompts))])
 

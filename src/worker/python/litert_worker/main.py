@@ -15,7 +15,7 @@ from .libs import tf_modules, versions
 from .load import load_model
 from .parity import parity
 from .protocol import PROTOCOL, Build, BuildError, emit, first_lines, tail
-from .signature import build_signature, keras_output_names
+from .signature import build_signature, keras_output_names, model_inputs, inferred_signature
 
 
 def run_build(request):
@@ -124,6 +124,47 @@ def generation_result(build, info, report):
         "timings": build.timings,
         "versions": versions(),
     }
+def run_describe(request):
+    """Load a model and report its inputs and outputs, for `litert init`."""
+    build = Build(request)
+    try:
+        build.progress("import", "importing TensorFlow")
+        np, tf, keras = tf_modules()
+        keras.utils.clear_session()
+        build.progress("load", build.plan["model"]["kind"])
+        model = load_model(build)
+        structure, inputs = model_inputs(model)
+        if not inputs:
+            structure, inputs = inferred_signature(model)
+        inputs = [{"name": i["name"], "shape": _dims(i["shape"]), "dtype": str(i["dtype"])} for i in inputs]
+        emit({
+            "event": "description",
+            "id": build.id,
+            "structure": structure,
+            "inputs": inputs,
+            "outputs": describe_outputs(model),
+            "class_name": type(model).__name__,
+        })
+    except Exception as e:  # noqa: BLE001 - every failure becomes a structured error
+        emit(failure(build.id, build.stage, e))
+
+
+def _dims(shape):
+    return [None if d is None else int(d) for d in shape]
+
+
+def describe_outputs(model):
+    """The model's outputs with their Keras names: dict keys, else the output layers' names."""
+    outputs = getattr(model, "outputs", None) or []
+    struct = getattr(model, "_outputs_struct", None)
+    if isinstance(struct, dict):
+        pairs = list(struct.items())
+    else:
+        names = keras_output_names(model) or [""] * len(outputs)
+        pairs = list(zip(names, outputs))
+    return [{"name": str(n), "shape": _dims(t.shape), "dtype": str(t.dtype)} for n, t in pairs]
+
+
 def run_check_bundle(request):
     """Run a written bundle with LiteRT-LM; one result or one error event."""
     rid = request.get("id")
@@ -188,6 +229,8 @@ def main():
             run_build(request)
         elif op == "check_bundle":
             run_check_bundle(request)
+        elif op == "describe":
+            run_describe(request)
         elif op == "shutdown":
             break
         else:

@@ -9,7 +9,7 @@ import zipfile
 
 from .data import random_feeds
 from .libs import tf_modules
-from .protocol import BuildError
+from .protocol import BuildError, names_text, shape_text
 
 
 def parity(build, model, structure, specs, samples, data_feeds=None):
@@ -31,7 +31,7 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
         raise
     signatures = interpreter.get_signature_list()
     if "serving_default" not in signatures:
-        raise BuildError("parity", f"the artifact has no `serving_default` signature (has {sorted(signatures)})")
+        raise BuildError("parity", f"the artifact has no `serving_default` signature (has {names_text(sorted(signatures))})")
     runner = interpreter.get_signature_runner("serving_default")
     in_details = runner.get_input_details()
     out_details = runner.get_output_details()
@@ -61,7 +61,7 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
             # Keras output names are positional (`output_0`) for lists, dict keys otherwise.
             raise BuildError(
                 "parity",
-                f"output names differ: Keras {sorted(ref)}, LiteRT {sorted(lite_out)}",
+                f"output names differ: Keras {names_text(sorted(ref))}, LiteRT {names_text(sorted(lite_out))}",
             )
         for name, ref_arr in ref.items():
             got = dequantize(np, lite_out[name], out_details[name])

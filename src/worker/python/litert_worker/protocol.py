@@ -33,6 +33,17 @@ def _jsonable(value):
     return str(value)
 
 
+def names_text(names):
+    """`a`, `b` for messages (not Python's list syntax); `none` for no names."""
+    names = list(names)
+    return ", ".join(f"`{n}`" for n in names) if names else "none"
+
+
+def shape_text(shape):
+    """`[1, 28, 28, 1]`, `?` for a dynamic dimension (not Python's `None`)."""
+    return "[" + ", ".join("?" if d is None else str(int(d)) for d in shape) + "]"
+
+
 class BuildError(Exception):
     """An error the user can act on, with a kind that litert turns into a hint."""
 
@@ -46,7 +57,7 @@ class Build:
     def __init__(self, request):
         self.id = request["id"]
         self.plan = request["plan"]
-        self.temp_output = request["temp_output"]
+        self.temp_output = request.get("temp_output")
         self.allow_code = bool(request.get("allow_code"))
         self.allow_unsafe = bool(request.get("allow_unsafe"))
         self.stage = "start"

@@ -2,7 +2,7 @@
 inputs, the recipe's overrides or its whole `input_signature`."""
 
 from .libs import INT_DTYPES, tf_modules
-from .protocol import BuildError, first_lines
+from .protocol import BuildError, first_lines, names_text, shape_text
 
 
 def model_inputs(model):
@@ -45,7 +45,7 @@ def build_signature(build, model):
             if unknown:
                 raise BuildError(
                     "signature",
-                    f"input_signature names {unknown}, but the model's inputs are {sorted(by_name)}",
+                    f"input_signature names {names_text(unknown)}, but the model's inputs are {names_text(sorted(by_name))}",
                     model_inputs=sorted(by_name),
                 )
         elif declared and len(specs) != len(declared):
