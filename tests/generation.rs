@@ -601,3 +601,49 @@ fn the_native_writer_agrees_with_the_converter() {
         std::fs::read(d.join(arts["gemma:native_int8"]["output"].as_str().unwrap())).unwrap();
     assert_eq!(first, second, "the native artifact is not reproducible");
 }
+
+/// A bundle whose tokenizer has fewer pieces than the model has rows is refused by `check`
+/// (LiteRT-LM would fail at the first decode, after the whole build).
+#[test]
+fn a_tokenizer_smaller_than_the_vocabulary_is_refused_before_building() {
+    let work = project();
+    let d = work.path();
+    let preset = d.join("big_vocab");
+    std::fs::create_dir_all(preset.join("assets/tokenizer")).unwrap();
+    let source = presets().join("trained_gemma");
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "preprocessor.json",
+        "task.json",
+        "metadata.json",
+    ] {
+        if source.join(file).is_file() {
+            std::fs::copy(source.join(file), preset.join(file)).unwrap();
+        }
+    }
+    std::fs::copy(
+        source.join("assets/tokenizer/vocabulary.spm"),
+        preset.join("assets/tokenizer/vocabulary.spm"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(preset.join("config.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&config).unwrap();
+    v["config"]["vocabulary_size"] = 256_000.into();
+    std::fs::write(preset.join("config.json"), v.to_string()).unwrap();
+    std::fs::write(
+        d.join("r.yaml"),
+        format!(
+            "version: 1\nname: r\nmodel:\n  preset: {{path: {}, task: CausalLM}}\ngeneration:\n  capacity: 32\n  prefill: [8]\n  bundle: {{}}\noutput: out/r.tflite\n",
+            preset.display()
+        ),
+    )
+    .unwrap();
+    let out = work.litert(&["check", "r.yaml"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("E0318") && out.stderr.contains("256000 vocabulary rows"),
+        "{}",
+        out.stderr
+    );
+}

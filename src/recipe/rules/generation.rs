@@ -312,6 +312,29 @@ impl Cx<'_> {
             }
         };
         let (file, vocab) = vocab;
+        // A model row the tokenizer has no piece for makes LiteRT-LM's decode fail in the
+        // bundle check (seen: `litert_lm_session_run_decode failed` after a whole build).
+        if let Some(rows) = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|c| c["config"]["vocabulary_size"].as_u64())
+            && vocab.len() < rows
+        {
+            let d = self.err_key(
+                "E0318",
+                "/generation/bundle",
+                format!(
+                    "the tokenizer `{}` has {} pieces but the model has {rows} vocabulary rows; LiteRT-LM cannot run such a bundle",
+                    file.path().display(),
+                    vocab.len()
+                ),
+            );
+            d.label = Some("tokenizer smaller than the model's vocabulary".into());
+            d.hints.push(
+                "give the preset its own tokenizer, or remove `generation.bundle` to export the `.tflite` alone".into(),
+            );
+            return;
+        }
         let tokens = b
             .start_token
             .iter()
