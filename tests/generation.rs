@@ -600,6 +600,11 @@ fn the_native_writer_agrees_with_the_converter() {
     let second =
         std::fs::read(d.join(arts["gemma:native_int8"]["output"].as_str().unwrap())).unwrap();
     assert_eq!(first, second, "the native artifact is not reproducible");
+    let lock = std::fs::read_to_string(d.join("litert.lock")).unwrap();
+    assert!(
+        lock.contains("writer: native") && lock.contains("writer: converter"),
+        "{lock}"
+    );
 }
 
 /// A bundle whose tokenizer has fewer pieces than the model has rows is refused by `check`

@@ -240,6 +240,13 @@ pub fn entry_for(plan: &BuildPlan, inputs: Inputs, built: &super::Converted) -> 
             size: b.size,
         }),
         build_seconds: None,
+        writer: plan.generation.as_ref().map(|g| {
+            match g.writer {
+                crate::recipe::types::GenerationWriter::Native => "native",
+                crate::recipe::types::GenerationWriter::Converter => "converter",
+            }
+            .to_string()
+        }),
     }
 }
 

@@ -56,6 +56,9 @@ pub struct Entry {
     /// The `.litertlm` bundle built with a generation artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<BundleEntry>,
+    /// What wrote a generation artifact: `native` (litert's own writer) or `converter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
 }
 
 /// A bundle written beside its artifact, and what it was.
@@ -196,6 +199,7 @@ pub(crate) fn sample_entry(sha: &str) -> Entry {
         reproducible: true,
         build_seconds: Some(1.5),
         bundle: None,
+        writer: None,
     }
 }
 
