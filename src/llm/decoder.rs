@@ -95,16 +95,15 @@ impl Matrix {
         // Walk the source in its own order: along a row when a row's inputs are adjacent
         // in the file (`[out, in]` layouts), else across the block's rows for each input.
         if i.last().is_some_and(|&(_, stride)| stride == 1) {
-            for (k, ro) in row_offsets.iter().enumerate() {
-                let row = &mut buf[k * cols..(k + 1) * cols];
-                for (v, co) in row.iter_mut().zip(&col_offsets) {
-                    *v = view.at(ro + co);
-                }
+            for (k, &ro) in row_offsets.iter().enumerate() {
+                view.gather(ro, &col_offsets, &mut buf[k * cols..(k + 1) * cols]);
             }
         } else {
-            for (c, co) in col_offsets.iter().enumerate() {
-                for (k, ro) in row_offsets.iter().enumerate() {
-                    buf[k * cols + c] = view.at(ro + co);
+            let mut column = vec![0.0f32; n];
+            for (c, &co) in col_offsets.iter().enumerate() {
+                view.gather(co, &row_offsets, &mut column);
+                for (k, v) in column.iter().enumerate() {
+                    buf[k * cols + c] = *v;
                 }
             }
         }

@@ -68,6 +68,33 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
+    /// Elements `base + offsets[k]` (row-major indices) as float32 into `out[k]`; exact for
+    /// every stored dtype. One dtype dispatch per call, not per element.
+    pub fn gather(&self, base: usize, offsets: &[usize], out: &mut [f32]) {
+        let b = self.bytes;
+        let pairs = out.iter_mut().zip(offsets);
+        match self.dtype {
+            Dtype::Float32 => {
+                for (o, &i) in pairs {
+                    let j = 4 * (base + i);
+                    *o = f32::from_le_bytes([b[j], b[j + 1], b[j + 2], b[j + 3]]);
+                }
+            }
+            Dtype::Float16 => {
+                for (o, &i) in pairs {
+                    let j = 2 * (base + i);
+                    *o = f16_to_f32(u16::from_le_bytes([b[j], b[j + 1]]));
+                }
+            }
+            Dtype::Bfloat16 => {
+                for (o, &i) in pairs {
+                    let j = 2 * (base + i);
+                    *o = bf16_to_f32(u16::from_le_bytes([b[j], b[j + 1]]));
+                }
+            }
+        }
+    }
+
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
