@@ -56,7 +56,15 @@ pub fn write(plan: &BuildPlan, out: &Path, env: &WorkerEnv) -> Result<(), Failur
         names: names(g),
         storage,
     };
-    crate::llm::write(&spec, env.command(), out).map_err(|e| failure(e.to_string()))?;
+    crate::llm::write(&spec, env.command(), out).map_err(|e| match e {
+        // What the native writer does not implement, the converter may.
+        crate::llm::LlmError::Unsupported(_) => failure(e.to_string()),
+        // A broken preset or a full disk fails either way: no hint to switch writers.
+        other => Failure {
+            hint: None,
+            ..failure(other.to_string())
+        },
+    })?;
     Ok(())
 }
 

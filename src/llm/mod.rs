@@ -8,6 +8,7 @@
 
 mod decoder;
 mod graph;
+mod layout;
 pub mod preset;
 pub mod quant;
 mod weights;

@@ -1,0 +1,424 @@
+//! Where each weight of a decoder lies in a KerasHub preset's `.weights.h5` (per family, as a
+//! table), how it becomes the `[out, in]` matrix a fully-connected op reads, and how it is
+//! stored: one buffer each, streamed from the file a block of rows at a time and quantized on
+//! the way ([`super::quant`]). Shapes are checked against the config.
+
+use std::sync::Arc;
+
+use super::LlmError;
+use super::graph::{Shared, Stored};
+use super::preset::{Architecture, Family};
+use super::quant::{Storage, f16_bits, int8_row, int8_scale};
+use super::weights::Weights;
+use crate::tflite::tensor_type as tt;
+use crate::tflite::{BufferDef, QuantDef};
+
+/// The dynamic-range rule of the TensorFlow converter, kept so both writers store the same
+/// tensors as int8: weights under 1,024 elements stay float32.
+const MIN_QUANTIZED_ELEMENTS: usize = 1024;
+
+/// The float32 values read and converted together: a block of output rows of about this
+/// many bytes bounds the memory of a streamed weight, and is wide enough that the pages a
+/// block reads from a column-major source serve it whole.
+const BLOCK_BYTES: usize = 16 << 20;
+
+fn block_rows(cols: usize) -> usize {
+    (BLOCK_BYTES / (4 * cols.max(1))).max(1)
+}
+
+/// (dimension, stride) of each source axis that makes up a matrix axis.
+type Axes = Vec<(usize, usize)>;
+
+/// A weight as an `[out, in]` matrix over a stored tensor: the tensor's axes that make the
+/// output rows and those that make the inputs, each in row-major order.
+#[derive(Debug, Clone)]
+struct Matrix {
+    source: String,
+    rank: usize,
+    out_axes: Vec<usize>,
+    in_axes: Vec<usize>,
+}
+
+impl Matrix {
+    fn new(source: String, rank: usize, out_axes: &[usize], in_axes: &[usize]) -> Self {
+        Self {
+            source,
+            rank,
+            out_axes: out_axes.to_vec(),
+            in_axes: in_axes.to_vec(),
+        }
+    }
+
+    /// `(rows, cols)` and, for each, the (dimension, stride) pairs that locate an element.
+    fn layout(&self, shape: &[usize]) -> ((usize, usize), Axes, Axes) {
+        let mut strides = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        let axes = |list: &[usize]| {
+            list.iter()
+                .map(|&a| (shape[a], strides[a]))
+                .collect::<Vec<_>>()
+        };
+        let (o, i) = (axes(&self.out_axes), axes(&self.in_axes));
+        let rows = o.iter().map(|d| d.0).product();
+        let cols = i.iter().map(|d| d.0).product();
+        ((rows, cols), o, i)
+    }
+
+    /// Rows `r0..r0+n` as float32 into `buf` (`n × cols`).
+    fn rows(
+        &self,
+        weights: &Weights,
+        r0: usize,
+        n: usize,
+        buf: &mut Vec<f32>,
+    ) -> Result<usize, LlmError> {
+        let view = weights.get(&self.source, self.rank)?;
+        let ((_, cols), o, i) = self.layout(view.shape);
+        let offset = |mut idx: usize, dims: &[(usize, usize)]| {
+            let mut off = 0;
+            for &(d, s) in dims.iter().rev() {
+                off += (idx % d) * s;
+                idx /= d;
+            }
+            off
+        };
+        buf.clear();
+        buf.resize(n * cols, 0.0);
+        let row_offsets: Vec<usize> = (r0..r0 + n).map(|r| offset(r, &o)).collect();
+        let col_offsets: Vec<usize> = (0..cols).map(|c| offset(c, &i)).collect();
+        // Walk the source in its own order: along a row when a row's inputs are adjacent
+        // in the file (`[out, in]` layouts), else across the block's rows for each input.
+        if i.last().is_some_and(|&(_, stride)| stride == 1) {
+            for (k, &ro) in row_offsets.iter().enumerate() {
+                view.gather(ro, &col_offsets, &mut buf[k * cols..(k + 1) * cols]);
+            }
+        } else {
+            let mut column = vec![0.0f32; n];
+            for (c, &co) in col_offsets.iter().enumerate() {
+                view.gather(co, &row_offsets, &mut column);
+                for (k, v) in column.iter().enumerate() {
+                    buf[k * cols + c] = *v;
+                }
+            }
+        }
+        Ok(cols)
+    }
+
+    fn dims(&self, weights: &Weights) -> Result<(usize, usize), LlmError> {
+        let view = weights.get(&self.source, self.rank)?;
+        Ok(self.layout(view.shape).0)
+    }
+}
+
+/// Store `m` as one buffer with `storage` (int8 only from 1,024 elements up); the tensor
+/// every subgraph refers to.
+fn store(
+    shared: &mut Shared,
+    weights: &Arc<Weights>,
+    name: &str,
+    m: Matrix,
+    storage: Storage,
+) -> Result<Stored, LlmError> {
+    let (rows, cols) = m.dims(weights)?;
+    let storage = match storage {
+        Storage::Int8PerChannel if rows * cols < MIN_QUANTIZED_ELEMENTS => Storage::Float32,
+        s => s,
+    };
+    let mut quantization = None;
+    let mut scales = Vec::new();
+    if storage == Storage::Int8PerChannel {
+        // The scales live in the FlatBuffer, which precedes the weights: a first pass.
+        let mut buf = Vec::new();
+        let step = block_rows(cols);
+        for r0 in (0..rows).step_by(step) {
+            let n = step.min(rows - r0);
+            m.rows(weights, r0, n, &mut buf)?;
+            weights.release(&m.source);
+            scales.extend(buf.chunks(cols).map(int8_scale));
+        }
+        quantization = Some(QuantDef {
+            scale: scales.clone(),
+            zero_point: vec![0; rows],
+            quantized_dimension: 0,
+        });
+    }
+    let len = (rows * cols) as u64 * storage.element_bytes();
+    let source = Arc::clone(weights);
+    let fill = move |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        let mut bytes = Vec::new();
+        let step = block_rows(cols);
+        for r0 in (0..rows).step_by(step) {
+            let n = step.min(rows - r0);
+            m.rows(&source, r0, n, &mut buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            source.release(&m.source);
+            bytes.clear();
+            for (k, row) in buf.chunks(cols).enumerate() {
+                match storage {
+                    Storage::Float32 => bytes.extend(row.iter().flat_map(|v| v.to_le_bytes())),
+                    Storage::Float16 => {
+                        bytes.extend(row.iter().flat_map(|&v| f16_bits(v).to_le_bytes()));
+                    }
+                    Storage::Int8PerChannel => int8_row(row, scales[r0 + k], &mut bytes),
+                }
+            }
+            w.write_all(&bytes)?;
+        }
+        Ok(())
+    };
+    let buffer = shared.buffer(BufferDef::streamed(len, fill));
+    let dtype = match storage {
+        Storage::Float32 => tt::FLOAT32,
+        Storage::Float16 => tt::FLOAT16,
+        Storage::Int8PerChannel => tt::INT8,
+    };
+    Ok(Stored {
+        name: name.to_string(),
+        buffer,
+        shape: vec![rows as i32, cols as i32],
+        dtype,
+        quantization,
+    })
+}
+
+/// A small float32 vector (a norm's scale), read whole, `plus_one` for Gemma's `1 + scale`.
+fn vector(
+    shared: &mut Shared,
+    weights: &Weights,
+    name: &str,
+    source: &str,
+    plus_one: bool,
+) -> Result<Stored, LlmError> {
+    let view = weights.get(source, 1)?;
+    let bytes = (0..view.len())
+        .flat_map(|i| {
+            let v = view.at(i);
+            (if plus_one { 1.0 + v } else { v }).to_le_bytes()
+        })
+        .collect();
+    Ok(Stored {
+        name: name.to_string(),
+        buffer: shared.buffer(BufferDef::Bytes(bytes)),
+        shape: vec![view.len() as i32],
+        dtype: tt::FLOAT32,
+        quantization: None,
+    })
+}
+
+/// One layer's weights.
+pub struct Layer {
+    pub pre_attention_norm: Stored,
+    pub q: Stored,
+    pub k: Stored,
+    pub v: Stored,
+    pub o: Stored,
+    pub post_attention_norm: Option<Stored>,
+    pub pre_ffw_norm: Stored,
+    pub gate: Stored,
+    pub up: Stored,
+    pub down: Stored,
+    pub post_ffw_norm: Option<Stored>,
+}
+
+/// Every weight of the model, stored once.
+pub struct Model {
+    pub arch: Architecture,
+    pub table: Stored,
+    /// Per-row scales of an int8 table, for the lookup.
+    pub table_scales: Option<Stored>,
+    /// The untied output projection; `None`: the table.
+    pub head: Option<Stored>,
+    pub final_norm: Stored,
+    pub layers: Vec<Layer>,
+}
+
+/// A family's datasets: the block's layer name (`NAME`, `NAME_1`, ...), the final norm, and
+/// within a block each weight's path; whether norms scale by `1 + w`; the axes that make
+/// the query/key/value kernels' output rows and inputs.
+struct Layout {
+    block: &'static str,
+    final_norm: &'static str,
+    norm_plus_one: bool,
+    pre_attention_norm: &'static str,
+    post_attention_norm: &'static str,
+    pre_ffw_norm: &'static str,
+    post_ffw_norm: &'static str,
+    /// query, key, value, attention output
+    attention: [&'static str; 4],
+    qkv_axes: (&'static [usize], &'static [usize]),
+    /// gate, up, down
+    ffw: [&'static str; 3],
+}
+
+const GEMMA: Layout = Layout {
+    block: "gemma_decoder_block",
+    final_norm: "rms_normalization",
+    norm_plus_one: true,
+    pre_attention_norm: "pre_attention_norm",
+    post_attention_norm: "post_attention_norm",
+    pre_ffw_norm: "pre_ffw_norm",
+    post_ffw_norm: "post_ffw_norm",
+    attention: [
+        "attention/query_dense",
+        "attention/key_dense",
+        "attention/value_dense",
+        "attention/output_dense",
+    ],
+    // [heads, hidden, head_dim]
+    qkv_axes: (&[0, 2], &[1]),
+    ffw: ["gating_ffw", "gating_ffw_2", "ffw_linear"],
+};
+
+const LLAMA: Layout = Layout {
+    block: "llama_transformer_decoder",
+    final_norm: "llama_layer_norm",
+    norm_plus_one: false,
+    pre_attention_norm: "_self_attention_layernorm",
+    post_attention_norm: "",
+    pre_ffw_norm: "_feedforward_layernorm",
+    post_ffw_norm: "",
+    attention: [
+        "_self_attention_layer/_query_dense",
+        "_self_attention_layer/_key_dense",
+        "_self_attention_layer/_value_dense",
+        "_self_attention_layer/_output_dense",
+    ],
+    // [hidden, heads, head_dim]
+    qkv_axes: (&[1, 2], &[0]),
+    ffw: [
+        "_feedforward_gate_dense",
+        "_feedforward_intermediate_dense",
+        "_feedforward_output_dense",
+    ],
+};
+
+/// Store every weight of the preset once.
+pub fn load(
+    shared: &mut Shared,
+    weights: &Arc<Weights>,
+    arch: Architecture,
+    storage: Storage,
+) -> Result<Model, LlmError> {
+    let f = match arch.family {
+        Family::Gemma => &GEMMA,
+        Family::Llama => &LLAMA,
+    };
+    let matrix =
+        |shared: &mut Shared, name: &str, source: String, rank, out: &[usize], inp: &[usize]| {
+            store(
+                shared,
+                weights,
+                name,
+                Matrix::new(source, rank, out, inp),
+                storage,
+            )
+        };
+    let embedding = "layers/reversible_embedding/vars";
+    let table = matrix(
+        shared,
+        "token_embedding",
+        format!("{embedding}/0"),
+        2,
+        &[0],
+        &[1],
+    )?;
+    if table.shape != [arch.vocab as i32, arch.hidden as i32] {
+        return Err(mismatch(weights, &table, [arch.vocab, arch.hidden]));
+    }
+    let table_scales = table.quantization.as_ref().map(|q| {
+        let bytes = q.scale.iter().flat_map(|s| s.to_le_bytes()).collect();
+        Stored {
+            name: "token_embedding_scales".into(),
+            buffer: shared.buffer(BufferDef::Bytes(bytes)),
+            shape: vec![q.scale.len() as i32],
+            dtype: tt::FLOAT32,
+            quantization: None,
+        }
+    });
+    let untied = format!("{embedding}/1");
+    let head = if weights.has(&untied) {
+        Some(matrix(shared, "output_projection", untied, 2, &[1], &[0])?)
+    } else {
+        None
+    };
+    let plus_one = f.norm_plus_one;
+    let final_source = format!("layers/{}/vars/0", f.final_norm);
+    let final_norm = vector(shared, weights, "final_norm", &final_source, plus_one)?;
+    let (qh, kvh, h, ff) = (
+        arch.q_heads * arch.head_dim,
+        arch.kv_heads * arch.head_dim,
+        arch.hidden,
+        arch.intermediate,
+    );
+    let mut layers = Vec::with_capacity(arch.layers);
+    for i in 0..arch.layers {
+        let block = match i {
+            0 => format!("layers/{}", f.block),
+            _ => format!("layers/{}_{i}", f.block),
+        };
+        let source = |path: &str| format!("{block}/{path}/vars/0");
+        let name = |path: &str| format!("layer_{i}/{}", path.rsplit('/').next().unwrap_or(path));
+        let norm = |shared: &mut Shared, path: &str| {
+            vector(shared, weights, &name(path), &source(path), plus_one)
+        };
+        let optional_norm =
+            |shared: &mut Shared, on: bool, path: &str| on.then(|| norm(shared, path)).transpose();
+        let [wq, wk, wv, wo] = f.attention;
+        let [wg, wu, wd] = f.ffw;
+        let (qkv_out, qkv_in) = f.qkv_axes;
+        // Each matrix with the [out, in] shape the config implies.
+        let checked = |shared: &mut Shared,
+                       path: &str,
+                       rank,
+                       out: &[usize],
+                       inp: &[usize],
+                       expect: [usize; 2]| {
+            let w = matrix(shared, &name(path), source(path), rank, out, inp)?;
+            if w.shape != [expect[0] as i32, expect[1] as i32] {
+                return Err(mismatch(weights, &w, expect));
+            }
+            Ok(w)
+        };
+        layers.push(Layer {
+            pre_attention_norm: norm(shared, f.pre_attention_norm)?,
+            q: checked(shared, wq, 3, qkv_out, qkv_in, [qh, h])?,
+            k: checked(shared, wk, 3, qkv_out, qkv_in, [kvh, h])?,
+            v: checked(shared, wv, 3, qkv_out, qkv_in, [kvh, h])?,
+            // [heads, head_dim, hidden] in both families
+            o: checked(shared, wo, 3, &[2], &[0, 1], [h, qh])?,
+            post_attention_norm: optional_norm(
+                shared,
+                arch.post_attention_norm,
+                f.post_attention_norm,
+            )?,
+            pre_ffw_norm: norm(shared, f.pre_ffw_norm)?,
+            // Dense kernels: [in, out]
+            gate: checked(shared, wg, 2, &[1], &[0], [ff, h])?,
+            up: checked(shared, wu, 2, &[1], &[0], [ff, h])?,
+            down: checked(shared, wd, 2, &[1], &[0], [h, ff])?,
+            post_ffw_norm: optional_norm(shared, arch.post_ffw_norm, f.post_ffw_norm)?,
+        });
+    }
+    Ok(Model {
+        arch,
+        table,
+        table_scales,
+        head,
+        final_norm,
+        layers,
+    })
+}
+
+/// A stored weight whose shape is not the one the config implies.
+fn mismatch(weights: &Weights, w: &Stored, expect: [usize; 2]) -> LlmError {
+    LlmError::Weights {
+        path: weights.path().to_path_buf(),
+        message: format!(
+            "`{}` is {:?} as a matrix, the config implies {expect:?}",
+            w.name, w.shape
+        ),
+    }
+}
