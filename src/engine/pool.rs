@@ -107,14 +107,18 @@ impl WorkerSlot<'_> {
             });
         }
         let temp = TempArtifact::create(&plan.output, self.ctx.policy().write)?;
-        if super::native::writes(plan) {
-            progress.stage(label, "writing natively");
-            super::native::write(plan, &temp.path, self.env)?;
-        }
+        // The worker starts first: it imports TensorFlow while the native writer runs.
         let worker = match self.worker.take() {
             Some(w) => w,
             None => self.start(label, progress)?,
         };
+        if super::native::writes(plan) {
+            progress.stage(label, "writing natively");
+            if let Err(failure) = super::native::write(plan, &temp.path, self.env) {
+                self.worker = Some(worker);
+                return Err(failure);
+            }
+        }
         let request = Request::Build {
             id: &plan.id,
             plan,

@@ -215,6 +215,13 @@ def out_of_memory_message():
 def main():
     limit_memory()
     emit({"event": "hello", "protocol": PROTOCOL, "python": sys.version.split()[0], "pid": os.getpid()})
+    # Every request needs TensorFlow: import it now, while litert prepares the first request
+    # (the native LLM writer runs meanwhile). A failure is reported by the request that
+    # imports it again.
+    try:
+        tf_modules()
+    except Exception:  # noqa: BLE001
+        pass
     for line in sys.stdin:
         line = line.strip()
         if not line:
