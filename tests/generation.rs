@@ -65,7 +65,8 @@ fn worker_code(script: &str, args: &[PathBuf]) -> Value {
 
 /// A preset's large variables go from its `.weights.h5` into the model a slice at a time,
 /// starting from zeros instead of random values (the worker's load, docs/llm.md#memory);
-/// the model that makes is the one Keras' own loading makes, weight for weight.
+/// the model that makes is the one Keras' own loading makes, weight for weight and logit for
+/// logit, for float32 and for bfloat16 presets (kept in bfloat16 for the native writer's check).
 #[test]
 fn a_preset_loaded_a_slice_at_a_time_has_keras_own_weights() {
     let script = r#"
@@ -79,14 +80,22 @@ def counting(self, dataset):
     sliced.append(dataset.name)
     made(self, dataset)
 load._SlicedDataset.__init__ = counting
+# Stored in bfloat16, as real Gemma presets are (opaque 2-byte values marked `dtype`).
+import os, tempfile
+bf16 = os.path.join(tempfile.mkdtemp(), "bf16")
+keras_hub.models.CausalLM.from_preset(sys.argv[1], dtype="bfloat16").save_to_preset(bf16)
 report = {}
-for path in sys.argv[1:]:
-    ours = load.load_preset({"task": "CausalLM", "preset": {"path": path}})
+x = {"token_ids": np.array([[2, 5, 6, 7, 8, 9]], np.int32), "padding_mask": np.ones((1, 6), np.int32)}
+for path in sys.argv[1:] + [bf16]:
+    # The native writer's check keeps a bfloat16 preset in bfloat16, computing in float32.
+    ours = load.load_preset({"task": "CausalLM", "preset": {"path": path}}, stored_dtype=True)
     theirs = keras_hub.models.CausalLM.from_preset(path)
-    report[path] = {
+    report["bf16" if path == bf16 else path] = {
         "sliced": len(sliced),
         "weights": len(ours.weights),
-        "equal": all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours.weights, theirs.weights)),
+        "dtypes": sorted({str(w.dtype) for w in ours.weights if len(w.shape) > 1}),
+        "equal": all(np.array_equal(np.asarray(a.numpy(), np.float32), b.numpy()) for a, b in zip(ours.weights, theirs.weights)),
+        "same_logits": bool(np.array_equal(np.asarray(ours(x)), np.asarray(theirs(x)))),
     }
     sliced.clear()
 print(json.dumps(report))
@@ -95,11 +104,15 @@ print(json.dumps(report))
         script,
         &["trained_gemma", "tiny_llama"].map(|p| presets().join(p)),
     );
-    assert_eq!(report.as_object().unwrap().len(), 2, "{report}");
+    assert_eq!(report.as_object().unwrap().len(), 3, "{report}");
     for (preset, r) in report.as_object().unwrap() {
         assert!(r["sliced"].as_u64().unwrap() >= 2, "{preset}: {r}");
         assert_eq!(r["equal"], true, "{preset}: {r}");
+        assert_eq!(r["same_logits"], true, "{preset}: {r}");
     }
+    // A bfloat16 preset is held in bfloat16 (KerasHub alone makes float32 copies), and
+    // computes what the float32 model computes.
+    assert_eq!(report["bf16"]["dtypes"], serde_json::json!(["bfloat16"]), "{report}");
 }
 
 /// The tied table's bytes go into the converted file in place, in both buffer layouts

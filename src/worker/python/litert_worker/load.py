@@ -3,6 +3,7 @@ code (factories, custom objects) and unsafe deserialization."""
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -149,7 +150,8 @@ def load_model(build):
         model.load_weights(m["path"])
         return model
     if kind == "preset":
-        return load_preset(m)
+        g = build.plan.get("generation") or {}
+        return load_preset(m, stored_dtype=g.get("writer") == "native")
     if kind == "factory":
         model = call_factory(m["factory"], build.allow_code)
         if not isinstance(model, keras.Model):
@@ -179,7 +181,10 @@ def saved_model_as_keras(path):
     return keras.Model(inputs, outputs)
 
 
-def load_preset(m):
+def load_preset(m, stored_dtype=False):
+    """The preset's task model. `stored_dtype`: a preset on disk stored in a half-precision
+    dtype keeps its variables in it, computing in float32 (the model the native LLM writer's
+    check runs), where KerasHub would make float32 copies of every weight."""
     import keras_hub
 
     task = m["task"]
@@ -188,7 +193,11 @@ def load_preset(m):
         raise BuildError("load", f"keras_hub has no task class `{task}`")
     preset = m["preset"]
     source = preset.get("path") or preset.get("name")
-    args = m.get("args") or {}
+    args = dict(m.get("args") or {})
+    if stored_dtype and "path" in preset and "dtype" not in args:
+        stored = _stored_dtype(preset["path"])
+        if stored in ("bfloat16", "float16"):
+            args["dtype"] = _stored_in(stored)
     try:
         with large_weights_read_in_slices(zero_init=args.get("load_weights", True)):
             return cls.from_preset(source, **args)
@@ -201,21 +210,56 @@ def load_preset(m):
         raise
 
 
+def _stored_dtype(path):
+    """The dtype policy name a preset's backbone was saved with (`config.json`), or None."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            dtype = json.load(f).get("config", {}).get("dtype")
+    except (OSError, ValueError):
+        return None
+    if isinstance(dtype, dict):
+        dtype = dtype.get("config", {}).get("name")
+    return dtype if isinstance(dtype, str) else None
+
+
+def _stored_in(dtype):
+    """A dtype policy with variables in `dtype` and float32 computations: Keras casts each
+    variable to float32 where a layer reads it, so the outputs are those of a float32 model
+    loaded from the same preset (checked in tests/generation.rs) at half its memory."""
+    np, tf, keras = tf_modules()
+
+    class StoredDtypePolicy(keras.DTypePolicy):
+        def _parse_name(self, name):
+            return "float32", name
+
+    return StoredDtypePolicy(dtype)
+
+
 # Variables at least this large are read from a `.weights.h5` and assigned a slice at a time.
 SLICED_BYTES = 64 << 20
 
 
 class _SlicedDataset:
     """A large variable of a `.weights.h5` still on disk: `Variable.assign` copies it in a
-    slice at a time; anything else that takes it as an array reads it whole."""
+    slice at a time; anything else that takes it as an array reads it whole. Keras stores
+    bfloat16 as opaque 2-byte values marked `dtype: bfloat16` (real Gemma presets); they
+    are read as `ml_dtypes.bfloat16`, as Keras reads them."""
 
     def __init__(self, dataset):
+        import ml_dtypes
+        import numpy as np
+
         self.dataset = dataset
         self.shape = dataset.shape
-        self.dtype = dataset.dtype
+        self.bfloat16 = dataset.attrs.get("dtype") == "bfloat16"
+        self.dtype = np.dtype(ml_dtypes.bfloat16) if self.bfloat16 else dataset.dtype
+
+    def read(self, start=None, stop=None):
+        value = self.dataset[start:stop] if start is not None else self.dataset[()]
+        return value.view(self.dtype) if self.bfloat16 else value
 
     def __array__(self, dtype=None, copy=None):
-        value = self.dataset[()]
+        value = self.read()
         return value if dtype is None else value.astype(dtype)
 
 
@@ -236,6 +280,7 @@ def large_weights_read_in_slices(zero_init):
     from keras.src.backend.tensorflow.core import Variable as TfVariable
     from keras.src.backend.common.stateless_scope import in_stateless_scope
     from keras.src.saving.saving_lib import H5IOStore
+    from keras.src.backend import standardize_dtype
 
     read, assign = H5IOStore.__getitem__, Variable.assign
 
@@ -243,7 +288,9 @@ def large_weights_read_in_slices(zero_init):
         if type(self) is H5IOStore and key in self._h5_entry_group:
             dataset = self._h5_entry_group[key]
             large = dataset.ndim >= 1 and dataset.size * dataset.dtype.itemsize >= SLICED_BYTES
-            if large and "dtype" not in dataset.attrs and dataset.dtype.kind == "f":
+            bfloat16 = dataset.attrs.get("dtype") == "bfloat16" and dataset.dtype.itemsize == 2
+            plain = "dtype" not in dataset.attrs and dataset.dtype.kind == "f"
+            if large and (plain or bfloat16):
                 return _SlicedDataset(dataset)
         return read(self, key)
 
@@ -251,7 +298,7 @@ def large_weights_read_in_slices(zero_init):
         if (
             isinstance(value, _SlicedDataset)
             and tuple(value.shape) == tuple(self.shape)
-            and np.dtype(self.dtype) == value.dtype
+            and standardize_dtype(self.dtype) == standardize_dtype(value.dtype)
             and isinstance(getattr(self, "_value", None), tf.Variable)
             and not in_stateless_scope()
         ):
@@ -263,7 +310,7 @@ def large_weights_read_in_slices(zero_init):
                 # The raw op writes into the variable's buffer; `variable[a:b].assign` reads
                 # the variable first and so copies all of it for every slice.
                 tf.raw_ops.ResourceStridedSliceAssign(
-                    ref=self._value.handle, begin=[start], end=[stop], strides=[1], value=value.dataset[start:stop]
+                    ref=self._value.handle, begin=[start], end=[stop], strides=[1], value=value.read(start, stop)
                 )
             return self
         return assign(self, value)
