@@ -31,7 +31,7 @@ fn check(a: &Value) -> &Value {
 }
 
 /// Held-out text for the trained Gemma: sentences of its word list (seeded, not its training
-/// sentences), 157 tokens with the start token.
+/// sentences), 141 tokens with the start token.
 const HELD_OUT: &str = "while red fox jumps a play fox day sing .
 over and kites jumps .
 over and fox lazy in fox red .
@@ -296,15 +296,21 @@ fn every_family_generates_what_keras_generates() {
     assert_eq!(check(&arts["gemma:int8"])["top1_agreement"], 1.0);
     // The held-out text, teacher-forced in windows of the capacity (32: the start token and
     // 31 corpus tokens, later windows after 15 tokens of context): every token after the
-    // start token predicted once, on both sides. Float32 predicts what Keras does, at Keras'
+    // start token predicted once, on both sides (140 corpus tokens: 31 + 7 × 16 ≥ 140, 8
+    // windows). Float32 predicts what Keras does, at Keras'
     // perplexity; int8 passes the default gates.
     for id in ["gemma:fp32", "gemma:int8"] {
         let corpus = &check(&arts[id])["corpus"];
-        assert_eq!(corpus["tokens"], 157, "{id}: {corpus:#}");
-        assert_eq!(corpus["predictions"], 156, "{id}: {corpus:#}");
-        assert_eq!(corpus["windows"], 10, "{id}: {corpus:#}");
+        assert_eq!(corpus["tokens"], 141, "{id}: {corpus:#}");
+        assert_eq!(corpus["predictions"], 140, "{id}: {corpus:#}");
+        assert_eq!(corpus["windows"], 8, "{id}: {corpus:#}");
         for g in ["corpus_top1_agreement", "corpus_perplexity_ratio"] {
-            assert_eq!(gate(&arts[id], g)["ok"], true, "{id}: {:#}", arts[id]["gates"]);
+            assert_eq!(
+                gate(&arts[id], g)["ok"],
+                true,
+                "{id}: {:#}",
+                arts[id]["gates"]
+            );
         }
     }
     let fp32 = &check(&arts["gemma:fp32"])["corpus"];
@@ -312,7 +318,10 @@ fn every_family_generates_what_keras_generates() {
     let ratio = fp32["perplexity_ratio"].as_f64().unwrap();
     assert!((ratio - 1.0).abs() < 1e-4, "{fp32:#}");
     let int8 = &check(&arts["gemma:int8"])["corpus"];
-    assert!(int8["perplexity_ratio"].as_f64().unwrap() > 1.0 - 1e-3, "{int8:#}");
+    assert!(
+        int8["perplexity_ratio"].as_f64().unwrap() > 1.0 - 1e-3,
+        "{int8:#}"
+    );
     // The tokenizer as the bundle step needs it.
     let tok = &arts["gemma:fp32"]["result"]["generation"]["tokenizer"];
     assert_eq!(tok["kind"], "sentencepiece");
@@ -716,13 +725,14 @@ fn a_tokenizer_smaller_than_the_vocabulary_is_refused_before_building() {
 }
 
 /// A quantization that breaks the model fails the corpus gates at their defaults, while the
-/// float artifact of the same model passes them. The model: the trained Gemma with one
-/// outlier weight per output channel of every attention and feed-forward input projection,
-/// on a hidden dimension its norms zero (norm scale -1, so `x * (1 + scale)` is exactly 0
-/// there and the float model computes what it did). int8 with one scale per output channel
-/// (`dynamic_range`) then rounds every other weight of those channels to 0: the failure that
-/// outlier weights cause in real LLMs, here made certain. The report's corpus lines are
-/// snapshotted, numbers that vary filtered.
+/// float artifact of the same model passes them. The model: the trained Gemma, the same
+/// function, with one hidden dimension's norm scale folded into the weights it feeds (its
+/// `1 + scale` 1000 times smaller in every block's two norms, that input's weights 1000
+/// times larger in the attention and feed-forward projections after them). Every output
+/// channel of those projections then holds an outlier weight, and int8 with one scale per
+/// output channel (`dynamic_range`) rounds the channel's other weights to 0 or one step:
+/// the failure outlier weights cause in real LLMs, here made certain. The report's corpus
+/// lines are snapshotted, numbers that vary filtered.
 #[test]
 fn a_quantization_that_breaks_the_model_fails_the_corpus_gates() {
     let work = project();
@@ -742,13 +752,13 @@ for i in range(backbone.num_layers):
         (block.pre_ffw_norm, [block.gating_ffw, block.gating_ffw_2], 0),
     ]:
         scale = norm.scale.numpy()
-        scale[dead] = -1.0
+        scale[dead] = (1.0 + scale[dead]) / 1000.0 - 1.0
         norm.scale.assign(scale)
         for p in projections:
             kernel = p.kernel.numpy()
             row = [slice(None)] * kernel.ndim
             row[axis] = dead
-            kernel[tuple(row)] = 1000.0 * np.abs(kernel).max()
+            kernel[tuple(row)] *= 1000.0
             p.kernel.assign(kernel)
 lm.save_to_preset(dst)
 print(json.dumps({"layers": backbone.num_layers}))
@@ -807,4 +817,6 @@ print(json.dumps({"layers": backbone.num_layers}))
         "{}",
         out.stdout
     );
+    // The float artifact of the folded model predicts as Keras does (the filter hides it).
+    assert!(fp32.contains("ratio 1.0000)"), "{}", out.stdout);
 }

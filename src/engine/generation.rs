@@ -240,7 +240,10 @@ pub fn render(g: &GenerationResult) -> String {
 /// The corpus's numbers (the gates' lines judge them).
 fn render_corpus(c: &CorpusCheck) -> String {
     let used = if c.tokens < c.available_tokens {
-        format!("the first {} of its {} tokens", c.tokens, c.available_tokens)
+        format!(
+            "the first {} of its {} tokens",
+            c.tokens, c.available_tokens
+        )
     } else {
         format!("{} tokens", c.tokens)
     };

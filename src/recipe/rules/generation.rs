@@ -266,8 +266,11 @@ impl Cx<'_> {
                 Err(e) => Some(format!("cannot read the corpus `{}`: {e}", s.file)),
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Err(_) => Some(format!("the corpus `{}` is not UTF-8 text", s.file)),
+                    Ok(text) if text.is_empty() => {
+                        Some(format!("the corpus `{}` is empty", s.file))
+                    }
                     Ok(text) if text.trim().is_empty() => {
-                        Some(format!("the corpus `{}` holds no text", s.file))
+                        Some(format!("the corpus `{}` holds only whitespace", s.file))
                     }
                     Ok(_) => None,
                 },
