@@ -30,6 +30,47 @@ fn check(a: &Value) -> &Value {
     &a["result"]["generation"]["check"]
 }
 
+/// Held-out text for the trained Gemma: sentences of its word list (seeded, not its training
+/// sentences), 141 tokens with the start token.
+const HELD_OUT: &str = "while red fox jumps a play fox day sing .
+over and kites jumps .
+over and fox lazy in fox red .
+in brown dog an .
+while lazy old small a birds play a jumps fox .
+summer and river boats boats play old .
+small green over old summer where blue .
+jumps lazy day kites seven where while summer .
+brown jumps river where children summer boats jumps over near .
+jumps fox old blue an with children quick boats children seven .
+summer fox sing an dog .
+red red summer over seven blue red .
+dog and near kites children with in while .
+small while in in the .
+small trees an the while kites play river dog day fox .
+red red red red a every red fox birds jumps sing .
+";
+
+/// Write `held_out.txt` beside `recipe` and name it as the recipe's corpus, with `settings`
+/// (e.g. `, max_tokens: 100`) after the file.
+fn with_corpus(dir: &Path, recipe: &str, settings: &str) {
+    std::fs::write(dir.join("held_out.txt"), HELD_OUT).unwrap();
+    let text = std::fs::read_to_string(dir.join(recipe)).unwrap();
+    let text = text.replace(
+        "    steps: 8\n",
+        &format!("    steps: 8\n    corpus: {{file: held_out.txt{settings}}}\n"),
+    );
+    std::fs::write(dir.join(recipe), text).unwrap();
+}
+
+fn gate<'a>(a: &'a Value, name: &str) -> &'a Value {
+    a["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == name)
+        .unwrap_or_else(|| panic!("no gate `{name}` in {:#}", a["gates"]))
+}
+
 fn signature_keys(a: &Value) -> Vec<String> {
     let mut keys: Vec<String> = a["artifact"]["signatures"]
         .as_array()
@@ -193,7 +234,8 @@ print(json.dumps(report))
 
 /// Every supported family in float32 generates the same token ids as Keras for every
 /// prompt, including the one that fills the cache to its last slot; the quantized Gemma
-/// passes its top-1 agreement gate; weights are stored once across the three signatures.
+/// passes its top-1 agreement gate and, with the float one, the corpus gates at their
+/// defaults; weights are stored once across the three signatures.
 #[test]
 fn every_family_generates_what_keras_generates() {
     let work = project();
@@ -206,6 +248,7 @@ fn every_family_generates_what_keras_generates() {
         "[8, 16]",
         "  fp32: {}\n  int8:\n    quantization: {mode: dynamic_range}\n",
     );
+    with_corpus(d, "gemma.yaml", "");
     recipe(d, "llama.yaml", "tiny_llama", 32, "[8, 16]", "  fp32: {}\n");
     // Random weights make near-ties that int8 flips: the GPT-2 variant is here for its tied
     // table, so its agreement gate is loose.
@@ -264,6 +307,34 @@ fn every_family_generates_what_keras_generates() {
     }
     // The trained Gemma's greedy continuations are confident: int8 weights keep them.
     assert_eq!(check(&arts["gemma:int8"])["top1_agreement"], 1.0);
+    // The held-out text, teacher-forced in windows of the capacity (32: the start token and
+    // 31 corpus tokens, later windows after 15 tokens of context): every token after the
+    // start token predicted once, on both sides (140 corpus tokens: 31 + 7 × 16 ≥ 140, 8
+    // windows). Float32 predicts what Keras does, at Keras'
+    // perplexity; int8 passes the default gates.
+    for id in ["gemma:fp32", "gemma:int8"] {
+        let corpus = &check(&arts[id])["corpus"];
+        assert_eq!(corpus["tokens"], 141, "{id}: {corpus:#}");
+        assert_eq!(corpus["predictions"], 140, "{id}: {corpus:#}");
+        assert_eq!(corpus["windows"], 8, "{id}: {corpus:#}");
+        for g in ["corpus_top1_agreement", "corpus_perplexity_ratio"] {
+            assert_eq!(
+                gate(&arts[id], g)["ok"],
+                true,
+                "{id}: {:#}",
+                arts[id]["gates"]
+            );
+        }
+    }
+    let fp32 = &check(&arts["gemma:fp32"])["corpus"];
+    assert_eq!(fp32["top1_agreement"], 1.0, "{fp32:#}");
+    let ratio = fp32["perplexity_ratio"].as_f64().unwrap();
+    assert!((ratio - 1.0).abs() < 1e-4, "{fp32:#}");
+    let int8 = &check(&arts["gemma:int8"])["corpus"];
+    assert!(
+        int8["perplexity_ratio"].as_f64().unwrap() > 1.0 - 1e-3,
+        "{int8:#}"
+    );
     // The tokenizer as the bundle step needs it.
     let tok = &arts["gemma:fp32"]["result"]["generation"]["tokenizer"];
     assert_eq!(tok["kind"], "sentencepiece");
@@ -664,4 +735,101 @@ fn a_tokenizer_smaller_than_the_vocabulary_is_refused_before_building() {
         "{}",
         out.stderr
     );
+}
+
+/// A quantization that breaks the model fails the corpus gates at their defaults, while the
+/// float artifact of the same model passes them. The model: the trained Gemma, the same
+/// function, with one hidden dimension's norm scale folded into the weights it feeds (its
+/// `1 + scale` 1000 times smaller in every block's two norms, that input's weights 1000
+/// times larger in the attention and feed-forward projections after them). Every output
+/// channel of those projections then holds an outlier weight, and int8 with one scale per
+/// output channel (`dynamic_range`) rounds the channel's other weights to 0 or one step:
+/// the failure outlier weights cause in real LLMs, here made certain. The report's corpus
+/// lines are snapshotted, numbers that vary filtered.
+#[test]
+fn a_quantization_that_breaks_the_model_fails_the_corpus_gates() {
+    let work = project();
+    let d = work.path();
+    let script = r#"
+import json, sys
+import numpy as np, keras_hub
+src, dst = sys.argv[1:]
+lm = keras_hub.models.CausalLM.from_preset(src)
+backbone = lm.backbone
+dead = 0
+for i in range(backbone.num_layers):
+    block = backbone.get_layer(f"decoder_block_{i}")
+    attention = block.attention
+    for norm, projections, axis in [
+        (block.pre_attention_norm, [attention.query_dense, attention.key_dense, attention.value_dense], 1),
+        (block.pre_ffw_norm, [block.gating_ffw, block.gating_ffw_2], 0),
+    ]:
+        scale = norm.scale.numpy()
+        scale[dead] = (1.0 + scale[dead]) / 1000.0 - 1.0
+        norm.scale.assign(scale)
+        for p in projections:
+            kernel = p.kernel.numpy()
+            row = [slice(None)] * kernel.ndim
+            row[axis] = dead
+            kernel[tuple(row)] *= 1000.0
+            p.kernel.assign(kernel)
+lm.save_to_preset(dst)
+print(json.dumps({"layers": backbone.num_layers}))
+"#;
+    let preset = d.join("outlier_gemma");
+    let made = worker_code(script, &[presets().join("trained_gemma"), preset.clone()]);
+    assert_eq!(made["layers"], 2, "{made}");
+    recipe(
+        d,
+        "outlier.yaml",
+        "trained_gemma",
+        32,
+        "[8, 16]",
+        "  fp32: {}\n  int8:\n    quantization: {mode: dynamic_range}\n",
+    );
+    let text = std::fs::read_to_string(d.join("outlier.yaml"))
+        .unwrap()
+        .replace(
+            &presets().join("trained_gemma").display().to_string(),
+            &preset.display().to_string(),
+        );
+    std::fs::write(d.join("outlier.yaml"), text).unwrap();
+    with_corpus(d, "outlier.yaml", "");
+    let out = work.litert(&["apply", "outlier.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with('✓')
+                || l.starts_with('✗')
+                || l.contains("corpus")
+                || l.contains("agreement with Keras")
+        })
+        .collect();
+    let text = lines.join("\n");
+    let numbers = [
+        (r"\d+\.\d+s\b", "[SECONDS]"),
+        (r"\d+(\.\d+)? [KM]?i?B\b", "[SIZE]"),
+        (r"\d+\.\d+%", "[PERCENT]"),
+        (r"\d+\.\d+ vs Keras' \d+\.\d+", "[PPL] vs Keras' [PPL]"),
+        (r"ratio \d+\.\d+", "ratio [RATIO]"),
+    ];
+    insta::with_settings!({ filters => numbers.to_vec() }, {
+        insta::assert_snapshot!(text);
+    });
+    let fp32 = out.stdout.split("outlier:int8").next().unwrap();
+    assert!(
+        fp32.contains("✓ corpus: top-1 agreement") && fp32.contains("✓ corpus: perplexity"),
+        "{}",
+        out.stdout
+    );
+    let int8 = out.stdout.split("outlier:int8").nth(1).unwrap();
+    assert!(
+        int8.contains("✗ corpus: top-1 agreement") && int8.contains("✗ corpus: perplexity"),
+        "{}",
+        out.stdout
+    );
+    // The float artifact of the folded model predicts as Keras does (the filter hides it).
+    assert!(fp32.contains("ratio 1.0000)"), "{}", out.stdout);
 }

@@ -146,6 +146,9 @@ pub(super) fn check(
     if let (Some(g), Some(r)) = (&plan.generation, &result.generation) {
         gate_results.push(generation::contract(g, &model, r.num_layers));
     }
+    if let Some(g) = &plan.generation {
+        gate_results.extend(generation::corpus_gates(g, result.generation.as_ref()));
+    }
     let quantization = quant::verify_path(plan, path, &result.signature).ok();
     let mut reasons: Vec<String> = gate_results
         .iter()

@@ -312,6 +312,7 @@ mod tests {
             max_abs_logit_error: 0.0,
             prompts,
             ok: true,
+            corpus: None,
         }
     }
 

@@ -190,7 +190,8 @@ pub fn stale_reasons(plan: &BuildPlan, inputs: &Inputs, entry: Option<&Entry>) -
         reasons.push("the model source changed".to_string());
     }
     if was.calibration != inputs.calibration {
-        reasons.push("the calibration data changed".to_string());
+        reasons
+            .push("the data it reads changed (calibration, accuracy data or corpus)".to_string());
     }
     if was.toolchain != inputs.toolchain {
         reasons.push(format!(

@@ -1,12 +1,13 @@
 //! Generation exports in the pipeline: the artifact read natively against LiteRT-LM's
 //! prefill/decode contract (every signature present, each layer's cache pair an input and
 //! an output of every signature under the same name with the same shape, static shapes,
-//! `logits` of rank 3 from `decode`), and the generation check's lines in the report.
+//! `logits` of rank 3 from `decode`), the corpus gates on the worker's teacher-forced
+//! measurements, and the generation check's lines in the report.
 
 use super::gates::GateResult;
 use crate::recipe::plan::GenerationPlan;
 use crate::tflite::model::{ModelInfo, Signature};
-use crate::worker::protocol::{GenerationCheck, GenerationResult};
+use crate::worker::protocol::{CorpusCheck, GenerationCheck, GenerationResult};
 
 /// The contract, checked on the file. One gate result: the problems found, or what holds.
 pub fn contract(plan: &GenerationPlan, model: &ModelInfo, layers: u32) -> GateResult {
@@ -112,6 +113,54 @@ fn expect_input(
     }
 }
 
+/// The corpus gates, when the plan names a corpus: the artifact's top-1 agreement with Keras
+/// and its perplexity against Keras', judged here on the worker's measurements. A missing
+/// measurement fails both, so a gate is never passed silently.
+pub fn corpus_gates(plan: &GenerationPlan, result: Option<&GenerationResult>) -> Vec<GateResult> {
+    let Some(corpus) = plan.check.as_ref().and_then(|c| c.corpus.as_ref()) else {
+        return Vec::new();
+    };
+    let measured = result
+        .and_then(|r| r.check.as_ref())
+        .and_then(|c| c.corpus.as_ref());
+    let Some(m) = measured else {
+        return ["corpus_top1_agreement", "corpus_perplexity_ratio"]
+            .map(|gate| GateResult {
+                gate,
+                ok: false,
+                message: format!(
+                    "corpus `{}`: not measured, so `{gate}` cannot be checked",
+                    corpus.path.display()
+                ),
+            })
+            .into();
+    };
+    let agreement_ok = m.top1_agreement >= corpus.min_top1_agreement;
+    let ratio_ok = m.perplexity_ratio <= corpus.max_perplexity_ratio;
+    vec![
+        GateResult {
+            gate: "corpus_top1_agreement",
+            ok: agreement_ok,
+            message: format!(
+                "corpus: top-1 agreement {:.1}% {} {:.1}% (`corpus.min_top1_agreement`)",
+                100.0 * m.top1_agreement,
+                if agreement_ok { "≥" } else { "is below" },
+                100.0 * corpus.min_top1_agreement
+            ),
+        },
+        GateResult {
+            gate: "corpus_perplexity_ratio",
+            ok: ratio_ok,
+            message: format!(
+                "corpus: perplexity ratio {:.4} {} {} (`corpus.max_perplexity_ratio`)",
+                m.perplexity_ratio,
+                if ratio_ok { "≤" } else { "exceeds" },
+                corpus.max_perplexity_ratio
+            ),
+        },
+    ]
+}
+
 /// Why the generation check rejects the artifact, if it does.
 pub fn rejection(check: &GenerationCheck) -> Option<String> {
     if check.ok {
@@ -182,5 +231,31 @@ pub fn render(g: &GenerationResult) -> String {
         out.push_str(&format!("        keras : {}\n", text(&p.keras_text)));
         out.push_str(&format!("        litert: {}\n", text(&p.litert_text)));
     }
+    if let Some(corpus) = &c.corpus {
+        out.push_str(&render_corpus(corpus));
+    }
     out
+}
+
+/// The corpus's numbers (the gates' lines judge them).
+fn render_corpus(c: &CorpusCheck) -> String {
+    let used = if c.tokens < c.available_tokens {
+        format!(
+            "the first {} of its {} tokens",
+            c.tokens, c.available_tokens
+        )
+    } else {
+        format!("{} tokens", c.tokens)
+    };
+    format!(
+        "    - corpus `{}` ({used}, {} next-token predictions in {} windows, teacher-forced):\n      \
+         top-1 agreement with Keras {:.1}%, perplexity {:.3} vs Keras' {:.3} (ratio {:.4})\n",
+        c.file,
+        c.predictions,
+        c.windows,
+        100.0 * c.top1_agreement,
+        c.perplexity,
+        c.keras_perplexity,
+        c.perplexity_ratio
+    )
 }

@@ -1,6 +1,6 @@
 //! Digests of what a build reads: the resolved recipe variant itself ([`plan_digest`]), the
-//! model source, and the data besides it (calibration data, and held-out accuracy data,
-//! which has the same shape). A digest covers the bytes
+//! model source, and the data besides it (calibration data, held-out accuracy data, which
+//! has the same shape, and the generation check's corpus). A digest covers the bytes
 //! of every file the worker would read and every setting that changes what it makes of
 //! them, and nothing that depends on where the files live, so the same inputs digest the
 //! same on every machine and checkout. The lock file and the up-to-date check record them.
@@ -117,7 +117,8 @@ pub fn model_digest(model: &ModelPlan) -> anyhow::Result<String> {
 }
 
 /// `sha256:` over the data a build reads besides the model: its calibration data and, when
-/// the recipe names it, its accuracy data; `None` when it reads neither.
+/// the recipe names them, its accuracy data and its generation check's corpus; `None` when
+/// it reads none of them.
 pub fn data_digest(plan: &BuildPlan) -> anyhow::Result<Option<String>> {
     let calibration = plan
         .calibration
@@ -128,13 +129,33 @@ pub fn data_digest(plan: &BuildPlan) -> anyhow::Result<Option<String>> {
         Some(AccuracySource::Data(data)) => Some(calibration_digest(data)?),
         _ => None,
     };
-    Ok(match (calibration, accuracy) {
+    let data = match (calibration, accuracy) {
         (None, None) => None,
         (Some(c), None) => Some(c),
         (c, Some(a)) => Some(format!(
             "{}+accuracy {a}",
             c.unwrap_or_else(|| "none".to_string())
         )),
+    };
+    let corpus = plan
+        .generation
+        .as_ref()
+        .and_then(|g| g.check.as_ref())
+        .and_then(|c| c.corpus.as_ref());
+    Ok(match corpus {
+        None => data,
+        Some(corpus) => {
+            // Only the bytes: how much of it is read and the gates are recipe settings,
+            // in the plan's digest.
+            let mut h = Hasher::new();
+            h.field("litert-corpus-digest", "1");
+            h.file("corpus", &corpus.path)?;
+            Some(format!(
+                "{}+corpus {}",
+                data.unwrap_or_else(|| "none".to_string()),
+                h.finish()
+            ))
+        }
     })
 }
 

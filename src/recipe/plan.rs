@@ -493,6 +493,22 @@ pub struct GenerationCheckPlan {
     pub min_top1_agreement: f64,
     /// Quantized: judged by `min_top1_agreement` rather than identical ids and logits.
     pub quantized: bool,
+    /// The held-out text teacher-forced through both sides; `None` when the recipe names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusPlan>,
+}
+
+/// The corpus of the generation check and its gates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorpusPlan {
+    /// The text file, resolved against the recipe's directory.
+    pub path: PathBuf,
+    /// Gate: the smallest fraction of predictions whose top-1 token is Keras'.
+    pub min_top1_agreement: f64,
+    /// Gate: the largest ratio of the artifact's perplexity to Keras'.
+    pub max_perplexity_ratio: f64,
+    /// Corpus tokens used at most.
+    pub max_tokens: u32,
 }
 
 impl Dtype {

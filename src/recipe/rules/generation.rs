@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::Cx;
+use super::{Cx, Kind};
 use crate::recipe::plan::*;
 use crate::recipe::types::*;
 
@@ -195,15 +195,24 @@ impl Cx<'_> {
             d.label = Some(format!("at most {}", capacity.saturating_sub(2)));
         }
         if c.enabled == Some(false)
-            && (c.prompts.is_some() || c.min_top1_agreement.is_some() || c.tolerance.is_some())
+            && (c.prompts.is_some()
+                || c.min_top1_agreement.is_some()
+                || c.tolerance.is_some()
+                || c.corpus.is_some())
         {
             self.warn(
                 "E0316",
                 "/generation/check/enabled",
-                "the generation check is off, so its prompts, tolerance and gate are not used",
+                "the generation check is off, so its prompts, tolerance, corpus and gates are not used",
             );
         }
-        let check = c.enabled.unwrap_or(true).then(|| GenerationCheckPlan {
+        let enabled = c.enabled.unwrap_or(true);
+        let corpus = c
+            .corpus
+            .as_ref()
+            .filter(|_| enabled)
+            .map(|corpus| self.corpus(corpus));
+        let check = enabled.then(|| GenerationCheckPlan {
             prompts: c.prompts.clone().unwrap_or_else(|| {
                 vec!["The capital of France is".into(), "Once upon a time".into()]
             }),
@@ -215,6 +224,7 @@ impl Cx<'_> {
             },
             min_top1_agreement: c.min_top1_agreement.unwrap_or(0.9),
             quantized,
+            corpus,
         });
         let local_preset = match model {
             Some(ModelPlan::Preset {
@@ -240,6 +250,46 @@ impl Cx<'_> {
             check,
             bundle,
         })
+    }
+
+    /// The corpus of the generation check: a file that exists and holds text (its tokens
+    /// are counted by the worker, which has the tokenizer), and its gates' defaults.
+    fn corpus(&mut self, corpus: &Corpus) -> CorpusPlan {
+        let s = corpus.settings();
+        let pointer = match corpus {
+            Corpus::File(_) => "/generation/check/corpus",
+            Corpus::Settings(_) => "/generation/check/corpus/file",
+        };
+        let path = self.existing(pointer, &s.file, Kind::File);
+        if path.is_file() {
+            let problem = match std::fs::read(&path) {
+                Err(e) => Some(format!("cannot read the corpus `{}`: {e}", s.file)),
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Err(_) => Some(format!("the corpus `{}` is not UTF-8 text", s.file)),
+                    Ok(text) if text.is_empty() => {
+                        Some(format!("the corpus `{}` is empty", s.file))
+                    }
+                    Ok(text) if text.trim().is_empty() => {
+                        Some(format!("the corpus `{}` holds only whitespace", s.file))
+                    }
+                    Ok(_) => None,
+                },
+            };
+            if let Some(message) = problem {
+                let d = self.err("E0325", pointer, message);
+                d.label = Some("needs held-out text".into());
+                d.hints.push(
+                    "point it at a text the model was not trained on, a few hundred tokens or more"
+                        .into(),
+                );
+            }
+        }
+        CorpusPlan {
+            path,
+            min_top1_agreement: s.min_top1_agreement.unwrap_or(0.9),
+            max_perplexity_ratio: s.max_perplexity_ratio.unwrap_or(1.1),
+            max_tokens: s.max_tokens.unwrap_or(4096),
+        }
     }
 
     /// The `.litertlm` bundle: its output, and tokens and templates that can work. With a

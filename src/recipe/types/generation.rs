@@ -189,9 +189,61 @@ pub struct GenerationCheck {
     /// float artifacts must also generate identical token ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<Tolerance>,
-    /// Gate for quantized artifacts: the smallest fraction of steps where the artifact's
-    /// top-1 token equals Keras' greedy token, given Keras' tokens so far (default 0.9).
+    /// Gate for quantized artifacts on the prompts' continuations: the smallest fraction of
+    /// steps where the artifact's top-1 token equals Keras' greedy token, given Keras'
+    /// tokens so far (default 0.9). The corpus has its own gates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub min_top1_agreement: Option<f64>,
+    /// A held-out text, teacher-forced through the artifact and Keras: top-1 agreement and
+    /// perplexity on it, gated. A file (UTF-8 text, relative to the recipe), or the file
+    /// with its gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<Corpus>,
+}
+
+/// The corpus of the generation check: its file, or the file and its gates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Corpus {
+    File(#[schemars(length(min = 1))] String),
+    Settings(CorpusSettings),
+}
+
+/// The corpus file and its gates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusSettings {
+    /// The held-out text (UTF-8), relative to the recipe; tokenized by the preset's
+    /// tokenizer, start token first.
+    #[schemars(length(min = 1))]
+    pub file: String,
+    /// The smallest fraction of the corpus's tokens where the artifact's top-1 next token
+    /// equals Keras', both given the corpus so far (default 0.9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_top1_agreement: Option<f64>,
+    /// The largest ratio of the artifact's perplexity on the corpus to Keras' (default
+    /// 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub max_perplexity_ratio: Option<f64>,
+    /// Corpus tokens used at most, from the start (default 4096): each costs one decode
+    /// step of the artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub max_tokens: Option<u32>,
+}
+
+impl Corpus {
+    /// The corpus's settings, whichever form the recipe wrote.
+    pub fn settings(&self) -> CorpusSettings {
+        match self {
+            Self::File(file) => CorpusSettings {
+                file: file.clone(),
+                ..CorpusSettings::default()
+            },
+            Self::Settings(s) => s.clone(),
+        }
+    }
 }

@@ -17,7 +17,8 @@ stores each weight once, shared by all subgraphs.
 The package is split by part: `families/` (how each KerasHub causal LM maps onto the shared
 decoder skeleton, one module per family), `graph` (the signatures, the SavedModel and the
 conversion, with the int8 table of tied embeddings), `runtime` (driving the artifact as
-LiteRT-LM does) and `parity` (the check against Keras `generate()`)."""
+LiteRT-LM does), `text` (the tokenizer as generation uses it), `parity` (the check against
+Keras `generate()`) and `corpus` (the teacher-forced check on a held-out text)."""
 
 from .families import family_of
 from .graph import PresetOnly, TiedInt8Table, decode_signature, describe, export, exportable

@@ -1,35 +1,13 @@
 """Parity with Keras `generate()`: the check prompts tokenized as generation sees them,
 Keras' greedy references (computed before the export releases the model), and the
-artifact driven as LiteRT-LM drives it against them."""
+artifact driven as LiteRT-LM drives it against them; with the recipe's corpus, the
+teacher-forced comparison on it (`corpus`)."""
 
 from ..libs import tf_modules
 from ..protocol import BuildError
+from . import corpus
 from .runtime import Runtime
-
-
-def tokenize(pre, text):
-    """Token ids as generation sees a prompt (`pre`: the model's preprocessor): the start
-    token, no end token."""
-    np, tf, keras = tf_modules()
-    tok = getattr(pre, "tokenizer", None)
-    if tok is None:
-        raise BuildError("parity", "the preset has no tokenizer to tokenize the check prompts with")
-    ids = [int(i) for i in np.asarray(tok(text)).reshape(-1)]
-    start = getattr(tok, "start_token_id", None)
-    if start is not None and getattr(pre, "add_start_token", True):
-        ids = [int(start)] + ids
-    return ids
-
-
-def detokenize(pre, ids):
-    try:
-        np, tf, keras = tf_modules()
-        text = pre.tokenizer.detokenize(np.asarray(ids, np.int32))
-        if hasattr(text, "numpy"):
-            text = text.numpy()
-        return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    except Exception:  # noqa: BLE001 - the text is for people; the ids are what is checked
-        return None
+from .text import detokenize, tokenize
 
 
 def keras_reference(model, prompt, steps):
@@ -90,12 +68,15 @@ def check_prompts(pre, C, g):
 
 def references(model, g):
     """Keras' side of the generation check: the check prompts with `generate()`'s greedy
-    ids and logits. Computed before the export, which releases the model."""
+    ids and logits, and the corpus's predictions when the recipe names one. Computed before
+    the export, which releases the model."""
     c = g["check"]
-    prompts = check_prompts(getattr(model, "preprocessor", None), g["capacity"], c)
+    pre = getattr(model, "preprocessor", None)
+    prompts = check_prompts(pre, g["capacity"], c)
     for p in prompts:
         p["keras_ids"], p["keras_logits"] = keras_reference(model, p["ids"], c["steps"])
-    return prompts
+    text = corpus.keras_side(model, pre, g) if c.get("corpus") else None
+    return {"prompts": prompts, "corpus": text}
 
 
 def parity(build, refs, pre):
@@ -108,7 +89,7 @@ def parity(build, refs, pre):
     rt = Runtime(build.temp_output, g)
     atol, rtol = c["tolerance"]["atol"], c["tolerance"]["rtol"]
     results, agree, total, worst = [], 0, 0, 0.0
-    for p in refs:
+    for p in refs["prompts"]:
         ref_ids, ref_logits = p["keras_ids"], p["keras_logits"]
         own_ids, _ = rt.generate(p["ids"], N)
         forced_picks, lite_logits = rt.generate(p["ids"], N, forced=ref_ids)
@@ -151,4 +132,5 @@ def parity(build, refs, pre):
         "max_abs_logit_error": worst,
         "prompts": results,
         "ok": ok,
+        "corpus": corpus.measure(rt, refs["corpus"], c["corpus"]["path"]) if refs["corpus"] else None,
     }

@@ -99,6 +99,21 @@ class Runtime:
                          self._mask(pos, 1, 1))
         return np.asarray(out[self.g["names"]["logits"]], np.float64).reshape(-1)
 
+    def teacher_forced(self, ids, start):
+        """The logits predicting `ids[start:]`, as `(position, logits)` after each decode
+        step: `ids[:start - 1]` prefilled, then every later token decoded in turn, the
+        given token fed whatever the artifact predicted. A generator, so a long window
+        never holds more than one row of logits."""
+        np = self.np
+        self.reset()
+        pos = self.prefill(ids[:start - 1])
+        for token in ids[start - 1:-1]:
+            logits = self.decode(token, pos)
+            if not np.all(np.isfinite(logits)):
+                raise BuildError("parity", f"decode at position {pos} gave non-finite logits on the corpus")
+            yield pos, logits
+            pos += 1
+
     def generate(self, prompt, steps, forced=None):
         """Greedy generation of `steps` tokens after `prompt` (ids, start token included).
         With `forced`, feed those tokens instead of the artifact's own picks (teacher
