@@ -79,13 +79,10 @@ impl SnapshotOutcome {
 pub fn judge_snapshot(
     plan: &BuildPlan,
     model: &ModelInfo,
-    keras_outputs: &[String],
     bundle: Option<&crate::litertlm::BundleInfo>,
     policy: Policy,
 ) -> (SnapshotOutcome, String) {
-    let mut text = Snapshot::of(&plan.id, model)
-        .with_keras_outputs(keras_outputs)
-        .render();
+    let mut text = Snapshot::of(&plan.id, model).render();
     // A bundle's contract (tokens, tokenizer, sections) follows in the same file; its model
     // is the artifact whose signatures are above.
     if let Some(b) = bundle {
@@ -232,7 +229,6 @@ pub fn entry_for(plan: &BuildPlan, inputs: Inputs, built: &super::Converted) -> 
         worker: built.result.versions.clone(),
         sha256: built.sha256.clone(),
         size: built.size,
-        keras_outputs: built.result.keras_outputs.clone(),
         reproducible: built.model.flex_ops.is_empty(),
         bundle: built.bundle.as_ref().map(|b| crate::lock::BundleEntry {
             output: relative(&b.output, &plan.root),
