@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::lock::{Entry, Inputs};
+use crate::provenance::Provenance;
 use crate::recipe::{BuildPlan, digest};
 use crate::snapshot::{self, Comparison, Snapshot};
 use crate::tflite::model::ModelInfo;
@@ -161,6 +162,17 @@ pub fn toolchain(external_python: bool) -> String {
             .map_or_else(|_| "unknown".to_string(), |l| l.short_digest().to_string())
     };
     format!("litert {} / worker {worker}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Where the artifact of `plan` comes from, as the artifact itself records it: known before
+/// the build, from the plan and its digested inputs, never from the artifact's own bytes.
+pub fn provenance(plan: &BuildPlan, inputs: &Inputs) -> Provenance {
+    Provenance {
+        artifact: plan.id.clone(),
+        recipe: relative(&plan.recipe, &plan.root),
+        plan: inputs.plan.clone(),
+        toolchain: inputs.toolchain.clone(),
+    }
 }
 
 /// A build's inputs, digested.

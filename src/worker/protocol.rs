@@ -20,6 +20,9 @@ pub enum Request<'a> {
         plan: &'a BuildPlan,
         /// Where the worker writes the artifact; `litert` renames it into place.
         temp_output: &'a str,
+        /// Metadata entries (name, text) the worker adds to an artifact the converter
+        /// writes: the artifact's provenance ([`crate::provenance`]).
+        metadata: Vec<(String, String)>,
         allow_code: bool,
         allow_unsafe: bool,
     },

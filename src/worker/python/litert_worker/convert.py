@@ -134,6 +134,33 @@ def export(model, path, signature, names, kw):
         f.write(data)
 
 
+def add_metadata(path, entries):
+    """Add litert's metadata entries (`[name, text]`, litert's provenance) to the converted
+    artifact at `path`, each value in a buffer of its own, as LiteRT reads metadata. The
+    model is rewritten through TensorFlow's object API, the way the converter itself adds
+    its `CONVERSION_METADATA`, so the bytes depend only on the model and the entries."""
+    if not entries:
+        return
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    if any((b.offset or 0) > 1 for b in model.buffers or []):
+        # Buffers after the FlatBuffer (a model over 2 GB) sit at absolute offsets that a
+        # rewrite would move.
+        raise BuildError("convert", "cannot add litert's metadata to a model whose buffers are stored after the FlatBuffer")
+    model.metadata = list(model.metadata or [])
+    for name, value in entries:
+        buffer = schema.BufferT()
+        buffer.data = list(value.encode("utf-8"))
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    flatbuffer_utils.write_model(model, path)
+
+
 @contextlib.contextmanager
 def exact_batch_norm():
     """Export inference-mode BatchNormalization as `x * scale + offset` with both constants

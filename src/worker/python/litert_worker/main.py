@@ -9,7 +9,7 @@ import traceback
 from .accuracy import accuracy, check_accuracy_data
 from . import generation
 from .bundle import check_bundle
-from .convert import convert, converter_kwargs
+from .convert import add_metadata, convert, converter_kwargs
 from .data import calibration_samples
 from .libs import tf_modules, versions
 from .load import load_model
@@ -59,6 +59,7 @@ def run_build(request):
             data_feeds = check_accuracy_data(build, model, specs)
         build.progress("convert")
         convert(build, model, structure, specs, samples, names)
+        add_metadata(build.temp_output, build.metadata)
         outputs = names.report()
         report = None
         if build.plan["parity"]["enabled"]:
@@ -106,6 +107,7 @@ def run_generation(build, holder):
         holder.append(fam)
         del fam
         info = generation.export(build, holder, converter_kwargs(build, None))
+        add_metadata(build.temp_output, build.metadata)
     report = None
     if refs is not None:
         build.progress("parity", "generation")
