@@ -153,17 +153,6 @@ pub fn snapshot_reason(plan: &BuildPlan, outcome: &SnapshotOutcome) -> Option<St
     }
 }
 
-/// The toolchain part of a build's identity: this litert and the worker's pinned packages.
-pub fn toolchain(external_python: bool) -> String {
-    let worker = if external_python {
-        "external".to_string()
-    } else {
-        crate::pyenv::lock::Lock::embedded()
-            .map_or_else(|_| "unknown".to_string(), |l| l.short_digest().to_string())
-    };
-    format!("litert {} / worker {worker}", env!("CARGO_PKG_VERSION"))
-}
-
 /// Where the artifact of `plan` comes from, as the artifact itself records it: known before
 /// the build, from the plan and its digested inputs, never from the artifact's own bytes.
 pub fn provenance(plan: &BuildPlan, inputs: &Inputs) -> Provenance {

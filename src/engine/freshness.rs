@@ -32,7 +32,7 @@ pub fn freshness(
     plans: &[BuildPlan],
     external_python: bool,
 ) -> anyhow::Result<Vec<anyhow::Result<Freshness>>> {
-    let toolchain = contract::toolchain(external_python);
+    let toolchain = super::toolchain::identity(external_python);
     let locks = read_locks(plans.iter())?;
     Ok(plans
         .iter()
@@ -150,7 +150,7 @@ pub(super) fn refuse(
 /// toolchain pins (the toolchain names the embedded requirements lock by digest, so the two
 /// must agree); `None` when they agree, or when the worker was an external interpreter.
 fn worker_disagrees(entry: &crate::lock::Entry, toolchain: &str) -> Option<String> {
-    if toolchain.ends_with("worker external") {
+    if super::toolchain::is_external(toolchain) {
         return None;
     }
     let pins = crate::pyenv::lock::Lock::embedded().ok()?;
