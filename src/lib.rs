@@ -22,7 +22,8 @@
 //! - Leaves, for all of the above: [`diag`] renders located diagnostics, [`diff`] is the shape
 //!   of a semantic diff, [`digest`] hashes, [`fsio`] writes files atomically, [`interrupt`]
 //!   undoes work in progress on SIGINT/SIGTERM, [`progress`] decides whether progress is
-//!   shown, [`units`] formats and parses numbers.
+//!   shown, [`provenance`] names the metadata entries that say where an artifact came from,
+//!   [`units`] formats and parses numbers.
 
 pub mod cache;
 pub mod cli;
@@ -36,6 +37,7 @@ pub mod litertlm;
 pub mod llm;
 pub mod lock;
 pub mod progress;
+pub mod provenance;
 pub mod pyenv;
 pub mod recipe;
 pub mod runtime;

@@ -581,6 +581,27 @@ fn stale_locks_fail_test_and_locked() {
         );
     }
 
+    // The same litert version and environment, but other code shaping the bytes (a litert
+    // built from another commit): stale too (docs/reproducibility.md, the toolchain identity).
+    let at = original
+        .find(" / code ")
+        .expect("the lock names the code digest")
+        + 8;
+    let code = &original[at..at + 16];
+    let other_code = original.replace(&format!(" / code {code}"), " / code 0000000000000000");
+    std::fs::write(&lock_path, &other_code).unwrap();
+    let out = run(
+        &project,
+        tmp.path(),
+        &["test", "recipes/mlp_quickstart.yaml"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("litert.lock is stale") && out.stdout.contains("code 0000000000000000"),
+        "{}",
+        out.stdout
+    );
+
     let other_worker = original.replace("tensorflow: \"2.21.0\"", "tensorflow: \"2.20.0\"");
     assert_ne!(other_worker, original);
     std::fs::write(&lock_path, &other_worker).unwrap();

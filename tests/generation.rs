@@ -675,6 +675,23 @@ fn the_native_writer_agrees_with_the_converter() {
         let conv8 = prefill_then_decode(&work, &path("converter_int8"), layers, kv, 32, head_dim);
         assert_eq!(argmax(&int8), argmax(&conv8), "{name}: int8 top-1");
     }
+    // Both writers record where the artifact came from (docs/reproducibility.md).
+    for v in ["native", "converter"] {
+        let id = format!("gemma:{v}");
+        let inspect = work.litert(&["inspect", "--json", arts[&id]["output"].as_str().unwrap()]);
+        let info: Value = serde_json::from_str(&inspect.stdout).unwrap();
+        assert_eq!(
+            info["provenance"]["artifact"],
+            id.as_str(),
+            "{:#}",
+            info["provenance"]
+        );
+        assert_eq!(
+            info["provenance"]["recipe"], "gemma.yaml",
+            "{:#}",
+            info["provenance"]
+        );
+    }
     // The trained Gemma's int8 continuations agree with Keras whichever writer wrote them.
     assert_eq!(check(&arts["gemma:native_int8"])["top1_agreement"], 1.0);
     let first =

@@ -18,12 +18,12 @@ fn init_writes_a_recipe_that_checks_and_builds() {
     let apply = ctx.litert(&["apply", "recipes/mlp.yaml"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert!(ctx.join("build/mlp.tflite").is_file());
-    // The report claims no output-name match the converter did not keep.
+    // The artifact keeps the Keras output name, and the report says so.
     assert!(
         apply.stdout.contains("✓ input names match the Keras model")
             && apply
                 .stdout
-                .contains("- output names: the artifact's `output_0` are Keras' `probs`, in order"),
+                .contains("✓ output names are the Keras model's: `probs`"),
         "{}",
         apply.stdout
     );
@@ -31,6 +31,10 @@ fn init_writes_a_recipe_that_checks_and_builds() {
     let info: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let input = &info["signatures"][0]["inputs"][0];
     assert_eq!(input["name"], "pixels", "{info:#}");
+    assert_eq!(
+        info["signatures"][0]["outputs"][0]["name"], "probs",
+        "{info:#}"
+    );
     assert_eq!(
         input["tensor"]["shape_signature"],
         serde_json::json!([1, 28, 28]),

@@ -21,6 +21,8 @@ mod kinds;
 mod layout;
 mod litertlm;
 mod lock_and_snapshots;
+mod output_names;
+mod provenance;
 mod quant;
 mod recipe_check;
 mod runtime;

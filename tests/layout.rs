@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
         "fsio",
         "interrupt",
         "progress",
+        "provenance",
         "units",
     ],
 ];

@@ -68,7 +68,7 @@ fn apply_records_golden_outputs_beside_the_snapshot() {
         let arrays = golden(dir, id);
         let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"0/in/image"), "{names:?}");
-        assert!(names.contains(&"0/out/output_0"), "{names:?}");
+        assert!(names.contains(&"0/out/probs"), "{names:?}");
         let record =
             std::fs::read_to_string(dir.join(format!("snapshots/{id}.golden.json"))).unwrap();
         assert!(record.contains("\"parity_max_abs_error\""), "{record}");
@@ -104,7 +104,7 @@ fn litert_test_reruns_golden_outputs_without_python() {
     let path = p.path().join("snapshots/clf-fp32.golden.npz");
     let mut arrays = golden(p.path(), "clf-fp32");
     for (name, t) in &mut arrays {
-        if name == "1/out/output_0" {
+        if name == "1/out/probs" {
             let shifted: Vec<u8> = t
                 .bytes
                 .chunks_exact(4)
@@ -128,7 +128,7 @@ fn litert_test_reruns_golden_outputs_without_python() {
     let reason = fp32["reasons"][0].as_str().unwrap();
     assert!(
         reason.contains("no longer reproduces its golden outputs")
-            && reason.contains("`output_0` max abs error 5.000e-1"),
+            && reason.contains("`probs` max abs error 5.000e-1"),
         "{reason}"
     );
 }
@@ -145,7 +145,7 @@ fn run_reproduces_the_keras_reference() {
         .clone();
     let reference = arrays
         .iter()
-        .find(|(n, _)| n == "0/out/output_0")
+        .find(|(n, _)| n == "0/out/probs")
         .unwrap()
         .1
         .clone();
@@ -172,7 +172,7 @@ fn run_reproduces_the_keras_reference() {
     assert_eq!(v["runtime"]["kernels"], "xnnpack");
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([1, 10]));
     let got = read_npz(std::fs::File::open(p.path().join("out.npz")).unwrap()).unwrap();
-    assert_eq!(got[0].0, "output_0");
+    assert_eq!(got[0].0, "probs");
     let max = got[0]
         .1
         .to_f64()

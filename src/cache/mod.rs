@@ -259,11 +259,7 @@ impl Remote {
             Ok(m) => m,
             Err(e) => return bad(format!("the artifact cannot be read: {e}")),
         };
-        if Snapshot::of(id, &model)
-            .with_keras_outputs(&record.keras_outputs)
-            .render()
-            != record.snapshot
-        {
+        if Snapshot::of(id, &model).render() != record.snapshot {
             return bad("the artifact's signature is not the one its snapshot records".into());
         }
         let report = match &record.report {
@@ -368,9 +364,7 @@ impl Remote {
         }
         let model = tflite::read_path(&plan.output, tflite::ReadOptions::default())
             .map_err(|e| format!("cannot read `{}`: {e}", plan.output.display()))?;
-        let snapshot = Snapshot::of(&plan.id, &model)
-            .with_keras_outputs(&entry.keras_outputs)
-            .render();
+        let snapshot = Snapshot::of(&plan.id, &model).render();
         if std::fs::read_to_string(&plan.snapshot).ok().as_deref() != Some(snapshot.as_str()) {
             return Err(format!(
                 "its snapshot `{}` does not hold; run `litert apply` first",
@@ -394,7 +388,6 @@ impl Remote {
             }),
             worker: entry.worker.clone(),
             build_seconds: entry.build_seconds,
-            keras_outputs: entry.keras_outputs.clone(),
             report: report.cloned(),
             litert: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -470,7 +463,7 @@ fn report_from_artifact(
         accuracy: None,
         timings: Default::default(),
         versions: record.worker.clone(),
-        keras_outputs: record.keras_outputs.clone(),
+        outputs: vec![],
         generation: None,
     }
 }

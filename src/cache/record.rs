@@ -38,9 +38,6 @@ pub struct Record {
     pub worker: BTreeMap<String, String>,
     /// How long the build took where it ran; the lock records it for shard balancing.
     pub build_seconds: Option<f64>,
-    /// The Keras model's output names, which the snapshot names outputs by.
-    #[serde(default)]
-    pub keras_outputs: Vec<String>,
     /// The worker's report; absent for artifacts pushed by `litert cache push`, whose
     /// report was not kept.
     pub report: Option<BuildResult>,
@@ -145,7 +142,6 @@ pub(super) mod samples {
             golden: None,
             worker: BTreeMap::new(),
             build_seconds: Some(1.5),
-            keras_outputs: vec![],
             report: None,
             litert: "0.1.0".into(),
         }

@@ -2,12 +2,13 @@
 //! deploys it, either as a compact human summary ([`super::render`]) or as the documented
 //! JSON contract (`docs/inspect.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::common::{is_bundle, load_bundle, load_model};
 use super::{Exit, output, render};
+use crate::provenance::Provenance;
 use crate::tflite::ReadOptions;
 
 /// Describe a LiteRT model (signatures, tensors, quantization, ops, metadata, sizes) or a
@@ -47,11 +48,50 @@ pub fn run(args: InspectArgs) -> anyhow::Result<Exit> {
         if args.json {
             json(&info)?
         } else {
-            render::model(&info)
+            let mut text = render::model(&info);
+            if let Some(p) = &info.provenance {
+                text.push_str(&render::provenance(p, &traced(p, &args.model)));
+            }
+            text
         }
     };
     output::stdout(&text)?;
     Ok(Exit::Success)
+}
+
+/// What the `litert.lock` of the project around the working directory says of a model
+/// built from `p`: whether its entry records exactly this file.
+fn traced(p: &Provenance, model: &Path) -> String {
+    let root = crate::lock::project_root(Path::new("."));
+    let path = root.join(crate::lock::FILE_NAME);
+    let Ok(lock) = crate::lock::LockFile::read(&path) else {
+        return format!("`{}` cannot be read", path.display());
+    };
+    let Some(entry) = lock.artifacts.get(&p.artifact) else {
+        return format!(
+            "`{}` has no entry `{}` (run `litert inspect` in the project that built it)",
+            path.display(),
+            p.artifact
+        );
+    };
+    match crate::digest::file_sha256(model) {
+        Ok(sha) if sha == entry.sha256 => format!(
+            "`{}` entry `{}` records this file (sha256 {})",
+            path.display(),
+            p.artifact,
+            crate::digest::short(&sha)
+        ),
+        _ if entry.inputs.plan == p.plan => format!(
+            "`{}` entry `{}` has the same recipe plan but other bytes: built by another toolchain, or changed after the build",
+            path.display(),
+            p.artifact
+        ),
+        _ => format!(
+            "`{}` entry `{}` is a later build: its recipe plan differs from this file's",
+            path.display(),
+            p.artifact
+        ),
+    }
 }
 
 fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {

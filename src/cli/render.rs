@@ -5,10 +5,29 @@
 use std::fmt::Write as _;
 
 use crate::litertlm::model::{BundleInfo, KeyValue};
+use crate::provenance::Provenance;
 use crate::tflite::model::{
     ModelInfo, SignatureSource, SignatureTensor, describe, dims, quantization_summary,
 };
 use crate::units::{count, group};
+
+/// Where litert built a model from (its `litert.*` metadata), and what the project's
+/// `litert.lock` says of it (`lock`, a sentence).
+pub fn provenance(p: &Provenance, lock: &str) -> String {
+    let mut w = String::new();
+    let _ = writeln!(w);
+    let _ = writeln!(w, "provenance (litert metadata)");
+    for (key, value) in [
+        ("artifact", &p.artifact),
+        ("recipe", &p.recipe),
+        ("plan", &p.plan),
+        ("toolchain", &p.toolchain),
+    ] {
+        let _ = writeln!(w, "  {key:<9}  {}", value.escape_debug());
+    }
+    let _ = writeln!(w, "  lock       {lock}");
+    w
+}
 
 /// The human summary.
 pub fn model(info: &ModelInfo) -> String {

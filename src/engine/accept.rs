@@ -236,7 +236,6 @@ pub(super) fn accept(
     let (snapshot, text) = contract::judge_snapshot(
         plan,
         &model,
-        &result.keras_outputs,
         written.as_ref().map(|w| &*w.built.info),
         policy,
     );

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::lock::{Entry, Inputs};
+use crate::provenance::Provenance;
 use crate::recipe::{BuildPlan, digest};
 use crate::snapshot::{self, Comparison, Snapshot};
 use crate::tflite::model::ModelInfo;
@@ -79,13 +80,10 @@ impl SnapshotOutcome {
 pub fn judge_snapshot(
     plan: &BuildPlan,
     model: &ModelInfo,
-    keras_outputs: &[String],
     bundle: Option<&crate::litertlm::BundleInfo>,
     policy: Policy,
 ) -> (SnapshotOutcome, String) {
-    let mut text = Snapshot::of(&plan.id, model)
-        .with_keras_outputs(keras_outputs)
-        .render();
+    let mut text = Snapshot::of(&plan.id, model).render();
     // A bundle's contract (tokens, tokenizer, sections) follows in the same file; its model
     // is the artifact whose signatures are above.
     if let Some(b) = bundle {
@@ -155,15 +153,15 @@ pub fn snapshot_reason(plan: &BuildPlan, outcome: &SnapshotOutcome) -> Option<St
     }
 }
 
-/// The toolchain part of a build's identity: this litert and the worker's pinned packages.
-pub fn toolchain(external_python: bool) -> String {
-    let worker = if external_python {
-        "external".to_string()
-    } else {
-        crate::pyenv::lock::Lock::embedded()
-            .map_or_else(|_| "unknown".to_string(), |l| l.short_digest().to_string())
-    };
-    format!("litert {} / worker {worker}", env!("CARGO_PKG_VERSION"))
+/// Where the artifact of `plan` comes from, as the artifact itself records it: known before
+/// the build, from the plan and its digested inputs, never from the artifact's own bytes.
+pub fn provenance(plan: &BuildPlan, inputs: &Inputs) -> Provenance {
+    Provenance {
+        artifact: plan.id.clone(),
+        recipe: relative(&plan.recipe, &plan.root),
+        plan: inputs.plan.clone(),
+        toolchain: inputs.toolchain.clone(),
+    }
 }
 
 /// A build's inputs, digested.
@@ -233,7 +231,6 @@ pub fn entry_for(plan: &BuildPlan, inputs: Inputs, built: &super::Converted) -> 
         worker: built.result.versions.clone(),
         sha256: built.sha256.clone(),
         size: built.size,
-        keras_outputs: built.result.keras_outputs.clone(),
         reproducible: built.model.flex_ops.is_empty(),
         bundle: built.bundle.as_ref().map(|b| crate::lock::BundleEntry {
             output: relative(&b.output, &plan.root),

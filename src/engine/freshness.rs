@@ -32,7 +32,7 @@ pub fn freshness(
     plans: &[BuildPlan],
     external_python: bool,
 ) -> anyhow::Result<Vec<anyhow::Result<Freshness>>> {
-    let toolchain = contract::toolchain(external_python);
+    let toolchain = super::toolchain::identity(external_python);
     let locks = read_locks(plans.iter())?;
     Ok(plans
         .iter()
@@ -150,7 +150,7 @@ pub(super) fn refuse(
 /// toolchain pins (the toolchain names the embedded requirements lock by digest, so the two
 /// must agree); `None` when they agree, or when the worker was an external interpreter.
 fn worker_disagrees(entry: &crate::lock::Entry, toolchain: &str) -> Option<String> {
-    if toolchain.ends_with("worker external") {
+    if super::toolchain::is_external(toolchain) {
         return None;
     }
     let pins = crate::pyenv::lock::Lock::embedded().ok()?;
@@ -167,11 +167,7 @@ fn worker_disagrees(entry: &crate::lock::Entry, toolchain: &str) -> Option<Strin
 
 /// Check an up-to-date artifact without rebuilding it: read it natively and compare its
 /// snapshot (writing a missing one, as a build would).
-pub(super) fn verify_up_to_date(
-    plan: BuildPlan,
-    keras_outputs: &[String],
-    policy: Policy,
-) -> Outcome {
+pub(super) fn verify_up_to_date(plan: BuildPlan, policy: Policy) -> Outcome {
     let start = Instant::now();
     let unreadable = |path: &std::path::Path, e: &dyn std::fmt::Display| Failure {
         stage: "inspect".into(),
@@ -197,8 +193,7 @@ pub(super) fn verify_up_to_date(
             }
         },
     };
-    let (snapshot, text) =
-        contract::judge_snapshot(&plan, &model, keras_outputs, bundle.as_ref(), policy);
+    let (snapshot, text) = contract::judge_snapshot(&plan, &model, bundle.as_ref(), policy);
     let mut reasons: Vec<String> = contract::snapshot_reason(&plan, &snapshot)
         .into_iter()
         .collect();

@@ -6,7 +6,8 @@
 //! `.litertlm` bundle ([`bundle`]) and accepts it ([`accept`]: parity, gates, quantization,
 //! the lock under `--locked`, the snapshot), committing artifact, snapshot and lock entry as
 //! one transaction ([`transaction`]). [`describe`] asks a worker what a model takes and
-//! gives, for `litert init`. A failed build never leaves a temp file or touches the
+//! gives, for `litert init`. [`toolchain`] is the part of a build's identity that this
+//! litert itself contributes. A failed build never leaves a temp file or touches the
 //! previous artifact ([`failure`] says why it failed); a crashed worker is replaced so the
 //! remaining builds still run. Each build ends as an [`Outcome`], which [`report`] prints.
 
@@ -28,6 +29,7 @@ pub mod progress;
 pub mod quant;
 pub mod report;
 pub mod session;
+pub mod toolchain;
 pub mod transaction;
 
 pub use failure::Failure;

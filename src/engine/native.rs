@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::Failure;
 use crate::llm::{MaskDtype, Names, Spec, Storage};
+use crate::provenance::Provenance;
 use crate::pyenv::WorkerEnv;
 use crate::recipe::BuildPlan;
 use crate::recipe::plan::{GenerationPlan, ModelPlan, PresetRef};
@@ -19,7 +20,12 @@ pub fn writes(plan: &BuildPlan) -> bool {
 }
 
 /// Write `plan`'s artifact (one [`writes`]) to `out`.
-pub fn write(plan: &BuildPlan, out: &Path, env: &WorkerEnv) -> Result<(), Failure> {
+pub fn write(
+    plan: &BuildPlan,
+    out: &Path,
+    env: &WorkerEnv,
+    provenance: &Provenance,
+) -> Result<(), Failure> {
     let Some(g) = plan.generation.as_ref() else {
         return Ok(());
     };
@@ -55,6 +61,11 @@ pub fn write(plan: &BuildPlan, out: &Path, env: &WorkerEnv) -> Result<(), Failur
         mask_dtype: mask_dtype(g),
         names: names(g),
         storage,
+        metadata: provenance
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name, value.into_bytes()))
+            .collect(),
     };
     crate::llm::write(&spec, env.command(), out).map_err(|e| match e {
         // What the native writer does not implement, the converter may.

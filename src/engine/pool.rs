@@ -107,6 +107,12 @@ impl WorkerSlot<'_> {
             });
         }
         let temp = TempArtifact::create(&plan.output, self.ctx.policy().write)?;
+        let provenance = self
+            .ctx
+            .inputs
+            .get(&(plan.root.clone(), plan.id.clone()))
+            .map(|inputs| super::contract::provenance(plan, inputs))
+            .ok_or_else(|| Failure::unexpected_reply("inputs"))?;
         // The worker starts first: it imports TensorFlow while the native writer runs.
         let worker = match self.worker.take() {
             Some(w) => w,
@@ -114,7 +120,7 @@ impl WorkerSlot<'_> {
         };
         if super::native::writes(plan) {
             progress.stage(label, "writing natively");
-            if let Err(failure) = super::native::write(plan, &temp.path, self.env) {
+            if let Err(failure) = super::native::write(plan, &temp.path, self.env, &provenance) {
                 self.worker = Some(worker);
                 return Err(failure);
             }
@@ -123,6 +129,12 @@ impl WorkerSlot<'_> {
             id: &plan.id,
             plan,
             temp_output: &temp.path.to_string_lossy(),
+            // The native writer wrote them already.
+            metadata: if super::native::writes(plan) {
+                Vec::new()
+            } else {
+                provenance.entries()
+            },
             allow_code: session.allow_code,
             allow_unsafe: session.allow_unsafe,
         };

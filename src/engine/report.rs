@@ -233,6 +233,52 @@ fn tolerance_above(error: f64) -> String {
     }
 }
 
+/// Where the artifact's output names came from. A match with Keras is claimed only for an
+/// output whose name in the artifact's signature is its Keras name.
+fn output_names(out: &mut String, c: &Converted) {
+    let artifact: Vec<&str> = c
+        .model
+        .signatures
+        .first()
+        .map(|s| s.outputs.iter().map(|o| o.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut same = Vec::new();
+    let mut lines = Vec::new();
+    for (i, o) in c.result.outputs.iter().enumerate() {
+        if !artifact.contains(&o.name.as_str()) {
+            lines.push(format!(
+                "    ✗ output `{}` is not in the artifact's signature\n",
+                o.name
+            ));
+            continue;
+        }
+        match &o.keras {
+            Some(keras) if *keras == o.name => same.push(format!("`{keras}`")),
+            Some(keras) => lines.push(format!(
+                "    - output `{}` is Keras' `{keras}`, renamed by the recipe's `outputs`\n",
+                o.name
+            )),
+            None if o.name == format!("output_{i}") => lines.push(format!(
+                "    - output `{}`: the model names none, so it is named by position (name it with `outputs` in the recipe)\n",
+                o.name
+            )),
+            None => lines.push(format!(
+                "    - output `{}`: the model names none, named by the recipe's `outputs`\n",
+                o.name
+            )),
+        }
+    }
+    if !same.is_empty() {
+        out.push_str(&format!(
+            "    ✓ output names are the Keras model's: {}\n",
+            same.join(", ")
+        ));
+    }
+    for line in lines {
+        out.push_str(&line);
+    }
+}
+
 fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
     let plan = p;
     // The artifact's own signature, as the reader sees it: what an app will bind to.
@@ -249,6 +295,7 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
             ));
         }
     }
+    output_names(out, c);
     if let Some(cal) = c.result.calibration.as_ref().filter(|c| !c.cast.is_empty()) {
         out.push_str(&format!(
             "    - calibration data converted to the signature's dtypes: {}\n",
@@ -272,33 +319,6 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
                 "    {} input names match the Keras model\n",
                 mark(p.names_ok)
             ));
-            // The converter names list outputs by position; say so rather than imply the
-            // Keras names survived.
-            let artifact: Vec<&str> = c
-                .model
-                .signatures
-                .first()
-                .map(|s| s.outputs.iter().map(|o| o.name.as_str()).collect())
-                .unwrap_or_default();
-            let keras = &c.result.keras_outputs;
-            if !keras.is_empty()
-                && artifact
-                    .iter()
-                    .copied()
-                    .ne(keras.iter().map(String::as_str))
-            {
-                let quote = |names: &mut dyn Iterator<Item = &str>| {
-                    names
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                out.push_str(&format!(
-                    "    - output names: the artifact's {} are Keras' {}, in order\n",
-                    quote(&mut artifact.iter().copied()),
-                    quote(&mut keras.iter().map(String::as_str))
-                ));
-            }
             out.push_str(&format!("    {} shapes match\n", mark(p.shapes_ok)));
             out.push_str(&format!("    parity on {}\n", parity_samples(p)));
             for o in &p.outputs {

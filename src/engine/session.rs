@@ -109,15 +109,10 @@ pub fn run(
             continue;
         }
         if f.reasons.is_empty() && !s.force {
-            let names = f
-                .entry
-                .as_ref()
-                .map(|e| e.keras_outputs.clone())
-                .unwrap_or_default();
             if let Some(e) = &f.entry {
                 up_to_date.insert(plan.id.clone(), e.clone());
             }
-            outcomes.push(Some(verify_up_to_date(plan, &names, s.policy)));
+            outcomes.push(Some(verify_up_to_date(plan, s.policy)));
             continue;
         }
         let key = (plan.root.clone(), plan.id.clone());

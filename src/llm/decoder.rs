@@ -303,6 +303,6 @@ pub fn build(
         subgraphs,
         signatures,
         operator_codes: shared.opcodes,
-        metadata: Vec::new(),
+        metadata: spec.metadata.clone(),
     })
 }

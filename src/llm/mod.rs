@@ -53,6 +53,8 @@ pub struct Spec<'a> {
     pub mask_dtype: MaskDtype,
     pub names: Names,
     pub storage: Storage,
+    /// Metadata entries (name, value) written into the model as they are.
+    pub metadata: Vec<(String, Vec<u8>)>,
 }
 
 /// What was written.

@@ -42,10 +42,6 @@ pub struct Entry {
     pub worker: BTreeMap<String, String>,
     pub sha256: String,
     pub size: u64,
-    /// The Keras names of its `output_N` outputs, for its snapshot (see
-    /// [`crate::snapshot::Snapshot::with_keras_outputs`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keras_outputs: Vec<String>,
     /// False when the artifact has Flex ops: their serialized attributes come out in varying
     /// order, so a rebuild is not promised to repeat the bytes.
     pub reproducible: bool,
@@ -195,7 +191,6 @@ pub(crate) fn sample_entry(sha: &str) -> Entry {
         worker: BTreeMap::from([("tensorflow".into(), "2.21.0".into())]),
         sha256: sha.into(),
         size: 3,
-        keras_outputs: vec![],
         reproducible: true,
         build_seconds: Some(1.5),
         bundle: None,

@@ -35,6 +35,10 @@ pub struct BuildPlan {
     /// objects, generators): `litert apply` then needs `--allow-code`.
     pub runs_code: bool,
     pub inputs: InputsPlan,
+    /// The recipe's output names, by the model's own output name (`outputs:`); outputs not
+    /// listed keep their Keras names.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
     pub quantization: QuantizationPlan,
     pub calibration: Option<CalibrationPlan>,
     pub converter: ConverterSettings,

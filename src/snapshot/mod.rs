@@ -57,10 +57,6 @@ pub struct TensorSnap {
     pub shape_signature: Vec<i32>,
     /// `none`, `per-tensor scale=S zero_point=Z`, or `per-channel N channels, axis A`.
     pub quantization: String,
-    /// For an output the artifact calls `output_N`: the Keras output it is, so two outputs
-    /// of equal shape that swap places show as a change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keras: Option<String>,
 }
 
 impl Snapshot {
@@ -95,21 +91,6 @@ impl Snapshot {
         }
     }
 
-    /// Name each `output_N` output by the Keras output at position N (from the worker, or
-    /// the lock for an artifact that was not rebuilt).
-    pub fn with_keras_outputs(mut self, names: &[String]) -> Self {
-        for sig in &mut self.signatures {
-            for out in &mut sig.outputs {
-                let index = out
-                    .name
-                    .strip_prefix("output_")
-                    .and_then(|i| i.parse::<usize>().ok());
-                out.keras = index.and_then(|i| names.get(i)).cloned();
-            }
-        }
-        self
-    }
-
     /// The canonical text written to `snapshots/*.yaml`.
     pub fn render(&self) -> String {
         let body = serde_saphyr::to_string(self).unwrap_or_default();
@@ -128,7 +109,6 @@ fn tensor(t: &SignatureTensor) -> TensorSnap {
         shape: t.tensor.shape.clone(),
         shape_signature: t.tensor.shape_signature.clone(),
         quantization: quantization(t.tensor.quantization.as_ref()),
-        keras: None,
     }
 }
 

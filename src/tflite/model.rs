@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::provenance::Provenance;
+
 /// The key LiteRT itself gives the signature it makes up for a model without SignatureDefs.
 pub const PLACEHOLDER_SIGNATURE_KEY: &str = "<placeholder signature>";
 
@@ -33,6 +35,10 @@ pub struct ModelInfo {
     pub metadata: Vec<MetadataEntry>,
     /// The `min_runtime_version` metadata entry, decoded.
     pub min_runtime_version: Option<String>,
+    /// Where litert built it from: its `litert.*` metadata entries, decoded; `None` for a
+    /// model litert did not build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     pub weights: WeightSummary,
     pub quantization: QuantizationSummary,
     pub layout: Layout,

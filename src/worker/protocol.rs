@@ -20,6 +20,9 @@ pub enum Request<'a> {
         plan: &'a BuildPlan,
         /// Where the worker writes the artifact; `litert` renames it into place.
         temp_output: &'a str,
+        /// Metadata entries (name, text) the worker adds to an artifact the converter
+        /// writes: the artifact's provenance ([`crate::provenance`]).
+        metadata: Vec<(String, String)>,
         allow_code: bool,
         allow_unsafe: bool,
     },
@@ -77,10 +80,10 @@ pub struct BuildResult {
     pub id: String,
     /// The input signature the artifact was exported with.
     pub signature: Vec<SignatureInput>,
-    /// The Keras names of the outputs the artifact calls `output_0`, `output_1`, ... (empty
-    /// when the artifact's own names say it: dict outputs, or none declared).
+    /// The artifact's outputs in the model's output order: the name each got and the Keras
+    /// name it came from (empty for a generation export, whose outputs the plan names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keras_outputs: Vec<String>,
+    pub outputs: Vec<OutputName>,
     pub parity: Option<ParityReport>,
     /// What calibration read and used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +98,16 @@ pub struct BuildResult {
     pub timings: BTreeMap<String, f64>,
     /// Package versions of the worker (`python`, `tensorflow`, `keras`, ...).
     pub versions: BTreeMap<String, String>,
+}
+
+/// One output of the artifact and where its name came from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct OutputName {
+    /// The name in the artifact's signature.
+    pub name: String,
+    /// The Keras name (an output layer's name or a dict output's key); `None` where Keras
+    /// names none (the artifact then says `output_N`, or the recipe's `outputs:` name).
+    pub keras: Option<String>,
 }
 
 /// A model's inputs and outputs as Keras declares them (`None` for a dynamic dimension).

@@ -54,6 +54,7 @@ impl Cx<'_> {
             "sequence_length",
             "inputs",
             "input_signature",
+            "outputs",
             "image_size",
             "calibration",
             "accuracy",
@@ -63,6 +64,7 @@ impl Cx<'_> {
                 "sequence_length" => r.sequence_length.is_some(),
                 "inputs" => r.inputs.is_some(),
                 "input_signature" => r.input_signature.is_some(),
+                "outputs" => r.outputs.is_some(),
                 "image_size" => r.image_size.is_some(),
                 "calibration" => r.calibration.is_some(),
                 "accuracy" => r.accuracy.is_some(),
@@ -72,6 +74,9 @@ impl Cx<'_> {
                 let hint = match key {
                     "sequence_length" | "inputs" | "input_signature" => {
                         "the signatures are `generation.prefill` lengths and `decode`, over `generation.capacity`"
+                    }
+                    "outputs" => {
+                        "the outputs are named by `generation.names.logits` and the cache names"
                     }
                     "accuracy" | "parity" => {
                         "a generation export is checked by `generation.check` (token ids, per-step logits, top-1 agreement)"

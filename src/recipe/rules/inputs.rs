@@ -1,6 +1,7 @@
 //! `inputs:` and `input_signature:`: per-input overrides or a whole signature (not both),
 //! names unique, and the shared sizes (`batch_size`, `sequence_length`, `image_size`)
-//! consistent with shapes the recipe spells out.
+//! consistent with shapes the recipe spells out. Also `outputs:`, the other half of the
+//! signature: new names, none empty and no two alike.
 
 use std::collections::BTreeMap;
 
@@ -134,6 +135,44 @@ impl Cx<'_> {
             shapes: Vec::new(),
         };
         (plan, image_size)
+    }
+
+    /// The recipe's `outputs:` renames. Whether each names an output of the model, only the
+    /// worker can tell (it loads the model); here: no empty name, no name given twice.
+    pub(super) fn outputs(&mut self, r: &Recipe) -> BTreeMap<String, String> {
+        let renames = r.outputs.clone().unwrap_or_default();
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (from, to) in &renames {
+            let ptr = format!("/outputs/{}", crate::recipe::load::escape_segment(from));
+            if to.trim().is_empty() {
+                let d = self.err(
+                    "E0245",
+                    &ptr,
+                    format!("output `{from}` is renamed to an empty name"),
+                );
+                d.label = Some("an app binds to this name".into());
+                continue;
+            }
+            if let Some(first) = seen.insert(to.as_str(), from.as_str()) {
+                let prev = self
+                    .spans
+                    .get(&format!(
+                        "/outputs/{}",
+                        crate::recipe::load::escape_segment(first)
+                    ))
+                    .map(|s| s.value);
+                let d = self.err(
+                    "E0245",
+                    &ptr,
+                    format!("outputs `{first}` and `{from}` are both renamed to `{to}`"),
+                );
+                d.label = Some("second output with this name".into());
+                if let Some(loc) = prev {
+                    d.related.push((loc, "first here".into()));
+                }
+            }
+        }
+        renames
     }
 
     /// The recipe's `input_signature` as named specs. Keras names unnamed inputs `args_N`;

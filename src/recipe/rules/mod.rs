@@ -267,6 +267,7 @@ impl Cx<'_> {
         if let Some(mm) = &multimodal {
             inputs.shapes = self.multimodal_shapes(r, mm, image_size);
         }
+        let outputs = self.outputs(r);
         let (qmode, io) = self.quantization(r);
         let flex = r.ops.as_ref().and_then(|o| o.flex).unwrap_or(false);
         let custom = r.ops.as_ref().and_then(|o| o.custom).unwrap_or(false);
@@ -321,6 +322,7 @@ impl Cx<'_> {
             model: model?,
             runs_code,
             inputs,
+            outputs,
             quantization: QuantizationPlan { mode: qmode, io },
             calibration,
             converter,

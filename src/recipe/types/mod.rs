@@ -73,6 +73,13 @@ pub struct Recipe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_signature: Option<InputSignature>,
 
+    /// Names for the artifact's outputs, by the model's own output name: the Keras name
+    /// (the output layer's name, or the key of a dict output), or `output_N` for the N-th
+    /// output of a model that names none (a subclassed model). Outputs not listed keep the
+    /// Keras name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<BTreeMap<String, String>>,
+
     /// A static batch size: the first dimension of every input. Unset keeps the model's
     /// (usually dynamic) batch dimension.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,7 @@ use super::model::{
 use super::names::builtin_op::CUSTOM;
 use super::names::{builtin_op_name, dtype_name};
 use super::weights::{self, Source};
+use crate::provenance::Provenance;
 
 /// What went wrong reading a model file.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +233,18 @@ impl<'a> Reader<'a> {
                     .get(span.start..span.start.saturating_add(span.len))
             })
             .map(decode_version);
+        let provenance = Provenance::from_metadata(
+            metadata
+                .iter()
+                .filter(|m| Provenance::is_entry(&m.name))
+                .filter_map(|m| {
+                    let span = buffers.get(m.buffer as usize)?;
+                    let bytes = self
+                        .bytes
+                        .get(span.start..span.start.saturating_add(span.len))?;
+                    Some((m.name.as_str(), bytes))
+                }),
+        );
         if let Some(v) = model.metadata_buffer() {
             self.extent.slice(v.bytes());
         }
@@ -281,6 +294,7 @@ impl<'a> Reader<'a> {
             flex_ops: flex_ops.into_iter().collect(),
             metadata,
             min_runtime_version,
+            provenance,
             weights,
             quantization,
             layout,

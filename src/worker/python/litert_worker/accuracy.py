@@ -36,7 +36,7 @@ def check_accuracy_data(build, model, specs):
     return feeds
 
 
-def accuracy(build, model, structure, specs, held_out):
+def accuracy(build, model, structure, specs, names, held_out):
     """The artifact against the float Keras model on held-out samples: per output max and
     mean absolute error, cosine similarity (per sample, then averaged), top-1 agreement over
     the last axis when it is a class axis, and accuracy on labels when the recipe names
@@ -79,7 +79,7 @@ def accuracy(build, model, structure, specs, held_out):
     label_output = None
     for k, feed in enumerate(feeds):
         lite_out = runner(**{n: quantize(np, a, in_details[n]) for n, a in feed.items()})
-        ref = keras_outputs(model, structure, specs, feed)
+        ref = keras_outputs(model, structure, specs, feed, names)
         for name, ref_arr in ref.items():
             if name not in lite_out:
                 continue

@@ -1,11 +1,13 @@
 """Stage `convert`: the plan's converter settings as TFLiteConverter arguments, and the
-export itself, with unsupported ops named. Constants the converter would fold with
-CPU-dependent arithmetic are folded here first, exactly (see `exact_batch_norm`)."""
+export itself, with the outputs under their names and unsupported ops named. Constants the
+converter would fold with CPU-dependent arithmetic are folded here first, exactly (see
+`exact_batch_norm`)."""
 
 import contextlib
 import errno
 import os
 import re
+import tempfile
 
 from .libs import tf_modules
 from .protocol import BuildError
@@ -72,13 +74,17 @@ def unwritable(build, e):
     return BuildError("output_unwritable", f"cannot write the artifact in `{where}`: {reason}")
 
 
-def convert(build, model, structure, specs, samples):
+def convert(build, model, structure, specs, samples, names):
+    """Export `model` to the build's temporary artifact, its outputs named by `names` (an
+    `OutputNames`)."""
     np, tf, keras = tf_modules()
     kw = converter_kwargs(build, samples)
     signature = keras_signature(structure, specs)
     try:
         with exact_batch_norm():
-            model.export(build.temp_output, format="litert", input_signature=signature, verbose=False, **kw)
+            export(model, build.temp_output, signature, names, kw)
+    except BuildError:
+        raise
     except OSError as e:
         raise unwritable(build, e) from e
     except Exception as e:  # noqa: BLE001
@@ -95,6 +101,64 @@ def convert(build, model, structure, specs, samples):
         raise
     if not os.path.exists(build.temp_output):
         raise BuildError("convert", "the converter reported success but wrote no file")
+
+
+def export(model, path, signature, names, kw):
+    """What `model.export(format="litert")` does in Keras 3.15 (an `ExportArchive`
+    SavedModel, then `TFLiteConverter.from_saved_model` with builtin and Flex ops allowed
+    until `kw` says otherwise), except that the endpoint returns the outputs as a dict
+    under their names: a SavedModel signature calls a returned list's outputs `output_N`
+    and keeps a dict's keys, and the artifact's signature takes its names from there."""
+    np, tf, keras = tf_modules()
+
+    def serve(*args):
+        return names.name(model(*args, training=False))
+
+    with tempfile.TemporaryDirectory() as saved_model:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", serve, input_signature=signature)
+        archive.write_out(saved_model, verbose=False)
+        names.check_renames()
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        converter.experimental_enable_resource_variables = True
+        for attr, value in kw.items():
+            if attr == "target_spec":
+                for key, v in value.items():
+                    setattr(converter.target_spec, key, v)
+            else:
+                setattr(converter, attr, value)
+        data = converter.convert()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def add_metadata(path, entries):
+    """Add litert's metadata entries (`[name, text]`, litert's provenance) to the converted
+    artifact at `path`, each value in a buffer of its own, as LiteRT reads metadata. The
+    model is rewritten through TensorFlow's object API, the way the converter itself adds
+    its `CONVERSION_METADATA`, so the bytes depend only on the model and the entries."""
+    if not entries:
+        return
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    if any((b.offset or 0) > 1 for b in model.buffers or []):
+        # Buffers after the FlatBuffer (a model over 2 GB) sit at absolute offsets that a
+        # rewrite would move.
+        raise BuildError("convert", "cannot add litert's metadata to a model whose buffers are stored after the FlatBuffer")
+    model.metadata = list(model.metadata or [])
+    for name, value in entries:
+        buffer = schema.BufferT()
+        buffer.data = list(value.encode("utf-8"))
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    flatbuffer_utils.write_model(model, path)
 
 
 @contextlib.contextmanager

@@ -9,13 +9,13 @@ import traceback
 from .accuracy import accuracy, check_accuracy_data
 from . import generation
 from .bundle import check_bundle
-from .convert import convert, converter_kwargs
+from .convert import add_metadata, convert, converter_kwargs
 from .data import calibration_samples
 from .libs import tf_modules, versions
 from .load import load_model
 from .parity import parity
 from .protocol import PROTOCOL, Build, BuildError, emit, first_lines, tail
-from .signature import build_signature, keras_output_names, model_inputs, inferred_signature
+from .signature import OutputNames, build_signature, keras_output_names, model_inputs, inferred_signature
 
 
 def run_build(request):
@@ -46,6 +46,9 @@ def run_build(request):
             return
         build.progress("signature")
         structure, specs = build_signature(build, model)
+        names = OutputNames(build, model)
+        if names.declared:
+            names.check_renames(names.declared)
         samples, held_out, cal_summary, data_feeds = None, [], None, None
         if build.plan.get("calibration"):
             build.progress("calibrate")
@@ -55,21 +58,23 @@ def run_build(request):
             build.progress("calibrate", "accuracy data")
             data_feeds = check_accuracy_data(build, model, specs)
         build.progress("convert")
-        convert(build, model, structure, specs, samples)
+        convert(build, model, structure, specs, samples, names)
+        add_metadata(build.temp_output, build.metadata)
+        outputs = names.report()
         report = None
         if build.plan["parity"]["enabled"]:
             build.progress("parity")
-            report = parity(build, model, structure, specs, samples, data_feeds)
+            report = parity(build, model, structure, specs, names, samples, data_feeds)
         acc = None
         if build.plan.get("accuracy"):
             build.progress("accuracy")
-            acc = accuracy(build, model, structure, specs, held_out)
+            acc = accuracy(build, model, structure, specs, names, held_out)
         build.progress("done")
         emit({
             "event": "result",
             "id": build.id,
             "signature": [{"name": s["name"], "shape": s["shape"], "dtype": s["dtype"]} for s in specs],
-            "keras_outputs": keras_output_names(model),
+            "outputs": outputs,
             "parity": report,
             "calibration": cal_summary,
             "accuracy": acc,
@@ -102,6 +107,7 @@ def run_generation(build, holder):
         holder.append(fam)
         del fam
         info = generation.export(build, holder, converter_kwargs(build, None))
+        add_metadata(build.temp_output, build.metadata)
     report = None
     if refs is not None:
         build.progress("parity", "generation")

@@ -12,7 +12,7 @@ from .libs import tf_modules
 from .protocol import BuildError, names_text, shape_text
 
 
-def parity(build, model, structure, specs, samples, data_feeds=None):
+def parity(build, model, structure, specs, names, samples, data_feeds=None):
     """Parity runs on real inputs when the recipe has some (calibration samples, else the
     accuracy data), topped up with seeded N(0,1) inputs: random inputs exaggerate the error
     of a quantized model far outside the range it was trained on."""
@@ -54,11 +54,10 @@ def parity(build, model, structure, specs, samples, data_feeds=None):
             d = in_details[name]
             lite_in[name] = quantize(np, arr, d)
         lite_out = runner(**lite_in)
-        ref = keras_outputs(model, structure, specs, feed)
+        ref = keras_outputs(model, structure, specs, feed, names)
         if len(golden) < GOLDEN_MAX_SAMPLES:
             golden.append((lite_in, ref))
         if set(ref) != set(lite_out):
-            # Keras output names are positional (`output_0`) for lists, dict keys otherwise.
             raise BuildError(
                 "parity",
                 f"output names differ: Keras {names_text(sorted(ref))}, LiteRT {names_text(sorted(lite_out))}",
@@ -153,7 +152,9 @@ def dequantize(np, arr, detail):
     return arr.astype(np.float64)
 
 
-def keras_outputs(model, structure, specs, feed):
+def keras_outputs(model, structure, specs, feed, names):
+    """Keras' outputs for `feed`, by the artifact's output names (`names`, the
+    `OutputNames` the export used)."""
     np, tf, keras = tf_modules()
     if structure == "dict":
         args = [{s["key"]: feed[s["name"]] for s in specs}]
@@ -162,8 +163,4 @@ def keras_outputs(model, structure, specs, feed):
     else:
         args = [feed[s["name"]] for s in specs]
     out = model(*args, training=False)
-    if isinstance(out, dict):
-        return {k: np.asarray(v) for k, v in out.items()}
-    if isinstance(out, (list, tuple)):
-        return {f"output_{i}": np.asarray(v) for i, v in enumerate(out)}
-    return {"output_0": np.asarray(out)}
+    return {k: np.asarray(v) for k, v in names.name(out).items()}

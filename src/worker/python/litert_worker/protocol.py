@@ -58,6 +58,8 @@ class Build:
         self.id = request["id"]
         self.plan = request["plan"]
         self.temp_output = request.get("temp_output")
+        # Entries litert adds to the metadata of an artifact the converter writes.
+        self.metadata = request.get("metadata") or []
         self.allow_code = bool(request.get("allow_code"))
         self.allow_unsafe = bool(request.get("allow_unsafe"))
         self.stage = "start"

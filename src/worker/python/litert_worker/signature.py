@@ -155,10 +155,9 @@ def inferred_signature(model):
 
 
 def keras_output_names(model):
-    """The Keras names of the model's outputs in export order (the artifact calls them
-    `output_0`, `output_1`, ...), so snapshots can tell two outputs of equal shape apart.
-    Empty when the model returns a dict (the artifact then uses its keys) or declares no
-    outputs (a subclassed model)."""
+    """The Keras names of the model's outputs in call order: the output layers' names of a
+    Functional or Sequential model. Empty when the model returns a dict (its keys are the
+    names) or declares no outputs (a subclassed model)."""
     if isinstance(getattr(model, "_outputs_struct", None), dict):
         return []
     names = getattr(model, "output_names", None)
@@ -166,6 +165,63 @@ def keras_output_names(model):
     if not names or not outputs or len(names) != len(outputs):
         return []
     return [str(n) for n in names]
+
+
+class OutputNames:
+    """The artifact's output names: the Keras names (a dict output's keys, else the output
+    layers' names), `output_N` by position where Keras gives none, then the recipe's
+    `outputs:` renames. The export and the parity check name a model call's result through
+    the same object, so the two always agree. `seen` records, per output, the name it got
+    and the Keras name it came from (`None` where Keras gives none)."""
+
+    def __init__(self, build, model):
+        self.renames = dict(build.plan.get("outputs") or {})
+        self.keras = keras_output_names(model)
+        self.seen = []
+        struct = getattr(model, "_outputs_struct", None)
+        # The outputs' own names when the model declares them (known before the export).
+        self.declared = [str(k) for k in struct] if isinstance(struct, dict) else self.keras
+
+    def name(self, out):
+        """`out` (a tensor, a list or tuple of them, or a dict) as {artifact name: tensor},
+        in the model's output order."""
+        if isinstance(out, dict):
+            pairs = [(str(k), v) for k, v in out.items()]
+        else:
+            flat = list(out) if isinstance(out, (list, tuple)) else [out]
+            keras = self.keras if len(self.keras) == len(flat) else [None] * len(flat)
+            pairs = list(zip(keras, flat))
+        seen, named = [], {}
+        for i, (keras, value) in enumerate(pairs):
+            own = keras if keras is not None else f"output_{i}"
+            name = self.renames.get(own, own)
+            if name in named:
+                raise BuildError(
+                    "signature",
+                    f"two outputs would be named `{name}`: name them apart with `outputs:` in the recipe",
+                    model_outputs=[p for p, _ in seen],
+                )
+            named[name] = value
+            seen.append((own, keras, name))
+        self.seen = seen
+        return named
+
+    def check_renames(self, own=None):
+        """Every `outputs:` key names an output of the model: of `own`, else of the
+        outputs of the last call named."""
+        if own is None:
+            own = [o for o, _, _ in self.seen]
+        unknown = sorted(set(self.renames) - set(own))
+        if unknown:
+            raise BuildError(
+                "signature",
+                f"`outputs` names {names_text(unknown)}, but the model's outputs are {names_text(own)}",
+                model_outputs=own,
+            )
+
+    def report(self):
+        """Per output in the model's order: the artifact's name and the Keras name."""
+        return [{"name": name, "keras": keras} for _, keras, name in self.seen]
 
 
 def keras_signature(structure, specs):
