@@ -139,12 +139,17 @@ def tiny_gpt2(out):
     keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=pre).save_to_preset(os.path.join(out, "tiny_gpt2"))
 
 
-def train(lm, name, out, epochs=12):
+def train(lm, name, out, prompts=False):
     """Fit `lm` for a few epochs on the test sentences (their greedy continuations become
-    confident, as a real language model's are) and save it as OUT/NAME."""
+    confident, as a real language model's are) and save it as OUT/NAME. `prompts`: the
+    preprocessor takes prompt/response pairs (Gemma 3's); each sentence is a response to
+    an empty prompt."""
     lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                weighted_metrics=[])
-    lm.fit(sentences(512, 4), batch_size=32, epochs=epochs, verbose=0)
+    x = sentences(512, 4)
+    if prompts:
+        x = {"prompts": [""] * len(x), "responses": x}
+    lm.fit(x, batch_size=32, epochs=12, verbose=0)
     lm.save_to_preset(os.path.join(out, name))
 
 
@@ -237,7 +242,7 @@ def trained_gemma3(out):
         use_post_attention_norm=True, use_sliding_window_attention=True, sliding_window_size=8,
         global_rope_scaling_factor=8.0,
     )
-    train(keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=pre), "trained_gemma3", out)
+    train(keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=pre), "trained_gemma3", out, prompts=True)
 
 
 def tiny_bert(out):
