@@ -732,7 +732,7 @@ fn llama3_qwen3_and_gemma3_generate_what_keras_generates() {
     // Qwen 3 has no start token: the prompts are tokenized as they are.
     let qwen = &arts["qwen3:fp32"]["result"]["generation"]["tokenizer"];
     assert_eq!(qwen["kind"], "bpe", "{qwen:#}");
-    assert!(qwen.get("start_token_id").is_none(), "{qwen:#}");
+    assert!(qwen["start_token_id"].is_null(), "{qwen:#}");
     // Gemma 3's SentencePiece bundle runs in LiteRT-LM with Keras' greedy text.
     let bundle = &arts["gemma3_int8"]["bundle"];
     assert_eq!(bundle["check"]["ok"], true, "{bundle:#}");
