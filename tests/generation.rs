@@ -848,4 +848,88 @@ print(json.dumps({"layers": backbone.num_layers}))
     );
     // The float artifact of the folded model predicts as Keras does (the filter hides it).
     assert!(fp32.contains("ratio 1.0000)"), "{}", out.stdout);
+
+/// Llama 3 (3.1's RoPE frequency scaling, an untied head), Qwen 3 (query/key norms, tied
+/// embeddings, no start token) and Gemma 3 (query/key norms, five local layers with a
+/// sliding window narrower than the cache between global ones, two RoPE bases), each a
+/// small trained preset: the native writer's float32 artifact generates Keras' tokens for
+/// every prompt (the cache-filling one slides the window past its first slots), int8
+/// passes the agreement gate, and each family's recipe builds from a local preset (Gemma
+/// 3's bundle runs in LiteRT-LM with the same greedy text).
+#[test]
+fn llama3_qwen3_and_gemma3_generate_what_keras_generates() {
+    let work = project();
+    let d = work.path();
+    let variants = "  fp32: {}\n  int8:\n    quantization: {mode: dynamic_range}\n";
+    // (family, test preset, the recipe's default preset)
+    let families = [
+        ("llama3", "trained_llama3", "llama3.2_1b"),
+        ("qwen3", "trained_qwen3", "qwen3_0.6b_en"),
+        ("gemma3", "trained_gemma3", "gemma3_1b"),
+    ];
+    for (family, preset, _) in families {
+        recipe(
+            d,
+            &format!("{family}.yaml"),
+            preset,
+            32,
+            "[8, 16]",
+            variants,
+        );
+    }
+    let recipes = d.join("recipes");
+    std::fs::create_dir(&recipes).unwrap();
+    let mut args = vec!["apply".to_string(), "--json".to_string()];
+    args.extend(families.map(|(f, _, _)| format!("{f}.yaml")));
+    for (family, preset, default) in families {
+        let file = format!("{family}_int8.yaml");
+        let text = std::fs::read_to_string(root().join("recipes").join(&file))
+            .unwrap()
+            .replace("prefill: [32, 128]", "prefill: [8, 16]")
+            .replace("capacity: 1024", "capacity: 48")
+            // `--set preset=DIR` for this recipe alone: its variable's default.
+            .replace(
+                &format!("  preset: {default}\n"),
+                &format!("  preset: {}\n", presets().join(preset).display()),
+            );
+        std::fs::write(recipes.join(&file), text).unwrap();
+        args.push(format!("recipes/{file}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = work.litert(&args);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    for (family, _, _) in families {
+        for id in [
+            format!("{family}:fp32"),
+            format!("{family}:int8"),
+            format!("{family}_int8"),
+        ] {
+            let a = &arts[&id];
+            assert_eq!(a["status"], "built", "{id}: {a:#}");
+            let g = &a["result"]["generation"];
+            assert_eq!(g["family"], family, "{id}");
+            assert_eq!(g["writer"], "native", "{id}");
+            let c = check(a);
+            assert_eq!(c["ok"], true, "{id}: {c:#}");
+            if id.ends_with("fp32") {
+                let prompts = c["prompts"].as_array().unwrap();
+                assert!(prompts.iter().any(|p| p["fills_cache"] == true), "{id}");
+                for p in prompts {
+                    assert_eq!(p["keras_ids"], p["litert_ids"], "{id}: {p:#}");
+                    assert_eq!(p["logit_violations"], 0, "{id}: {p:#}");
+                }
+            } else {
+                let agreement = c["top1_agreement"].as_f64().unwrap();
+                assert!(agreement >= 0.9, "{id}: {agreement}");
+            }
+        }
+    }
+    // Qwen 3 has no start token: the prompts are tokenized as they are.
+    let qwen = &arts["qwen3:fp32"]["result"]["generation"]["tokenizer"];
+    assert_eq!(qwen["kind"], "bpe", "{qwen:#}");
+    assert!(qwen["start_token_id"].is_null(), "{qwen:#}");
+    // Gemma 3's SentencePiece bundle runs in LiteRT-LM with Keras' greedy text.
+    let bundle = &arts["gemma3_int8"]["bundle"];
+    assert_eq!(bundle["check"]["ok"], true, "{bundle:#}");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::graph::{Graph, Shared, Stored, T};
 use super::layout::{Model, load};
-use super::preset::{Architecture, Family};
+use super::preset::{Activation, Architecture, Rope};
 use super::weights::Weights;
 use super::{LlmError, MaskDtype, Spec};
 use crate::tflite::{Options, SignatureDef, SubgraphDef};
@@ -16,19 +16,20 @@ use crate::tflite::{builtin_op as op, tensor_type as tt};
 /// LiteRT-LM fills masked entries with about -0.7 × FLT_MAX (0 = attend).
 const MASKED: f32 = -0.7 * f32::MAX;
 
-/// Everything one subgraph computes once and every layer reads.
+/// Everything one subgraph computes once and the layers read.
 struct Common {
-    bias: T,
-    cos: T,
-    sin: T,
     index: T,
+    /// Each layer's (cos, sin, attention bias); layers with the same RoPE or window share
+    /// the tensors.
+    layers: Vec<(T, T, T)>,
 }
 
 impl Model {
-    fn norm(&self, g: &mut Graph<'_>, x: T, scale: &Stored) -> T {
+    /// RMS norm over the last axis.
+    fn norm(&self, g: &mut Graph<'_>, x: T, scale: &Stored, eps: f32) -> T {
         let sq = g.mul(x, x);
         let var = g.mean_last(sq);
-        let eps = g.scalar(self.arch.norm_eps);
+        let eps = g.scalar(eps);
         let var = g.add_(var, eps);
         let r = g.unary(op::RSQRT, "rsqrt", var, Options::Rsqrt);
         let y = g.mul(x, r);
@@ -58,7 +59,7 @@ impl Model {
             }
             None => rows,
         };
-        if self.arch.family == Family::Gemma {
+        if self.arch.scale_embeddings {
             let s = g.scalar((self.arch.hidden as f32).sqrt());
             g.mul(x, s)
         } else {
@@ -66,16 +67,47 @@ impl Model {
         }
     }
 
-    fn rope(&self, g: &mut Graph<'_>, x: T, c: &Common) -> T {
+    fn rope(&self, g: &mut Graph<'_>, x: T, cos: T, sin: T) -> T {
         let s = g.shape(x).to_vec();
         let half = s[3] / 2;
         let x1 = g.slice(x, &[0, 0, 0, 0], &[s[0], s[1], s[2], half]);
         let x2 = g.slice(x, &[0, 0, 0, half], &[s[0], s[1], s[2], half]);
         let n2 = g.neg(x2);
         let rot = g.concat(&[n2, x1], -1);
-        let a = g.mul(x, c.cos);
-        let b = g.mul(rot, c.sin);
+        let a = g.mul(x, cos);
+        let b = g.mul(rot, sin);
         g.add_(a, b)
+    }
+
+    /// cos and sin of every position's angles for one RoPE, `[1, t, 1, head_dim]`.
+    fn angles(&self, g: &mut Graph<'_>, positions: T, rope: &Rope, t: i32) -> (T, T) {
+        let d = self.arch.head_dim;
+        let inv = rope.inverse_frequencies(d);
+        let p = g.cast(positions, tt::FLOAT32);
+        let p = g.reshape(p, &[t, 1]);
+        let inv = g.const_f32(&inv, &[1, (d / 2) as i32]);
+        let freq = g.mul(p, inv);
+        let emb = g.concat(&[freq, freq], -1);
+        let cos = g.unary(op::COS, "cos", emb, Options::Cos);
+        let sin = g.unary(op::SIN, "sin", emb, Options::Sin);
+        let cos = g.reshape(cos, &[1, t, 1, d as i32]);
+        let sin = g.reshape(sin, &[1, t, 1, d as i32]);
+        (cos, sin)
+    }
+
+    /// `bias` with the slots more than `window - 1` positions before each query masked
+    /// (KerasHub's band: a query attends to itself and the `window - 1` before it). The
+    /// cache slot of a position is the position, so the band comes from `input_pos`.
+    fn band(&self, g: &mut Graph<'_>, positions: T, bias: T, window: usize, t: i32, c: i32) -> T {
+        let p = g.cast(positions, tt::FLOAT32);
+        let p = g.reshape(p, &[t, 1]);
+        let slots: Vec<f32> = (0..c).map(|s| s as f32).collect();
+        let slots = g.const_f32(&slots, &[1, c]);
+        let distance = g.sub(p, slots);
+        let w = g.scalar(window as f32);
+        let outside = g.greater_equal(distance, w);
+        let masked = g.scalar(MASKED);
+        g.select(outside, masked, bias)
     }
 
     fn common(
@@ -85,6 +117,7 @@ impl Model {
         mask: T,
         mask_dtype: MaskDtype,
         t: i32,
+        c: i32,
     ) -> Common {
         let bias = match mask_dtype {
             MaskDtype::Float32 => mask,
@@ -95,37 +128,38 @@ impl Model {
                 g.select(mask, zero, masked)
             }
         };
-        let d = self.arch.head_dim;
-        // 1 / wavelength^(2j/d), as KerasHub's RotaryEmbedding computes it in float32.
-        let inv: Vec<f32> = (0..d / 2)
-            .map(|j| {
-                let exponent = (2 * j) as f32 / d as f32;
-                1.0 / (f64::from(self.arch.rope_wavelength).powf(f64::from(exponent)) as f32)
-            })
-            .collect();
-        let mut p = g.cast(positions, tt::FLOAT32);
-        if self.arch.rope_scaling != 1.0 {
-            let s = g.scalar(self.arch.rope_scaling);
-            p = g.div(p, s);
+        let mut angles: Vec<(Rope, (T, T))> = Vec::new();
+        let mut biases: Vec<(usize, T)> = Vec::new();
+        let mut layers = Vec::with_capacity(self.arch.layers);
+        for i in 0..self.arch.layers {
+            let rope = *self.arch.rope_of(i);
+            let (cos, sin) = match angles.iter().find(|(r, _)| *r == rope) {
+                Some(&(_, a)) => a,
+                None => {
+                    let a = self.angles(g, positions, &rope, t);
+                    angles.push((rope, a));
+                    a
+                }
+            };
+            // A window as wide as the cache masks nothing.
+            let layer_bias = match self.arch.window(i).filter(|&w| w < c as usize) {
+                None => bias,
+                Some(w) => match biases.iter().find(|(v, _)| *v == w) {
+                    Some(&(_, b)) => b,
+                    None => {
+                        let b = self.band(g, positions, bias, w, t, c);
+                        biases.push((w, b));
+                        b
+                    }
+                },
+            };
+            layers.push((cos, sin, layer_bias));
         }
-        let p = g.reshape(p, &[t, 1]);
-        let inv = g.const_f32(&inv, &[1, (d / 2) as i32]);
-        let freq = g.mul(p, inv);
-        let emb = g.concat(&[freq, freq], -1);
-        let cos = g.unary(op::COS, "cos", emb, Options::Cos);
-        let sin = g.unary(op::SIN, "sin", emb, Options::Sin);
-        let cos = g.reshape(cos, &[1, t, 1, d as i32]);
-        let sin = g.reshape(sin, &[1, t, 1, d as i32]);
         let zeros = g.const_i32(&[0, 0], &[2]);
         let start = g.slice(positions, &[0], &[1]);
         let zero = g.const_i32(&[0], &[1]);
         let index = g.concat(&[zeros, start, zero], 0);
-        Common {
-            bias,
-            cos,
-            sin,
-            index,
-        }
+        Common { index, layers }
     }
 
     /// One signature's subgraph: `t` tokens; logits only for decode.
@@ -174,12 +208,14 @@ impl Model {
             sig_inputs.push((names.k_cache.replace("{i}", &i.to_string()), k as u32));
             sig_inputs.push((names.v_cache.replace("{i}", &i.to_string()), v as u32));
         }
-        let common = self.common(&mut g, positions, mask, spec.mask_dtype, t);
+        let common = self.common(&mut g, positions, mask, spec.mask_dtype, t, c);
         let mut x = self.embed(&mut g, tokens);
         let mut outputs = Vec::new();
         let mut sig_outputs = Vec::new();
+        let eps = a.norm_eps;
         for (i, layer) in self.layers.iter().enumerate() {
-            let hn = self.norm(&mut g, x, &layer.pre_attention_norm);
+            let (cos, sin, bias) = common.layers[i];
+            let hn = self.norm(&mut g, x, &layer.pre_attention_norm, eps);
             let wq = g.matrix(&layer.q);
             let wk = g.matrix(&layer.k);
             let wv = g.matrix(&layer.v);
@@ -189,8 +225,15 @@ impl Model {
             let k = g.reshape(k, &[1, t, kv, d]);
             let v = g.fully_connected(hn, wv);
             let v = g.reshape(v, &[1, t, kv, d]);
-            let q = self.rope(&mut g, q, &common);
-            let k = self.rope(&mut g, k, &common);
+            let (q, k) = match (&layer.q_norm, &layer.k_norm, a.qk_norm_eps) {
+                (Some(nq), Some(nk), Some(qk_eps)) => (
+                    self.norm(&mut g, q, nq, qk_eps),
+                    self.norm(&mut g, k, nk, qk_eps),
+                ),
+                _ => (q, k),
+            };
+            let q = self.rope(&mut g, q, cos, sin);
+            let k = self.rope(&mut g, k, cos, sin);
             let kt = g.transpose(k, &[0, 2, 1, 3]);
             let vt = g.transpose(v, &[0, 2, 1, 3]);
             let kname = names.k_cache.replace("{i}", &i.to_string());
@@ -215,7 +258,7 @@ impl Model {
             let s = g.batch_matmul(qh, keys, true);
             let s = self.soft_cap(&mut g, s, a.attention_soft_cap);
             let s = g.reshape(s, &[kv, groups, t, c]);
-            let s = g.add_(s, common.bias);
+            let s = g.add_(s, bias);
             let p = g.softmax(s);
             let p = g.reshape(p, &[kv, groups * t, c]);
             let values = g.reshape(v_all, &[kv, c, d]);
@@ -226,19 +269,19 @@ impl Model {
             let wo = g.matrix(&layer.o);
             let mut attn = g.fully_connected(o, wo);
             if let Some(n) = &layer.post_attention_norm {
-                attn = self.norm(&mut g, attn, n);
+                attn = self.norm(&mut g, attn, n, eps);
             }
             x = g.add_(x, attn);
-            let hn = self.norm(&mut g, x, &layer.pre_ffw_norm);
+            let hn = self.norm(&mut g, x, &layer.pre_ffw_norm, eps);
             let wg = g.matrix(&layer.gate);
             let wu = g.matrix(&layer.up);
             let wd = g.matrix(&layer.down);
             let gate = g.fully_connected(hn, wg);
-            let gate = match a.family {
-                Family::Gemma => {
+            let gate = match a.activation {
+                Activation::Gelu => {
                     g.unary(op::GELU, "gelu", gate, Options::Gelu { approximate: true })
                 }
-                Family::Llama => {
+                Activation::Silu => {
                     let sig = g.unary(op::LOGISTIC, "sigmoid", gate, Options::Logistic);
                     g.mul(gate, sig)
                 }
@@ -247,12 +290,12 @@ impl Model {
             let f = g.mul(gate, up);
             let mut f = g.fully_connected(f, wd);
             if let Some(n) = &layer.post_ffw_norm {
-                f = self.norm(&mut g, f, n);
+                f = self.norm(&mut g, f, n, eps);
             }
             x = g.add_(x, f);
         }
         if logits {
-            let xn = self.norm(&mut g, x, &self.final_norm);
+            let xn = self.norm(&mut g, x, &self.final_norm, eps);
             let w = match &self.head {
                 Some(head) => g.matrix(head),
                 None => g.matrix(&self.table),

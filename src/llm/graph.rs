@@ -192,6 +192,19 @@ impl<'s> Graph<'s> {
         self.op(op::ADD, "add", &[a, b], &s, Options::Add { fused: 0 })
     }
 
+    pub fn sub(&mut self, a: T, b: T) -> T {
+        let s = self.broadcast(a, b);
+        self.op(op::SUB, "sub", &[a, b], &s, Options::Sub { fused: 0 })
+    }
+
+    /// `a >= b`, broadcast: a bool tensor.
+    pub fn greater_equal(&mut self, a: T, b: T) -> T {
+        let s = self.broadcast(a, b);
+        let out = self.activation("greater_equal", &s, tt::BOOL);
+        self.emit(op::GREATER_EQUAL, &[a, b], &[out], Options::GreaterEqual);
+        out
+    }
+
     pub fn mul(&mut self, a: T, b: T) -> T {
         let s = self.broadcast(a, b);
         self.op(op::MUL, "mul", &[a, b], &s, Options::Mul { fused: 0 })

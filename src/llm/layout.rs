@@ -214,6 +214,9 @@ pub struct Layer {
     pub q: Stored,
     pub k: Stored,
     pub v: Stored,
+    /// Per-head RMS norm scales of queries and keys ([`Architecture::qk_norm_eps`]).
+    pub q_norm: Option<Stored>,
+    pub k_norm: Option<Stored>,
     pub o: Stored,
     pub post_attention_norm: Option<Stored>,
     pub pre_ffw_norm: Stored,
@@ -248,6 +251,8 @@ struct Layout {
     post_ffw_norm: &'static str,
     /// query, key, value, attention output
     attention: [&'static str; 4],
+    /// query norm, key norm (families with them)
+    qk_norm: [&'static str; 2],
     qkv_axes: (&'static [usize], &'static [usize]),
     /// gate, up, down
     ffw: [&'static str; 3],
@@ -267,9 +272,16 @@ const GEMMA: Layout = Layout {
         "attention/value_dense",
         "attention/output_dense",
     ],
+    qk_norm: ["", ""],
     // [heads, hidden, head_dim]
     qkv_axes: (&[0, 2], &[1]),
     ffw: ["gating_ffw", "gating_ffw_2", "ffw_linear"],
+};
+
+const GEMMA3: Layout = Layout {
+    block: "gemma3_decoder_block",
+    qk_norm: ["attention/query_norm", "attention/key_norm"],
+    ..GEMMA
 };
 
 const LLAMA: Layout = Layout {
@@ -286,6 +298,7 @@ const LLAMA: Layout = Layout {
         "_self_attention_layer/_value_dense",
         "_self_attention_layer/_output_dense",
     ],
+    qk_norm: ["", ""],
     // [hidden, heads, head_dim]
     qkv_axes: (&[1, 2], &[0]),
     ffw: [
@@ -293,6 +306,16 @@ const LLAMA: Layout = Layout {
         "_feedforward_intermediate_dense",
         "_feedforward_output_dense",
     ],
+};
+
+const QWEN3: Layout = Layout {
+    block: "qwen3_transformer_decoder",
+    final_norm: "qwen3_layer_norm",
+    qk_norm: [
+        "_self_attention_layer/_query_dense_layer_norm",
+        "_self_attention_layer/_key_dense_layer_norm",
+    ],
+    ..LLAMA
 };
 
 /// Store every weight of the preset once.
@@ -304,7 +327,9 @@ pub fn load(
 ) -> Result<Model, LlmError> {
     let f = match arch.family {
         Family::Gemma => &GEMMA,
+        Family::Gemma3 => &GEMMA3,
         Family::Llama => &LLAMA,
+        Family::Qwen3 => &QWEN3,
     };
     let matrix =
         |shared: &mut Shared, name: &str, source: String, rank, out: &[usize], inp: &[usize]| {
@@ -361,12 +386,29 @@ pub fn load(
         };
         let source = |path: &str| format!("{block}/{path}/vars/0");
         let name = |path: &str| format!("layer_{i}/{}", path.rsplit('/').next().unwrap_or(path));
-        let norm = |shared: &mut Shared, path: &str| {
-            vector(shared, weights, &name(path), &source(path), plus_one)
+        // A norm's scale, as long as the vectors it scales.
+        let sized = |shared: &mut Shared, path: &str, len: usize| {
+            let v = vector(shared, weights, &name(path), &source(path), plus_one)?;
+            if v.shape != [len as i32] {
+                return Err(LlmError::Weights {
+                    path: weights.path().to_path_buf(),
+                    message: format!(
+                        "`{}` has {:?} elements, the config implies {len}",
+                        v.name, v.shape
+                    ),
+                });
+            }
+            Ok(v)
         };
+        let norm = |shared: &mut Shared, path: &str| sized(shared, path, h);
         let optional_norm =
             |shared: &mut Shared, on: bool, path: &str| on.then(|| norm(shared, path)).transpose();
+        let head_norm = |shared: &mut Shared, on: bool, path: &str| {
+            on.then(|| sized(shared, path, arch.head_dim)).transpose()
+        };
         let [wq, wk, wv, wo] = f.attention;
+        let [nq, nk] = f.qk_norm;
+        let qk_norm = arch.qk_norm_eps.is_some();
         let [wg, wu, wd] = f.ffw;
         let (qkv_out, qkv_in) = f.qkv_axes;
         // Each matrix with the [out, in] shape the config implies.
@@ -387,7 +429,9 @@ pub fn load(
             q: checked(shared, wq, 3, qkv_out, qkv_in, [qh, h])?,
             k: checked(shared, wk, 3, qkv_out, qkv_in, [kvh, h])?,
             v: checked(shared, wv, 3, qkv_out, qkv_in, [kvh, h])?,
-            // [heads, head_dim, hidden] in both families
+            q_norm: head_norm(shared, qk_norm, nq)?,
+            k_norm: head_norm(shared, qk_norm, nk)?,
+            // [heads, head_dim, hidden] in every family
             o: checked(shared, wo, 3, &[2], &[0, 1], [h, qh])?,
             post_attention_norm: optional_norm(
                 shared,

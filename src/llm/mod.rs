@@ -83,19 +83,15 @@ pub enum LlmError {
 }
 
 /// The architecture of the preset at `dir`, refused by name if the writer does not
-/// implement it or this capacity.
-pub fn architecture(dir: &Path, capacity: usize) -> Result<Architecture, LlmError> {
-    let arch = Architecture::read(dir)?;
-    if let Some(reason) = arch.refuse_capacity(capacity) {
-        return Err(LlmError::Unsupported(reason));
-    }
-    Ok(arch)
+/// implement it.
+pub fn architecture(dir: &Path) -> Result<Architecture, LlmError> {
+    Architecture::read(dir)
 }
 
 /// Write the model `spec` describes to `out` (created or truncated; the caller owns making
 /// it visible), reading the weights file's index with `python` (the worker's interpreter).
 pub fn write(spec: &Spec<'_>, python: Command, out: &Path) -> Result<Written, LlmError> {
-    let arch = architecture(spec.preset, spec.capacity)?;
+    let arch = architecture(spec.preset)?;
     let weights = Arc::new(Weights::open(
         &spec.preset.join("model.weights.h5"),
         python,

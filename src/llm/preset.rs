@@ -8,26 +8,132 @@ use serde_json::Value;
 
 use super::LlmError;
 
-/// The families the native writer implements.
+/// The families the native writer implements: each is a table of weight paths
+/// ([`super::layout`]) and the options below, over one decoder ([`super::decoder`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// `GemmaBackbone`: Gemma 1 and 2.
     Gemma,
-    /// `LlamaBackbone`: Llama 2 and 3, and `MistralBackbone`.
+    /// `Gemma3Backbone`, text only.
+    Gemma3,
+    /// `LlamaBackbone` (Llama 2), `Llama3Backbone` (Llama 3, 3.1, 3.2) and `MistralBackbone`.
     Llama,
+    /// `Qwen3Backbone`.
+    Qwen3,
 }
 
 impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Self::Gemma => "gemma",
+            Self::Gemma3 => "gemma3",
             Self::Llama => "llama",
+            Self::Qwen3 => "qwen3",
         }
     }
 }
 
 /// The backbone classes the native writer implements, for messages.
-pub const SUPPORTED: &str = "GemmaBackbone (Gemma 1 and 2), LlamaBackbone";
+pub const SUPPORTED: &str = "GemmaBackbone (Gemma 1 and 2), Gemma3Backbone (text), LlamaBackbone, Llama3Backbone, MistralBackbone, Qwen3Backbone";
+
+/// The feed-forward gate's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// GELU, tanh approximation (Gemma).
+    Gelu,
+    /// SiLU, `x · sigmoid(x)` (Llama, Qwen).
+    Silu,
+}
+
+/// Llama 3.1's RoPE frequency scaling (KerasHub's `LlamaRotaryEmbedding`): wavelengths
+/// longer than `original_length / low_freq_factor` are stretched by `factor`, shorter than
+/// `original_length / high_freq_factor` kept, those between interpolated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrequencyScaling {
+    pub factor: f32,
+    pub low_freq_factor: f32,
+    pub high_freq_factor: f32,
+    pub original_length: f32,
+}
+
+/// One rotary embedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rope {
+    pub wavelength: f32,
+    /// Inverse frequencies are divided by this (the linear `scaling_factor` of KerasHub
+    /// 0.32's `RotaryEmbedding`, which is the same as dividing positions by it).
+    pub scaling: f32,
+    pub frequency_scaling: Option<FrequencyScaling>,
+}
+
+impl Rope {
+    fn plain(wavelength: f32, scaling: f32) -> Self {
+        Self {
+            wavelength,
+            scaling,
+            frequency_scaling: None,
+        }
+    }
+
+    /// The `head_dim / 2` inverse frequencies, in float32 as KerasHub computes them.
+    pub fn inverse_frequencies(&self, head_dim: usize) -> Vec<f32> {
+        (0..head_dim / 2)
+            .map(|j| {
+                let exponent = (2 * j) as f32 / head_dim as f32;
+                let inv = 1.0 / (f64::from(self.wavelength).powf(f64::from(exponent)) as f32);
+                let Some(s) = self.frequency_scaling else {
+                    return if self.scaling == 1.0 {
+                        inv
+                    } else {
+                        inv / self.scaling
+                    };
+                };
+                let wavelen = 2.0 * std::f32::consts::PI / inv;
+                let low_wavelen = s.original_length / s.low_freq_factor;
+                let high_wavelen = s.original_length / s.high_freq_factor;
+                if wavelen > low_wavelen {
+                    inv / s.factor
+                } else if wavelen >= high_wavelen {
+                    let smooth = (s.original_length / wavelen - s.low_freq_factor)
+                        / (s.high_freq_factor - s.low_freq_factor);
+                    (1.0 - smooth) * (inv / s.factor) + smooth * inv
+                } else {
+                    inv
+                }
+            })
+            .collect()
+    }
+}
+
+/// Which layers attend through the sliding window (the others attend to the whole cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalLayers {
+    /// Every layer (Mistral, Qwen 3).
+    All,
+    /// Even layers (Gemma 2).
+    Even,
+    /// All but every `n`th: `i % n < n - 1` (Gemma 3: five local, one global).
+    AllButEvery(usize),
+}
+
+impl LocalLayers {
+    fn contains(self, layer: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Even => layer.is_multiple_of(2),
+            Self::AllButEvery(n) => layer % n < n - 1,
+        }
+    }
+}
+
+/// A sliding window: each query attends to itself and the `size - 1` positions before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlidingWindow {
+    pub size: usize,
+    pub layers: LocalLayers,
+    /// The RoPE of the windowed layers, when it is not the global one (Gemma 3).
+    pub rope: Option<Rope>,
+}
 
 /// The decoder's architecture.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,16 +147,19 @@ pub struct Architecture {
     pub head_dim: usize,
     pub intermediate: usize,
     pub norm_eps: f32,
-    pub rope_wavelength: f32,
-    pub rope_scaling: f32,
+    /// Token embeddings are multiplied by `sqrt(hidden)` (Gemma).
+    pub scale_embeddings: bool,
+    pub activation: Activation,
+    /// RMS norms of each query and key head before RoPE, with this epsilon (Gemma 3, Qwen 3).
+    pub qk_norm_eps: Option<f32>,
+    pub rope: Rope,
     /// Scale applied to queries before the attention scores.
     pub query_scale: f32,
     pub attention_soft_cap: Option<f32>,
     pub final_soft_cap: Option<f32>,
     pub post_attention_norm: bool,
     pub post_ffw_norm: bool,
-    /// Gemma 2's sliding window on alternating layers, as (window, whether it is used).
-    pub sliding_window: Option<usize>,
+    pub sliding_window: Option<SlidingWindow>,
 }
 
 impl Architecture {
@@ -68,102 +177,12 @@ impl Architecture {
 
     fn from_json(v: &Value) -> Result<Self, String> {
         let class = v["class_name"].as_str().unwrap_or("(none)");
-        let c = &v["config"];
-        let int = |key: &str| -> Result<usize, String> {
-            c[key]
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("`config.{key}` must be a positive integer"))
-        };
-        let float = |key: &str, default: f64| -> Result<f32, String> {
-            match &c[key] {
-                Value::Null => Ok(default as f32),
-                x => x
-                    .as_f64()
-                    .map(|f| f as f32)
-                    .ok_or_else(|| format!("`config.{key}` must be a number")),
-            }
-        };
-        let opt_float = |key: &str| -> Result<Option<f32>, String> {
-            match &c[key] {
-                Value::Null => Ok(None),
-                x => x
-                    .as_f64()
-                    .map(|f| Some(f as f32))
-                    .ok_or_else(|| format!("`config.{key}` must be a number or null")),
-            }
-        };
-        let flag = |key: &str| c[key].as_bool().unwrap_or(false);
+        let c = Config(&v["config"]);
         match class {
-            "GemmaBackbone" => {
-                let head_dim = int("head_dim")?;
-                // KerasHub 0.32's decoder block builds its attention with
-                // `query_head_dim_normalize=True` whatever the config says, so Keras scales
-                // queries by 1/sqrt(head_dim) always; the artifact must do what Keras does.
-                let query_scale = (1.0 / (head_dim as f64).sqrt()) as f32;
-                // KerasHub passes `intermediate_dim / 2` to each gated feed-forward half.
-                let intermediate = int("intermediate_dim")? / 2;
-                Ok(Self {
-                    family: Family::Gemma,
-                    vocab: int("vocabulary_size")?,
-                    layers: int("num_layers")?,
-                    hidden: int("hidden_dim")?,
-                    q_heads: int("num_query_heads")?,
-                    kv_heads: int("num_key_value_heads")?,
-                    head_dim,
-                    intermediate,
-                    norm_eps: float("layer_norm_epsilon", 1e-6)?,
-                    rope_wavelength: 10_000.0,
-                    rope_scaling: 1.0,
-                    query_scale,
-                    attention_soft_cap: opt_float("attention_logit_soft_cap")?,
-                    final_soft_cap: opt_float("final_logit_soft_cap")?,
-                    post_attention_norm: flag("use_post_attention_norm"),
-                    post_ffw_norm: flag("use_post_ffw_norm"),
-                    sliding_window: flag("use_sliding_window_attention")
-                        .then(|| int("sliding_window_size"))
-                        .transpose()?,
-                })
-            }
-            "LlamaBackbone" | "MistralBackbone" => {
-                for key in [
-                    "rope_frequency_adjustment_factor",
-                    "rope_low_freq_factor",
-                    "rope_high_freq_factor",
-                ] {
-                    if !c[key].is_null() {
-                        return Err(format!(
-                            "`config.{key}` (Llama 3.1 RoPE frequency scaling) is not implemented by the native writer"
-                        ));
-                    }
-                }
-                if class == "MistralBackbone" && !c["sliding_window"].is_null() {
-                    return Err("`config.sliding_window` (Mistral's sliding window) is not implemented by the native writer".into());
-                }
-                let hidden = int("hidden_dim")?;
-                let q_heads = int("num_query_heads")?;
-                let head_dim = hidden / q_heads;
-                Ok(Self {
-                    family: Family::Llama,
-                    vocab: int("vocabulary_size")?,
-                    layers: int("num_layers")?,
-                    hidden,
-                    q_heads,
-                    kv_heads: int("num_key_value_heads")?,
-                    head_dim,
-                    intermediate: int("intermediate_dim")?,
-                    norm_eps: float("layer_norm_epsilon", 1e-6)?,
-                    rope_wavelength: float("rope_max_wavelength", 10_000.0)?,
-                    rope_scaling: float("rope_position_scaling_factor", 1.0)?,
-                    query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
-                    attention_soft_cap: None,
-                    final_soft_cap: None,
-                    post_attention_norm: false,
-                    post_ffw_norm: false,
-                    sliding_window: None,
-                })
-            }
+            "GemmaBackbone" => gemma(&c),
+            "Gemma3Backbone" => gemma3(&c),
+            "LlamaBackbone" | "Llama3Backbone" | "MistralBackbone" => llama(&c, class),
+            "Qwen3Backbone" => qwen3(&c),
             other => Err(format!(
                 "the backbone `{other}` is not implemented by the native writer (it implements {SUPPORTED})"
             )),
@@ -187,15 +206,277 @@ impl Architecture {
         Ok(self)
     }
 
-    /// A reason this architecture cannot be written with this KV-cache capacity.
-    pub fn refuse_capacity(&self, capacity: usize) -> Option<String> {
-        let window = self.sliding_window?;
-        (capacity > window).then(|| {
-            format!(
-                "layers use sliding-window attention (window {window}), which the writers do not implement; use a capacity of at most {window}"
-            )
-        })
+    /// The sliding window layer `i` attends through, if any.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        let w = self.sliding_window?;
+        w.layers.contains(layer).then_some(w.size)
     }
+
+    /// The RoPE of layer `i`.
+    pub fn rope_of(&self, layer: usize) -> &Rope {
+        match &self.sliding_window {
+            Some(SlidingWindow {
+                rope: Some(local),
+                layers,
+                ..
+            }) if layers.contains(layer) => local,
+            _ => &self.rope,
+        }
+    }
+}
+
+/// A backbone's `config` object, each key read by name.
+struct Config<'a>(&'a Value);
+
+impl Config<'_> {
+    fn int(&self, key: &str) -> Result<usize, String> {
+        self.0[key]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("`config.{key}` must be a positive integer"))
+    }
+
+    fn opt_int(&self, key: &str) -> Result<Option<usize>, String> {
+        match &self.0[key] {
+            Value::Null => Ok(None),
+            _ => self.int(key).map(Some),
+        }
+    }
+
+    fn float(&self, key: &str, default: f64) -> Result<f32, String> {
+        Ok(self.opt_float(key)?.unwrap_or(default as f32))
+    }
+
+    fn opt_float(&self, key: &str) -> Result<Option<f32>, String> {
+        match &self.0[key] {
+            Value::Null => Ok(None),
+            x => x
+                .as_f64()
+                .map(|f| Some(f as f32))
+                .ok_or_else(|| format!("`config.{key}` must be a number or null")),
+        }
+    }
+
+    fn flag(&self, key: &str, default: bool) -> bool {
+        self.0[key].as_bool().unwrap_or(default)
+    }
+
+    /// Refuse a key whose value is not null, false or absent: a feature not implemented.
+    fn refuse(&self, key: &str, what: &str) -> Result<(), String> {
+        match &self.0[key] {
+            Value::Null | Value::Bool(false) => Ok(()),
+            _ => Err(format!(
+                "`config.{key}` ({what}) is not implemented by the native writer"
+            )),
+        }
+    }
+}
+
+fn gemma(c: &Config<'_>) -> Result<Architecture, String> {
+    let head_dim = c.int("head_dim")?;
+    let hidden = c.int("hidden_dim")?;
+    // KerasHub 0.32's decoder block builds its attention with
+    // `query_head_dim_normalize=True` whatever the config says, so Keras scales
+    // queries by 1/sqrt(head_dim) always; the artifact must do what Keras does.
+    let query_scale = (1.0 / (head_dim as f64).sqrt()) as f32;
+    Ok(Architecture {
+        family: Family::Gemma,
+        vocab: c.int("vocabulary_size")?,
+        layers: c.int("num_layers")?,
+        hidden,
+        q_heads: c.int("num_query_heads")?,
+        kv_heads: c.int("num_key_value_heads")?,
+        head_dim,
+        // KerasHub passes `intermediate_dim / 2` to each gated feed-forward half.
+        intermediate: c.int("intermediate_dim")? / 2,
+        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
+        scale_embeddings: true,
+        activation: Activation::Gelu,
+        qk_norm_eps: None,
+        rope: Rope::plain(10_000.0, 1.0),
+        query_scale,
+        attention_soft_cap: c.opt_float("attention_logit_soft_cap")?,
+        final_soft_cap: c.opt_float("final_logit_soft_cap")?,
+        post_attention_norm: c.flag("use_post_attention_norm", false),
+        post_ffw_norm: c.flag("use_post_ffw_norm", false),
+        sliding_window: c
+            .flag("use_sliding_window_attention", false)
+            .then(|| c.int("sliding_window_size"))
+            .transpose()?
+            .map(|size| SlidingWindow {
+                size,
+                layers: LocalLayers::Even,
+                rope: None,
+            }),
+    })
+}
+
+fn gemma3(c: &Config<'_>) -> Result<Architecture, String> {
+    c.refuse(
+        "vision_encoder",
+        "Gemma 3's vision encoder; export the text-only model",
+    )?;
+    c.refuse(
+        "use_bidirectional_attention",
+        "bidirectional attention, for embedding models",
+    )?;
+    c.refuse("is_embedding_model", "an embedding model")?;
+    let head_dim = c.int("head_dim")?;
+    let eps = c.float("layer_norm_epsilon", 1e-6)?;
+    Ok(Architecture {
+        family: Family::Gemma3,
+        vocab: c.int("vocabulary_size")?,
+        layers: c.int("num_layers")?,
+        hidden: c.int("hidden_dim")?,
+        q_heads: c.int("num_query_heads")?,
+        kv_heads: c.int("num_key_value_heads")?,
+        head_dim,
+        // Gemma 3's blocks pass `gate_dim_reduction=1`: each half is `intermediate_dim` wide.
+        intermediate: c.int("intermediate_dim")?,
+        norm_eps: eps,
+        scale_embeddings: true,
+        activation: Activation::Gelu,
+        // The attention's query/key norms keep their own default epsilon: the block does
+        // not pass the config's.
+        qk_norm_eps: c.flag("use_query_key_norm", true).then_some(1e-6),
+        // Global layers; the local ones' is the window's.
+        rope: Rope::plain(1_000_000.0, c.float("global_rope_scaling_factor", 1.0)?),
+        // As in Gemma: the block forces `query_head_dim_normalize=True`.
+        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        attention_soft_cap: c.opt_float("attention_logit_soft_cap")?,
+        final_soft_cap: c.opt_float("final_logit_soft_cap")?,
+        post_attention_norm: c.flag("use_post_attention_norm", false),
+        post_ffw_norm: c.flag("use_post_ffw_norm", false),
+        sliding_window: if c.flag("use_sliding_window_attention", false) {
+            Some(SlidingWindow {
+                size: c.int("sliding_window_size")?,
+                layers: LocalLayers::AllButEvery(6),
+                rope: Some(Rope::plain(
+                    10_000.0,
+                    c.float("local_rope_scaling_factor", 1.0)?,
+                )),
+            })
+        } else {
+            None
+        },
+    })
+}
+
+fn llama(c: &Config<'_>, class: &str) -> Result<Architecture, String> {
+    let keys = [
+        "rope_frequency_adjustment_factor",
+        "rope_low_freq_factor",
+        "rope_high_freq_factor",
+        "rope_pretraining_sequence_length",
+    ];
+    let set: Vec<Option<f32>> = keys
+        .iter()
+        .map(|k| c.opt_float(k))
+        .collect::<Result<_, _>>()?;
+    let frequency_scaling = match set[..] {
+        [
+            Some(factor),
+            Some(low_freq_factor),
+            Some(high_freq_factor),
+            Some(original_length),
+        ] => {
+            if high_freq_factor <= low_freq_factor {
+                return Err(format!(
+                    "`config.rope_high_freq_factor` ({high_freq_factor}) must exceed `config.rope_low_freq_factor` ({low_freq_factor})"
+                ));
+            }
+            Some(FrequencyScaling {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_length,
+            })
+        }
+        [None, None, None, None] => None,
+        _ => {
+            return Err(format!(
+                "Llama 3.1 RoPE frequency scaling needs all of `config.{}` set, or none",
+                keys.join("`, `config.")
+            ));
+        }
+    };
+    // KerasHub 0.32's `LlamaRotaryEmbedding` computes its own frequencies and never
+    // applies this factor: what Keras generates is not what the preset was trained for.
+    let position_scaling = c.float("rope_position_scaling_factor", 1.0)?;
+    if position_scaling != 1.0 {
+        return Err(format!(
+            "`config.rope_position_scaling_factor` ({position_scaling}: RoPE position scaling, which KerasHub's Llama attention ignores) is not implemented by the native writer"
+        ));
+    }
+    let hidden = c.int("hidden_dim")?;
+    let q_heads = c.int("num_query_heads")?;
+    let head_dim = hidden / q_heads;
+    if class == "MistralBackbone" {
+        // KerasHub's dense attention does not apply it either, but a Mistral preset
+        // trained with one expects it.
+        c.refuse("sliding_window", "Mistral's sliding window")?;
+    }
+    Ok(Architecture {
+        family: Family::Llama,
+        vocab: c.int("vocabulary_size")?,
+        layers: c.int("num_layers")?,
+        hidden,
+        q_heads,
+        kv_heads: c.int("num_key_value_heads")?,
+        head_dim,
+        intermediate: c.int("intermediate_dim")?,
+        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
+        scale_embeddings: false,
+        activation: Activation::Silu,
+        qk_norm_eps: None,
+        rope: Rope {
+            wavelength: c.float("rope_max_wavelength", 10_000.0)?,
+            scaling: 1.0,
+            frequency_scaling,
+        },
+        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        attention_soft_cap: None,
+        final_soft_cap: None,
+        post_attention_norm: false,
+        post_ffw_norm: false,
+        sliding_window: None,
+    })
+}
+
+fn qwen3(c: &Config<'_>) -> Result<Architecture, String> {
+    let head_dim = c.int("head_dim")?;
+    Ok(Architecture {
+        family: Family::Qwen3,
+        vocab: c.int("vocabulary_size")?,
+        layers: c.int("num_layers")?,
+        hidden: c.int("hidden_dim")?,
+        q_heads: c.int("num_query_heads")?,
+        kv_heads: c.int("num_key_value_heads")?,
+        head_dim,
+        intermediate: c.int("intermediate_dim")?,
+        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
+        scale_embeddings: false,
+        activation: Activation::Silu,
+        // The attention's query/key norms keep their own default epsilon (1e-5): the
+        // decoder does not pass the config's.
+        qk_norm_eps: Some(1e-5),
+        rope: Rope::plain(
+            c.float("rope_max_wavelength", 10_000.0)?,
+            c.float("rope_scaling_factor", 1.0)?,
+        ),
+        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        attention_soft_cap: None,
+        final_soft_cap: None,
+        post_attention_norm: false,
+        post_ffw_norm: false,
+        // Keras applies the window on every layer (32,768 unless the config says).
+        sliding_window: Some(SlidingWindow {
+            size: c.opt_int("sliding_window_size")?.unwrap_or(32_768),
+            layers: LocalLayers::All,
+            rope: None,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -216,25 +497,83 @@ mod tests {
         );
         assert_eq!(a.query_scale, 0.25);
         assert_eq!(a.attention_soft_cap, Some(50.0));
-        assert_eq!(a.refuse_capacity(100_000), None);
+        assert_eq!(a.window(0), None);
 
         let mut llama = serde_json::json!({"class_name": "LlamaBackbone", "config": {
             "vocabulary_size": 36, "num_layers": 2, "num_query_heads": 4, "num_key_value_heads": 2,
             "hidden_dim": 32, "intermediate_dim": 64, "rope_max_wavelength": 500000}});
         let a = Architecture::from_json(&llama).unwrap();
         assert_eq!(
-            (a.family, a.head_dim, a.rope_wavelength),
+            (a.family, a.head_dim, a.rope.wavelength),
             (Family::Llama, 8, 500_000.0)
         );
         llama["config"]["rope_frequency_adjustment_factor"] = 8.into();
         let e = Architecture::from_json(&llama).unwrap_err();
-        assert!(e.contains("rope_frequency_adjustment_factor"), "{e}");
+        assert!(e.contains("rope_low_freq_factor"), "{e}");
 
         let gpt2 = serde_json::json!({"class_name": "GPT2Backbone", "config": {}});
         let e = Architecture::from_json(&gpt2).unwrap_err();
         assert!(
-            e.contains("`GPT2Backbone`") && e.contains("LlamaBackbone"),
+            e.contains("`GPT2Backbone`") && e.contains("Qwen3Backbone"),
             "{e}"
         );
+    }
+
+    /// Llama 3.1's scaling, against the values KerasHub's `LlamaRotaryEmbedding` gives for
+    /// Llama 3.1 8B's config (head_dim 128, wavelength 500,000, factor 8, low 1, high 4,
+    /// original length 8,192): high frequencies kept, low ones divided by 8, the band
+    /// between interpolated.
+    #[test]
+    fn llama_31_frequency_scaling() {
+        let llama3 = serde_json::json!({"class_name": "Llama3Backbone", "config": {
+            "vocabulary_size": 36, "num_layers": 2, "num_query_heads": 4, "num_key_value_heads": 2,
+            "hidden_dim": 512, "intermediate_dim": 64, "rope_max_wavelength": 500000,
+            "rope_frequency_adjustment_factor": 8.0, "rope_low_freq_factor": 1.0,
+            "rope_high_freq_factor": 4.0, "rope_pretraining_sequence_length": 8192}});
+        let a = Architecture::from_json(&llama3).unwrap();
+        let plain = Rope::plain(500_000.0, 1.0).inverse_frequencies(128);
+        let scaled = a.rope.inverse_frequencies(128);
+        assert_eq!(scaled[0], plain[0]);
+        assert_eq!(scaled[63], plain[63] / 8.0);
+        // Wavelength 2π/inv between 2,048 and 8,192: between inv/8 and inv.
+        let mid = (0..64)
+            .find(|&j| (2048.0..=8192.0).contains(&(2.0 * std::f32::consts::PI / plain[j])))
+            .unwrap();
+        assert!(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 8.0);
+    }
+
+    #[test]
+    fn qwen3_and_gemma3_options() {
+        let qwen3 = serde_json::json!({"class_name": "Qwen3Backbone", "config": {
+            "vocabulary_size": 64, "num_layers": 2, "num_query_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "hidden_dim": 32, "intermediate_dim": 64, "rope_max_wavelength": 1000000,
+            "layer_norm_epsilon": 1e-6, "tie_word_embeddings": true, "sliding_window_size": 8}});
+        let a = Architecture::from_json(&qwen3).unwrap();
+        assert_eq!(
+            (a.family, a.head_dim, a.qk_norm_eps),
+            (Family::Qwen3, 16, Some(1e-5))
+        );
+        assert_eq!((a.window(0), a.window(1)), (Some(8), Some(8)));
+
+        let mut gemma3 = serde_json::json!({"class_name": "Gemma3Backbone", "config": {
+            "vocabulary_size": 42, "image_size": 896, "num_layers": 8, "num_query_heads": 4,
+            "num_key_value_heads": 1, "hidden_dim": 64, "intermediate_dim": 128, "head_dim": 16,
+            "query_head_dim_normalize": true, "use_query_key_norm": true,
+            "use_sliding_window_attention": true, "sliding_window_size": 8,
+            "local_rope_scaling_factor": 1.0, "global_rope_scaling_factor": 8.0,
+            "vision_encoder": null}});
+        let a = Architecture::from_json(&gemma3).unwrap();
+        assert_eq!((a.family, a.intermediate), (Family::Gemma3, 128));
+        let windows: Vec<_> = (0..8).map(|i| a.window(i)).collect();
+        assert_eq!(windows[5], None);
+        assert_eq!(windows[4], Some(8));
+        assert_eq!(windows[6], Some(8));
+        assert_eq!(a.rope_of(5).wavelength, 1_000_000.0);
+        assert_eq!(a.rope_of(5).scaling, 8.0);
+        assert_eq!(a.rope_of(0).wavelength, 10_000.0);
+        gemma3["config"]["vision_encoder"] =
+            serde_json::json!({"class_name": "Gemma3VisionEncoder"});
+        let e = Architecture::from_json(&gemma3).unwrap_err();
+        assert!(e.contains("`config.vision_encoder`"), "{e}");
     }
 }

@@ -4,9 +4,10 @@
     python tests/presets/build_presets.py OUT_DIR
 
 Writes OUT_DIR/{tiny_gemma, tiny_bert, tiny_resnet} (presets), OUT_DIR/{trained_gemma,
-tiny_llama, tiny_gpt2} (causal LMs for generation exports: a Gemma trained briefly on the
-sentences below so its greedy continuations are confident, and random-weight Llama and
-GPT-2 with tokenizers made here), OUT_DIR/prompts.txt,
+tiny_llama, tiny_gpt2, trained_llama3, trained_qwen3, trained_gemma3} (causal LMs for
+generation exports: Gemma, Llama 3, Qwen 3 and Gemma 3 trained briefly on the sentences
+below so their greedy continuations are confident, and random-weight Llama and GPT-2, all
+with tokenizers made here), OUT_DIR/prompts.txt,
 OUT_DIR/images/ (PNG and JPEG files of several sizes and modes), OUT_DIR/bad_images/ (one
 of them corrupt), and READY last. Everything is seeded: the same script makes the same
 files. Layer sizes are chosen so every weight matrix has at least 1,024 elements, the
@@ -86,10 +87,7 @@ def trained_gemma(out):
     confident, as a real language model's are, so quantization is judged on real margins."""
     lm = gemma(num_layers=2, num_query_heads=4, num_key_value_heads=1, hidden_dim=64, intermediate_dim=128,
                head_dim=16)
-    lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-               weighted_metrics=[])
-    lm.fit(sentences(512, 4), batch_size=32, epochs=12, verbose=0)
-    lm.save_to_preset(os.path.join(out, "trained_gemma"))
+    train(lm, "trained_gemma", out)
 
 
 def tiny_gemma2(out):
@@ -139,6 +137,112 @@ def tiny_gpt2(out):
         intermediate_dim=64, max_sequence_length=64,
     )
     keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=pre).save_to_preset(os.path.join(out, "tiny_gpt2"))
+
+
+def train(lm, name, out, prompts=False):
+    """Fit `lm` for a few epochs on the test sentences (their greedy continuations become
+    confident, as a real language model's are) and save it as OUT/NAME. `prompts`: the
+    preprocessor takes prompt/response pairs (Gemma 3's); each sentence is a response to
+    an empty prompt."""
+    lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               weighted_metrics=[])
+    x = sentences(512, 4)
+    if prompts:
+        x = {"prompts": [""] * len(x), "responses": x}
+    lm.fit(x, batch_size=32, epochs=12, verbose=0)
+    lm.save_to_preset(os.path.join(out, name))
+
+
+def byte_level_bpe(specials):
+    """A byte-level BPE vocabulary and merges made here: every byte's character (so any
+    text tokenizes), then merges that make each test word one token, with and without the
+    space before it (`Ġ`); `specials` last, as real Llama 3 and Qwen 3 vocabularies have them."""
+    # GPT-2's byte-to-character table.
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    vocab = {}
+    for c in sorted(cs):
+        vocab[chr(c)] = len(vocab)
+    merges = []
+    # Words after a space first: they are most of the text.
+    for word in ["\u0120" + w for w in sorted(set(WORDS)) + ["."]] + sorted(set(WORDS)):
+        piece = word[0]
+        for ch in word[1:]:
+            merge = f"{piece} {ch}"
+            piece += ch
+            if merge not in merges:
+                merges.append(merge)
+                vocab.setdefault(piece, len(vocab))
+    for token in specials:
+        vocab[token] = len(vocab)
+    return vocab, merges
+
+
+def trained_llama3(out):
+    """Llama 3.1 in small: RoPE frequency scaling with Llama 3.1's factors (so the three
+    frequency bands all occur at head_dim 16), an untied output projection, byte-level BPE."""
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    vocab, merges = byte_level_bpe(["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                    "<|end_header_id|>", "<|eot_id|>"])
+    tokenizer = keras_hub.models.Llama3Tokenizer(vocabulary=vocab, merges=merges)
+    pre = keras_hub.models.Llama3CausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.Llama3Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=64, intermediate_dim=128, rope_max_wavelength=500_000, rope_frequency_adjustment_factor=8.0,
+        rope_low_freq_factor=1.0, rope_high_freq_factor=4.0, rope_pretraining_sequence_length=8192,
+    )
+    train(keras_hub.models.Llama3CausalLM(backbone=backbone, preprocessor=pre), "trained_llama3", out)
+
+
+def trained_qwen3(out):
+    """Qwen 3 in small: query/key norms, an explicit head dimension, tied embeddings,
+    byte-level BPE with no start token."""
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    vocab, merges = byte_level_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tokenizer = keras_hub.models.Qwen3Tokenizer(vocabulary=vocab, merges=merges)
+    pre = keras_hub.models.Qwen3CausalLMPreprocessor(tokenizer, sequence_length=16)
+    backbone = keras_hub.models.Qwen3Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        head_dim=16, hidden_dim=64, intermediate_dim=128, rope_max_wavelength=1_000_000,
+        tie_word_embeddings=True,
+    )
+    train(keras_hub.models.Qwen3CausalLM(backbone=backbone, preprocessor=pre), "trained_qwen3", out)
+
+
+def trained_gemma3(out):
+    """Gemma 3 (text) in small: six layers, so five local ones (a sliding window of 8,
+    narrower than the tests' caches; RoPE base 10k) and one global (base 1M, scaling 8);
+    query/key norms; post-attention and post-FFW norms."""
+    import sentencepiece as spm
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences(400, 1)), model_writer=model, vocab_size=47, model_type="WORD",
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>",
+        user_defined_symbols=["<start_of_turn>", "<end_of_turn>", "<img>", "<start_of_image>", "<end_of_image>"],
+        num_threads=1, minloglevel=2,
+    )
+    tokenizer = keras_hub.models.Gemma3Tokenizer(proto=model.getvalue())
+    pre = keras_hub.models.Gemma3CausalLMPreprocessor(tokenizer=tokenizer, sequence_length=16)
+    backbone = keras_hub.models.Gemma3Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), image_size=16, num_layers=6, num_query_heads=4,
+        num_key_value_heads=1, hidden_dim=64, intermediate_dim=128, head_dim=16, use_post_ffw_norm=True,
+        use_post_attention_norm=True, use_sliding_window_attention=True, sliding_window_size=8,
+        global_rope_scaling_factor=8.0,
+    )
+    train(keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=pre), "trained_gemma3", out, prompts=True)
 
 
 def tiny_bert(out):
@@ -222,6 +326,9 @@ def main(out):
     tiny_gemma2(out)
     tiny_llama(out)
     tiny_gpt2(out)
+    trained_llama3(out)
+    trained_qwen3(out)
+    trained_gemma3(out)
     with open(os.path.join(out, "READY"), "w") as f:
         f.write("ok\n")
 

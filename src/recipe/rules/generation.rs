@@ -243,7 +243,7 @@ impl Cx<'_> {
             .as_ref()
             .and_then(|b| self.bundle(b, output, local_preset, check.is_some()));
         let (writer, writer_note) =
-            self.generation_writer(g, local_preset, capacity, qmode, r.litert_kwargs.is_some());
+            self.generation_writer(g, local_preset, qmode, r.litert_kwargs.is_some());
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         (after == before).then(|| GenerationPlan {
             prefill,
@@ -438,7 +438,6 @@ impl Cx<'_> {
         &mut self,
         g: &Generation,
         preset: Option<&Path>,
-        capacity: u32,
         qmode: Option<QuantizationMode>,
         raw_kwargs: bool,
     ) -> (GenerationWriter, Option<String>) {
@@ -446,7 +445,7 @@ impl Cx<'_> {
             let Some(dir) = preset else {
                 return Some("the native writer reads presets on disk; a named preset is downloaded by Keras".into());
             };
-            if let Err(e) = crate::llm::architecture(dir, capacity as usize) {
+            if let Err(e) = crate::llm::architecture(dir) {
                 return Some(match e {
                     crate::llm::LlmError::Config { message, .. } => message,
                     other => other.to_string(),
@@ -492,9 +491,12 @@ impl Cx<'_> {
     /// What a local preset's `config.json` says about generation: a supported family, and
     /// a learned position embedding long enough for the capacity.
     fn generation_backbone(&mut self, dir: &Path, capacity: u32) {
-        const SUPPORTED: [(&str, &str); 3] = [
+        const SUPPORTED: [(&str, &str); 6] = [
             ("GemmaBackbone", "Gemma"),
+            ("Gemma3Backbone", "Gemma 3"),
             ("LlamaBackbone", "Llama"),
+            ("Llama3Backbone", "Llama 3"),
+            ("Qwen3Backbone", "Qwen 3"),
             ("GPT2Backbone", "GPT-2"),
         ];
         let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {

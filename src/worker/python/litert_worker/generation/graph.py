@@ -148,8 +148,11 @@ def signature_functions(fam, g, tf):
                 k_cache, v_cache = caches[2 * i], caches[2 * i + 1]
                 box = {}
 
-                def attend(q, k, v, scale, soft_cap, k_cache=k_cache, v_cache=v_cache, box=box):
+                def attend(q, k, v, scale, soft_cap, window=None, k_cache=k_cache, v_cache=v_cache, box=box):
                     # q [1,T,Hq,D]; k, v [1,T,H,D] -> [1,H,T,D], written at `start`.
+                    # `window`: a sliding window (KerasHub's band: a query attends to
+                    # itself and the `window - 1` positions before it); the cache slot
+                    # of a position is the position, so the band comes from `input_pos`.
                     k_all = xla.dynamic_update_slice(k_cache, tf.transpose(k, [0, 2, 1, 3]), [0, 0, start, 0])
                     v_all = xla.dynamic_update_slice(v_cache, tf.transpose(v, [0, 2, 1, 3]), [0, 0, start, 0])
                     box["k"], box["v"] = k_all, v_all
@@ -159,7 +162,11 @@ def signature_functions(fam, g, tf):
                     s = tf.matmul(qh, k_all[0], transpose_b=True)  # [H, G*T, C]
                     if soft_cap is not None:
                         s = tf.tanh(s / soft_cap) * soft_cap
-                    s = tf.reshape(s, [H, G, T, C]) + bias[None]
+                    layer_bias = bias
+                    if window is not None and window < C:
+                        distance = tf.cast(input_pos, tf.float32)[:, None] - tf.range(C, dtype=tf.float32)[None]
+                        layer_bias = tf.where(distance >= float(window), MASKED, bias)
+                    s = tf.reshape(s, [H, G, T, C]) + layer_bias[None]
                     p = tf.nn.softmax(s, axis=-1)
                     o = tf.matmul(tf.reshape(p, [H, G * T, C]), v_all[0])  # [H, G*T, D]
                     o = tf.transpose(tf.reshape(o, [H, G, T, D]), [2, 0, 1, 3])
@@ -279,7 +286,8 @@ class PresetOnly:
     """What `describe` reads of a family, from a preset's `config.json` and its tokenizer
     alone: for an artifact litert's native writer wrote when no check needs the model."""
 
-    NAMES = {"GemmaBackbone": "gemma", "LlamaBackbone": "llama"}
+    NAMES = {"GemmaBackbone": "gemma", "Gemma3Backbone": "gemma3", "LlamaBackbone": "llama",
+             "Llama3Backbone": "llama3", "Qwen3Backbone": "qwen3"}
 
     def __init__(self, model_plan):
         import json

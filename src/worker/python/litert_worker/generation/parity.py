@@ -31,7 +31,10 @@ def keras_reference(model, prompt, steps):
         # than the whole export (docs/llm.md#memory).
         model.preprocessor, model.jit_compile, model.generate_function = None, True, None
         try:
-            out = model.generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
+            # The generate function itself: `generate()` would also batch its outputs,
+            # which fails on Gemma 3's (a text-only model returns `images: None`).
+            generate = model.make_generate_function()
+            out = generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
         finally:
             model.preprocessor, model.jit_compile, model.generate_function = pre, jit, None
         seq = np.asarray(out["token_ids"], np.int32)

@@ -46,10 +46,12 @@ class Family:
 
 
 from .gemma import Gemma  # noqa: E402 - the families subclass Family
+from .gemma3 import Gemma3  # noqa: E402
 from .gpt2 import Gpt2  # noqa: E402
-from .llama import Llama  # noqa: E402
+from .llama import Llama, Llama3  # noqa: E402
+from .qwen3 import Qwen3  # noqa: E402
 
-FAMILIES = {f.keras_class: f for f in (Gemma, Llama, Gpt2)}
+FAMILIES = {f.keras_class: f for f in (Gemma, Gemma3, Llama, Llama3, Qwen3, Gpt2)}
 
 
 def family_of(model):

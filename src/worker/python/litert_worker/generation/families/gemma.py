@@ -1,5 +1,6 @@
 """Gemma (`GemmaCausalLM` on a `GemmaBackbone`): embeddings scaled by sqrt(hidden), RoPE,
-optional post-attention and post-FFW norms, a gated GELU feed-forward, logit soft-capping."""
+optional post-attention and post-FFW norms, a gated GELU feed-forward, logit soft-capping,
+Gemma 2's sliding window on even layers."""
 
 from ...libs import tf_modules
 from . import Family
@@ -21,13 +22,6 @@ class Gemma(Family):
         self.vocab = b.vocabulary_size
         self.blocks = list(b.transformer_layers)
 
-    def refuse(self, capacity):
-        for i, blk in enumerate(self.blocks):
-            if blk.use_sliding_window_attention and capacity > blk.attention.sliding_window_size:
-                return (f"layer {i} uses sliding-window attention (window {blk.attention.sliding_window_size}), "
-                        f"which this export does not implement; use a capacity of at most that")
-        return None
-
     def embed(self, tokens, positions):
         np, tf, keras = tf_modules()
         x = self.lookup(tokens)
@@ -44,7 +38,8 @@ class Gemma(Family):
             scale = 1.0 / float(self.head_dim) ** 0.5
         else:
             scale = 1.0 / float(self.hidden // self.q_heads) ** 0.5
-        o = attend(q, k, v, scale, attn.logit_soft_cap)
+        window = attn.sliding_window_size if blk.use_sliding_window_attention else None
+        o = attend(q, k, v, scale, attn.logit_soft_cap, window)
         a = attn.output_dense(o)
         if blk.use_post_attention_norm:
             a = blk.post_attention_norm(a)

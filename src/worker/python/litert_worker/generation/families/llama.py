@@ -39,3 +39,11 @@ class Llama(Family):
 
     def head(self, x):
         return self.logits(self.backbone.layer_norm(x))
+
+
+class Llama3(Llama):
+    """Llama 3 (`Llama3CausalLM`): Llama's decoder; 3.1's RoPE frequency scaling is the
+    backbone's own rotary layer's."""
+
+    name = "llama3"
+    keras_class = "Llama3CausalLM"
