@@ -9,8 +9,21 @@
 //!   for each output channel (a row of the `[out, in]` matrix) `scale = max|w| / 127`
 //!   (`1.0` for an all-zero row); `q = clamp(round(w * (1 / scale)), -127, 127)` with
 //!   round half away from zero, as TFLite's own quantizer rounds.
+//! - int4 (symmetric, zero point 0, the `[-7, 7]` range: -8 is never written, so a weight
+//!   and its negation quantize to negated values and the largest magnitude of a row or block
+//!   maps to exactly ±7):
+//!   - per channel: `scale = max|w| / 7` over the row, a float32 (`1.0` for an all-zero row);
+//!   - blockwise (`block` consecutive inputs of a row share a scale): `scale = max|w| / 7`
+//!     over the block, rounded to float16 as above (XNNPACK reads blockwise scales as
+//!     float16), and raised to float16's smallest normal number `2^-14` when it comes out
+//!     smaller (XNNPACK refuses zero and subnormal scales; an all-zero block gets `2^-14`).
+//!     A block whose scale overflows float16 (`max|w| > 7 × 65504`) is refused by name.
 //!
-//! A block size for int4 (scales per `block` inputs within a row) extends [`Storage`].
+//!   Then `q = clamp(round(w / scale), -7, 7)` with the scale as stored (the float16 one,
+//!   widened exactly), round half away from zero: one correctly rounded division, where
+//!   int8's `w * (1 / scale)` rounds twice. Two values share a byte: the
+//!   element at an even position of a row in the low nibble, the next one in the high
+//!   nibble, both two's complement (TFLite's `INT4` packing).
 
 /// How a weight matrix is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +32,36 @@ pub enum Storage {
     Float16,
     /// int8 with one scale per output channel (row).
     Int8PerChannel,
+    /// int4 with one scale per output channel (`block: None`) or per `block` consecutive
+    /// inputs of a row.
+    Int4 { block: Option<usize> },
 }
 
 impl Storage {
-    /// Bytes per stored element.
-    pub fn element_bytes(self) -> u64 {
+    /// Bytes a `rows × cols` matrix takes (int4 packs two values a byte; rows have an even
+    /// number of inputs, see [`Storage::refuse`]).
+    pub fn matrix_bytes(self, rows: usize, cols: usize) -> u64 {
+        let n = (rows * cols) as u64;
         match self {
-            Self::Float32 => 4,
-            Self::Float16 => 2,
-            Self::Int8PerChannel => 1,
+            Self::Float32 => 4 * n,
+            Self::Float16 => 2 * n,
+            Self::Int8PerChannel => n,
+            Self::Int4 { .. } => n.div_ceil(2),
+        }
+    }
+
+    /// Why a matrix with `cols` inputs (`what`, to name them) cannot be stored this way:
+    /// int4 rows must have an even number of inputs (XNNPACK's int4 kernels refuse odd
+    /// ones) and a block must divide them.
+    pub fn refuse(self, what: &str, cols: usize) -> Option<String> {
+        match self {
+            Self::Int4 { block: Some(b) } if b == 0 || cols % b != 0 => Some(format!(
+                "int4 block size {b} does not divide {what} ({cols})"
+            )),
+            Self::Int4 { .. } if cols % 2 != 0 => Some(format!(
+                "int4 needs an even number of inputs per row, and {what} is {cols}"
+            )),
+            _ => None,
         }
     }
 }
@@ -105,6 +139,41 @@ pub fn int8_row(row: &[f32], scale: f32, out: &mut Vec<u8>) {
     }));
 }
 
+/// float16's smallest normal number, the least blockwise int4 scale XNNPACK accepts.
+const F16_MIN_NORMAL: u16 = 0x0400;
+
+/// The per-channel int4 scale of a row: `max|w| / 7`, or 1 for a row of zeros.
+pub fn int4_scale(row: &[f32]) -> f32 {
+    let amax = row.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    if amax > 0.0 { amax / 7.0 } else { 1.0 }
+}
+
+/// The float16 bits of a block's int4 scale: `max|w| / 7` rounded to float16, at least
+/// `2^-14`; `None` when it overflows float16.
+pub fn int4_block_scale(block: &[f32]) -> Option<u16> {
+    let amax = block.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    let bits = f16_bits(amax / 7.0);
+    if bits & 0x7c00 == 0x7c00 {
+        return None;
+    }
+    Some(bits.max(F16_MIN_NORMAL))
+}
+
+/// A row quantized to int4 and packed, `scales` holding one scale per `row.len() /
+/// scales.len()` inputs (one for per-channel). The row has an even length.
+pub fn int4_row(row: &[f32], scales: &[f32], out: &mut Vec<u8>) {
+    let block = row.len() / scales.len().max(1);
+    let mut q = row.chunks(block).zip(scales).flat_map(|(values, &scale)| {
+        values
+            .iter()
+            .map(move |&w| (w / scale).round().clamp(-7.0, 7.0) as i8)
+    });
+    while let (Some(lo), hi) = (q.next(), q.next()) {
+        let hi = hi.unwrap_or(0);
+        out.push(((lo as u8) & 0x0f) | ((hi as u8) << 4));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +219,73 @@ mod tests {
         let q: Vec<i8> = out.iter().map(|&b| b as i8).collect();
         assert_eq!(q, vec![50, -127, 127, 1, 0, 0]);
         assert_eq!(int8_scale(&[0.0, 0.0]), 1.0);
+    }
+
+    /// Unpacked signed nibbles of packed int4 bytes (low nibble first).
+    fn nibbles(bytes: &[u8]) -> Vec<i8> {
+        bytes
+            .iter()
+            .flat_map(|&b| [((b << 4) as i8) >> 4, (b as i8) >> 4])
+            .collect()
+    }
+
+    #[test]
+    fn int4_per_channel_packs_low_nibble_first_and_rounds_ties_away_from_zero() {
+        // max|w| = 7 makes the scale exactly 1, so w * (1/scale) = w and the ties are exact.
+        let row = [7.0f32, 2.5, -2.5, 0.5, -0.5, -7.0, 1.49, 0.0];
+        let scale = int4_scale(&row);
+        assert_eq!(scale, 1.0);
+        let mut out = Vec::new();
+        int4_row(&row, &[scale], &mut out);
+        // (7, 3), (-3, 1), (-1, -7), (1, 0): low nibble the first of each pair.
+        assert_eq!(out, vec![0x37, 0x1d, 0x9f, 0x01]);
+        assert_eq!(nibbles(&out), vec![7, 3, -3, 1, -1, -7, 1, 0]);
+    }
+
+    #[test]
+    fn int4_never_writes_minus_eight() {
+        // The most negative value maps to -7, not -8: the scale is max|w| / 7 (here 2,
+        // exactly, so 7 / 2 = 3.5 and -1 / 2 = -0.5 are exact ties, rounded away from zero).
+        let row = [-14.0f32, 12.0, 7.0, -1.0];
+        let scale = int4_scale(&row);
+        assert_eq!(scale, 2.0);
+        let mut out = Vec::new();
+        int4_row(&row, &[scale], &mut out);
+        assert_eq!(nibbles(&out), vec![-7, 6, 4, -1]);
+        // A scale of max|w| / 8 would have reached -8 and clipped +max|w| to 7/8 of it.
+        assert!(!nibbles(&out).contains(&-8));
+    }
+
+    #[test]
+    fn int4_zero_rows_and_blocks_get_scales_the_runtime_accepts() {
+        assert_eq!(int4_scale(&[0.0; 4]), 1.0);
+        // An all-zero block, and one whose max|w| / 7 is subnormal in float16, both get
+        // the smallest normal float16 (2^-14).
+        assert_eq!(int4_block_scale(&[0.0; 32]), Some(0x0400));
+        assert_eq!(int4_block_scale(&[1e-5; 32]), Some(0x0400));
+        let mut out = Vec::new();
+        int4_row(&[0.0; 4], &[f16_to_f32(0x0400)], &mut out);
+        assert_eq!(out, vec![0, 0]);
+        // Beyond float16: refused.
+        assert_eq!(int4_block_scale(&[7.0 * 65536.0]), None);
+    }
+
+    #[test]
+    fn int4_blockwise_uses_the_float16_scale_of_each_block() {
+        // Block 0: max 3.5 → scale 0.5 (exact in float16). Block 1: max 0.7 → 0.1, which
+        // float16 rounds to 0.0999755859375 (0x2e66): 0.7 / that = 7.0017… → 7, and
+        // 0.35 / that = 3.5008… → 4.
+        let row = [3.5f32, -0.25, 1.0, -3.5, 0.7, 0.35, -0.05, 0.0];
+        let scales: Vec<u16> = row
+            .chunks(4)
+            .map(|b| int4_block_scale(b).unwrap_or(0))
+            .collect();
+        assert_eq!(scales, vec![0x3800, 0x2e66]);
+        let wide: Vec<f32> = scales.iter().map(|&h| f16_to_f32(h)).collect();
+        let mut out = Vec::new();
+        int4_row(&row, &wide, &mut out);
+        // -0.25 / 0.5 = -0.5 → -1 (tie away from zero); -0.05 / 0.09998 = -0.5001… → -1.
+        assert_eq!(nibbles(&out), vec![7, -1, 2, -7, 7, 4, -1, 0]);
+        assert_eq!(out, vec![0xf7, 0x92, 0x47, 0x0f]);
     }
 }

@@ -321,7 +321,11 @@ impl Cx<'_> {
             model: model?,
             runs_code,
             inputs,
-            quantization: QuantizationPlan { mode: qmode, io },
+            quantization: QuantizationPlan {
+                mode: qmode,
+                io,
+                block_size: r.quantization.as_ref().and_then(|q| q.block_size),
+            },
             calibration,
             converter,
             parity,
