@@ -39,7 +39,9 @@ pub enum Storage {
     Int8PerChannel,
     /// int4 with one scale per output channel (`block: None`) or per `block` consecutive
     /// inputs of a row.
-    Int4 { block: Option<usize> },
+    Int4 {
+        block: Option<usize>,
+    },
 }
 
 impl Storage {
@@ -204,11 +206,10 @@ pub fn int4_block_scale(block: &[f32]) -> Option<u16> {
 /// scales.len()` inputs (one for per-channel). The row has an even length.
 pub fn int4_row(row: &[f32], scales: &[f32], out: &mut Vec<u8>) {
     let block = row.len() / scales.len().max(1);
-    let mut q = row.chunks(block).zip(scales).flat_map(|(values, &scale)| {
-        values
-            .iter()
-            .map(move |&w| int4_value(w, scale) as i8)
-    });
+    let mut q = row
+        .chunks(block)
+        .zip(scales)
+        .flat_map(|(values, &scale)| values.iter().map(move |&w| int4_value(w, scale) as i8));
     while let (Some(lo), hi) = (q.next(), q.next()) {
         let hi = hi.unwrap_or(0);
         out.push(((lo as u8) & 0x0f) | ((hi as u8) << 4));

@@ -81,7 +81,9 @@ impl Cx<'_> {
                     format!("block size {b} is not a multiple of 32"),
                 );
                 d.label = Some("XNNPACK's blockwise int4 kernels need a multiple of 32".into());
-                d.hints.push("use 32, 64 or 128, or leave it out for one scale per output channel".into());
+                d.hints.push(
+                    "use 32, 64 or 128, or leave it out for one scale per output channel".into(),
+                );
             }
         }
         (Some(mode), io)
