@@ -62,10 +62,10 @@ impl Storage {
     /// ones) and a block must divide them.
     pub fn refuse(self, what: &str, cols: usize) -> Option<String> {
         match self {
-            Self::Int4 { block: Some(b) } if b == 0 || cols % b != 0 => Some(format!(
+            Self::Int4 { block: Some(b) } if b == 0 || !cols.is_multiple_of(b) => Some(format!(
                 "int4 block size {b} does not divide {what} ({cols})"
             )),
-            Self::Int4 { .. } if cols % 2 != 0 => Some(format!(
+            Self::Int4 { .. } if !cols.is_multiple_of(2) => Some(format!(
                 "int4 needs an even number of inputs per row, and {what} is {cols}"
             )),
             _ => None,
