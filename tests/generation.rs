@@ -707,6 +707,124 @@ fn the_native_writer_agrees_with_the_converter() {
     );
 }
 
+/// int4 weights: the trained Gemma exported with `dynamic_int4` in blocks of 32 and per
+/// channel builds natively, keeps Keras' greedy tokens (top-1 agreement at least 0.9 in
+/// blocks, 0.8 per channel), runs
+/// in LiteRT-LM through its bundle, and stores its weights in about 0.6 of int8's bytes,
+/// with the block size in `inspect` and the snapshot. A block size that does not divide
+/// the hidden size, and int4 through the converter or without `generation`, are refused
+/// by `check`.
+#[test]
+fn int4_weights_generate_like_keras_in_litert_lm() {
+    let work = project();
+    let d = work.path();
+    recipe(
+        d,
+        "gemma.yaml",
+        "trained_gemma",
+        32,
+        "[8, 16]",
+        "  int8:\n    quantization: {mode: dynamic_range}\n    generation: {bundle: {}}\n  int4_b32:\n    quantization: {mode: dynamic_int4, block_size: 32}\n    generation: {bundle: {}}\n  int4_channel:\n    quantization: {mode: dynamic_int4}\n    generation: {bundle: {}, check: {min_top1_agreement: 0.8}}\n",
+    );
+    let out = work.litert(&["apply", "--json", "gemma.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    let weight_bytes = |id: &str| {
+        let path = d.join(arts[id]["output"].as_str().unwrap());
+        let out = work.litert(&["inspect", "--json", path.to_str().unwrap()]);
+        let info: Value = serde_json::from_str(&out.stdout).unwrap();
+        (info["weights"]["total_bytes"].as_u64().unwrap(), info)
+    };
+    let (int8_bytes, _) = weight_bytes("gemma:int8");
+    // One scale per 64-input row is the coarsest int4 there is: on this tiny model it keeps
+    // 0.83 of Keras' greedy tokens, blocks of 32 keep 0.96 (docs/llm.md#int4-weights).
+    for (v, layout, gate) in [
+        ("int4_b32", "blocks of 32", 0.9),
+        ("int4_channel", "per channel", 0.8),
+    ] {
+        let id = format!("gemma:{v}");
+        let a = &arts[&id];
+        assert_eq!(a["status"], "built", "{id}: {a:#}");
+        assert_eq!(a["result"]["generation"]["writer"], "native", "{id}");
+        let c = check(a);
+        assert_eq!(c["ok"], true, "{id}: {c:#}");
+        let agreement = c["top1_agreement"].as_f64().unwrap();
+        assert!(agreement >= gate, "{id}: top-1 agreement {agreement}");
+        // LiteRT-LM loads the bundle and generates (what `apply` checks of every bundle).
+        assert_eq!(a["bundle"]["check"]["ok"], true, "{id}: {:#}", a["bundle"]);
+        let (bytes, info) = weight_bytes(&id);
+        // The layers' matrices take half int8's bytes (plus float16 block scales: 1/16 of
+        // a byte per weight in blocks of 32); the int8 table and float32 norms stay, so the
+        // whole file's weights come to 0.60 of int8's here (30,112 against 49,824 bytes).
+        assert!(
+            bytes * 100 <= int8_bytes * 62,
+            "{id}: {bytes} weight bytes, int8 has {int8_bytes}"
+        );
+        // Seven matrices in each of two layers; the table stays int8.
+        let by_dtype = &info["weights"]["by_dtype"];
+        assert_eq!(by_dtype["int4"]["tensors"], 14, "{id}: {info:#}");
+        assert_eq!(by_dtype["int8"]["tensors"], 1, "{id}: {info:#}");
+        let snapshot =
+            std::fs::read_to_string(d.join(format!("snapshots/gemma-{v}.yaml"))).unwrap();
+        assert!(
+            snapshot.contains(&format!("int4 weight tensors, {layout}")),
+            "{id}:\n{snapshot}"
+        );
+    }
+    let path = d.join(arts["gemma:int4_b32"]["output"].as_str().unwrap());
+    let shown = work.litert(&["inspect", path.to_str().unwrap()]);
+    assert!(
+        shown.stdout.contains("blockwise (block size 32)"),
+        "{}",
+        shown.stdout
+    );
+    // What cannot be written is refused before anything is built, by name.
+    let refused = |file: &str, text: String, code: &str, needle: &str| {
+        std::fs::write(d.join(file), text).unwrap();
+        let out = work.litert(&["check", file]);
+        assert_eq!(out.code, 2, "{file}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(code) && out.stderr.contains(needle),
+            "{file}: {}",
+            out.stderr
+        );
+    };
+    let preset = presets().join("trained_gemma");
+    let generation = |quantization: &str, writer: &str| {
+        format!(
+            "version: 1\nname: r\nmodel:\n  preset: {{path: {}, task: CausalLM}}\nquantization: {quantization}\ngeneration:\n  capacity: 32\n  prefill: [8]\n{writer}output: out/r.tflite\n",
+            preset.display()
+        )
+    };
+    refused(
+        "b128.yaml",
+        generation("{mode: dynamic_int4, block_size: 128}", ""),
+        "E0254",
+        "block size 128 does not divide the hidden size",
+    );
+    refused(
+        "b48.yaml",
+        generation("{mode: dynamic_int4, block_size: 48}", ""),
+        "E0254",
+        "not a multiple of 32",
+    );
+    refused(
+        "converter.yaml",
+        generation("{mode: dynamic_int4}", "  writer: converter\n"),
+        "E0253",
+        "written only by the native writer",
+    );
+    refused(
+        "forward.yaml",
+        format!(
+            "version: 1\nname: r\nmodel:\n  preset: {{path: {}, task: CausalLM}}\nsequence_length: 8\nquantization: {{mode: dynamic_int4}}\noutput: out/r.tflite\n",
+            preset.display()
+        ),
+        "E0253",
+        "only for generation exports",
+    );
+}
+
 /// A bundle whose tokenizer has fewer pieces than the model has rows is refused by `check`
 /// (LiteRT-LM would fail at the first decode, after the whole build).
 #[test]
@@ -848,6 +966,7 @@ print(json.dumps({"layers": backbone.num_layers}))
     );
     // The float artifact of the folded model predicts as Keras does (the filter hides it).
     assert!(fp32.contains("ratio 1.0000)"), "{}", out.stdout);
+}
 
 /// Llama 3 (3.1's RoPE frequency scaling, an untied head), Qwen 3 (query/key norms, tied
 /// embeddings, no start token) and Gemma 3 (query/key norms, five local layers with a

@@ -75,6 +75,7 @@ fn classifier() -> ModelDef {
         scale: W8_SCALES.to_vec(),
         zero_point: vec![0, 0],
         quantized_dimension: 0,
+        blockwise: None,
     });
     let fc = |fused, asymmetric| Options::FullyConnected {
         fused,

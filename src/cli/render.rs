@@ -148,9 +148,14 @@ pub fn model(info: &ModelInfo) -> String {
         let _ = writeln!(w, "quantization: none");
     } else {
         let by: Vec<String> = q.by_dtype.iter().map(|(d, n)| format!("{d} {n}")).collect();
+        let blocks: String = q
+            .block_sizes
+            .iter()
+            .map(|(b, n)| format!(", {} blockwise (block size {b})", group(*n)))
+            .collect();
         let _ = writeln!(
             w,
-            "quantization: {} ({}), {} per-channel",
+            "quantization: {} ({}), {} per-channel{blocks}",
             count(q.tensors, "tensor"),
             by.join(", "),
             group(q.per_channel)

@@ -46,6 +46,9 @@ pub fn write(
         None | Some(QuantizationMode::None) => Storage::Float32,
         Some(QuantizationMode::Float16) => Storage::Float16,
         Some(QuantizationMode::DynamicRange) => Storage::Int8PerChannel,
+        Some(QuantizationMode::DynamicInt4) => Storage::Int4 {
+            block: plan.quantization.block_size.map(|b| b as usize),
+        },
         Some(other) => {
             return Err(failure(format!(
                 "the native writer does not write `{}`",

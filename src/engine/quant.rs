@@ -22,6 +22,8 @@ use crate::worker::protocol::SignatureInput;
 pub enum Expect {
     Float,
     DynamicRange,
+    /// int4 weights with this block size (`None`: per channel).
+    DynamicInt4(Option<u32>),
     Float16,
     Int8Fallback,
     FullInt8(QuantizedIo),
@@ -33,6 +35,7 @@ impl Expect {
         match self {
             Self::Float => "none",
             Self::DynamicRange => "dynamic_range",
+            Self::DynamicInt4(_) => "dynamic_int4",
             Self::Float16 => "float16",
             Self::Int8Fallback => "int8_fallback",
             Self::FullInt8(_) => "full_int8",
@@ -96,6 +99,7 @@ pub fn expectation(plan: &BuildPlan) -> (Expect, bool) {
         let e = match mode {
             QuantizationMode::None => Expect::Float,
             QuantizationMode::DynamicRange => Expect::DynamicRange,
+            QuantizationMode::DynamicInt4 => Expect::DynamicInt4(plan.quantization.block_size),
             QuantizationMode::Float16 => Expect::Float16,
             QuantizationMode::Int8Fallback => Expect::Int8Fallback,
             QuantizationMode::FullInt8 => Expect::FullInt8(io),
@@ -146,6 +150,10 @@ pub fn verify_path(
 struct Census {
     int8_weights: u64,
     int8_weight_bytes: u64,
+    int4_weights: u64,
+    int4_weight_bytes: u64,
+    /// The block size of each int4 weight (`None`: one scale per channel).
+    int4_blocks: std::collections::BTreeSet<Option<i32>>,
     f16_weights: u64,
     f32_weights: u64,
     weight_bytes: u64,
@@ -189,6 +197,12 @@ fn census(model: &ModelInfo) -> Census {
                     "int8" if quantized => {
                         c.int8_weights += 1;
                         c.int8_weight_bytes += t.data_bytes;
+                    }
+                    "int4" if quantized => {
+                        c.int4_weights += 1;
+                        c.int4_weight_bytes += t.data_bytes;
+                        c.int4_blocks
+                            .insert(t.quantization.as_ref().and_then(|q| q.block_size));
                     }
                     "float16" => c.f16_weights += 1,
                     "float32" => {
@@ -281,7 +295,7 @@ pub fn verify(
     };
     match expect {
         Expect::Float => {
-            let n = c.int8_weights + c.f16_weights;
+            let n = c.int8_weights + c.int4_weights + c.f16_weights;
             checks.push(check(
                 "float_weights",
                 n == 0,
@@ -289,7 +303,7 @@ pub fn verify(
                     "weights are float32".into()
                 } else {
                     format!(
-                        "{n} weight tensors are int8 or float16, but nothing should be quantized"
+                        "{n} weight tensors are int8, int4 or float16, but nothing should be quantized"
                     )
                 },
             ));
@@ -313,6 +327,35 @@ pub fn verify(
                         "{} of {} activations are int8: this is integer quantization, not dynamic range",
                         c.int8_activations,
                         c.int8_activations + c.float_activations
+                    )
+                },
+            ));
+        }
+        Expect::DynamicInt4(block) => {
+            let layout = |b: Option<i32>| match b {
+                Some(b) => format!("blocks of {b}"),
+                None => "per channel".to_string(),
+            };
+            let want = block.map(|b| b as i32);
+            let ok = c.int4_weights > 0 && c.int4_blocks.iter().all(|&b| b == want);
+            let seen: Vec<String> = c.int4_blocks.iter().map(|&b| layout(b)).collect();
+            checks.push(check(
+                "int4_weights",
+                ok,
+                if c.int4_weights == 0 {
+                    "no weight tensor is int4".to_string()
+                } else if ok {
+                    format!(
+                        "{} int4 weight tensors, {} ({:.0}% of weight bytes)",
+                        c.int4_weights,
+                        layout(want),
+                        pct(c.int4_weight_bytes, c.weight_bytes)
+                    )
+                } else {
+                    format!(
+                        "int4 weights are quantized {}, the recipe asks for {}",
+                        seen.join(" and "),
+                        layout(want)
                     )
                 },
             ));

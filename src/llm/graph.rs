@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::tflite::{BufferDef, OperatorDef, Options, QuantDef, SubgraphDef, TensorDef};
+use crate::tflite::{
+    BlockwiseDef, BufferDef, OperatorDef, Options, QuantDef, SubgraphDef, TensorDef,
+};
 use crate::tflite::{builtin_op as op, tensor_type as tt};
 
 /// What the subgraphs of one model share: buffers (weights are stored once) and op codes.
@@ -56,7 +58,18 @@ pub struct Stored {
     pub buffer: u32,
     pub shape: Vec<i32>,
     pub dtype: i8,
+    /// Per-channel scales (int8, int4 per channel).
     pub quantization: Option<QuantDef>,
+    /// Blockwise scales (int4 with a block size).
+    pub blocks: Option<Blocks>,
+}
+
+/// The scales of a blockwise-quantized weight: a float16 `[out, in / size]` weight of its
+/// own, which each subgraph's tensor of the weight names by index.
+#[derive(Debug, Clone)]
+pub struct Blocks {
+    pub scales: Box<Stored>,
+    pub size: usize,
 }
 
 /// A tensor of the subgraph being built.
@@ -125,14 +138,24 @@ impl<'s> Graph<'s> {
         if let Some(&t) = self.weights.get(&w.buffer) {
             return t;
         }
+        let quantization = match &w.blocks {
+            Some(blocks) => Some(QuantDef {
+                blockwise: Some(BlockwiseDef {
+                    scales: self.weight(&blocks.scales),
+                    block_size: blocks.size as i32,
+                }),
+                ..QuantDef::default()
+            }),
+            None => w.quantization.clone(),
+        };
         let t = self.add(w.name.clone(), &w.shape, w.dtype, w.buffer);
-        self.tensors[t as usize].quantization = w.quantization.clone();
+        self.tensors[t as usize].quantization = quantization;
         self.weights.insert(w.buffer, t);
         t
     }
 
     /// A weight as the ops read it: float16 dequantized to float32 (once per subgraph),
-    /// float32 and int8 as stored.
+    /// float32, int8 and int4 as stored.
     pub fn matrix(&mut self, w: &Stored) -> T {
         let t = self.weight(w);
         if w.dtype != tt::FLOAT16 {
@@ -263,15 +286,15 @@ impl<'s> Graph<'s> {
         out
     }
 
-    /// `x [.., in] · w [out, in]ᵀ` (the weight as stored: float32, or int8 per channel
-    /// with the input quantized on the fly, as dynamic-range models run).
+    /// `x [.., in] · w [out, in]ᵀ` (the weight as stored: float32, or int8 / int4 with the
+    /// input quantized on the fly, as dynamic-range models run).
     pub fn fully_connected(&mut self, x: T, w: T) -> T {
         let mut s = self.shape(x).to_vec();
         let out_dim = self.shape(w)[0];
         if let Some(last) = s.last_mut() {
             *last = out_dim;
         }
-        let quantized = self.tensors[w as usize].dtype == tt::INT8;
+        let quantized = matches!(self.tensors[w as usize].dtype, tt::INT8 | tt::INT4);
         let options = Options::FullyConnected {
             fused: 0,
             keep_num_dims: true,

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::LlmError;
+use super::quant::Storage;
 
 /// The families the native writer implements: each is a table of weight paths
 /// ([`super::layout`]) and the options below, over one decoder ([`super::decoder`]).
@@ -163,6 +164,28 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Why `storage` cannot store this model's matrices, naming the dimension (int4: a
+    /// block size must divide every matrix's inputs; weights under 1,024 elements, which
+    /// stay float32, are held to it too).
+    pub fn refuse_storage(&self, storage: Storage) -> Option<String> {
+        [
+            (
+                "the hidden size (the inputs of the query, key, value, gate and up projections and of the logits)",
+                self.hidden,
+            ),
+            (
+                "heads × head_dim (the inputs of the attention output projection)",
+                self.q_heads * self.head_dim,
+            ),
+            (
+                "the intermediate size (the inputs of the down projection)",
+                self.intermediate,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(what, cols)| storage.refuse(what, cols))
+    }
+
     /// Read `DIR/config.json`.
     pub fn read(dir: &Path) -> Result<Self, LlmError> {
         let path = dir.join("config.json");

@@ -1,7 +1,7 @@
 //! How a weight's float values become the bytes the file stores, exactly and the same on
-//! every machine: only IEEE-754 single-precision operations that are correctly rounded
-//! (conversion, multiplication, division, comparison), no fused multiply-add, no SIMD
-//! reductions whose order could vary, no libm.
+//! every machine: only IEEE-754 single- (and, for int4's error sums, double-) precision
+//! operations that are correctly rounded (conversion, addition, multiplication, division,
+//! comparison), no fused multiply-add, no SIMD reductions whose order could vary, no libm.
 //!
 //! - float32: the value's own bits.
 //! - float16: IEEE-754 binary16, rounded to nearest, ties to even (overflow → ±infinity).
@@ -9,8 +9,26 @@
 //!   for each output channel (a row of the `[out, in]` matrix) `scale = max|w| / 127`
 //!   (`1.0` for an all-zero row); `q = clamp(round(w * (1 / scale)), -127, 127)` with
 //!   round half away from zero, as TFLite's own quantizer rounds.
+//! - int4 (symmetric, zero point 0, the `[-7, 7]` range: -8 is never written, so a weight
+//!   and its negation quantize to negated values), one scale per output channel (row) or
+//!   per `block` consecutive inputs of a row. The scale is the candidate of least squared
+//!   error among `max|w| × t / 7` for `t = (50 − k) / 50`, k = 0..=20 (computed as
+//!   `(max|w| × t) / 7` in float32; `t = 1` maps the largest magnitude to exactly ±7,
+//!   smaller ones clip it to win precision on the rest: at 16 levels, clipping the largest
+//!   weight pays, unlike int8), errors summed in float64 in input order, the largest
+//!   candidate on ties. Each candidate is first made what the file stores:
+//!   - per channel: a float32 scale; `1.0` for an all-zero row;
+//!   - blockwise: rounded to float16 as above (XNNPACK reads blockwise scales as float16),
+//!     and raised to float16's smallest normal number `2^-14` when it comes out smaller
+//!     (XNNPACK refuses zero and subnormal scales; an all-zero block gets `2^-14`). A
+//!     block whose `max|w| / 7` overflows float16 (`max|w| > 7 × 65504`) is refused by
+//!     name.
 //!
-//! A block size for int4 (scales per `block` inputs within a row) extends [`Storage`].
+//!   Then `q = clamp(round(w / scale), -7, 7)` with the scale as stored (the float16 one,
+//!   widened exactly), round half away from zero: one correctly rounded division, where
+//!   int8's `w * (1 / scale)` rounds twice. Two values share a byte: the
+//!   element at an even position of a row in the low nibble, the next one in the high
+//!   nibble, both two's complement (TFLite's `INT4` packing).
 
 /// How a weight matrix is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +37,38 @@ pub enum Storage {
     Float16,
     /// int8 with one scale per output channel (row).
     Int8PerChannel,
+    /// int4 with one scale per output channel (`block: None`) or per `block` consecutive
+    /// inputs of a row.
+    Int4 {
+        block: Option<usize>,
+    },
 }
 
 impl Storage {
-    /// Bytes per stored element.
-    pub fn element_bytes(self) -> u64 {
+    /// Bytes a `rows × cols` matrix takes (int4 packs two values a byte; rows have an even
+    /// number of inputs, see [`Storage::refuse`]).
+    pub fn matrix_bytes(self, rows: usize, cols: usize) -> u64 {
+        let n = (rows * cols) as u64;
         match self {
-            Self::Float32 => 4,
-            Self::Float16 => 2,
-            Self::Int8PerChannel => 1,
+            Self::Float32 => 4 * n,
+            Self::Float16 => 2 * n,
+            Self::Int8PerChannel => n,
+            Self::Int4 { .. } => n.div_ceil(2),
+        }
+    }
+
+    /// Why a matrix with `cols` inputs (`what`, to name them) cannot be stored this way:
+    /// int4 rows must have an even number of inputs (XNNPACK's int4 kernels refuse odd
+    /// ones) and a block must divide them.
+    pub fn refuse(self, what: &str, cols: usize) -> Option<String> {
+        match self {
+            Self::Int4 { block: Some(b) } if b == 0 || !cols.is_multiple_of(b) => Some(format!(
+                "int4 block size {b} does not divide {what} ({cols})"
+            )),
+            Self::Int4 { .. } if !cols.is_multiple_of(2) => Some(format!(
+                "int4 needs an even number of inputs per row, and {what} is {cols}"
+            )),
+            _ => None,
         }
     }
 }
@@ -105,6 +146,76 @@ pub fn int8_row(row: &[f32], scale: f32, out: &mut Vec<u8>) {
     }));
 }
 
+/// float16's smallest normal number, the least blockwise int4 scale XNNPACK accepts.
+const F16_MIN_NORMAL: u16 = 0x0400;
+
+/// Scales tried for a row or block: `max|w| × t / 7` for `t = (50 − k) / 50`, k = 0..=20.
+const SEARCH: u32 = 20;
+
+/// `w` quantized with `scale`: `clamp(round(w / scale), -7, 7)`.
+fn int4_value(w: f32, scale: f32) -> f32 {
+    (w / scale).round().clamp(-7.0, 7.0)
+}
+
+/// The squared error of `values` stored with `scale`, summed in float64 in order (each
+/// product and sum correctly rounded, so the same on every machine).
+fn int4_error(values: &[f32], scale: f32) -> f64 {
+    values.iter().fold(0.0f64, |sum, &w| {
+        let d = f64::from(w) - f64::from(int4_value(w, scale)) * f64::from(scale);
+        sum + d * d
+    })
+}
+
+/// The scale of the search's candidates (`stored` makes each one the value the file holds)
+/// whose squared error is least, the largest on ties; `None` if `stored` refuses `max|w| /
+/// 7`.
+fn int4_search(values: &[f32], stored: impl Fn(f32) -> Option<f32>) -> Option<f32> {
+    let amax = values.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    let mut best = stored(amax / 7.0)?;
+    let mut least = int4_error(values, best);
+    for k in 1..=SEARCH {
+        let t = (50 - k) as f32 / 50.0;
+        let Some(scale) = stored(amax * t / 7.0) else {
+            continue;
+        };
+        let e = int4_error(values, scale);
+        if e < least {
+            (best, least) = (scale, e);
+        }
+    }
+    Some(best)
+}
+
+/// The per-channel int4 scale of a row (see the module doc): 1 for a row of zeros.
+pub fn int4_scale(row: &[f32]) -> f32 {
+    int4_search(row, |s| Some(if s > 0.0 { s } else { 1.0 })).unwrap_or(1.0)
+}
+
+/// The float16 bits of a block's int4 scale (see the module doc); `None` when `max|w| / 7`
+/// overflows float16.
+pub fn int4_block_scale(block: &[f32]) -> Option<u16> {
+    let bits = |s: f32| {
+        let b = f16_bits(s);
+        (b & 0x7c00 != 0x7c00).then_some(b.max(F16_MIN_NORMAL))
+    };
+    let best = int4_search(block, |s| bits(s).map(f16_to_f32))?;
+    bits(best)
+}
+
+/// A row quantized to int4 and packed, `scales` holding one scale per `row.len() /
+/// scales.len()` inputs (one for per-channel). The row has an even length.
+pub fn int4_row(row: &[f32], scales: &[f32], out: &mut Vec<u8>) {
+    let block = row.len() / scales.len().max(1);
+    let mut q = row
+        .chunks(block)
+        .zip(scales)
+        .flat_map(|(values, &scale)| values.iter().map(move |&w| int4_value(w, scale) as i8));
+    while let (Some(lo), hi) = (q.next(), q.next()) {
+        let hi = hi.unwrap_or(0);
+        out.push(((lo as u8) & 0x0f) | ((hi as u8) << 4));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +261,90 @@ mod tests {
         let q: Vec<i8> = out.iter().map(|&b| b as i8).collect();
         assert_eq!(q, vec![50, -127, 127, 1, 0, 0]);
         assert_eq!(int8_scale(&[0.0, 0.0]), 1.0);
+    }
+
+    /// Unpacked signed nibbles of packed int4 bytes (low nibble first).
+    fn nibbles(bytes: &[u8]) -> Vec<i8> {
+        bytes
+            .iter()
+            .flat_map(|&b| [((b << 4) as i8) >> 4, (b as i8) >> 4])
+            .collect()
+    }
+
+    #[test]
+    fn int4_packs_low_nibble_first_and_rounds_ties_away_from_zero() {
+        // With a scale of 1, w / scale = w: the ties are exact.
+        let row = [7.0f32, 2.5, -2.5, 0.5, -0.5, -7.0, 1.49, 0.0];
+        let mut out = Vec::new();
+        int4_row(&row, &[1.0], &mut out);
+        // (7, 3), (-3, 1), (-1, -7), (1, 0): low nibble the first of each pair.
+        assert_eq!(out, vec![0x37, 0x1d, 0x9f, 0x01]);
+        assert_eq!(nibbles(&out), vec![7, 3, -3, 1, -1, -7, 1, 0]);
+    }
+
+    #[test]
+    fn int4_scales_are_searched_for_the_least_squared_error() {
+        // Exactly representable at max|w| / 7: no candidate does better, the largest wins.
+        assert_eq!(int4_scale(&[7.0, -7.0, 7.0, -7.0]), 1.0);
+        // max|w| / 7 = 1 leaves every 2.5 half a step off (error 7 × 0.25 = 1.75); 0.9
+        // (t = 45/50) clips 7 to 6.3 but puts 2.5 at 2.7 (error 0.49 + 7 × 0.04 = 0.77),
+        // the least of the 21 candidates.
+        let row = [7.0f32, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5];
+        let scale = int4_scale(&row);
+        assert_eq!(scale, 0.9);
+        let mut out = Vec::new();
+        int4_row(&row, &[scale], &mut out);
+        assert_eq!(nibbles(&out), vec![7, 3, 3, 3, 3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn int4_never_writes_minus_eight() {
+        // The most negative value maps to -7, not -8: every candidate scale is at least
+        // max|w| × 30/50 / 7, so |w| / scale ≤ 11.7 rounds and clamps to 7 at most. With the
+        // scale 2 (max|w| / 7 exactly), 7 / 2 = 3.5 and -1 / 2 = -0.5 are exact ties,
+        // rounded away from zero.
+        let row = [-14.0f32, 12.0, 7.0, -1.0];
+        let mut out = Vec::new();
+        int4_row(&row, &[2.0], &mut out);
+        assert_eq!(nibbles(&out), vec![-7, 6, 4, -1]);
+        out.clear();
+        let scale = int4_scale(&row);
+        assert_eq!(scale, 1.96, "t = 49/50 fits 12 and 7 better");
+        int4_row(&row, &[scale], &mut out);
+        assert_eq!(nibbles(&out), vec![-7, 6, 4, -1]);
+        assert!(!nibbles(&out).contains(&-8));
+    }
+
+    #[test]
+    fn int4_zero_rows_and_blocks_get_scales_the_runtime_accepts() {
+        assert_eq!(int4_scale(&[0.0; 4]), 1.0);
+        // An all-zero block, and one whose max|w| / 7 is subnormal in float16, both get
+        // the smallest normal float16 (2^-14).
+        assert_eq!(int4_block_scale(&[0.0; 32]), Some(0x0400));
+        assert_eq!(int4_block_scale(&[1e-5; 32]), Some(0x0400));
+        let mut out = Vec::new();
+        int4_row(&[0.0; 4], &[f16_to_f32(0x0400)], &mut out);
+        assert_eq!(out, vec![0, 0]);
+        // Beyond float16: refused.
+        assert_eq!(int4_block_scale(&[7.0 * 65536.0]), None);
+    }
+
+    #[test]
+    fn int4_blockwise_uses_the_float16_scale_of_each_block() {
+        // Block 0: max 3.5 → 0.5 (exact in float16, and the least error). Block 1: max 0.7;
+        // the least error is at t = 48/50, 0.096 in float16 (0x2e25 = 0.0960083…): 0.7 /
+        // that = 7.29 → 7, 0.35 / that = 3.65 → 4, -0.05 / that = -0.52 → -1.
+        let row = [3.5f32, -0.25, 1.0, -3.5, 0.7, 0.35, -0.05, 0.0];
+        let scales: Vec<u16> = row
+            .chunks(4)
+            .map(|b| int4_block_scale(b).unwrap_or(0))
+            .collect();
+        assert_eq!(scales, vec![0x3800, 0x2e25]);
+        let wide: Vec<f32> = scales.iter().map(|&h| f16_to_f32(h)).collect();
+        let mut out = Vec::new();
+        int4_row(&row, &wide, &mut out);
+        // -0.25 / 0.5 = -0.5 → -1 (a tie, away from zero).
+        assert_eq!(nibbles(&out), vec![7, -1, 2, -7, 7, 4, -1, 0]);
+        assert_eq!(out, vec![0xf7, 0x92, 0x47, 0x0f]);
     }
 }

@@ -146,6 +146,9 @@ pub struct QuantizationPlan {
     /// The typed mode, or `None` when `litert_kwargs` alone decides.
     pub mode: Option<QuantizationMode>,
     pub io: QuantizedIo,
+    /// `dynamic_int4`'s block size; `None`: one scale per output channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u32>,
 }
 
 /// Exactly what is set on `tf.lite.TFLiteConverter` before `convert()`.
@@ -291,6 +294,7 @@ impl QuantizationMode {
         match self {
             Self::None => "none",
             Self::DynamicRange => "dynamic_range",
+            Self::DynamicInt4 => "dynamic_int4",
             Self::Float16 => "float16",
             Self::Int8Fallback => "int8_fallback",
             Self::FullInt8 => "full_int8",

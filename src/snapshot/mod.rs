@@ -33,6 +33,12 @@ pub struct Snapshot {
     pub custom_ops: Vec<String>,
     pub min_runtime_version: Option<String>,
     pub subgraphs: usize,
+    /// Present when weights are int4: `N int4 weight tensors, blocks of 32` (or `per
+    /// channel`). The layout decides which runtimes run the model (XNNPACK runs both;
+    /// blockwise int4 is newer than per-channel), so a change of block size is a change of
+    /// contract. Absent otherwise, so snapshots of other models keep their text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int4_weights: Option<String>,
 }
 
 /// Short lists read best on one line (`[1, 28, 28]`).
@@ -88,6 +94,7 @@ impl Snapshot {
             custom_ops: model.custom_ops.clone(),
             min_runtime_version: model.min_runtime_version.clone(),
             subgraphs: model.subgraphs.len(),
+            int4_weights: int4_weights(model),
         }
     }
 
@@ -129,6 +136,13 @@ fn quantization(q: Option<&Quantization>) -> String {
             q.zero_point.first().copied().unwrap_or(0)
         ),
     }
+}
+
+/// `N int4 weight tensors, blocks of 32` (each buffer once), when there are any.
+fn int4_weights(model: &ModelInfo) -> Option<String> {
+    let layout = model.quantization.int4_layout()?;
+    let n = model.weights.by_dtype.get("int4").map_or(0, |d| d.tensors);
+    Some(format!("{n} int4 weight tensors, {layout}"))
 }
 
 /// The versions an op appears with, as `v1` or `v1,v3` (stable order).
@@ -211,6 +225,7 @@ mod tests {
             min: vec![],
             max: vec![],
             details: None,
+            block_size: None,
         };
         assert_eq!(
             quantization(Some(&q)),

@@ -434,6 +434,18 @@ impl Differ {
                 );
             }
         }
+        // Same bytes, other blocks: the block size is not in the weight counts.
+        let (la, lb) = (a.quantization.int4_layout(), b.quantization.int4_layout());
+        if la != lb {
+            let show = |l: &Option<String>| l.clone().unwrap_or_else(|| "none".to_string());
+            self.push(
+                ChangeKind::WeightsChanged,
+                "quantization/int4".into(),
+                json!(la),
+                json!(lb),
+                format!("int4 weights: {} -> {}", show(&la), show(&lb)),
+            );
+        }
     }
 }
 
@@ -486,6 +498,7 @@ fn same_quantization(a: Option<&Quantization>, b: Option<&Quantization>) -> bool
                 && a.zero_point == b.zero_point
                 && (a.quantized_dimension == b.quantized_dimension || a.scale.len() <= 1)
                 && a.details == b.details
+                && a.block_size == b.block_size
         }
         _ => false,
     }
@@ -588,6 +601,7 @@ mod tests {
             min: vec![],
             max: vec![],
             details: None,
+            block_size: None,
         };
         // The axis only matters when there is more than one scale.
         let mut other_axis = q(vec![0.5], vec![-1]);

@@ -39,6 +39,6 @@ pub use model::{ModelInfo, PLACEHOLDER_SIGNATURE_KEY};
 pub use names::{builtin_op, builtin_op_name, dtype_name, dtype_width, tensor_type};
 pub use reader::{ReadError, ReadOptions, read_bytes, read_path};
 pub use write::{
-    BufferDef, ModelDef, OperatorDef, Options, QuantDef, SignatureDef, SubgraphDef, TensorDef,
-    WriteError, Written, write, write_path,
+    BlockwiseDef, BufferDef, ModelDef, OperatorDef, Options, QuantDef, SignatureDef, SubgraphDef,
+    TensorDef, WriteError, Written, write, write_path,
 };

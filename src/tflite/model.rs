@@ -125,6 +125,9 @@ pub struct Quantization {
     /// the runtime ignores `scale` and `zero_point`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub details: Option<String>,
+    /// Elements per scale of `blockwise` details (the scales are another tensor).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub block_size: Option<i32>,
 }
 
 impl Quantization {
@@ -162,9 +165,10 @@ pub fn quantization_summary(q: Option<&Quantization>) -> String {
         Some(q) => match (q.scale.first(), q.zero_point.first()) {
             (Some(s), Some(z)) => format!("scale {s} zero point {z}"),
             (Some(s), None) => format!("scale {s}"),
-            _ => match &q.details {
-                Some(d) => format!("{d} details"),
-                None => "min/max only".to_string(),
+            _ => match (&q.details, q.block_size) {
+                (Some(_), Some(b)) => format!("blockwise, block size {b}"),
+                (Some(d), None) => format!("{d} details"),
+                (None, _) => "min/max only".to_string(),
             },
         },
     }
@@ -236,6 +240,30 @@ pub struct QuantizationSummary {
     pub per_channel: u64,
     /// Quantized tensors by dtype.
     pub by_dtype: BTreeMap<String, u64>,
+    /// Of those, blockwise-quantized tensors by block size.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub block_sizes: BTreeMap<i32, u64>,
+}
+
+impl QuantizationSummary {
+    /// How the int4 weights are quantized: `blocks of 32`, `per channel`, or both
+    /// (`per channel and blocks of 32`); `None` without int4 tensors.
+    pub fn int4_layout(&self) -> Option<String> {
+        let int4 = self.by_dtype.get("int4").copied().unwrap_or(0);
+        if int4 == 0 {
+            return None;
+        }
+        let blockwise: u64 = self.block_sizes.values().sum();
+        let mut parts = Vec::new();
+        if blockwise < int4 {
+            parts.push("per channel".to_string());
+        }
+        if !self.block_sizes.is_empty() {
+            let sizes: Vec<String> = self.block_sizes.keys().map(i32::to_string).collect();
+            parts.push(format!("blocks of {}", sizes.join(", ")));
+        }
+        Some(parts.join(" and "))
+    }
 }
 
 /// How the file's bytes are laid out: the FlatBuffer, buffers stored after it (the >2 GB
@@ -298,6 +326,7 @@ mod tests {
             min: vec![],
             max: vec![],
             details: None,
+            block_size: None,
         };
         assert_eq!(quantization_summary(None), "none");
         assert_eq!(

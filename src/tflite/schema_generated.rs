@@ -10,6 +10,92 @@ pub mod tflite {
 
 
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_QUANTIZATION_DETAILS: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_QUANTIZATION_DETAILS: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_QUANTIZATION_DETAILS: [QuantizationDetails; 2] = [
+  QuantizationDetails::NONE,
+  QuantizationDetails::BlockwiseQuantization,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct QuantizationDetails(pub u8);
+#[allow(non_upper_case_globals)]
+impl QuantizationDetails {
+  pub const NONE: Self = Self(0);
+  pub const BlockwiseQuantization: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::NONE,
+    Self::BlockwiseQuantization,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::NONE => Some("NONE"),
+      Self::BlockwiseQuantization => Some("BlockwiseQuantization"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for QuantizationDetails {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for QuantizationDetails {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for QuantizationDetails {
+    type Output = QuantizationDetails;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for QuantizationDetails {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for QuantizationDetails {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for QuantizationDetails {}
+pub struct QuantizationDetailsUnionTableOffset {}
+
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BUILTIN_OPTIONS: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MAX_BUILTIN_OPTIONS: u8 = 117;
@@ -263,6 +349,136 @@ impl<'a> ::flatbuffers::Verifiable for BuiltinOptions {
 impl ::flatbuffers::SimpleToVerifyInSlice for BuiltinOptions {}
 pub struct BuiltinOptionsUnionTableOffset {}
 
+pub enum BlockwiseQuantizationOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BlockwiseQuantization<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BlockwiseQuantization<'a> {
+  type Inner = BlockwiseQuantization<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BlockwiseQuantization<'a> {
+  pub const VT_SCALES: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ZERO_POINTS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BLOCK_SIZE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BlockwiseQuantization { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BlockwiseQuantizationArgs
+  ) -> ::flatbuffers::WIPOffset<BlockwiseQuantization<'bldr>> {
+    let mut builder = BlockwiseQuantizationBuilder::new(_fbb);
+    builder.add_block_size(args.block_size);
+    builder.add_zero_points(args.zero_points);
+    builder.add_scales(args.scales);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn scales(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BlockwiseQuantization::VT_SCALES, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn zero_points(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BlockwiseQuantization::VT_ZERO_POINTS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn block_size(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(BlockwiseQuantization::VT_BLOCK_SIZE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BlockwiseQuantization<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<i32>("scales", Self::VT_SCALES, false)?
+     .visit_field::<i32>("zero_points", Self::VT_ZERO_POINTS, false)?
+     .visit_field::<i32>("block_size", Self::VT_BLOCK_SIZE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BlockwiseQuantizationArgs {
+    pub scales: i32,
+    pub zero_points: i32,
+    pub block_size: i32,
+}
+impl<'a> Default for BlockwiseQuantizationArgs {
+  #[inline]
+  fn default() -> Self {
+    BlockwiseQuantizationArgs {
+      scales: 0,
+      zero_points: 0,
+      block_size: 0,
+    }
+  }
+}
+
+pub struct BlockwiseQuantizationBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BlockwiseQuantizationBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_scales(&mut self, scales: i32) {
+    self.fbb_.push_slot::<i32>(BlockwiseQuantization::VT_SCALES, scales, 0);
+  }
+  #[inline]
+  pub fn add_zero_points(&mut self, zero_points: i32) {
+    self.fbb_.push_slot::<i32>(BlockwiseQuantization::VT_ZERO_POINTS, zero_points, 0);
+  }
+  #[inline]
+  pub fn add_block_size(&mut self, block_size: i32) {
+    self.fbb_.push_slot::<i32>(BlockwiseQuantization::VT_BLOCK_SIZE, block_size, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BlockwiseQuantizationBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BlockwiseQuantizationBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BlockwiseQuantization<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BlockwiseQuantization<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BlockwiseQuantization");
+      ds.field("scales", &self.scales());
+      ds.field("zero_points", &self.zero_points());
+      ds.field("block_size", &self.block_size());
+      ds.finish()
+  }
+}
 pub enum QuantizationParametersOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -284,6 +500,7 @@ impl<'a> QuantizationParameters<'a> {
   pub const VT_SCALE: ::flatbuffers::VOffsetT = 8;
   pub const VT_ZERO_POINT: ::flatbuffers::VOffsetT = 10;
   pub const VT_DETAILS_TYPE: ::flatbuffers::VOffsetT = 12;
+  pub const VT_DETAILS: ::flatbuffers::VOffsetT = 14;
   pub const VT_QUANTIZED_DIMENSION: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
@@ -297,6 +514,7 @@ impl<'a> QuantizationParameters<'a> {
   ) -> ::flatbuffers::WIPOffset<QuantizationParameters<'bldr>> {
     let mut builder = QuantizationParametersBuilder::new(_fbb);
     builder.add_quantized_dimension(args.quantized_dimension);
+    if let Some(x) = args.details { builder.add_details(x); }
     if let Some(x) = args.zero_point { builder.add_zero_point(x); }
     if let Some(x) = args.scale { builder.add_scale(x); }
     if let Some(x) = args.max { builder.add_max(x); }
@@ -335,11 +553,18 @@ impl<'a> QuantizationParameters<'a> {
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(QuantizationParameters::VT_ZERO_POINT, None)}
   }
   #[inline]
-  pub fn details_type(&self) -> u8 {
+  pub fn details_type(&self) -> QuantizationDetails {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<u8>(QuantizationParameters::VT_DETAILS_TYPE, Some(0)).unwrap()}
+    unsafe { self._tab.get::<QuantizationDetails>(QuantizationParameters::VT_DETAILS_TYPE, Some(QuantizationDetails::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn details(&self) -> Option<::flatbuffers::Table<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(QuantizationParameters::VT_DETAILS, None)}
   }
   #[inline]
   pub fn quantized_dimension(&self) -> i32 {
@@ -348,6 +573,21 @@ impl<'a> QuantizationParameters<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<i32>(QuantizationParameters::VT_QUANTIZED_DIMENSION, Some(0)).unwrap()}
   }
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn details_as_blockwise_quantization(&self) -> Option<BlockwiseQuantization<'a>> {
+    if self.details_type() == QuantizationDetails::BlockwiseQuantization {
+      self.details().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BlockwiseQuantization::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for QuantizationParameters<'_> {
@@ -360,7 +600,12 @@ impl ::flatbuffers::Verifiable for QuantizationParameters<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("max", Self::VT_MAX, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("scale", Self::VT_SCALE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("zero_point", Self::VT_ZERO_POINT, false)?
-     .visit_field::<u8>("details_type", Self::VT_DETAILS_TYPE, false)?
+     .visit_union::<QuantizationDetails, _>("details_type", Self::VT_DETAILS_TYPE, "details", Self::VT_DETAILS, false, |key, v, pos| {
+        match key {
+          QuantizationDetails::BlockwiseQuantization => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BlockwiseQuantization>>("QuantizationDetails::BlockwiseQuantization", pos),
+          _ => Ok(()),
+        }
+     })?
      .visit_field::<i32>("quantized_dimension", Self::VT_QUANTIZED_DIMENSION, false)?
      .finish();
     Ok(())
@@ -371,7 +616,8 @@ pub struct QuantizationParametersArgs<'a> {
     pub max: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
     pub scale: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
     pub zero_point: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
-    pub details_type: u8,
+    pub details_type: QuantizationDetails,
+    pub details: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
     pub quantized_dimension: i32,
 }
 impl<'a> Default for QuantizationParametersArgs<'a> {
@@ -382,7 +628,8 @@ impl<'a> Default for QuantizationParametersArgs<'a> {
       max: None,
       scale: None,
       zero_point: None,
-      details_type: 0,
+      details_type: QuantizationDetails::NONE,
+      details: None,
       quantized_dimension: 0,
     }
   }
@@ -410,8 +657,12 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> QuantizationParametersBuilder
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_ZERO_POINT, zero_point);
   }
   #[inline]
-  pub fn add_details_type(&mut self, details_type: u8) {
-    self.fbb_.push_slot::<u8>(QuantizationParameters::VT_DETAILS_TYPE, details_type, 0);
+  pub fn add_details_type(&mut self, details_type: QuantizationDetails) {
+    self.fbb_.push_slot::<QuantizationDetails>(QuantizationParameters::VT_DETAILS_TYPE, details_type, QuantizationDetails::NONE);
+  }
+  #[inline]
+  pub fn add_details(&mut self, details: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(QuantizationParameters::VT_DETAILS, details);
   }
   #[inline]
   pub fn add_quantized_dimension(&mut self, quantized_dimension: i32) {
@@ -440,6 +691,19 @@ impl ::core::fmt::Debug for QuantizationParameters<'_> {
       ds.field("scale", &self.scale());
       ds.field("zero_point", &self.zero_point());
       ds.field("details_type", &self.details_type());
+      match self.details_type() {
+        QuantizationDetails::BlockwiseQuantization => {
+          if let Some(x) = self.details_as_blockwise_quantization() {
+            ds.field("details", &x)
+          } else {
+            ds.field("details", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        _ => {
+          let x: Option<()> = None;
+          ds.field("details", &x)
+        },
+      };
       ds.field("quantized_dimension", &self.quantized_dimension());
       ds.finish()
   }

@@ -95,7 +95,10 @@ impl Cx<'_> {
         if let Some(mode) = qmode
             && !matches!(
                 mode,
-                QuantizationMode::None | QuantizationMode::DynamicRange | QuantizationMode::Float16
+                QuantizationMode::None
+                    | QuantizationMode::DynamicRange
+                    | QuantizationMode::DynamicInt4
+                    | QuantizationMode::Float16
             )
         {
             let d = self.err(
@@ -107,8 +110,9 @@ impl Cx<'_> {
                 ),
             );
             d.label = Some("the KV cache and mask stay float".into());
-            d.hints
-                .push("use `none`, `dynamic_range` (int8 weights) or `float16`".into());
+            d.hints.push(
+                "use `none`, `dynamic_range` (int8 weights), `dynamic_int4` or `float16`".into(),
+            );
         }
         let prefill = match &g.prefill {
             Some(list) => {
@@ -244,6 +248,9 @@ impl Cx<'_> {
             .and_then(|b| self.bundle(b, output, local_preset, check.is_some()));
         let (writer, writer_note) =
             self.generation_writer(g, local_preset, qmode, r.litert_kwargs.is_some());
+        if qmode == Some(QuantizationMode::DynamicInt4) {
+            self.generation_int4(r, local_preset, writer, writer_note.as_deref());
+        }
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         (after == before).then(|| GenerationPlan {
             prefill,
@@ -459,6 +466,7 @@ impl Cx<'_> {
                 | Some(
                     QuantizationMode::None
                     | QuantizationMode::DynamicRange
+                    | QuantizationMode::DynamicInt4
                     | QuantizationMode::Float16,
                 ) => None,
                 Some(m) => Some(format!("the native writer does not write `{}`", m.as_str())),
@@ -485,6 +493,56 @@ impl Cx<'_> {
                 None => (GenerationWriter::Native, None),
                 Some(reason) => (GenerationWriter::Converter, Some(reason)),
             },
+        }
+    }
+
+    /// `dynamic_int4`: only the native writer writes it (never a fallback to the converter,
+    /// which has no int4 mode), and a block size must divide every matrix's inputs.
+    fn generation_int4(
+        &mut self,
+        r: &Recipe,
+        preset: Option<&Path>,
+        writer: GenerationWriter,
+        writer_note: Option<&str>,
+    ) {
+        if writer == GenerationWriter::Converter {
+            let why = match writer_note {
+                Some(reason) => format!("the native writer cannot write this model: {reason}"),
+                None => "the recipe asks for `writer: converter`".to_string(),
+            };
+            let d = self.err(
+                "E0253",
+                "/quantization/mode",
+                format!("`dynamic_int4` is written only by the native writer, and {why}"),
+            );
+            d.label = Some("the TensorFlow converter has no int4 mode".into());
+            d.hints.push(format!(
+                "use `dynamic_range` (int8 weights), or a local {} preset with the native writer",
+                crate::llm::SUPPORTED
+            ));
+            return;
+        }
+        let block = r.quantization.as_ref().and_then(|q| q.block_size);
+        let Some(dir) = preset else { return };
+        let Ok(arch) = crate::llm::architecture(dir) else {
+            return;
+        };
+        let storage = crate::llm::Storage::Int4 {
+            block: block.map(|b| b as usize),
+        };
+        if let Some(reason) = arch.refuse_storage(storage) {
+            let pointer = if block.is_some() {
+                "/quantization/block_size"
+            } else {
+                "/quantization/mode"
+            };
+            let d = self.err("E0254", pointer, reason);
+            d.label = Some("does not fit this preset".into());
+            if block.is_some() {
+                d.hints.push(
+                    "choose a block size that divides it, or leave `block_size` out for one scale per output channel".into(),
+                );
+            }
         }
     }
 

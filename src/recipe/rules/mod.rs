@@ -323,7 +323,11 @@ impl Cx<'_> {
             runs_code,
             inputs,
             outputs,
-            quantization: QuantizationPlan { mode: qmode, io },
+            quantization: QuantizationPlan {
+                mode: qmode,
+                io,
+                block_size: r.quantization.as_ref().and_then(|q| q.block_size),
+            },
             calibration,
             converter,
             parity,

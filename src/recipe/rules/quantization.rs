@@ -55,6 +55,37 @@ impl Cx<'_> {
                     .push("integer inputs and outputs need `mode: full_int8`".into());
             }
         }
+        if mode == QuantizationMode::DynamicInt4 && r.generation.is_none() {
+            let d = self.err(
+                "E0253",
+                "/quantization/mode",
+                "`dynamic_int4` is only for generation exports",
+            );
+            d.label = Some("int4 weights are written by the native LLM writer".into());
+            d.hints.push(
+                "use `dynamic_range` (int8 weights) here; `dynamic_int4` works in a recipe with `generation:` over a local Gemma or Llama preset".into(),
+            );
+        }
+        if let Some(b) = q.block_size {
+            if mode != QuantizationMode::DynamicInt4 {
+                let d = self.err(
+                    "E0254",
+                    "/quantization/block_size",
+                    format!("`block_size` does not apply to mode `{}`", mode.as_str()),
+                );
+                d.label = Some("only `dynamic_int4` has blocks".into());
+            } else if b % 32 != 0 {
+                let d = self.err(
+                    "E0254",
+                    "/quantization/block_size",
+                    format!("block size {b} is not a multiple of 32"),
+                );
+                d.label = Some("XNNPACK's blockwise int4 kernels need a multiple of 32".into());
+                d.hints.push(
+                    "use 32, 64 or 128, or leave it out for one scale per output channel".into(),
+                );
+            }
+        }
         (Some(mode), io)
     }
 }

@@ -31,9 +31,9 @@ pub struct Generation {
     pub names: Option<GenerationNames>,
     /// What writes the artifact: `native` (litert builds the graph itself and streams the
     /// preset's weights into it, in a fraction of the converter's memory; Gemma 1/2 and
-    /// Llama presets on disk, with no quantization, `float16` or `dynamic_range`) or
-    /// `converter` (TensorFlow's converter over a SavedModel; every family). Default:
-    /// `native` where it applies, else `converter`.
+    /// Llama presets on disk, with no quantization, `float16`, `dynamic_range` or
+    /// `dynamic_int4`) or `converter` (TensorFlow's converter over a SavedModel; every
+    /// family; no int4). Default: `native` where it applies, else `converter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<GenerationWriter>,
     /// The check `apply` runs: the artifact driven as LiteRT-LM drives it, against Keras

@@ -345,6 +345,12 @@ pub struct Quantization {
     /// for `full_int8`; `float32` or `int16` for `int16x8`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io: Option<QuantizedIo>,
+    /// `dynamic_int4` only: how many consecutive inputs of a weight row share one scale (a
+    /// multiple of 32 that divides every matrix's input dimension, e.g. 32, 64 or 128).
+    /// Without it, one scale per output channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 32, max = 65536))]
+    pub block_size: Option<u32>,
 }
 
 /// What the artifact's numbers become.
@@ -356,6 +362,10 @@ pub enum QuantizationMode {
     /// Dynamic-range: int8 weights, float activations; no calibration data. Weight tensors
     /// under 1,024 elements stay float32.
     DynamicRange,
+    /// int4 weights (symmetric, per output channel or per `block_size` inputs), float
+    /// activations. Generation exports written by the native writer only. Weight tensors
+    /// under 1,024 elements stay float32.
+    DynamicInt4,
     /// float16 weights (dequantized to float32 at run time on CPU).
     Float16,
     /// Hybrid: int8 weights and activations where a kernel exists, float fallback

@@ -55,12 +55,16 @@ pub(super) fn quantization_summary(tensors: &[Vec<Tensor>]) -> QuantizationSumma
         tensors: 0,
         per_channel: 0,
         by_dtype: BTreeMap::new(),
+        block_sizes: BTreeMap::new(),
     };
     for t in tensors.iter().flatten() {
         if let Some(q) = &t.quantization {
             out.tensors += 1;
             if q.is_per_channel() {
                 out.per_channel += 1;
+            }
+            if let Some(b) = q.block_size {
+                *out.block_sizes.entry(b).or_insert(0) += 1;
             }
             *out.by_dtype.entry(t.dtype.clone()).or_insert(0) += 1;
         }

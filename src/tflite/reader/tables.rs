@@ -84,7 +84,11 @@ impl<'a> Reader<'a> {
                 v.iter().collect()
             })
             .unwrap_or_default();
-        let details = match q.details_type() {
+        let block_size = q.details_as_blockwise_quantization().map(|b| {
+            self.extent.table(&b._tab);
+            b.block_size()
+        });
+        let details = match q.details_type().0 {
             0 => None,
             1 => Some("custom".to_string()),
             2 => Some("blockwise".to_string()),
@@ -107,6 +111,7 @@ impl<'a> Reader<'a> {
             min,
             max,
             details,
+            block_size,
         })
     }
 

@@ -28,7 +28,10 @@ pub(super) fn estimate_size(model: &ModelDef) -> u64 {
             total += TABLE + 8 + s(&t.name) + v(t.shape.len(), 4);
             total += t.shape_signature.as_ref().map_or(0, |x| v(x.len(), 4));
             total += t.quantization.as_ref().map_or(0, |q| {
-                TABLE + v(q.scale.len(), 4) + v(q.zero_point.len(), 8)
+                TABLE
+                    + v(q.scale.len(), 4)
+                    + v(q.zero_point.len(), 8)
+                    + q.blockwise.as_ref().map_or(0, |_| TABLE + 12)
             });
         }
         for op in &sg.operators {
@@ -180,13 +183,37 @@ fn tensor<'a>(fbb: &mut FlatBufferBuilder<'a>, t: &TensorDef) -> WIPOffset<fb::T
     let shape = fbb.create_vector(&t.shape);
     let shape_signature = t.shape_signature.as_ref().map(|s| fbb.create_vector(s));
     let quantization = t.quantization.as_ref().map(|q| {
-        let scale = fbb.create_vector(&q.scale);
-        let zero_point = fbb.create_vector(&q.zero_point);
+        // Blockwise parameters live in their own table (and scales tensor): the runtime
+        // ignores `scale` and `zero_point` then, so they are left out.
+        let (scale, zero_point) = match q.blockwise {
+            Some(_) => (None, None),
+            None => (
+                Some(fbb.create_vector(&q.scale)),
+                Some(fbb.create_vector(&q.zero_point)),
+            ),
+        };
+        let details = q.blockwise.as_ref().map(|b| {
+            fb::BlockwiseQuantization::create(
+                fbb,
+                &fb::BlockwiseQuantizationArgs {
+                    scales: b.scales,
+                    zero_points: -1,
+                    block_size: b.block_size,
+                },
+            )
+            .as_union_value()
+        });
         fb::QuantizationParameters::create(
             fbb,
             &fb::QuantizationParametersArgs {
-                scale: Some(scale),
-                zero_point: Some(zero_point),
+                scale,
+                zero_point,
+                details_type: if details.is_some() {
+                    fb::QuantizationDetails::BlockwiseQuantization
+                } else {
+                    fb::QuantizationDetails::NONE
+                },
+                details,
                 quantized_dimension: q.quantized_dimension,
                 ..Default::default()
             },

@@ -136,12 +136,25 @@ pub struct TensorDef {
 }
 
 /// Affine quantization: `real = scale * (q - zero_point)`, per tensor (one scale) or per
-/// channel along `quantized_dimension`.
+/// channel along `quantized_dimension`; or blockwise, where `scale` and `zero_point` are
+/// empty and [`BlockwiseDef`] names the tensor holding the scales.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QuantDef {
     pub scale: Vec<f32>,
     pub zero_point: Vec<i64>,
     pub quantized_dimension: i32,
+    pub blockwise: Option<BlockwiseDef>,
+}
+
+/// Blockwise quantization (`QuantizationDetails.BlockwiseQuantization`): one scale per
+/// `block_size` consecutive elements along the last axis, zero point 0. XNNPACK runs it
+/// for int4 fully-connected weights with float16 scales `[out, in / block_size]` and a
+/// block size that is a multiple of 32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockwiseDef {
+    /// The scales tensor, an index into the same subgraph's tensors.
+    pub scales: i32,
+    pub block_size: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

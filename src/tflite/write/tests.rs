@@ -28,6 +28,7 @@ fn sample() -> ModelDef {
         scale: vec![0.5, 0.25],
         zero_point: vec![0, 0],
         quantized_dimension: 0,
+        blockwise: None,
     });
     let mut x = t("x", &[1, 4], tensor_type::FLOAT32, 0);
     x.shape_signature = Some(vec![-1, 4]);

@@ -3,7 +3,7 @@
 //! them gives a file whose tables agree with each other.
 
 use super::{BUFFER_LOCATION, ModelDef, QuantDef, TensorDef, WriteError};
-use crate::tflite::names::{builtin_op, dtype_name, dtype_width};
+use crate::tflite::names::{builtin_op, dtype_name, dtype_width, tensor_type};
 
 /// Check every index and count, so the file the runtime gets is consistent.
 pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
@@ -66,7 +66,7 @@ pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
                 ));
             }
             if let Some(q) = &def.quantization {
-                check_quantization(q, &def.shape).or_else(|e| {
+                check_quantization(q, def, &sg.tensors).or_else(|e| {
                     invalid(format!("tensor {t} (`{}`) of subgraph {s}: {e}", def.name))
                 })?;
             }
@@ -129,17 +129,22 @@ pub(super) fn validate(model: &ModelDef) -> Result<(), WriteError> {
 /// need: the interpreter refuses it (`Subgraph::SetTensorParametersReadOnly` in
 /// `tensorflow/lite/core/subgraph.cc` ensures `required_bytes == bytes` for every type but
 /// strings, resources, variants and sparse tensors, then the builder reports "Tensor N is
-/// invalidly specified in schema"), so say it here, with names. Types without a fixed element width (packed int4, strings) and shapes
-/// with unknown dimensions are not checked.
+/// invalidly specified in schema"), so say it here, with names. int4 packs two elements a
+/// byte (`BytesRequired` in `tensorflow/lite/util.cc` rounds up); types without a fixed
+/// element width (strings) and shapes with unknown dimensions are not checked.
 fn data_size_mismatch(t: &TensorDef, buffer_len: u64) -> Option<String> {
     if buffer_len == 0 {
         return None;
     }
-    let width = dtype_width(t.dtype)?;
-    let mut need = width;
+    let mut elements = 1u64;
     for &d in &t.shape {
-        need = need.checked_mul(u64::try_from(d).ok()?)?;
+        elements = elements.checked_mul(u64::try_from(d).ok()?)?;
     }
+    let need = if t.dtype == tensor_type::INT4 {
+        elements.div_ceil(2)
+    } else {
+        dtype_width(t.dtype)?.checked_mul(elements)?
+    };
     (need != buffer_len).then(|| {
         format!(
             "is {} {:?}, {need} bytes, but buffer {} holds {buffer_len}",
@@ -150,8 +155,43 @@ fn data_size_mismatch(t: &TensorDef, buffer_len: u64) -> Option<String> {
     })
 }
 
-/// What the interpreter checks of affine quantization, said before the runtime says it.
-fn check_quantization(q: &QuantDef, shape: &[i32]) -> Result<(), String> {
+/// What the interpreter checks of affine quantization, and XNNPACK of blockwise
+/// quantization, said before the runtime says it.
+fn check_quantization(q: &QuantDef, t: &TensorDef, tensors: &[TensorDef]) -> Result<(), String> {
+    let shape = &t.shape;
+    if let Some(b) = &q.blockwise {
+        let scales = usize::try_from(b.scales)
+            .ok()
+            .and_then(|i| tensors.get(i))
+            .ok_or_else(|| {
+                format!(
+                    "blockwise scales are tensor {}, but the subgraph has {}",
+                    b.scales,
+                    tensors.len()
+                )
+            })?;
+        let last = shape.last().copied().unwrap_or(0);
+        if b.block_size <= 0 || last % b.block_size != 0 {
+            return Err(format!(
+                "block size {} does not divide the last dimension of shape {shape:?}",
+                b.block_size
+            ));
+        }
+        let mut want = shape.to_vec();
+        if let Some(l) = want.last_mut() {
+            *l /= b.block_size;
+        }
+        if scales.dtype != tensor_type::FLOAT16 || scales.shape != want {
+            return Err(format!(
+                "blockwise scales `{}` are {} {:?}; block size {} needs float16 {want:?}",
+                scales.name,
+                dtype_name(scales.dtype),
+                scales.shape,
+                b.block_size
+            ));
+        }
+        return Ok(());
+    }
     if q.scale.is_empty() || q.scale.len() != q.zero_point.len() {
         return Err(format!(
             "quantization has {} scales and {} zero points; it needs as many of each, at least one",
