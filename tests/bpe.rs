@@ -257,4 +257,61 @@ fn byte_level_bpe_bundles_run_in_litert_lm_as_keras_tokenizes() {
             .collect();
         assert_eq!(runtime_stops, bundle_stops, "{id}");
     }
+    // The family's chat template: what LiteRT-LM's conversation API renders for a user
+    // turn, and what a session with the template on feeds the model.
+    for (id, user, model) in [
+        (
+            "llama3",
+            ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+            "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        ),
+        (
+            "qwen3",
+            ("<|im_start|>user\n", "<|im_end|>\n"),
+            "<|im_start|>assistant\n",
+        ),
+    ] {
+        let r = python(
+            CHAT,
+            &[
+                d.join(format!("out/{id}.litertlm")).display().to_string(),
+                "the fox".into(),
+                user.0.into(),
+                user.1.into(),
+                model.into(),
+            ],
+        );
+        assert!(
+            r["rendered"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{}the fox{}", user.0, user.1)),
+            "{id}: {r:#}"
+        );
+        assert_eq!(r["templated"], r["by_hand"], "{id}: {r:#}");
+    }
 }
+
+/// LiteRT-LM with a bundle's prompt template: the conversation API's rendering of a user
+/// turn, and a session's greedy text with the template on and with the prompt wrapped by
+/// hand in the bundle's affixes (the same text: the runtime applied those affixes).
+const CHAT: &str = r#"
+import json, sys
+import litert_lm
+litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
+bundle, text, user_prefix, user_suffix, model_prefix = sys.argv[1:6]
+engine = litert_lm.Engine(bundle, backend=litert_lm.Backend.CPU())
+conv = engine.create_conversation()
+rendered = conv.render_message_to_string({"role": "user", "content": text})
+conv.close()
+def generate(prompt, template):
+    s = engine.create_session(apply_prompt_template=template, max_output_tokens=6)
+    s.run_prefill([prompt])
+    out = s.run_decode().texts[0]
+    s.close()
+    return out
+templated = generate(text, True)
+by_hand = generate(user_prefix + text + user_suffix + model_prefix, False)
+engine.close()
+print(json.dumps({"rendered": rendered, "templated": templated, "by_hand": by_hand}))
+"#;

@@ -6,6 +6,7 @@
 //! descriptions. It knows nothing of recipes or the CLI.
 
 pub mod bpe;
+pub mod chat;
 pub mod diff;
 pub mod format;
 pub mod model;

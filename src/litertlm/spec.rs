@@ -7,13 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::bpe;
 use super::proto::litert_lm::{
     GenericModel, LlmMetadata, LlmModelType, PromptAffixes, PromptTemplates, SamplerParameters,
     TokenIds, TokenUnion, llm_model_type, sampler_parameters, token_union,
 };
 use super::tokenizer::{self, Vocab};
 use super::writer::{Bundle, Data};
+use super::{bpe, chat};
 
 /// A token named in a recipe: by id, or by its piece (`"<eos>"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,11 +282,23 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
     })
 }
 
-/// The bundle of a prefill/decode model and a preset's tokenizer, ready to write.
+/// The bundle of a prefill/decode model and a preset's tokenizer, ready to write. Without a
+/// template in `spec`, the bundle carries the family's chat format ([`chat`]).
 pub fn bundle(model: &Path, preset: &Path, spec: &BundleSpec) -> Result<Bundle, String> {
     let file = find_tokenizer(preset)?;
     let loaded = load(&file)?;
-    let metadata = llm_metadata(spec, &loaded.vocab, file.path())?;
+    let metadata = if spec.template.is_none() && spec.jinja_template.is_none() {
+        // No template in the recipe: the family's chat format, if the tokenizer has it.
+        let template = chat::tokenizer_class(preset)
+            .and_then(|class| chat::default_template(&class, &loaded.vocab));
+        let with_default = BundleSpec {
+            template,
+            ..spec.clone()
+        };
+        llm_metadata(&with_default, &loaded.vocab, file.path())?
+    } else {
+        llm_metadata(spec, &loaded.vocab, file.path())?
+    };
     let mut b = Bundle::default();
     b.add_prefill_decode_model(model);
     match loaded.section {
@@ -466,5 +478,38 @@ mod tests {
         s.start_token = Some(TokenRef::Piece("<|begin_of_text|>".into()));
         let err = llm_metadata(&s, &vocab, file.path()).unwrap_err();
         assert!(err.contains("vocabulary.json"), "{err}");
+    }
+
+    fn metadata_of(b: &Bundle) -> LlmMetadata {
+        let Data::Bytes(bytes) = &b.sections[2].data else {
+            panic!("the metadata is generated")
+        };
+        LlmMetadata::decode(bytes.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn the_familys_chat_template_is_the_default_and_the_recipe_can_drop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        bpe_preset(
+            dir.path(),
+            "Llama3Tokenizer",
+            crate::litertlm::bpe::tests::LLAMA3,
+            None,
+        );
+        let model = dir.path().join("model.tflite");
+        std::fs::write(&model, b"not read here").unwrap();
+        let m = metadata_of(&bundle(&model, dir.path(), &spec()).unwrap());
+        let t = m.prompt_templates.unwrap();
+        assert_eq!(t.user.unwrap().suffix, "<|eot_id|>");
+        // `prompt_template: {}` in the recipe: no affixes.
+        let mut s = spec();
+        s.template = Some(Template::default());
+        let m = metadata_of(&bundle(&model, dir.path(), &s).unwrap());
+        assert_eq!(m.prompt_templates, Some(PromptTemplates::default()));
+        // A Jinja template in the recipe replaces it too.
+        s.template = None;
+        s.jinja_template = Some("{{ messages[0].content }}".into());
+        let m = metadata_of(&bundle(&model, dir.path(), &s).unwrap());
+        assert_eq!(m.prompt_templates, None);
     }
 }
