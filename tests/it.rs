@@ -8,6 +8,7 @@ mod support;
 mod servers;
 
 mod apply;
+mod bpe;
 mod cache;
 mod ci_docs;
 mod env_cli;

@@ -5,6 +5,8 @@
 //! verifies and describes one for `inspect`, `diff` and snapshots; [`diff`] compares two
 //! descriptions. It knows nothing of recipes or the CLI.
 
+pub mod bpe;
+pub mod chat;
 pub mod diff;
 pub mod format;
 pub mod model;

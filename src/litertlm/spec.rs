@@ -1,5 +1,5 @@
 //! What goes into a bundle built from a KerasHub preset, decided before anything is written:
-//! which tokenizer file the preset has, which token ids the start and stop tokens are (from
+//! which tokenizer the preset has (a KerasHub byte-pair one converted by [`super::bpe`]), which token ids the start and stop tokens are (from
 //! the recipe, or the tokenizer's own defaults), the prompt template, and the cache capacity
 //! as `max_num_tokens`. Every failure names the preset file it is about, so `apply` can stop
 //! with an error the user can act on. This is the seam between a recipe's bundle settings
@@ -13,6 +13,7 @@ use super::proto::litert_lm::{
 };
 use super::tokenizer::{self, Vocab};
 use super::writer::{Bundle, Data};
+use super::{bpe, chat};
 
 /// A token named in a recipe: by id, or by its piece (`"<eos>"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +49,20 @@ pub struct BundleSpec {
 pub enum TokenizerFile {
     SentencePiece(PathBuf),
     HuggingFaceJson(PathBuf),
+    /// KerasHub's byte-level BPE (`vocabulary.json` + `merges.txt`, Llama 3, Qwen 3, GPT-2),
+    /// which the bundle carries as a HuggingFace JSON that litert writes ([`bpe`]).
+    KerasBpe {
+        preset: PathBuf,
+        vocabulary: PathBuf,
+    },
 }
 
 impl TokenizerFile {
+    /// The file errors about its pieces name.
     pub fn path(&self) -> &Path {
         match self {
             Self::SentencePiece(p) | Self::HuggingFaceJson(p) => p,
+            Self::KerasBpe { vocabulary, .. } => vocabulary,
         }
     }
 }
@@ -82,9 +91,18 @@ pub fn find_tokenizer(preset: &Path) -> Result<TokenizerFile, String> {
             return Ok(TokenizerFile::HuggingFaceJson(p));
         }
     }
+    if bpe::is_keras_bpe(preset) {
+        return Ok(TokenizerFile::KerasBpe {
+            preset: preset.to_path_buf(),
+            vocabulary: preset.join(bpe::ASSETS).join(bpe::VOCABULARY),
+        });
+    }
+    let bpe_files = format!("{}/{{{},{}}}", bpe::ASSETS, bpe::VOCABULARY, bpe::MERGES);
     let looked: Vec<String> = SENTENCEPIECE_FILES
         .iter()
         .chain(HF_FILES)
+        .copied()
+        .chain([bpe_files.as_str()])
         .map(|f| format!("`{f}`"))
         .collect();
     Err(format!(
@@ -94,15 +112,49 @@ pub fn find_tokenizer(preset: &Path) -> Result<TokenizerFile, String> {
     ))
 }
 
+/// A preset's tokenizer, read: its vocabulary and what its bundle section holds.
+pub struct Loaded {
+    pub vocab: Vocab,
+    section: Section,
+}
+
+enum Section {
+    /// The SentencePiece model file, stored as it is.
+    SentencePiece(PathBuf),
+    /// A HuggingFace tokenizer JSON (the preset's, or the one written for a KerasHub BPE).
+    HuggingFaceJson(Vec<u8>),
+}
+
+/// Read a tokenizer file (converting a KerasHub BPE to its HuggingFace JSON).
+pub fn load(file: &TokenizerFile) -> Result<Loaded, String> {
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()));
+    let named = |e: String| format!("`{}`: {e}", file.path().display());
+    match file {
+        TokenizerFile::SentencePiece(p) => Ok(Loaded {
+            vocab: tokenizer::sentencepiece(&read(p)?).map_err(named)?,
+            section: Section::SentencePiece(p.clone()),
+        }),
+        TokenizerFile::HuggingFaceJson(p) => {
+            let json = read(p)?;
+            Ok(Loaded {
+                vocab: tokenizer::hf_json(&json).map_err(named)?,
+                section: Section::HuggingFaceJson(json),
+            })
+        }
+        TokenizerFile::KerasBpe { preset, .. } => {
+            let converted = bpe::from_preset(preset)?;
+            Ok(Loaded {
+                vocab: converted.vocab()?,
+                section: Section::HuggingFaceJson(converted.json),
+            })
+        }
+    }
+}
+
 /// The tokenizer's vocabulary, for naming and checking tokens.
 pub fn read_vocab(file: &TokenizerFile) -> Result<Vocab, String> {
-    let bytes = std::fs::read(file.path())
-        .map_err(|e| format!("cannot read `{}`: {e}", file.path().display()))?;
-    match file {
-        TokenizerFile::SentencePiece(_) => tokenizer::sentencepiece(&bytes),
-        TokenizerFile::HuggingFaceJson(_) => tokenizer::hf_json(&bytes),
-    }
-    .map_err(|e| format!("`{}`: {e}", file.path().display()))
+    load(file).map(|l| l.vocab)
 }
 
 /// The id of `token` in `vocab`; errors name the tokenizer `file` and say `what` it is.
@@ -145,7 +197,10 @@ fn ids(ids: Vec<i32>) -> TokenUnion {
 /// `apply` verifies by running a default session), the generic model type, the cache capacity as the token budget.
 pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<LlmMetadata, String> {
     let start = match &spec.start_token {
-        Some(t) => resolve(t, vocab, file, "start token")?,
+        Some(t) => Some(resolve(t, vocab, file, "start token")?),
+        // The tokenizer's convention: the model was trained, and Keras prompts it, without
+        // one (LiteRT-LM then prepends nothing).
+        None if vocab.no_start_token => None,
         None => {
             let id = role(vocab, "bos").ok_or_else(|| {
                 format!(
@@ -153,7 +208,7 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
                     file.display()
                 )
             })?;
-            resolve(&TokenRef::Id(id), vocab, file, "start token")?
+            Some(resolve(&TokenRef::Id(id), vocab, file, "start token")?)
         }
     };
     let stops = match &spec.stop_tokens {
@@ -165,13 +220,23 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
             .map(|t| resolve(t, vocab, file, "stop token"))
             .collect::<Result<Vec<_>, _>>()?,
         None => {
-            let id = role(vocab, "eos").ok_or_else(|| {
-                format!(
+            // Every end token of the tokenizer (Llama 3 has two); SentencePiece has one.
+            let ends: Vec<i64> = vocab
+                .info
+                .special_tokens
+                .iter()
+                .filter(|t| t.role == "eos")
+                .map(|t| t.id)
+                .collect();
+            if ends.is_empty() {
+                return Err(format!(
                     "the tokenizer `{}` has no end (eos) token; name the stop tokens in the recipe",
                     file.display()
-                )
-            })?;
-            vec![resolve(&TokenRef::Id(id), vocab, file, "stop token")?]
+                ));
+            }
+            ends.into_iter()
+                .map(|id| resolve(&TokenRef::Id(id), vocab, file, "stop token"))
+                .collect::<Result<Vec<_>, _>>()?
         }
     };
     if let Some(j) = &spec.jinja_template {
@@ -186,7 +251,7 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
         })
     };
     Ok(LlmMetadata {
-        start_token: Some(ids(vec![start])),
+        start_token: start.map(|s| ids(vec![s])),
         stop_tokens: stops.into_iter().map(|s| ids(vec![s])).collect(),
         prompt_templates: spec.template.as_ref().map(|t| PromptTemplates {
             user: affixes(&t.user),
@@ -217,20 +282,30 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
     })
 }
 
-/// The bundle of a prefill/decode model and a preset's tokenizer, ready to write.
+/// The bundle of a prefill/decode model and a preset's tokenizer, ready to write. Without a
+/// template in `spec`, the bundle carries the family's chat format ([`chat`]).
 pub fn bundle(model: &Path, preset: &Path, spec: &BundleSpec) -> Result<Bundle, String> {
     let file = find_tokenizer(preset)?;
-    let vocab = read_vocab(&file)?;
-    let metadata = llm_metadata(spec, &vocab, file.path())?;
+    let loaded = load(&file)?;
+    let metadata = if spec.template.is_none() && spec.jinja_template.is_none() {
+        // No template in the recipe: the family's chat format, if the tokenizer has it.
+        let template = chat::tokenizer_class(preset)
+            .and_then(|class| chat::default_template(&class, &loaded.vocab));
+        let with_default = BundleSpec {
+            template,
+            ..spec.clone()
+        };
+        llm_metadata(&with_default, &loaded.vocab, file.path())?
+    } else {
+        llm_metadata(spec, &loaded.vocab, file.path())?
+    };
     let mut b = Bundle::default();
     b.add_prefill_decode_model(model);
-    match &file {
-        TokenizerFile::SentencePiece(p) => {
-            b.add_sentencepiece(Data::File(p.clone()));
+    match loaded.section {
+        Section::SentencePiece(p) => {
+            b.add_sentencepiece(Data::File(p));
         }
-        TokenizerFile::HuggingFaceJson(p) => {
-            let json =
-                std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        Section::HuggingFaceJson(json) => {
             b.add_hf_tokenizer_json(&json);
         }
     }
@@ -241,6 +316,7 @@ pub fn bundle(model: &Path, preset: &Path, spec: &BundleSpec) -> Result<Bundle, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::litertlm::format::SectionType;
     use crate::litertlm::proto::sentencepiece::{ModelProto, TrainerSpec, model_proto};
     use prost::Message as _;
 
@@ -339,5 +415,101 @@ mod tests {
             err.contains(&dir.path().display().to_string()) && err.contains("vocabulary.spm"),
             "{err}"
         );
+    }
+
+    fn bpe_preset(dir: &Path, class: &str, special: &[&str], unsplittable: Option<&[&str]>) {
+        crate::litertlm::bpe::tests::preset(dir, class, special, unsplittable);
+    }
+
+    const QWEN3: &[&str] = &["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+    #[test]
+    fn byte_pair_presets_get_their_familys_tokens_and_a_json_section() {
+        let dir = tempfile::tempdir().unwrap();
+        bpe_preset(
+            dir.path(),
+            "Llama3Tokenizer",
+            crate::litertlm::bpe::tests::LLAMA3,
+            None,
+        );
+        let file = find_tokenizer(dir.path()).unwrap();
+        assert!(matches!(file, TokenizerFile::KerasBpe { .. }));
+        assert!(file.path().ends_with("assets/tokenizer/vocabulary.json"));
+        let m = llm_metadata(&spec(), &read_vocab(&file).unwrap(), file.path()).unwrap();
+        // <|begin_of_text|>, then <|end_of_text|> and <|eot_id|>.
+        assert_eq!(m.start_token, Some(ids(vec![5])));
+        assert_eq!(m.stop_tokens, vec![ids(vec![6]), ids(vec![9])]);
+        let model = dir.path().join("model.tflite");
+        std::fs::write(&model, b"not read here").unwrap();
+        let b = bundle(&model, dir.path(), &spec()).unwrap();
+        let kinds: Vec<_> = b.sections.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SectionType::TfliteModel,
+                SectionType::HfTokenizerZlib,
+                SectionType::LlmMetadataProto
+            ]
+        );
+        let Data::Bytes(section) = &b.sections[1].data else {
+            panic!("the tokenizer is written, not copied")
+        };
+        let v = tokenizer::hf_zlib(section).unwrap();
+        assert_eq!(v.info.model_type.as_deref(), Some("BPE"));
+        assert_eq!(v.len(), 10);
+    }
+
+    #[test]
+    fn qwen3_has_no_start_token_unless_the_recipe_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        bpe_preset(dir.path(), "Qwen3Tokenizer", QWEN3, None);
+        let file = find_tokenizer(dir.path()).unwrap();
+        let vocab = read_vocab(&file).unwrap();
+        let m = llm_metadata(&spec(), &vocab, file.path()).unwrap();
+        assert_eq!(m.start_token, None);
+        assert_eq!(m.stop_tokens, vec![ids(vec![7])]);
+        // Overridden in the recipe, by piece or id.
+        let mut s = spec();
+        s.start_token = Some(TokenRef::Piece("<|endoftext|>".into()));
+        s.stop_tokens = Some(vec![TokenRef::Piece("<|im_end|>".into()), TokenRef::Id(5)]);
+        let m = llm_metadata(&s, &vocab, file.path()).unwrap();
+        assert_eq!(m.start_token, Some(ids(vec![5])));
+        assert_eq!(m.stop_tokens, vec![ids(vec![7]), ids(vec![5])]);
+        s.start_token = Some(TokenRef::Piece("<|begin_of_text|>".into()));
+        let err = llm_metadata(&s, &vocab, file.path()).unwrap_err();
+        assert!(err.contains("vocabulary.json"), "{err}");
+    }
+
+    fn metadata_of(b: &Bundle) -> LlmMetadata {
+        let Data::Bytes(bytes) = &b.sections[2].data else {
+            panic!("the metadata is generated")
+        };
+        LlmMetadata::decode(bytes.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn the_familys_chat_template_is_the_default_and_the_recipe_can_drop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        bpe_preset(
+            dir.path(),
+            "Llama3Tokenizer",
+            crate::litertlm::bpe::tests::LLAMA3,
+            None,
+        );
+        let model = dir.path().join("model.tflite");
+        std::fs::write(&model, b"not read here").unwrap();
+        let m = metadata_of(&bundle(&model, dir.path(), &spec()).unwrap());
+        let t = m.prompt_templates.unwrap();
+        assert_eq!(t.user.unwrap().suffix, "<|eot_id|>");
+        // `prompt_template: {}` in the recipe: no affixes.
+        let mut s = spec();
+        s.template = Some(Template::default());
+        let m = metadata_of(&bundle(&model, dir.path(), &s).unwrap());
+        assert_eq!(m.prompt_templates, Some(PromptTemplates::default()));
+        // A Jinja template in the recipe replaces it too.
+        s.template = None;
+        s.jinja_template = Some("{{ messages[0].content }}".into());
+        let m = metadata_of(&bundle(&model, dir.path(), &s).unwrap());
+        assert_eq!(m.prompt_templates, None);
     }
 }

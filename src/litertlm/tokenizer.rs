@@ -5,12 +5,13 @@
 //! every length is checked, and decompression is bounded, so a hostile section gives an
 //! error, never a panic or an unbounded allocation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use prost::Message as _;
 
 use super::model::{SpecialToken, TokenizerInfo};
+use super::proto::sentencepiece::model_proto::sentence_piece;
 use super::proto::sentencepiece::{ModelProto, TrainerSpec, trainer_spec};
 
 /// The largest `tokenizer.json` we inflate (real ones are a few MB; Gemma 3's is 33 MB).
@@ -21,6 +22,12 @@ pub const MAX_HF_JSON_BYTES: u64 = 512 << 20;
 pub struct Vocab {
     pub info: TokenizerInfo,
     pieces: HashMap<i64, String>,
+    /// The tokenizer starts a prompt with no token (Qwen 3), so a bundle of it has no start
+    /// token unless the recipe names one; otherwise a missing `bos` is an error.
+    pub no_start_token: bool,
+    /// Pieces matched whole in text, never cut by the tokenizer's algorithm: SentencePiece's
+    /// user-defined pieces, a HuggingFace tokenizer's added tokens (turn markers must be).
+    whole: HashSet<String>,
 }
 
 impl Vocab {
@@ -35,6 +42,11 @@ impl Vocab {
             .filter(|(_, p)| p.as_str() == piece)
             .map(|(&id, _)| id)
             .min()
+    }
+
+    /// Is `piece` matched whole wherever it is in a text?
+    pub fn matches_whole(&self, piece: &str) -> bool {
+        self.whole.contains(piece)
     }
 
     pub fn len(&self) -> u64 {
@@ -57,6 +69,12 @@ pub fn sentencepiece(bytes: &[u8]) -> Result<Vocab, String> {
         .iter()
         .enumerate()
         .map(|(i, p)| (i as i64, p.piece().to_string()))
+        .collect();
+    let whole = model
+        .pieces
+        .iter()
+        .filter(|p| p.r#type == Some(sentence_piece::Type::UserDefined as i32))
+        .map(|p| p.piece().to_string())
         .collect();
     let default_spec = TrainerSpec::default();
     let spec = model.trainer_spec.as_ref().unwrap_or(&default_spec);
@@ -86,6 +104,8 @@ pub fn sentencepiece(bytes: &[u8]) -> Result<Vocab, String> {
             special_tokens,
         },
         pieces,
+        no_start_token: false,
+        whole,
     })
 }
 
@@ -142,6 +162,7 @@ pub fn hf_json(json: &[u8]) -> Result<Vocab, String> {
         _ => return Err("not a tokenizer JSON: `model.vocab` is missing".into()),
     }
     let mut special_tokens = Vec::new();
+    let mut whole = HashSet::new();
     for t in doc
         .get("added_tokens")
         .and_then(|a| a.as_array())
@@ -155,6 +176,7 @@ pub fn hf_json(json: &[u8]) -> Result<Vocab, String> {
             continue;
         };
         pieces.entry(id).or_insert_with(|| content.to_string());
+        whole.insert(content.to_string());
         if t.get("special").and_then(|v| v.as_bool()) == Some(true) {
             special_tokens.push(SpecialToken {
                 role: "special".into(),
@@ -175,6 +197,8 @@ pub fn hf_json(json: &[u8]) -> Result<Vocab, String> {
             special_tokens,
         },
         pieces,
+        no_start_token: false,
+        whole,
     })
 }
 

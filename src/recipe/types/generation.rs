@@ -57,15 +57,18 @@ pub struct GenerationBundle {
     #[schemars(regex(pattern = r"\.litertlm$"))]
     pub output: Option<String>,
     /// The token generation starts from, by id or piece (default: the tokenizer's start
-    /// token, e.g. `<bos>`).
+    /// token, e.g. `<bos>`, `<|begin_of_text|>`; none for Qwen 3, which starts with none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_token: Option<TokenName>,
-    /// Tokens that end generation, by id or piece (default: the tokenizer's end token, e.g.
-    /// `<eos>`). LiteRT-LM needs at least one.
+    /// Tokens that end generation, by id or piece (default: the tokenizer's end tokens, e.g.
+    /// `<eos>`; `<|end_of_text|>` and `<|eot_id|>` for Llama 3; `<|im_end|>` for Qwen 3).
+    /// LiteRT-LM needs at least one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub stop_tokens: Option<Vec<TokenName>>,
-    /// Text around each role's turn when the runtime applies its prompt template.
+    /// Text around each role's turn when the runtime applies its prompt template (default:
+    /// the family's chat format, Gemma turns, ChatML for Qwen 3 or Llama 3 headers, when the
+    /// tokenizer keeps its markers whole; `{}` for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_template: Option<PromptTemplate>,
     /// A Jinja chat template (LiteRT-LM's conversation API prefers it to
