@@ -153,7 +153,11 @@ print(json.dumps(report))
     }
     // A bfloat16 preset is held in bfloat16 (KerasHub alone makes float32 copies), and
     // computes what the float32 model computes.
-    assert_eq!(report["bf16"]["dtypes"], serde_json::json!(["bfloat16"]), "{report}");
+    assert_eq!(
+        report["bf16"]["dtypes"],
+        serde_json::json!(["bfloat16"]),
+        "{report}"
+    );
 }
 
 /// The tied table's bytes go into the converted file in place, in both buffer layouts
