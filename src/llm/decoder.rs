@@ -48,10 +48,8 @@ impl Model {
     fn embed(&self, g: &mut Graph<'_>, tokens: T) -> T {
         let table = g.matrix(&self.table);
         let rows = g.gather(table, tokens);
-        // A quantized table's rows come out as integers (int8, or int4 that CAST widens):
-        // scaled by their row's scale, or block by block by the float16 block scales.
-        let x = match (&self.table_scales, &self.table.blocks) {
-            (Some(scales), _) => {
+        let x = match &self.table_scales {
+            Some(scales) => {
                 let rows = g.cast(rows, tt::FLOAT32);
                 let s = g.weight(scales);
                 let s = g.gather(s, tokens);
@@ -59,20 +57,7 @@ impl Model {
                 let s = g.reshape(s, &[shape[0], shape[1], 1]);
                 g.mul(rows, s)
             }
-            (None, Some(blocks)) => {
-                let rows = g.cast(rows, tt::FLOAT32);
-                let shape = g.shape(rows).to_vec();
-                let size = blocks.size as i32;
-                let per_row = shape[2] / size;
-                let rows = g.reshape(rows, &[shape[0], shape[1], per_row, size]);
-                let s = g.weight(&blocks.scales);
-                let s = g.gather(s, tokens);
-                let s = g.dequantize(s);
-                let s = g.reshape(s, &[shape[0], shape[1], per_row, 1]);
-                let x = g.mul(rows, s);
-                g.reshape(x, &shape)
-            }
-            (None, None) => rows,
+            None => rows,
         };
         if self.arch.scale_embeddings {
             let s = g.scalar((self.arch.hidden as f32).sqrt());

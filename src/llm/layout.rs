@@ -295,8 +295,8 @@ pub struct Layer {
 pub struct Model {
     pub arch: Architecture,
     pub table: Stored,
-    /// Per-row scales of an int8 or per-channel int4 table, for the lookup (a blockwise
-    /// table's lookup reads its float16 block scales).
+    /// Per-row scales of an int8 table, for the lookup (the table is never int4:
+    /// [`table_storage`]).
     pub table_scales: Option<Stored>,
     /// The untied output projection; `None`: the table.
     pub head: Option<Stored>,
