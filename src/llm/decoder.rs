@@ -249,7 +249,7 @@ impl Model {
                 // Prefill returns only the caches: the last layer's output feeds nothing.
                 break;
             }
-            let scale = g.scalar(a.query_scale);
+            let scale = g.scalar(a.query_scale());
             let q = g.mul(q, scale);
             let qh = g.reshape(q, &[t, kv, groups, d]);
             let qh = g.transpose(qh, &[1, 2, 0, 3]);

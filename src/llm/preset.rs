@@ -154,8 +154,6 @@ pub struct Architecture {
     /// RMS norms of each query and key head before RoPE, with this epsilon (Gemma 3, Qwen 3).
     pub qk_norm_eps: Option<f32>,
     pub rope: Rope,
-    /// Scale applied to queries before the attention scores.
-    pub query_scale: f32,
     pub attention_soft_cap: Option<f32>,
     pub final_soft_cap: Option<f32>,
     pub post_attention_norm: bool,
@@ -229,6 +227,13 @@ impl Architecture {
         Ok(self)
     }
 
+    /// Scale applied to queries before the attention scores: 1/sqrt(head_dim) in every
+    /// family (KerasHub 0.32's Gemma blocks force `query_head_dim_normalize=True` whatever
+    /// the config says, and the artifact must do what Keras does).
+    pub fn query_scale(&self) -> f32 {
+        (1.0 / (self.head_dim as f64).sqrt()) as f32
+    }
+
     /// The sliding window layer `i` attends through, if any.
     pub fn window(&self, layer: usize) -> Option<usize> {
         let w = self.sliding_window?;
@@ -285,6 +290,36 @@ impl Config<'_> {
         self.0[key].as_bool().unwrap_or(default)
     }
 
+    /// What every family reads alike, with the options off: the family's function sets
+    /// the ones it has (`Architecture { .., ..base }`).
+    fn decoder(
+        &self,
+        family: Family,
+        head_dim: usize,
+        intermediate: usize,
+    ) -> Result<Architecture, String> {
+        Ok(Architecture {
+            family,
+            vocab: self.int("vocabulary_size")?,
+            layers: self.int("num_layers")?,
+            hidden: self.int("hidden_dim")?,
+            q_heads: self.int("num_query_heads")?,
+            kv_heads: self.int("num_key_value_heads")?,
+            head_dim,
+            intermediate,
+            norm_eps: self.float("layer_norm_epsilon", 1e-6)?,
+            scale_embeddings: false,
+            activation: Activation::Silu,
+            qk_norm_eps: None,
+            rope: Rope::plain(10_000.0, 1.0),
+            attention_soft_cap: None,
+            final_soft_cap: None,
+            post_attention_norm: false,
+            post_ffw_norm: false,
+            sliding_window: None,
+        })
+    }
+
     /// Refuse a key whose value is not null, false or absent: a feature not implemented.
     fn refuse(&self, key: &str, what: &str) -> Result<(), String> {
         match &self.0[key] {
@@ -297,28 +332,15 @@ impl Config<'_> {
 }
 
 fn gemma(c: &Config<'_>) -> Result<Architecture, String> {
-    let head_dim = c.int("head_dim")?;
-    let hidden = c.int("hidden_dim")?;
-    // KerasHub 0.32's decoder block builds its attention with
-    // `query_head_dim_normalize=True` whatever the config says, so Keras scales
-    // queries by 1/sqrt(head_dim) always; the artifact must do what Keras does.
-    let query_scale = (1.0 / (head_dim as f64).sqrt()) as f32;
+    // KerasHub passes `intermediate_dim / 2` to each gated feed-forward half.
+    let base = c.decoder(
+        Family::Gemma,
+        c.int("head_dim")?,
+        c.int("intermediate_dim")? / 2,
+    )?;
     Ok(Architecture {
-        family: Family::Gemma,
-        vocab: c.int("vocabulary_size")?,
-        layers: c.int("num_layers")?,
-        hidden,
-        q_heads: c.int("num_query_heads")?,
-        kv_heads: c.int("num_key_value_heads")?,
-        head_dim,
-        // KerasHub passes `intermediate_dim / 2` to each gated feed-forward half.
-        intermediate: c.int("intermediate_dim")? / 2,
-        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
         scale_embeddings: true,
         activation: Activation::Gelu,
-        qk_norm_eps: None,
-        rope: Rope::plain(10_000.0, 1.0),
-        query_scale,
         attention_soft_cap: c.opt_float("attention_logit_soft_cap")?,
         final_soft_cap: c.opt_float("final_logit_soft_cap")?,
         post_attention_norm: c.flag("use_post_attention_norm", false),
@@ -332,6 +354,7 @@ fn gemma(c: &Config<'_>) -> Result<Architecture, String> {
                 layers: LocalLayers::Even,
                 rope: None,
             }),
+        ..base
     })
 }
 
@@ -345,19 +368,13 @@ fn gemma3(c: &Config<'_>) -> Result<Architecture, String> {
         "bidirectional attention, for embedding models",
     )?;
     c.refuse("is_embedding_model", "an embedding model")?;
-    let head_dim = c.int("head_dim")?;
-    let eps = c.float("layer_norm_epsilon", 1e-6)?;
+    // Gemma 3's blocks pass `gate_dim_reduction=1`: each half is `intermediate_dim` wide.
+    let base = c.decoder(
+        Family::Gemma3,
+        c.int("head_dim")?,
+        c.int("intermediate_dim")?,
+    )?;
     Ok(Architecture {
-        family: Family::Gemma3,
-        vocab: c.int("vocabulary_size")?,
-        layers: c.int("num_layers")?,
-        hidden: c.int("hidden_dim")?,
-        q_heads: c.int("num_query_heads")?,
-        kv_heads: c.int("num_key_value_heads")?,
-        head_dim,
-        // Gemma 3's blocks pass `gate_dim_reduction=1`: each half is `intermediate_dim` wide.
-        intermediate: c.int("intermediate_dim")?,
-        norm_eps: eps,
         scale_embeddings: true,
         activation: Activation::Gelu,
         // The attention's query/key norms keep their own default epsilon: the block does
@@ -365,8 +382,6 @@ fn gemma3(c: &Config<'_>) -> Result<Architecture, String> {
         qk_norm_eps: c.flag("use_query_key_norm", true).then_some(1e-6),
         // Global layers; the local ones' is the window's.
         rope: Rope::plain(1_000_000.0, c.float("global_rope_scaling_factor", 1.0)?),
-        // As in Gemma: the block forces `query_head_dim_normalize=True`.
-        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
         attention_soft_cap: c.opt_float("attention_logit_soft_cap")?,
         final_soft_cap: c.opt_float("final_logit_soft_cap")?,
         post_attention_norm: c.flag("use_post_attention_norm", false),
@@ -383,6 +398,7 @@ fn gemma3(c: &Config<'_>) -> Result<Architecture, String> {
         } else {
             None
         },
+        ..base
     })
 }
 
@@ -432,55 +448,30 @@ fn llama(c: &Config<'_>, class: &str) -> Result<Architecture, String> {
             "`config.rope_position_scaling_factor` ({position_scaling}: RoPE position scaling, which KerasHub's Llama attention ignores) is not implemented by the native writer"
         ));
     }
-    let hidden = c.int("hidden_dim")?;
-    let q_heads = c.int("num_query_heads")?;
-    let head_dim = hidden / q_heads;
     if class == "MistralBackbone" {
         // KerasHub's dense attention does not apply it either, but a Mistral preset
         // trained with one expects it.
         c.refuse("sliding_window", "Mistral's sliding window")?;
     }
+    let head_dim = c.int("hidden_dim")? / c.int("num_query_heads")?;
+    let base = c.decoder(Family::Llama, head_dim, c.int("intermediate_dim")?)?;
     Ok(Architecture {
-        family: Family::Llama,
-        vocab: c.int("vocabulary_size")?,
-        layers: c.int("num_layers")?,
-        hidden,
-        q_heads,
-        kv_heads: c.int("num_key_value_heads")?,
-        head_dim,
-        intermediate: c.int("intermediate_dim")?,
-        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
-        scale_embeddings: false,
-        activation: Activation::Silu,
-        qk_norm_eps: None,
         rope: Rope {
             wavelength: c.float("rope_max_wavelength", 10_000.0)?,
             scaling: 1.0,
             frequency_scaling,
         },
-        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
-        attention_soft_cap: None,
-        final_soft_cap: None,
-        post_attention_norm: false,
-        post_ffw_norm: false,
-        sliding_window: None,
+        ..base
     })
 }
 
 fn qwen3(c: &Config<'_>) -> Result<Architecture, String> {
-    let head_dim = c.int("head_dim")?;
+    let base = c.decoder(
+        Family::Qwen3,
+        c.int("head_dim")?,
+        c.int("intermediate_dim")?,
+    )?;
     Ok(Architecture {
-        family: Family::Qwen3,
-        vocab: c.int("vocabulary_size")?,
-        layers: c.int("num_layers")?,
-        hidden: c.int("hidden_dim")?,
-        q_heads: c.int("num_query_heads")?,
-        kv_heads: c.int("num_key_value_heads")?,
-        head_dim,
-        intermediate: c.int("intermediate_dim")?,
-        norm_eps: c.float("layer_norm_epsilon", 1e-6)?,
-        scale_embeddings: false,
-        activation: Activation::Silu,
         // The attention's query/key norms keep their own default epsilon (1e-5): the
         // decoder does not pass the config's.
         qk_norm_eps: Some(1e-5),
@@ -488,17 +479,13 @@ fn qwen3(c: &Config<'_>) -> Result<Architecture, String> {
             c.float("rope_max_wavelength", 10_000.0)?,
             c.float("rope_scaling_factor", 1.0)?,
         ),
-        query_scale: (1.0 / (head_dim as f64).sqrt()) as f32,
-        attention_soft_cap: None,
-        final_soft_cap: None,
-        post_attention_norm: false,
-        post_ffw_norm: false,
         // Keras applies the window on every layer (32,768 unless the config says).
         sliding_window: Some(SlidingWindow {
             size: c.opt_int("sliding_window_size")?.unwrap_or(32_768),
             layers: LocalLayers::All,
             rope: None,
         }),
+        ..base
     })
 }
 
@@ -518,7 +505,7 @@ mod tests {
             (a.family, a.intermediate, a.head_dim),
             (Family::Gemma, 32, 16)
         );
-        assert_eq!(a.query_scale, 0.25);
+        assert_eq!(a.query_scale(), 0.25);
         assert_eq!(a.attention_soft_cap, Some(50.0));
         assert_eq!(a.window(0), None);
 
