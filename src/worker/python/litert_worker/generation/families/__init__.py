@@ -14,8 +14,17 @@ class Family:
 
     def __init__(self, model):
         self.model = model
-        self.backbone = model.backbone
+        self.backbone = b = model.backbone
         self.table = None  # a TiedInt8Table when the artifact stores int8 weights
+        # Every KerasHub decoder names its dimensions alike; GPT-2 has one head count, and
+        # a backbone without `head_dim` splits the hidden size between its query heads.
+        self.num_layers = b.num_layers
+        self.q_heads = getattr(b, "num_query_heads", None) or b.num_heads
+        self.kv_heads = getattr(b, "num_key_value_heads", None) or self.q_heads
+        self.hidden = b.hidden_dim
+        self.head_dim = getattr(b, "head_dim", None) or self.hidden // self.q_heads
+        self.vocab = b.vocabulary_size
+        self.blocks = list(b.transformer_layers)
 
     def lookup(self, tokens):
         """The token embedding of `tokens`."""
@@ -29,8 +38,6 @@ class Family:
             return self.table.logits(h)
         return self.backbone.token_embedding(h, reverse=True)
 
-    # Filled by subclasses.
-    num_layers = kv_heads = head_dim = q_heads = hidden = vocab = 0
     # The KerasHub task class this family exports, and the backbone class it must hold
     # (None: any).
     keras_class = None

@@ -11,17 +11,6 @@ class Gemma(Family):
     keras_class = "GemmaCausalLM"
     backbone_class = "GemmaBackbone"
 
-    def __init__(self, model):
-        super().__init__(model)
-        b = self.backbone
-        self.num_layers = b.num_layers
-        self.q_heads = b.num_query_heads
-        self.kv_heads = b.num_key_value_heads
-        self.head_dim = b.head_dim
-        self.hidden = b.hidden_dim
-        self.vocab = b.vocabulary_size
-        self.blocks = list(b.transformer_layers)
-
     def embed(self, tokens, positions):
         np, tf, keras = tf_modules()
         x = self.lookup(tokens)
@@ -31,8 +20,7 @@ class Gemma(Family):
         blk = self.blocks[i]
         attn = blk.attention
         h = blk.pre_attention_norm(x)
-        q = attn._apply_rope(attn.query_dense(h), 0, positions=positions)
-        k = attn._apply_rope(attn.key_dense(h), 0, positions=positions)
+        q, k = self.queries_and_keys(attn, h, positions)
         v = attn.value_dense(h)
         if attn.query_head_dim_normalize:
             scale = 1.0 / float(self.head_dim) ** 0.5
@@ -51,6 +39,12 @@ class Gemma(Family):
         if blk.use_post_ffw_norm:
             f = blk.post_ffw_norm(f)
         return x + f
+
+    def queries_and_keys(self, attn, h, positions):
+        """The attention's queries and keys of `h`, rotated to `positions`."""
+        q = attn._apply_rope(attn.query_dense(h), 0, positions=positions)
+        k = attn._apply_rope(attn.key_dense(h), 0, positions=positions)
+        return q, k
 
     def head(self, x):
         return self.logits(self.backbone.layer_norm(x))

@@ -9,16 +9,6 @@ class Gpt2(Family):
     name = "gpt2"
     keras_class = "GPT2CausalLM"
 
-    def __init__(self, model):
-        super().__init__(model)
-        b = self.backbone
-        self.num_layers = b.num_layers
-        self.q_heads = self.kv_heads = b.num_heads
-        self.hidden = b.hidden_dim
-        self.head_dim = b.hidden_dim // b.num_heads
-        self.vocab = b.vocabulary_size
-        self.blocks = list(b.transformer_layers)
-
     def max_positions(self):
         return int(self.backbone.max_sequence_length)
 

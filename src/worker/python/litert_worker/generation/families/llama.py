@@ -8,17 +8,6 @@ class Llama(Family):
     name = "llama"
     keras_class = "LlamaCausalLM"
 
-    def __init__(self, model):
-        super().__init__(model)
-        b = self.backbone
-        self.num_layers = b.num_layers
-        self.q_heads = b.num_query_heads
-        self.kv_heads = b.num_key_value_heads
-        self.hidden = b.hidden_dim
-        self.head_dim = b.hidden_dim // b.num_query_heads
-        self.vocab = b.vocabulary_size
-        self.blocks = list(b.transformer_layers)
-
     def embed(self, tokens, positions):
         return self.lookup(tokens)
 
@@ -27,15 +16,24 @@ class Llama(Family):
         blk = self.blocks[i]
         attn = blk._self_attention_layer
         h = blk._self_attention_layernorm(x)
-        q = attn.rotary_embedding_layer(attn._query_dense(h), positions=positions)
-        k = attn.rotary_embedding_layer(attn._key_dense(h), positions=positions)
+        q, k = self.queries_and_keys(attn, h)
+        q = attn.rotary_embedding_layer(q, positions=positions)
+        k = attn.rotary_embedding_layer(k, positions=positions)
         v = attn._value_dense(h)
-        o = attend(q, k, v, float(attn._inv_norm_factor), None)
+        o = attend(q, k, v, float(attn._inv_norm_factor), None, self.window(attn))
         x = x + attn._output_dense(o)
         h = blk._feedforward_layernorm(x)
         gate = blk.activation(blk._feedforward_gate_dense(h))
         f = blk._feedforward_output_dense(gate * blk._feedforward_intermediate_dense(h))
         return x + f
+
+    def queries_and_keys(self, attn, h):
+        """The attention's queries and keys of `h`, before RoPE."""
+        return attn._query_dense(h), attn._key_dense(h)
+
+    def window(self, attn):
+        """The attention's sliding window, or None."""
+        return None
 
     def head(self, x):
         return self.logits(self.backbone.layer_norm(x))
