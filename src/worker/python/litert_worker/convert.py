@@ -123,15 +123,20 @@ def export(model, path, signature, names, kw):
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
         converter.experimental_enable_resource_variables = True
-        for attr, value in kw.items():
-            if attr == "target_spec":
-                for key, v in value.items():
-                    setattr(converter.target_spec, key, v)
-            else:
-                setattr(converter, attr, value)
+        configure(converter, kw)
         data = converter.convert()
     with open(path, "wb") as f:
         f.write(data)
+
+
+def configure(converter, kw):
+    """Set the plan's converter settings (`converter_kwargs`) on a `TFLiteConverter`."""
+    for attr, value in kw.items():
+        if attr == "target_spec":
+            for key, v in value.items():
+                setattr(converter.target_spec, key, v)
+        else:
+            setattr(converter, attr, value)
 
 
 def add_metadata(path, entries):

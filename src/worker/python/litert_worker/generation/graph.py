@@ -8,6 +8,7 @@ import shutil
 import time
 
 from ..bundle import preset_dir
+from ..convert import configure
 from ..libs import tf_modules
 from ..protocol import BuildError
 from .families import family_of
@@ -264,12 +265,7 @@ def export(build, holder, converter_kwargs):
         del fns, fam, model
         release()
         converter = tf.lite.TFLiteConverter.from_saved_model(work, signature_keys=keys)
-        for k, v in converter_kwargs.items():
-            if k == "target_spec":
-                for tk, tv in v.items():
-                    setattr(converter.target_spec, tk, tv)
-            else:
-                setattr(converter, k, v)
+        configure(converter, converter_kwargs)
         blob = converter.convert()
         del converter
     finally:
