@@ -472,15 +472,8 @@ pub(crate) mod tests {
         );
         let v = from_preset(dir.path()).unwrap().vocab().unwrap();
         assert!(v.no_start_token);
-        let ends: Vec<i64> = v
-            .info
-            .special_tokens
-            .iter()
-            .filter(|t| t.role == "eos")
-            .map(|t| t.id)
-            .collect();
-        assert_eq!(ends, [7]);
-        assert!(!v.info.special_tokens.iter().any(|t| t.role == "bos"));
+        assert_eq!(v.ids_of("eos"), [7]);
+        assert!(v.ids_of("bos").is_empty());
     }
 
     #[test]

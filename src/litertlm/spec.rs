@@ -178,15 +178,6 @@ pub fn resolve(token: &TokenRef, vocab: &Vocab, file: &Path, what: &str) -> Resu
     i32::try_from(id).map_err(|_| format!("{what} {id} does not fit a token id"))
 }
 
-fn role(vocab: &Vocab, role: &str) -> Option<i64> {
-    vocab
-        .info
-        .special_tokens
-        .iter()
-        .find(|t| t.role == role)
-        .map(|t| t.id)
-}
-
 fn ids(ids: Vec<i32>) -> TokenUnion {
     TokenUnion {
         token_union: Some(token_union::TokenUnion::TokenIds(TokenIds { ids })),
@@ -202,7 +193,7 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
         // one (LiteRT-LM then prepends nothing).
         None if vocab.no_start_token => None,
         None => {
-            let id = role(vocab, "bos").ok_or_else(|| {
+            let id = vocab.ids_of("bos").first().copied().ok_or_else(|| {
                 format!(
                     "the tokenizer `{}` has no start (bos) token; name one in the recipe",
                     file.display()
@@ -221,13 +212,7 @@ pub fn llm_metadata(spec: &BundleSpec, vocab: &Vocab, file: &Path) -> Result<Llm
             .collect::<Result<Vec<_>, _>>()?,
         None => {
             // Every end token of the tokenizer (Llama 3 has two); SentencePiece has one.
-            let ends: Vec<i64> = vocab
-                .info
-                .special_tokens
-                .iter()
-                .filter(|t| t.role == "eos")
-                .map(|t| t.id)
-                .collect();
+            let ends = vocab.ids_of("eos");
             if ends.is_empty() {
                 return Err(format!(
                     "the tokenizer `{}` has no end (eos) token; name the stop tokens in the recipe",

@@ -31,6 +31,16 @@ pub struct Vocab {
 }
 
 impl Vocab {
+    /// The ids of the special tokens with `role` (`bos`, `eos`), in the tokenizer's order.
+    pub fn ids_of(&self, role: &str) -> Vec<i64> {
+        self.info
+            .special_tokens
+            .iter()
+            .filter(|t| t.role == role)
+            .map(|t| t.id)
+            .collect()
+    }
+
     pub fn piece(&self, id: i64) -> Option<&str> {
         self.pieces.get(&id).map(String::as_str)
     }
