@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{TestContext, artifacts, fixture_dir, worker_python};
+use crate::support::{TestContext, artifacts, fixture_dir, worker_json};
 use serde_json::Value;
 
 fn presets() -> PathBuf {
-    fixture_dir("tests/bpe/build_bpe_presets.py")
+    fixture_dir("tests/presets/build_presets.py")
 }
 
 /// Texts the bundle must tokenize as Keras does: the check prompts, punctuation, numbers,
@@ -29,26 +29,6 @@ const TEXTS: &[&str] = &[
     "<|im_start|>user\nhi<|im_end|>\n<|endoftext|>",
     "",
 ];
-
-/// Run `script` with the worker's interpreter; its last stdout line, as JSON.
-fn python(script: &str, args: &[String]) -> Value {
-    let out = std::process::Command::new(worker_python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("KERAS_BACKEND", "tensorflow")
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .env("TF_ENABLE_ONEDNN_OPTS", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
-}
 
 /// Keras' tokenizer of `preset` and `tokenizers` on the JSON litert wrote, on every text:
 /// ids, and the text each decodes the ids to; and Keras' own `tokenizers` object, serialized.
@@ -78,7 +58,7 @@ print(json.dumps(out))
 "#;
 
 fn compare(preset: &Path, json: &Path) -> Value {
-    python(
+    worker_json(
         COMPARE,
         &[
             preset.display().to_string(),
@@ -96,8 +76,8 @@ fn compare(preset: &Path, json: &Path) -> Value {
 fn the_written_tokenizer_tokenizes_as_keras() {
     let dir = tempfile::tempdir().unwrap();
     for (preset, class) in [
-        ("llama3_bpe", "Llama3Tokenizer"),
-        ("qwen3_bpe", "Qwen3Tokenizer"),
+        ("trained_llama3", "Llama3Tokenizer"),
+        ("trained_qwen3", "Qwen3Tokenizer"),
     ] {
         let preset = presets().join(preset);
         let converted = litert::litertlm::bpe::from_preset(&preset).unwrap();
@@ -134,22 +114,13 @@ fn the_written_tokenizer_tokenizes_as_keras() {
             );
         }
         // The start and end tokens litert puts in a bundle are Keras'.
-        let role = |r: &str| -> Vec<i64> {
-            vocab
-                .info
-                .special_tokens
-                .iter()
-                .filter(|t| t.role == r)
-                .map(|t| t.id)
-                .collect()
-        };
         let start: Vec<i64> = r["start"].as_i64().into_iter().collect();
-        assert_eq!(role("bos"), start, "{class}");
+        assert_eq!(vocab.ids_of("bos"), start, "{class}");
         let ends: Vec<i64> = [&r["end"], &r["end2"]]
             .iter()
             .filter_map(|v| v.as_i64())
             .collect();
-        assert_eq!(role("eos"), ends, "{class}");
+        assert_eq!(vocab.ids_of("eos"), ends, "{class}");
     }
 }
 
@@ -189,8 +160,8 @@ fn token_ids(token: &Value) -> Vec<i64> {
 fn byte_level_bpe_bundles_run_in_litert_lm_as_keras_tokenizes() {
     let work = TestContext::new();
     let d = work.path();
-    recipe(d, "llama3", "llama3_bpe", "    verify: true\n");
-    recipe(d, "qwen3", "qwen3_bpe", "    verify: true\n");
+    recipe(d, "llama3", "trained_llama3", "    verify: true\n");
+    recipe(d, "qwen3", "trained_qwen3", "    verify: true\n");
     let out = work.litert(&["apply", "--json", "llama3.yaml", "qwen3.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
@@ -271,7 +242,7 @@ fn byte_level_bpe_bundles_run_in_litert_lm_as_keras_tokenizes() {
             "<|im_start|>assistant\n",
         ),
     ] {
-        let r = python(
+        let r = worker_json(
             CHAT,
             &[
                 d.join(format!("out/{id}.litertlm")).display().to_string(),

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{self, TestContext, artifacts, fixture_dir, root, worker_python};
+use crate::support::{self, TestContext, artifacts, fixture_dir, root, worker_json};
 use serde_json::Value;
 
 fn presets() -> PathBuf {
@@ -82,28 +82,6 @@ fn signature_keys(a: &Value) -> Vec<String> {
     keys
 }
 
-/// Run `script` with the worker's interpreter, its `litert_worker` package importable and the
-/// environment the worker sets up; the script's last stdout line, as JSON.
-fn worker_code(script: &str, args: &[PathBuf]) -> Value {
-    let out = std::process::Command::new(worker_python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("PYTHONPATH", root().join("src/worker/python"))
-        .env("KERAS_BACKEND", "tensorflow")
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .env("TF_ENABLE_ONEDNN_OPTS", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
-}
-
 /// A preset's large variables go from its `.weights.h5` into the model a slice at a time,
 /// starting from zeros instead of random values (the worker's load, docs/llm.md#memory);
 /// the model that makes is the one Keras' own loading makes, weight for weight and logit for
@@ -141,7 +119,7 @@ for path in sys.argv[1:] + [bf16]:
     sliced.clear()
 print(json.dumps(report))
 "#;
-    let report = worker_code(
+    let report = worker_json(
         script,
         &["trained_gemma", "tiny_llama"].map(|p| presets().join(p)),
     );
@@ -205,7 +183,7 @@ for path in sys.argv[1:]:
 print(json.dumps(report))
 "#;
     let paths: Vec<PathBuf> = cases.iter().map(|(n, _)| dir.path().join(n)).collect();
-    let report = worker_code(script, &paths);
+    let report = worker_json(script, &paths);
     let rows: Vec<u8> = (-6i8..6).map(|v| v as u8).collect();
     for (name, spec) in &cases[..2] {
         let path = dir.path().join(name);
@@ -915,7 +893,7 @@ lm.save_to_preset(dst)
 print(json.dumps({"layers": backbone.num_layers}))
 "#;
     let preset = d.join("outlier_gemma");
-    let made = worker_code(script, &[presets().join("trained_gemma"), preset.clone()]);
+    let made = worker_json(script, &[presets().join("trained_gemma"), preset.clone()]);
     assert_eq!(made["layers"], 2, "{made}");
     recipe(
         d,

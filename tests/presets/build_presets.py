@@ -207,8 +207,12 @@ def trained_qwen3(out):
     byte-level BPE with no start token."""
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
-    vocab, merges = byte_level_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    tokenizer = keras_hub.models.Qwen3Tokenizer(vocabulary=vocab, merges=merges)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab, merges = byte_level_bpe(specials)
+    # Every special token unsplittable, as KerasHub's converter of Hugging Face Qwen 3
+    # checkpoints saves it (the class alone keeps only `<|im_end|>` and `<|endoftext|>`
+    # whole, and ChatML needs `<|im_start|>` too).
+    tokenizer = keras_hub.models.Qwen3Tokenizer(vocabulary=vocab, merges=merges, unsplittable_tokens=specials)
     pre = keras_hub.models.Qwen3CausalLMPreprocessor(tokenizer, sequence_length=16)
     backbone = keras_hub.models.Qwen3Backbone(
         vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_query_heads=4, num_key_value_heads=2,

@@ -18,4 +18,4 @@ pub(crate) use context::snapshot;
 pub use context::{
     ENV_FILTERS, Output, TestContext, VERSION_FILTER, artifacts, cache_dir, copy_tree, root,
 };
-pub use worker::{build_fixtures, fixture_dir, worker_python};
+pub use worker::{build_fixtures, fixture_dir, worker_json, worker_python};

@@ -28,6 +28,28 @@ pub fn worker_python() -> PathBuf {
         .clone()
 }
 
+/// Run `script` with the worker's interpreter, its `litert_worker` package importable and the
+/// environment the worker sets up; the script's last stdout line, as JSON.
+pub fn worker_json<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A]) -> serde_json::Value {
+    let out = Command::new(worker_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("PYTHONPATH", root().join("src/worker/python"))
+        .env("KERAS_BACKEND", "tensorflow")
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .env("TF_ENABLE_ONEDNN_OPTS", "0")
+        .output()
+        .expect("the worker interpreter runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON last line")
+}
+
 /// Run a fixture-building script with the worker interpreter into `out`, once per test
 /// run (the script writes `READY` last).
 pub fn build_fixtures(script: &str, out: &Path) {
