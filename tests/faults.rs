@@ -661,53 +661,58 @@ fn a_rejected_artifact_is_reported_as_not_written() {
     assert!(!p.join("snapshots/mlp_quickstart.yaml").exists());
 }
 
-/// Two outputs of equal shape that swap places: the artifact calls both `output_N` with the
-/// same shapes, but the snapshot names the Keras output at each position, so the swap is a
-/// diff and the swapped artifact is not written.
+/// Two outputs of equal shape: the artifact names them after their Keras layers, so swapping
+/// their order in Keras changes nothing an app sees (the converter lists outputs by name) and
+/// the snapshot holds; renaming one is a diff naming both names, and that artifact is not
+/// written.
 #[test]
-fn swapped_outputs_are_a_snapshot_diff() {
+fn renamed_outputs_are_a_snapshot_diff_and_swapped_ones_are_not() {
     let project = TestContext::new();
     let tmp = tempfile::tempdir().unwrap();
     let p = project.path();
     std::fs::write(
         p.join("heads.py"),
-        "import keras\n\n\ndef two_heads(swap=False):\n    keras.utils.set_random_seed(0)\n    x = keras.Input((4,), batch_size=1, name=\"x\")\n    scores = keras.layers.Dense(2, name=\"scores\")(x)\n    logits = keras.layers.Dense(2, name=\"logits\")(x)\n    return keras.Model(x, [logits, scores] if swap else [scores, logits])\n",
+        "import keras\n\n\ndef two_heads(swap=False, second=\"logits\"):\n    keras.utils.set_random_seed(0)\n    x = keras.Input((4,), batch_size=1, name=\"x\")\n    scores = keras.layers.Dense(2, name=\"scores\")(x)\n    other = keras.layers.Dense(2, name=second)(x)\n    return keras.Model(x, [other, scores] if swap else [scores, other])\n",
     )
     .unwrap();
-    let recipe = |swap: bool| {
+    let recipe = |args: &str| {
         format!(
-            "version: 1\nname: heads\nmodel:\n  factory:\n    callable: heads.py:two_heads\n    args: {{swap: {swap}}}\noutput: build/heads.tflite\n"
+            "version: 1\nname: heads\nmodel:\n  factory:\n    callable: heads.py:two_heads\n    args: {{{args}}}\noutput: build/heads.tflite\n"
         )
     };
-    std::fs::write(p.join("heads.yaml"), recipe(false)).unwrap();
-    let first = run(
-        &project,
-        tmp.path(),
-        &["apply", "--allow-code", "heads.yaml"],
-    );
+    let apply = |args: &str| {
+        std::fs::write(p.join("heads.yaml"), recipe(args)).unwrap();
+        run(
+            &project,
+            tmp.path(),
+            &["apply", "--allow-code", "heads.yaml"],
+        )
+    };
+    let first = apply("swap: false");
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     let snapshot = read(&p.join("snapshots/heads.yaml"));
     assert!(
-        snapshot.contains("keras: scores") && snapshot.contains("keras: logits"),
+        snapshot.contains("- name: logits") && snapshot.contains("- name: scores"),
         "{snapshot}"
     );
+
+    let swapped = apply("swap: true");
+    assert_eq!(swapped.code, 0, "{}\n{}", swapped.stdout, swapped.stderr);
+    assert_eq!(read(&p.join("snapshots/heads.yaml")), snapshot);
     let before = std::fs::read(p.join("build/heads.tflite")).unwrap();
-    std::fs::write(p.join("heads.yaml"), recipe(true)).unwrap();
-    let swapped = run(
-        &project,
-        tmp.path(),
-        &["apply", "--allow-code", "heads.yaml"],
-    );
-    assert_eq!(swapped.code, 1, "{}", swapped.stdout);
+
+    let renamed = apply("swap: true, second: probs");
+    assert_eq!(renamed.code, 1, "{}", renamed.stdout);
     assert!(
-        swapped.stdout.contains("-    keras: scores"),
+        renamed.stdout.contains("-  - name: logits"),
         "{}",
-        swapped.stdout
+        renamed.stdout
     );
     assert!(
-        swapped.stdout.contains("+    keras: logits"),
+        renamed.stdout.contains("+  - name: probs"),
         "{}",
-        swapped.stdout
+        renamed.stdout
     );
     assert_eq!(std::fs::read(p.join("build/heads.tflite")).unwrap(), before);
+    assert_eq!(read(&p.join("snapshots/heads.yaml")), snapshot);
 }
