@@ -1037,3 +1037,95 @@ fn llama3_qwen3_and_gemma3_generate_what_keras_generates() {
         assert_eq!(bundle["check"]["ok"], true, "{family}: {bundle:#}");
     }
 }
+
+/// A LoRA fine-tune (`save_lora_weights` of the trained Gemma, taught reversed sentences)
+/// named beside its base preset exports merged, by either writer: each artifact generates what
+/// Keras' fine-tuned model generates, which is not what the base generates. An adapter of
+/// another model, and a file that is not an adapter, are refused by name.
+#[test]
+fn a_lora_fine_tune_exports_merged_and_generates_like_the_fine_tuned_keras_model() {
+    let work = project();
+    let d = work.path();
+    let adapter = presets().join("trained_gemma.lora.h5");
+    let write = |file: &str, preset: &str, lora: Option<&Path>, variants: &str| {
+        let lora = lora.map_or(String::new(), |p| format!(", lora: {}", p.display()));
+        let text = format!(
+            "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM{lora}}}\ngeneration:\n  prefill: [8]\n  capacity: 24\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
+            file.trim_end_matches(".yaml"),
+            presets().join(preset).display()
+        );
+        std::fs::write(d.join(file), text).unwrap();
+    };
+    write("base.yaml", "trained_gemma", None, "  native: {}\n");
+    write(
+        "tuned.yaml",
+        "trained_gemma",
+        Some(&adapter),
+        "  native: {}\n  converter: {generation: {writer: converter}}\n  int8: {quantization: {mode: dynamic_range}}\n",
+    );
+    let out = work.litert(&["apply", "--json", "base.yaml", "tuned.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    let ids = |id: &str, side: &str| -> Vec<Value> {
+        check(&arts[id])["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[side].clone())
+            .collect()
+    };
+    for id in ["tuned:native", "tuned:converter"] {
+        let c = check(&arts[id]);
+        assert_eq!(c["ok"], true, "{id}: {c:#}");
+        assert_eq!(ids(id, "litert_ids"), ids(id, "keras_ids"), "{id}");
+    }
+    let agreement = check(&arts["tuned:int8"])["top1_agreement"]
+        .as_f64()
+        .unwrap();
+    assert!(agreement >= 0.9, "int8: {agreement}");
+    // Keras' fine-tuned model is not the base: the adapter was merged, not dropped.
+    assert_ne!(
+        ids("tuned:native", "keras_ids"),
+        ids("base:native", "keras_ids")
+    );
+    assert_ne!(
+        std::fs::read(d.join("out/tuned-native.tflite")).unwrap(),
+        std::fs::read(d.join("out/base-native.tflite")).unwrap()
+    );
+
+    // The Gemma adapter on Gemma 3: its layers are not the base's.
+    write(
+        "other.yaml",
+        "trained_gemma3",
+        Some(&adapter),
+        "  native: {}\n",
+    );
+    let other = work.litert(&["apply", "other.yaml"]);
+    assert_eq!(other.code, 1, "{}", other.stdout);
+    assert!(
+        other.stdout.contains("does not fit the preset") && other.stdout.contains("Gemma3Backbone"),
+        "{}",
+        other.stdout
+    );
+    assert!(!d.join("out/other-native.tflite").exists());
+
+    // A file that is not an adapter, refused before anything runs.
+    std::fs::copy(
+        presets().join("trained_gemma/model.weights.h5"),
+        d.join("weights.h5"),
+    )
+    .unwrap();
+    write(
+        "wrong.yaml",
+        "trained_gemma",
+        Some(&d.join("weights.h5")),
+        "  native: {}\n",
+    );
+    let wrong = work.litert(&["check", "wrong.yaml"]);
+    let said = format!("{}{}", wrong.stdout, wrong.stderr);
+    assert_eq!(wrong.code, 2, "{said}");
+    assert!(
+        said.contains("E0255") && said.contains("save_lora_weights"),
+        "{said}"
+    );
+}

@@ -243,6 +243,7 @@ mod tests {
             task: "CausalLM".into(),
             args: Default::default(),
             var: None,
+            lora: None,
         };
         assert_eq!(weight_bytes(&model), Some(1000));
     }

@@ -37,6 +37,7 @@ pub fn write(
     };
     let ModelPlan::Preset {
         preset: PresetRef::Path(dir),
+        lora,
         ..
     } = &plan.model
     else {
@@ -59,6 +60,7 @@ pub fn write(
     let prefill: Vec<usize> = g.prefill.iter().map(|&t| t as usize).collect();
     let spec = Spec {
         preset: dir,
+        lora: lora.as_deref(),
         capacity: g.capacity as usize,
         prefill: &prefill,
         mask_dtype: mask_dtype(g),
@@ -70,7 +72,7 @@ pub fn write(
             .map(|(name, value)| (name, value.into_bytes()))
             .collect(),
     };
-    crate::llm::write(&spec, env.command(), out).map_err(|e| match e {
+    crate::llm::write(&spec, &|| env.command(), out).map_err(|e| match e {
         // What the native writer does not implement, the converter may.
         crate::llm::LlmError::Unsupported(_) => failure(e.to_string()),
         // A broken preset or a full disk fails either way: no hint to switch writers.

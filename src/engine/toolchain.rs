@@ -26,6 +26,8 @@ const SOURCES: &[(&str, &str)] = &[
     source!("llm/graph.rs"),
     source!("llm/h5_index.py"),
     source!("llm/layout.rs"),
+    source!("llm/lora.rs"),
+    source!("llm/lora_targets.py"),
     source!("llm/mod.rs"),
     source!("llm/preset.rs"),
     source!("llm/quant.rs"),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::graph::{Graph, Shared, Stored, T};
 use super::layout::{Model, load};
+use super::lora::Adapter;
 use super::preset::{Activation, Architecture, Rope};
 use super::weights::Weights;
 use super::{LlmError, MaskDtype, Spec};
@@ -322,10 +323,11 @@ impl Model {
 pub fn build(
     spec: &Spec<'_>,
     weights: Arc<Weights>,
+    adapter: Option<&Adapter>,
     arch: Architecture,
 ) -> Result<crate::tflite::ModelDef, LlmError> {
     let mut shared = Shared::new();
-    let model = load(&mut shared, &weights, arch, spec.storage)?;
+    let model = load(&mut shared, &weights, adapter, arch, spec.storage)?;
     let mut subgraphs = Vec::new();
     let mut signatures = Vec::new();
     let mut keys: Vec<(String, usize, bool)> = spec

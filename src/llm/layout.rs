@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::LlmError;
 use super::graph::{Blocks, Shared, Stored};
+use super::lora::{Adapter, Delta};
 use super::preset::{Architecture, Family};
 use super::quant::{
     Storage, f16_bits, f16_to_f32, int4_block_scale, int4_row, int4_scale, int8_row, int8_scale,
@@ -33,12 +34,14 @@ type Axes = Vec<(usize, usize)>;
 
 /// A weight as an `[out, in]` matrix over a stored tensor: the tensor's axes that make the
 /// output rows and those that make the inputs, each in row-major order.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Matrix {
     source: String,
     rank: usize,
     out_axes: Vec<usize>,
     in_axes: Vec<usize>,
+    /// A LoRA adapter's change to the source, added as it is read.
+    lora: Option<Delta>,
 }
 
 impl Matrix {
@@ -48,6 +51,7 @@ impl Matrix {
             rank,
             out_axes: out_axes.to_vec(),
             in_axes: in_axes.to_vec(),
+            lora: None,
         }
     }
 
@@ -105,6 +109,9 @@ impl Matrix {
                 }
             }
         }
+        if let Some(delta) = &self.lora {
+            delta.add(view.shape, &row_offsets, &col_offsets, buf)?;
+        }
         Ok(cols)
     }
 
@@ -114,15 +121,20 @@ impl Matrix {
     }
 }
 
-/// Store `m` as one buffer with `storage` (int8 and int4 only from 1,024 elements up); the
-/// tensor every subgraph refers to.
+/// Store `m` as one buffer with `storage` (int8 and int4 only from 1,024 elements up), with
+/// what `adapter` adds to it merged in; the tensor every subgraph refers to.
 fn store(
     shared: &mut Shared,
     weights: &Arc<Weights>,
+    adapter: Option<&Adapter>,
     name: &str,
-    m: Matrix,
+    mut m: Matrix,
     storage: Storage,
 ) -> Result<Stored, LlmError> {
+    if let Some(adapter) = adapter {
+        let view = weights.get(&m.source, m.rank)?;
+        m.lora = adapter.delta(&m.source, view.shape)?;
+    }
     let (rows, cols) = m.dims(weights)?;
     let storage = match storage {
         Storage::Int8PerChannel | Storage::Int4 { .. } if rows * cols < MIN_QUANTIZED_ELEMENTS => {
@@ -396,10 +408,11 @@ fn table_storage(storage: Storage) -> Storage {
     }
 }
 
-/// Store every weight of the preset once.
+/// Store every weight of the preset once, with what `adapter` changes merged in.
 pub fn load(
     shared: &mut Shared,
     weights: &Arc<Weights>,
+    adapter: Option<&Adapter>,
     arch: Architecture,
     storage: Storage,
 ) -> Result<Model, LlmError> {
@@ -414,6 +427,7 @@ pub fn load(
             store(
                 shared,
                 weights,
+                adapter,
                 name,
                 Matrix::new(source, rank, out, inp),
                 storage,
@@ -423,6 +437,7 @@ pub fn load(
     let table = store(
         shared,
         weights,
+        adapter,
         "token_embedding",
         Matrix::new(format!("{embedding}/0"), 2, &[0], &[1]),
         table_storage(storage),
@@ -446,6 +461,7 @@ pub fn load(
         Some(store(
             shared,
             weights,
+            adapter,
             "output_projection",
             Matrix::new(untied, 2, &[1], &[0]),
             table_storage(storage),
@@ -529,6 +545,9 @@ pub fn load(
             down: checked(shared, wd, 2, &[1], &[0], [h, ff])?,
             post_ffw_norm: optional_norm(shared, arch.post_ffw_norm, f.post_ffw_norm)?,
         });
+    }
+    if let Some(adapter) = adapter {
+        adapter.all_used()?;
     }
     Ok(Model {
         arch,

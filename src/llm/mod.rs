@@ -2,13 +2,15 @@
 //! contract, as `generation/graph.py` exports it through the TensorFlow converter) written
 //! straight from a KerasHub preset: the architecture from `config.json` ([`preset`]), each
 //! weight streamed from `model.weights.h5` ([`weights`]) and quantized on the way
-//! ([`quant`]) into its one buffer, the graph built op by op ([`graph`], [`decoder`]). No
+//! ([`quant`]) into its one buffer, a LoRA adapter merged in as it streams ([`lora`]), the
+//! graph built op by op ([`graph`], [`decoder`]). No
 //! TensorFlow, no Keras model, never a whole tensor in memory. It knows nothing of recipes:
 //! the engine hands it a [`Spec`].
 
 mod decoder;
 mod graph;
 mod layout;
+mod lora;
 pub mod preset;
 pub mod quant;
 mod weights;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use lora::Adapter;
 pub use preset::{Architecture, Family, SUPPORTED};
 pub use quant::Storage;
 use weights::Weights;
@@ -48,6 +51,8 @@ pub struct Names {
 pub struct Spec<'a> {
     /// The preset directory (`config.json`, `model.weights.h5`).
     pub preset: &'a Path,
+    /// A LoRA adapter of the preset (`save_lora_weights`), merged into its weights.
+    pub lora: Option<&'a Path>,
     pub capacity: usize,
     pub prefill: &'a [usize],
     pub mask_dtype: MaskDtype,
@@ -89,14 +94,22 @@ pub fn architecture(dir: &Path) -> Result<Architecture, LlmError> {
 }
 
 /// Write the model `spec` describes to `out` (created or truncated; the caller owns making
-/// it visible), reading the weights file's index with `python` (the worker's interpreter).
-pub fn write(spec: &Spec<'_>, python: Command, out: &Path) -> Result<Written, LlmError> {
+/// it visible), reading the weights files' indexes with `python()` (the worker's interpreter).
+pub fn write(
+    spec: &Spec<'_>,
+    python: &dyn Fn() -> Command,
+    out: &Path,
+) -> Result<Written, LlmError> {
     let arch = architecture(spec.preset)?;
     let weights = Arc::new(Weights::open(
         &spec.preset.join("model.weights.h5"),
-        python,
+        python(),
     )?);
-    let model = decoder::build(spec, weights, arch.clone())?;
+    let adapter = spec
+        .lora
+        .map(|path| Adapter::open(path, spec.preset, python))
+        .transpose()?;
+    let model = decoder::build(spec, weights, adapter.as_ref(), arch.clone())?;
     let io = |source| LlmError::Io {
         path: out.to_path_buf(),
         source,

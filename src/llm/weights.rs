@@ -57,6 +57,8 @@ pub struct Weights {
     path: PathBuf,
     map: Mmap,
     entries: BTreeMap<String, Entry>,
+    /// Datasets of a type the writer does not read, and why.
+    unreadable: BTreeMap<String, String>,
 }
 
 /// A dataset of [`Weights`]: its shape and a reader of its values.
@@ -159,16 +161,23 @@ impl Weights {
             message,
         };
         let mut entries = BTreeMap::new();
+        let mut unreadable = BTreeMap::new();
         for e in index {
             let dtype = match e.dtype.as_str() {
                 "float32" => Dtype::Float32,
                 "float16" => Dtype::Float16,
                 "bfloat16" => Dtype::Bfloat16,
+                // Refused when read: a file may hold other data beside its weights (a LoRA
+                // adapter's rank is an int64).
                 other => {
-                    return Err(bad(format!(
-                        "`{}` is stored as `{other}`; the native writer reads float32, float16 and bfloat16",
-                        e.name
-                    )));
+                    unreadable.insert(
+                        e.name.clone(),
+                        format!(
+                            "`{}` is stored as `{other}`; the native writer reads float32, float16 and bfloat16",
+                            e.name
+                        ),
+                    );
+                    continue;
                 }
             };
             let shape: Vec<usize> = e
@@ -211,6 +220,7 @@ impl Weights {
             path: path.to_path_buf(),
             map,
             entries,
+            unreadable,
         })
     }
 
@@ -218,7 +228,10 @@ impl Weights {
     pub fn get(&self, name: &str, rank: usize) -> Result<View<'_>, LlmError> {
         let e = self.entries.get(name).ok_or_else(|| LlmError::Weights {
             path: self.path.clone(),
-            message: format!("the tensor `{name}` the config implies is missing"),
+            message: match self.unreadable.get(name) {
+                Some(why) => why.clone(),
+                None => format!("the tensor `{name}` the config implies is missing"),
+            },
         })?;
         if e.shape.len() != rank {
             return Err(LlmError::Weights {

@@ -103,14 +103,15 @@ pub fn model_digest(model: &ModelPlan) -> anyhow::Result<String> {
             }
             customs(&mut h, custom_objects)?;
         }
-        ModelPlan::Preset {
-            preset: PresetRef::Path(dir),
-            ..
-        } => h.path("preset", dir)?,
-        ModelPlan::Preset {
-            preset: PresetRef::Name(name),
-            ..
-        } => h.field("preset_name", name),
+        ModelPlan::Preset { preset, lora, .. } => {
+            match preset {
+                PresetRef::Path(dir) => h.path("preset", dir)?,
+                PresetRef::Name(name) => h.field("preset_name", name),
+            }
+            if let Some(adapter) = lora {
+                h.file("lora", adapter)?;
+            }
+        }
         ModelPlan::Factory { factory } => h.file("factory", &factory.file)?,
     }
     Ok(h.finish())

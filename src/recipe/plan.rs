@@ -82,6 +82,9 @@ pub enum ModelPlan {
         /// points the recipe at a local preset directory.
         #[serde(skip_serializing_if = "Option::is_none")]
         var: Option<String>,
+        /// A LoRA adapter merged into the preset's weights.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lora: Option<PathBuf>,
     },
     Factory {
         factory: CallablePlan,

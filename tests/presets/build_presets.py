@@ -90,6 +90,21 @@ def trained_gemma(out):
     train(lm, "trained_gemma", out)
 
 
+def trained_gemma_lora(out):
+    """A LoRA fine-tune of `trained_gemma` (KerasHub's workflow: `enable_lora`, fit, keep the
+    adapter apart), taught the test sentences with their words reversed, so its greedy
+    continuations are not the base model's. Saved as OUT/trained_gemma.lora.h5."""
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(1)
+    lm = keras_hub.models.GemmaCausalLM.from_preset(os.path.join(out, "trained_gemma"))
+    lm.backbone.enable_lora(4)
+    lm.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               weighted_metrics=[])
+    x = [" ".join(reversed(s[:-2].split())) + " ." for s in sentences(512, 5)]
+    lm.fit(x, batch_size=32, epochs=6, verbose=0)
+    lm.backbone.save_lora_weights(os.path.join(out, "trained_gemma.lora.h5"))
+
+
 def tiny_gemma2(out):
     """Gemma 2's options on the tiny Gemma: post-attention and post-FFW norms, attention and
     final logit soft-capping, the hidden-size query scale, sliding windows wider than the
@@ -327,6 +342,7 @@ def main(out):
     tiny_bert(out)
     tiny_resnet(out)
     trained_gemma(out)
+    trained_gemma_lora(out)
     tiny_gemma2(out)
     tiny_llama(out)
     tiny_gpt2(out)

@@ -115,11 +115,27 @@ impl Cx<'_> {
                     .flatten()
                     .find_map(|(k, v)| (v.as_str() == Some(n.as_str())).then(|| k.clone()))
             });
+            let lora = p.lora.as_ref().map(|f| {
+                if !f.ends_with(".lora.h5") {
+                    let d = self.err(
+                        "E0255",
+                        "/model/preset/lora",
+                        format!("`{f}` is not a LoRA adapter file"),
+                    );
+                    d.label = Some("KerasHub names them `*.lora.h5`".into());
+                    d.hints.push(
+                        "save the fine-tune's adapter with `backbone.save_lora_weights(\"x.lora.h5\")`"
+                            .into(),
+                    );
+                }
+                self.existing("/model/preset/lora", f, Kind::File)
+            });
             return preset.map(|preset| ModelPlan::Preset {
                 preset,
                 task: p.task.clone(),
                 args: p.args.clone().unwrap_or_default(),
                 var,
+                lora,
             });
         }
         if let Some(f) = &m.factory {

@@ -238,6 +238,10 @@ pub struct PresetSource {
     /// Keyword arguments for `Task.from_preset` (e.g. `num_classes: 3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<BTreeMap<String, Value>>,
+    /// A LoRA adapter of this preset, as `backbone.save_lora_weights("x.lora.h5")` saves a
+    /// fine-tune (relative to this file): merged into the preset's weights on export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<String>,
 }
 
 /// A Python callable that returns a `keras.Model`.

@@ -200,7 +200,7 @@ def load_preset(m, stored_dtype=False):
             args["dtype"] = _stored_in(stored)
     try:
         with large_weights_read_in_slices(zero_init=args.get("load_weights", True)):
-            return cls.from_preset(source, **args)
+            model = cls.from_preset(source, **args)
     except Exception as e:  # noqa: BLE001 - classify download failures for a clear hint
         text = f"{type(e).__name__}: {e}"
         if "path" not in preset and re.search(
@@ -208,6 +208,21 @@ def load_preset(m, stored_dtype=False):
         ):
             raise BuildError("network", f"cannot download preset `{source}`: no network access to the preset hub") from e
         raise
+    if m.get("lora"):
+        with_adapter(model, m["lora"])
+    return model
+
+
+def with_adapter(model, path):
+    """Load the LoRA adapter at `path` into `model`'s backbone, as KerasHub's fine-tuning
+    workflow does (`enable_lora` at the adapter's rank, then its factors)."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "load_lora_weights"):
+        raise BuildError("load", f"`{type(model).__name__}` has no KerasHub backbone to load a LoRA adapter into")
+    try:
+        backbone.load_lora_weights(path)
+    except Exception as e:  # noqa: BLE001 - Keras' own words, with the file named
+        raise BuildError("load", f"the LoRA adapter `{path}` does not fit the preset: {type(e).__name__}: {e}") from e
 
 
 def _stored_dtype(path):
