@@ -68,7 +68,7 @@ fn main() {
     let sizes: Value = serde_json::from_slice(&out.stdout).expect("gen_models.py JSON");
 
     // The machine may be shared: the tables say how loaded it was, at the start and the end.
-    let mut md = format!("\nload average at start: {}\n", load_average());
+    let mut md = format!("\nload average at start: {}\n", common::load_average());
     let mut runs = vec![("tiny_gemma".to_string(), "fp32")];
     if let Some((vocab, layers)) = wide {
         runs.push((format!("wide_gemma_v{vocab}_l{layers}"), "dynamic_range"));
@@ -262,20 +262,12 @@ fn main() {
         eprint!("{t}");
         md.push_str(&t);
     }
-    let _ = writeln!(md, "\nload average at end: {}", load_average());
+    let _ = writeln!(md, "\nload average at end: {}", common::load_average());
     if wide.is_none() {
         md.push_str("\n### wide Gemma (Gemma 2B width): skipped (`LITERT_BENCH_GEN_WIDE=0`)\n");
     }
     print!("{md}");
     let _ = std::fs::write(root.join("target/generation_bench.md"), &md);
-}
-
-/// `/proc/loadavg`'s 1, 5 and 15 minute averages, and the number of cores beside them.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let avg: Vec<&str> = text.split_whitespace().take(3).collect();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{} (1, 5, 15 min) on {cores} cores", avg.join(" / "))
 }
 
 /// `bytes` in decimal units, so a 55 kB tiny model does not read as "0.000 GB".

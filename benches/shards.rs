@@ -160,13 +160,6 @@ fn shards(
     (wall, per)
 }
 
-/// The machine's load average, for reading the figures (a shared machine).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 fn main() {
     let server = servers::s3();
     let env = servers::s3_env(&server);
@@ -197,7 +190,7 @@ fn main() {
     let (cold4, cold_per) = shards("cold", &single, &shard_url, &env, &merged_cold);
     assert_eq!(cold_per.iter().map(|p| p.2).sum::<usize>(), RECIPES);
     let merged_warm = checkout("merged-warm", Some(&single));
-    let load_before_warm = loadavg();
+    let load_before_warm = common::load_average();
     let (warm4, warm_per) = shards("warm", &single, &shard_url, &env, &merged_warm);
     assert!(
         warm_per.iter().all(|p| p.2 == 0),
@@ -263,7 +256,7 @@ fn main() {
     );
     println!(
         "load average (1, 5, 15 min) before the warm shards: {load_before_warm}; at the end: {}",
-        loadavg()
+        common::load_average()
     );
     assert!(same_cold && same_warm, "the merged lock differs");
 }

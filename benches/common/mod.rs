@@ -1,5 +1,6 @@
 //! What the benchmarks share: the `litert` binary cargo built for them (with the bench,
-//! i.e. release, profile), the repository root, and the worker's Python interpreter.
+//! i.e. release, profile), the repository root, the worker's Python interpreter, and the
+//! machine's load average to read the figures by.
 
 #![allow(dead_code)]
 
@@ -37,4 +38,12 @@ pub fn worker_python() -> String {
         .as_str()
         .expect("`python` in env show --json")
         .to_string()
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages, and the number of cores beside them.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let avg: Vec<&str> = text.split_whitespace().take(3).collect();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{} (1, 5, 15 min) on {cores} cores", avg.join(" / "))
 }
