@@ -375,24 +375,65 @@ fn checklist(out: &mut String, p: &BuildPlan, c: &Converted) {
     snapshot_line(out, &c.snapshot);
 }
 
-/// `pixels float32[1,28,28]`, `image int8[1,?,?,3] (quantized)`.
+/// `pixels float32[1,28,28]`, `image int8[1,?,?,3] (quantized)`. Three or more tensors
+/// that differ only in a trailing number counting up from their first (a KV cache's layers)
+/// are one entry, `kv_cache_k_{0..27} float32[1,1,512,256]`, where the first stood.
 fn tensors(list: &[SignatureTensor]) -> String {
-    list.iter()
+    let described: Vec<(&str, String)> = list
+        .iter()
         .map(|t| {
             let q = if t.tensor.quantization.is_some() {
                 " (quantized)"
             } else {
                 ""
             };
-            format!(
-                "{} {}{}{q}",
-                t.name,
+            let what = format!(
+                "{}{}{q}",
                 t.tensor.dtype,
                 crate::tflite::model::shape_text(&t.tensor.shape_signature)
-            )
+            );
+            (t.name.as_str(), what)
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    collapse_numbered(&described).join(", ")
+}
+
+/// `name what` per entry, runs of numbered names collapsed as [`tensors`] says.
+fn collapse_numbered(list: &[(&str, String)]) -> Vec<String> {
+    fn split(name: &str) -> Option<(&str, u64)> {
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let digits = &name[stem.len()..];
+        // `x_01` is not a count: only canonical numbers collapse.
+        let canonical = !digits.is_empty() && (digits == "0" || !digits.starts_with('0'));
+        canonical
+            .then(|| digits.parse().ok().map(|n| (stem, n)))
+            .flatten()
+    }
+    // (stem, what) → the numbers in order of appearance.
+    let mut groups: std::collections::HashMap<(&str, &str), Vec<u64>> = Default::default();
+    for (name, what) in list {
+        if let Some((stem, n)) = split(name) {
+            groups.entry((stem, what.as_str())).or_default().push(n);
+        }
+    }
+    let counts = |v: &[u64]| v.len() >= 3 && v.windows(2).all(|w| w[1] == w[0] + 1);
+    let mut out = Vec::new();
+    for (name, what) in list {
+        let run = split(name).and_then(|(stem, n)| {
+            let numbers = &groups[&(stem, what.as_str())];
+            counts(numbers).then_some((stem, n, numbers))
+        });
+        match run {
+            Some((stem, n, numbers)) if n == numbers[0] => out.push(format!(
+                "{stem}{{{}..{}}} {what}",
+                numbers[0],
+                numbers[numbers.len() - 1]
+            )),
+            Some(_) => {}
+            None => out.push(format!("{name} {what}")),
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -588,6 +629,38 @@ fn cell(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn numbered_tensors_collapse_into_one_entry() {
+        let f = "float32[1,1,8,4]".to_string();
+        let mut list = vec![("tokens", "int32[1,1]".to_string())];
+        let names: Vec<String> = (0..4)
+            .flat_map(|i| [format!("kv_cache_k_{i}"), format!("kv_cache_v_{i}")])
+            .collect();
+        list.extend(names.iter().map(|n| (n.as_str(), f.clone())));
+        assert_eq!(
+            super::collapse_numbered(&list),
+            [
+                "tokens int32[1,1]",
+                "kv_cache_k_{0..3} float32[1,1,8,4]",
+                "kv_cache_v_{0..3} float32[1,1,8,4]"
+            ]
+        );
+        // Two of a kind, a gap, another shape or a padded number stay as they are.
+        let few = [
+            ("x_0", f.clone()),
+            ("x_1", f.clone()),
+            ("y_0", f.clone()),
+            ("y_2", f.clone()),
+            ("y_3", f.clone()),
+            ("z_00", f.clone()),
+            ("z_01", f.clone()),
+            ("z_02", f.clone()),
+        ];
+        let listed: Vec<String> = few.iter().map(|(n, w)| format!("{n} {w}")).collect();
+        assert_eq!(super::collapse_numbered(&few), listed);
+    }
+
     use super::tolerance_above;
 
     #[test]
