@@ -78,6 +78,21 @@ fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// LiteRT-LM's benchmark leaves `<bundle>_<time>_<size>.xnnpack_cache` files beside the
+/// bundle (the size of its weights each): remove them.
+fn remove_xnnpack_caches(bundle: &std::path::Path) {
+    let (Some(dir), Some(name)) = (bundle.parent(), bundle.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&name) && file.ends_with(".xnnpack_cache") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn main() {
     let root = common::root();
     let litert = common::litert();
@@ -164,7 +179,7 @@ fn main() {
                 speed["1"].as_f64().unwrap_or(f64::NAN),
                 speed["2"].as_f64().unwrap_or(f64::NAN),
             ));
-            let _ = std::fs::remove_dir_all(bundle.with_extension("litertlm.xnnpack_cache"));
+            remove_xnnpack_caches(&bundle);
         }
         let int8 = rows
             .iter()
