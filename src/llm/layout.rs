@@ -29,6 +29,48 @@ fn block_rows(cols: usize) -> usize {
     (BLOCK_BYTES / (4 * cols.max(1))).max(1)
 }
 
+/// Blocks converted at once, one thread each: the machine's cores, at most 4 (the memory of
+/// a streamed weight is this many blocks).
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// `work(r0, n)` on every block of `step` rows of a `rows`-row matrix, [`threads`] blocks
+/// at a time, each result handed to `done` in row order. Each row's result depends on its
+/// row alone, so the bytes are the same however many threads run.
+fn in_blocks<T: Send, E: Send>(
+    rows: usize,
+    step: usize,
+    work: impl Fn(usize, usize) -> Result<T, E> + Sync,
+    panicked: impl Fn() -> E,
+    mut done: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
+    let starts: Vec<usize> = (0..rows).step_by(step.max(1)).collect();
+    for group in starts.chunks(threads()) {
+        let results: Vec<Result<T, E>> = if let [r0] = group {
+            vec![work(*r0, step.min(rows - r0))]
+        } else {
+            std::thread::scope(|s| {
+                let running: Vec<_> = group
+                    .iter()
+                    .map(|&r0| {
+                        let work = &work;
+                        s.spawn(move || work(r0, step.min(rows - r0)))
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|_| Err(panicked())))
+                    .collect()
+            })
+        };
+        for r in results {
+            done(r?)?;
+        }
+    }
+    Ok(())
+}
+
 /// (dimension, stride) of each source axis that makes up a matrix axis.
 type Axes = Vec<(usize, usize)>;
 
@@ -154,19 +196,17 @@ fn store(
     let mut scales: Vec<f32> = Vec::new();
     let mut block_bits: Vec<u16> = Vec::new();
     if matches!(storage, Storage::Int8PerChannel | Storage::Int4 { .. }) {
-        let mut buf = Vec::new();
-        let step = block_rows(cols);
-        for r0 in (0..rows).step_by(step) {
-            let n = step.min(rows - r0);
+        let block_scales = |r0: usize, n: usize| -> Result<(Vec<f32>, Vec<u16>), LlmError> {
+            let mut buf = Vec::new();
             m.rows(weights, r0, n, &mut buf)?;
-            weights.release(&m.source);
+            let (mut scales, mut bits) = (Vec::new(), Vec::new());
             for (k, row) in buf.chunks(cols).enumerate() {
                 match storage {
                     Storage::Int8PerChannel => scales.push(int8_scale(row)),
                     Storage::Int4 { block: None } => scales.push(int4_scale(row)),
                     Storage::Int4 { block: Some(b) } => {
                         for (j, values) in row.chunks(b).enumerate() {
-                            let bits = int4_block_scale(values).ok_or_else(|| {
+                            let bits_of = int4_block_scale(values).ok_or_else(|| {
                                 LlmError::Weights {
                                     path: weights.path().to_path_buf(),
                                     message: format!(
@@ -178,14 +218,25 @@ fn store(
                                     ),
                                 }
                             })?;
-                            block_bits.push(bits);
-                            scales.push(f16_to_f32(bits));
+                            bits.push(bits_of);
+                            scales.push(f16_to_f32(bits_of));
                         }
                     }
                     Storage::Float32 | Storage::Float16 => {}
                 }
             }
-        }
+            Ok((scales, bits))
+        };
+        let panicked = || LlmError::Weights {
+            path: weights.path().to_path_buf(),
+            message: format!("converting `{name}` failed (a thread panicked)"),
+        };
+        in_blocks(rows, block_rows(cols), block_scales, panicked, |(s, b)| {
+            weights.release(&m.source);
+            scales.extend(s);
+            block_bits.extend(b);
+            Ok(())
+        })?;
     }
     let quantization = matches!(
         storage,
@@ -217,15 +268,11 @@ fn store(
     let len = storage.matrix_bytes(rows, cols);
     let source = Arc::clone(weights);
     let fill = move |w: &mut dyn std::io::Write| -> std::io::Result<()> {
-        let mut buf = Vec::new();
-        let mut bytes = Vec::new();
-        let step = block_rows(cols);
-        for r0 in (0..rows).step_by(step) {
-            let n = step.min(rows - r0);
+        let block_bytes = |r0: usize, n: usize| -> std::io::Result<Vec<u8>> {
+            let mut buf = Vec::new();
             m.rows(&source, r0, n, &mut buf)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            source.release(&m.source);
-            bytes.clear();
+            let mut bytes = Vec::new();
             for (k, row) in buf.chunks(cols).enumerate() {
                 let r = r0 + k;
                 match storage {
@@ -239,9 +286,13 @@ fn store(
                     }
                 }
             }
-            w.write_all(&bytes)?;
-        }
-        Ok(())
+            Ok(bytes)
+        };
+        let panicked = || std::io::Error::other("a weight conversion thread panicked");
+        in_blocks(rows, block_rows(cols), block_bytes, panicked, |bytes| {
+            source.release(&m.source);
+            w.write_all(&bytes)
+        })
     };
     let buffer = shared.buffer(BufferDef::streamed(len, fill));
     let dtype = match storage {

@@ -137,11 +137,29 @@ pub fn int8_scale(row: &[f32]) -> f32 {
     if amax > 0.0 { amax / 127.0 } else { 1.0 }
 }
 
+/// `x.round()` (half away from zero, the sign of zero aside) with integer arithmetic instead
+/// of a call into libm: below 2^23 the truncation and the fraction `x - t` are exact.
+fn round_half_away(x: f32) -> f32 {
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
+        // Integral already, infinite or NaN.
+        return x;
+    }
+    let t = x as i32 as f32;
+    let frac = x - t;
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 /// A row quantized with `scale` (see the module doc for the rule).
 pub fn int8_row(row: &[f32], scale: f32, out: &mut Vec<u8>) {
     let inv = 1.0 / scale;
     out.extend(row.iter().map(|&w| {
-        let q = (w * inv).round().clamp(-127.0, 127.0);
+        let q = round_half_away(w * inv).clamp(-127.0, 127.0);
         (q as i8) as u8
     }));
 }
@@ -154,7 +172,7 @@ const SEARCH: u32 = 20;
 
 /// `w` quantized with `scale`: `clamp(round(w / scale), -7, 7)`.
 fn int4_value(w: f32, scale: f32) -> f32 {
-    (w / scale).round().clamp(-7.0, 7.0)
+    round_half_away(w / scale).clamp(-7.0, 7.0)
 }
 
 /// The squared error of `values` stored with `scale`, summed in float64 in order (each
@@ -218,6 +236,36 @@ pub fn int4_row(row: &[f32], scales: &[f32], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rounding_without_libm_is_f32_round() {
+        let mut x = 0x1234_5678u32;
+        let mut values: Vec<f32> = (-2000..=2000).map(|i| i as f32 / 8.0).collect();
+        values.extend([
+            0.49999997,
+            -0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            1e30,
+            -1e30,
+        ]);
+        values.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, -0.0]);
+        for _ in 0..200_000 {
+            // xorshift: arbitrary bit patterns, every binade
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            values.push(f32::from_bits(x));
+        }
+        for v in values {
+            let (ours, libm) = (super::round_half_away(v), v.round());
+            assert!(
+                ours == libm || (ours.is_nan() && libm.is_nan()),
+                "{v:e}: {ours} vs {libm}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
