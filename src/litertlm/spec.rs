@@ -402,8 +402,13 @@ mod tests {
         );
     }
 
-    fn bpe_preset(dir: &Path, class: &str, special: &[&str], unsplittable: Option<&[&str]>) {
-        crate::litertlm::bpe::tests::preset(dir, class, special, unsplittable);
+    /// A Llama 3 tokenizer preset at `dir`, and the model a bundle of it copies (unread).
+    fn llama3_preset(dir: &Path) -> std::path::PathBuf {
+        let llama3 = crate::litertlm::bpe::tests::LLAMA3;
+        crate::litertlm::bpe::tests::preset(dir, "Llama3Tokenizer", llama3, None);
+        let model = dir.join("model.tflite");
+        std::fs::write(&model, b"not read here").unwrap();
+        model
     }
 
     const QWEN3: &[&str] = &["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
@@ -411,12 +416,7 @@ mod tests {
     #[test]
     fn byte_pair_presets_get_their_familys_tokens_and_a_json_section() {
         let dir = tempfile::tempdir().unwrap();
-        bpe_preset(
-            dir.path(),
-            "Llama3Tokenizer",
-            crate::litertlm::bpe::tests::LLAMA3,
-            None,
-        );
+        let model = llama3_preset(dir.path());
         let file = find_tokenizer(dir.path()).unwrap();
         assert!(matches!(file, TokenizerFile::KerasBpe { .. }));
         assert!(file.path().ends_with("assets/tokenizer/vocabulary.json"));
@@ -424,8 +424,6 @@ mod tests {
         // <|begin_of_text|>, then <|end_of_text|> and <|eot_id|>.
         assert_eq!(m.start_token, Some(ids(vec![5])));
         assert_eq!(m.stop_tokens, vec![ids(vec![6]), ids(vec![9])]);
-        let model = dir.path().join("model.tflite");
-        std::fs::write(&model, b"not read here").unwrap();
         let b = bundle(&model, dir.path(), &spec()).unwrap();
         let kinds: Vec<_> = b.sections.iter().map(|s| s.kind).collect();
         assert_eq!(
@@ -447,7 +445,7 @@ mod tests {
     #[test]
     fn qwen3_has_no_start_token_unless_the_recipe_names_one() {
         let dir = tempfile::tempdir().unwrap();
-        bpe_preset(dir.path(), "Qwen3Tokenizer", QWEN3, None);
+        crate::litertlm::bpe::tests::preset(dir.path(), "Qwen3Tokenizer", QWEN3, None);
         let file = find_tokenizer(dir.path()).unwrap();
         let vocab = read_vocab(&file).unwrap();
         let m = llm_metadata(&spec(), &vocab, file.path()).unwrap();
@@ -475,14 +473,7 @@ mod tests {
     #[test]
     fn the_familys_chat_template_is_the_default_and_the_recipe_can_drop_it() {
         let dir = tempfile::tempdir().unwrap();
-        bpe_preset(
-            dir.path(),
-            "Llama3Tokenizer",
-            crate::litertlm::bpe::tests::LLAMA3,
-            None,
-        );
-        let model = dir.path().join("model.tflite");
-        std::fs::write(&model, b"not read here").unwrap();
+        let model = llama3_preset(dir.path());
         let m = metadata_of(&bundle(&model, dir.path(), &spec()).unwrap());
         let t = m.prompt_templates.unwrap();
         assert_eq!(t.user.unwrap().suffix, "<|eot_id|>");
