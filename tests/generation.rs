@@ -1103,7 +1103,8 @@ fn a_lora_fine_tune_exports_merged_and_generates_like_the_fine_tuned_keras_model
     let other = work.litert(&["apply", "other.yaml"]);
     assert_eq!(other.code, 1, "{}", other.stdout);
     assert!(
-        other.stdout.contains("does not fit the preset") && other.stdout.contains("Gemma3Backbone"),
+        other.stdout.contains("cannot be applied to the preset")
+            && other.stdout.contains("Gemma3Backbone"),
         "{}",
         other.stdout
     );

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::LlmError;
-use super::weights::Weights;
+use super::weights::{Weights, script_json};
 
 const TARGETS_SCRIPT: &str = include_str!("lora_targets.py");
 
@@ -67,28 +67,17 @@ impl Adapter {
             path: path.to_path_buf(),
             message,
         };
-        let out = python()
-            .arg("-c")
-            .arg(TARGETS_SCRIPT)
-            .arg(preset)
-            .arg(path)
-            .output()
-            .map_err(|e| bad(format!("could not run the worker's Python to read it: {e}")))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            return Err(bad(format!(
-                "the LoRA adapter does not fit the preset `{}`: {}",
-                preset.display(),
-                last.unwrap_or("(no message)")
-            )));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let t: Targets = stdout
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .ok_or_else(|| bad("the map of its layers could not be read".into()))?;
+        let t: Targets = script_json(
+            python(),
+            TARGETS_SCRIPT,
+            &[preset.as_os_str(), path.as_os_str()],
+        )
+        .map_err(|e| {
+            bad(format!(
+                "the LoRA adapter cannot be applied to the preset `{}`: {e}",
+                preset.display()
+            ))
+        })?;
         if t.rank == 0 {
             return Err(bad("its rank is 0".into()));
         }

@@ -115,9 +115,35 @@ impl View<'_> {
     }
 }
 
+/// Run `script` with `python` (the worker's interpreter) and `args`; its last stdout line as
+/// JSON, or why not (the last line it wrote to stderr, where its refusals go).
+pub(super) fn script_json<T: serde::de::DeserializeOwned>(
+    mut python: Command,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<T, String> {
+    let out = python
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("could not run the worker's Python: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        return Err(last.unwrap_or("(no message)").to_string());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| "its answer could not be read".to_string())
+}
+
 impl Weights {
     /// Index `path` with `python` (a command for the worker's interpreter) and map it.
-    pub fn open(path: &Path, mut python: Command) -> Result<Self, LlmError> {
+    pub fn open(path: &Path, python: Command) -> Result<Self, LlmError> {
         let bad = |message: String| LlmError::Weights {
             path: path.to_path_buf(),
             message,
@@ -125,30 +151,8 @@ impl Weights {
         if !path.is_file() {
             return Err(bad("the preset has no weights file".into()));
         }
-        let out = python
-            .arg("-c")
-            .arg(INDEX_SCRIPT)
-            .arg(path)
-            .output()
-            .map_err(|e| {
-                bad(format!(
-                    "could not run the worker's Python to index it: {e}"
-                ))
-            })?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            return Err(bad(format!(
-                "h5py could not read it: {}",
-                last.unwrap_or("(no message)")
-            )));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let index: Vec<IndexEntry> = stdout
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .ok_or_else(|| bad("h5py's index of it could not be read".into()))?;
+        let index: Vec<IndexEntry> = script_json(python, INDEX_SCRIPT, &[path.as_os_str()])
+            .map_err(|e| bad(format!("h5py could not index it: {e}")))?;
         let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
         let map =
             crate::fsio::map_readonly(&file).map_err(|e| bad(format!("could not map it: {e}")))?;

@@ -222,7 +222,7 @@ def with_adapter(model, path):
     try:
         backbone.load_lora_weights(path)
     except Exception as e:  # noqa: BLE001 - Keras' own words, with the file named
-        raise BuildError("load", f"the LoRA adapter `{path}` does not fit the preset: {type(e).__name__}: {e}") from e
+        raise BuildError("load", f"the LoRA adapter `{path}` could not be loaded into the preset: {type(e).__name__}: {e}") from e
 
 
 def _stored_dtype(path):
