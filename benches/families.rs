@@ -98,16 +98,7 @@ fn main() {
     let litert = common::litert();
     let python = common::worker_python();
     let dir = root.join("target/bench-families");
-    let presets = dir.join("presets");
-    if !presets.join("READY").exists() {
-        run(
-            Command::new(&python)
-                .arg(root.join("tests/presets/build_presets.py"))
-                .arg(&presets)
-                .env("TF_CPP_MIN_LOG_LEVEL", "3"),
-            "building the test presets",
-        );
-    }
+    let presets = common::test_presets(&python, &dir.join("presets"));
     let project = dir.join("project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join(".git")).expect("bench project");

@@ -12,6 +12,7 @@
 //!
 //! Run with `cargo bench --bench litertlm`.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -283,17 +284,7 @@ fn print_runtime_bench(worker: &str, bundle: &Path, what: &str) {
 /// benchmark on the bundle it wrote.
 fn preset_bundle(dir: &Path, worker: &str, litert: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let presets = dir.join("presets");
-    if !presets.join("trained_gemma/config.json").exists() {
-        let ok = Command::new(worker)
-            .arg(root.join("tests/presets/build_presets.py"))
-            .arg(&presets)
-            .env("TF_CPP_MIN_LOG_LEVEL", "3")
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building the test presets failed");
-    }
+    let presets = common::test_presets(worker, &dir.join("presets"));
     let project = dir.join("gemma_project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join("recipes")).expect("bench project");

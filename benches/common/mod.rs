@@ -1,6 +1,6 @@
 //! What the benchmarks share: the `litert` binary cargo built for them (with the bench,
 //! i.e. release, profile), the repository root, the worker's Python interpreter, and the
-//! machine's load average to read the figures by.
+//! machine's load average to read the figures by, and the tests' presets.
 
 #![allow(dead_code)]
 
@@ -46,4 +46,20 @@ pub fn load_average() -> String {
     let avg: Vec<&str> = text.split_whitespace().take(3).collect();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{} (1, 5, 15 min) on {cores} cores", avg.join(" / "))
+}
+
+/// The tests' KerasHub presets (`tests/presets/build_presets.py`: the trained Gemma, Gemma 3,
+/// Llama 3 and Qwen 3 among them) under `dir`, built with `python` unless already there.
+pub fn test_presets(python: &str, dir: &std::path::Path) -> PathBuf {
+    if !dir.join("READY").exists() {
+        let ok = Command::new(python)
+            .arg(root().join("tests/presets/build_presets.py"))
+            .arg(dir)
+            .env("TF_CPP_MIN_LOG_LEVEL", "3")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "building the test presets failed");
+    }
+    dir.to_path_buf()
 }
