@@ -1,9 +1,8 @@
 //! SHA-256 digests, the one place litert hashes anything: byte strings, single files
 //! (artifacts), framed streams of named fields, files and directories (the build inputs
-//! the lock file records), and bytes on their way to a writer ([`HashingWriter`]). Files are
-//! streamed, never loaded whole.
+//! the lock file records). Files are streamed, never loaded whole.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -86,48 +85,6 @@ impl Hasher {
     /// `sha256:<hex>`.
     pub fn finish(self) -> String {
         format!("sha256:{}", hex(&self.0.finalize()))
-    }
-}
-
-/// A writer that hashes and counts every byte it passes on, so an artifact's digest is known
-/// the moment it is written, without reading it back.
-pub struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hash: Sha256::new(),
-            written: 0,
-        }
-    }
-
-    /// Bytes passed on so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// The byte count and the SHA-256 of everything passed on.
-    pub fn finish(self) -> (u64, [u8; 32]) {
-        (self.written, self.hash.finalize().into())
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let done = buf.get(..n).unwrap_or_default();
-        self.hash.update(done);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -225,18 +182,6 @@ mod tests {
         assert_eq!(short(&hex), "ba7816bf8f01");
         assert_eq!(short(&format!("sha256:{hex}")), "sha256:ba7816bf8f01");
         assert_eq!(short("none"), "none");
-    }
-
-    #[test]
-    fn hashing_writer_sees_what_it_passes_on() {
-        let mut out = Vec::new();
-        let mut w = HashingWriter::new(&mut out);
-        w.write_all(b"ab").unwrap();
-        w.write_all(b"c").unwrap();
-        assert_eq!(w.written(), 3);
-        let (n, digest) = w.finish();
-        assert_eq!((n, hex(&digest)), (3, sha256_hex(b"abc")));
-        assert_eq!(out, b"abc");
     }
 
     #[test]

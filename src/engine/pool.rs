@@ -114,23 +114,17 @@ impl WorkerSlot<'_> {
             .map(|inputs| super::contract::provenance(plan, inputs))
             .ok_or_else(|| Failure::unexpected_reply("inputs"))?;
         // The worker starts first: it imports TensorFlow while the native writer runs.
-        let worker = match self.worker.take() {
+        let mut worker = match self.worker.take() {
             Some(w) => w,
             None => self.start(label, progress)?,
         };
-        if super::native::writes(plan) {
-            progress.stage(label, "writing natively");
-            if let Err(failure) = super::native::write(plan, &temp.path, self.env, &provenance) {
-                self.worker = Some(worker);
-                return Err(failure);
-            }
-        }
+        let native = super::native::writes(plan);
         let request = Request::Build {
             id: &plan.id,
             plan,
             temp_output: &temp.path.to_string_lossy(),
-            // The native writer wrote them already.
-            metadata: if super::native::writes(plan) {
+            // The native writer writes them.
+            metadata: if native {
                 Vec::new()
             } else {
                 provenance.entries()
@@ -138,7 +132,28 @@ impl WorkerSlot<'_> {
             allow_code: session.allow_code,
             allow_unsafe: session.allow_unsafe,
         };
-        let result = match self.exchange(worker, &request, plan, label, progress)? {
+        // With no generation check, the worker only describes the preset (its config and
+        // tokenizer) and never opens the artifact: it does so while the native writer writes.
+        let early = native && plan.generation.as_ref().is_some_and(|g| g.check.is_none());
+        if early {
+            self.send(&mut worker, &request)?;
+        }
+        if native {
+            progress.stage(label, "writing natively");
+            if let Err(failure) = super::native::write(plan, &temp.path, self.env, &provenance) {
+                if early {
+                    // Its answer is drained, so the next build's exchange starts clean.
+                    let _ = self.answer(worker, plan, label, progress, stage_of(&request));
+                } else {
+                    self.worker = Some(worker);
+                }
+                return Err(failure);
+            }
+        }
+        if !early {
+            self.send(&mut worker, &request)?;
+        }
+        let result = match self.answer(worker, plan, label, progress, stage_of(&request))? {
             Event::Result(r) => r,
             _ => return Err(Failure::unexpected_reply("convert")),
         };
@@ -190,9 +205,7 @@ impl WorkerSlot<'_> {
         Ok(worker)
     }
 
-    /// Send `request` and wait for its answer (a result of the plan's id, or its error)
-    /// under the build's timeout, showing progress. A worker that answers is kept for the
-    /// next request; one that died or hung is dropped, so the next build gets a fresh one.
+    /// Send `request` and wait for its [`answer`](Self::answer).
     fn exchange(
         &mut self,
         mut worker: Worker,
@@ -201,16 +214,31 @@ impl WorkerSlot<'_> {
         label: &str,
         progress: &Progress,
     ) -> Result<Event, Failure> {
+        self.send(&mut worker, request)?;
+        self.answer(worker, plan, label, progress, stage_of(request))
+    }
+
+    fn send(&self, worker: &mut Worker, request: &Request<'_>) -> Result<(), Failure> {
+        worker
+            .send(request)
+            .map_err(|e| process_failure(stage_of(request), &e, self.ctx.session.jobs))
+    }
+
+    /// Wait for the answer to the request `worker` is serving (a result of the plan's id,
+    /// or its error) under the build's timeout, showing progress; `stage` names the work
+    /// until the worker reports its own. A worker that answers is kept for the next
+    /// request; one that died or hung is dropped, so the next build gets a fresh one.
+    fn answer(
+        &mut self,
+        mut worker: Worker,
+        plan: &BuildPlan,
+        label: &str,
+        progress: &Progress,
+        stage: &str,
+    ) -> Result<Event, Failure> {
         let jobs = self.ctx.session.jobs;
         let timeout = self.ctx.session.timeout;
-        let mut stage = match request {
-            Request::CheckBundle { .. } => "bundle",
-            _ => "start",
-        }
-        .to_string();
-        if let Err(e) = worker.send(request) {
-            return Err(process_failure(&stage, &e, jobs));
-        }
+        let mut stage = stage.to_string();
         // A deadline beyond what the clock can hold is no deadline.
         let deadline = Instant::now().checked_add(timeout);
         let id = plan.id.as_str();
@@ -289,5 +317,13 @@ impl WorkerSlot<'_> {
             }
             _ => Err(Failure::unexpected_reply("bundle")),
         }
+    }
+}
+
+/// What a request's work is called until the worker reports its own stage.
+fn stage_of(request: &Request<'_>) -> &'static str {
+    match request {
+        Request::CheckBundle { .. } => "bundle",
+        _ => "start",
     }
 }

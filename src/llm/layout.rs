@@ -25,6 +25,9 @@ const MIN_QUANTIZED_ELEMENTS: usize = 1024;
 /// block reads from a column-major source serve it whole.
 const BLOCK_BYTES: usize = 16 << 20;
 
+/// Inputs of an `[in, out]` source transposed together (see [`Matrix::rows`]).
+const TILE_COLS: usize = 32;
+
 fn block_rows(cols: usize) -> usize {
     (BLOCK_BYTES / (4 * cols.max(1))).max(1)
 }
@@ -136,11 +139,33 @@ impl Matrix {
         buf.resize(n * cols, 0.0);
         let row_offsets: Vec<usize> = (r0..r0 + n).map(|r| offset(r, &o)).collect();
         let col_offsets: Vec<usize> = (0..cols).map(|c| offset(c, &i)).collect();
+        let consecutive =
+            |offsets: &[usize]| offsets.iter().zip(offsets[0]..).all(|(&a, b)| a == b);
         // Walk the source in its own order: along a row when a row's inputs are adjacent
         // in the file (`[out, in]` layouts), else across the block's rows for each input.
-        if i.last().is_some_and(|&(_, stride)| stride == 1) {
+        if consecutive(&col_offsets) {
+            for (k, &ro) in row_offsets.iter().enumerate() {
+                view.contiguous(ro, &mut buf[k * cols..(k + 1) * cols]);
+            }
+        } else if i.last().is_some_and(|&(_, stride)| stride == 1) {
             for (k, &ro) in row_offsets.iter().enumerate() {
                 view.gather(ro, &col_offsets, &mut buf[k * cols..(k + 1) * cols]);
+            }
+        } else if consecutive(&row_offsets) {
+            // `[in, out]` (a Dense kernel): the block's rows of one input are adjacent.
+            // Read a few inputs' columns, then transpose them into the rows while both
+            // fit in cache.
+            let mut tile = vec![0.0f32; TILE_COLS * n];
+            for c0 in (0..cols).step_by(TILE_COLS) {
+                let width = TILE_COLS.min(cols - c0);
+                for (j, &co) in col_offsets[c0..c0 + width].iter().enumerate() {
+                    view.contiguous(co + row_offsets[0], &mut tile[j * n..(j + 1) * n]);
+                }
+                for (k, row) in buf.chunks_mut(cols).enumerate() {
+                    for (j, v) in row[c0..c0 + width].iter_mut().enumerate() {
+                        *v = tile[j * n + k];
+                    }
+                }
             }
         } else {
             let mut column = vec![0.0f32; n];

@@ -67,7 +67,6 @@ pub struct Spec<'a> {
 pub struct Written {
     pub architecture: Architecture,
     pub bytes: u64,
-    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +124,5 @@ pub fn write(
     Ok(Written {
         architecture: arch,
         bytes: written.bytes,
-        sha256: written.sha256,
     })
 }

@@ -131,9 +131,20 @@ pub fn bf16_to_f32(b: u16) -> f32 {
     f32::from_bits(u32::from(b) << 16)
 }
 
+/// `max|w|` over `values`, NaNs skipped (as `f32::max` skips them), 0 for none. Computed
+/// on the bits: for non-negative floats their order is the order of the values, and an
+/// integer maximum vectorizes where a float one (NaN rules) does not.
+fn max_abs(values: &[f32]) -> f32 {
+    let bits = values.iter().fold(0u32, |m, &w| {
+        let b = w.to_bits() & 0x7fff_ffff;
+        m.max(if b > 0x7f80_0000 { 0 } else { b })
+    });
+    f32::from_bits(bits)
+}
+
 /// The per-channel scale of a row: `max|w| / 127`, or 1 for a row of zeros.
 pub fn int8_scale(row: &[f32]) -> f32 {
-    let amax = row.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    let amax = max_abs(row);
     if amax > 0.0 { amax / 127.0 } else { 1.0 }
 }
 
@@ -159,8 +170,19 @@ fn round_half_away(x: f32) -> f32 {
 pub fn int8_row(row: &[f32], scale: f32, out: &mut Vec<u8>) {
     let inv = 1.0 / scale;
     out.extend(row.iter().map(|&w| {
-        let q = round_half_away(w * inv).clamp(-127.0, 127.0);
-        (q as i8) as u8
+        // `round_half_away(w * inv).clamp(-127, 127)`, a NaN stored as 0, in a form that
+        // vectorizes: past ±128 everything clamps to ±127 anyway, and within it the
+        // truncation is exact.
+        let x = w * inv;
+        let x = if x.is_nan() {
+            0.0
+        } else {
+            x.clamp(-128.0, 128.0)
+        };
+        let t = x as i32;
+        let frac = x - t as f32;
+        let q = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+        (q.clamp(-127, 127) as i8) as u8
     }));
 }
 
@@ -188,7 +210,7 @@ fn int4_error(values: &[f32], scale: f32) -> f64 {
 /// whose squared error is least, the largest on ties; `None` if `stored` refuses `max|w| /
 /// 7`.
 fn int4_search(values: &[f32], stored: impl Fn(f32) -> Option<f32>) -> Option<f32> {
-    let amax = values.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    let amax = max_abs(values);
     let mut best = stored(amax / 7.0)?;
     let mut least = int4_error(values, best);
     for k in 1..=SEARCH {
@@ -297,6 +319,44 @@ mod tests {
     fn bfloat16_is_the_upper_half_of_float32() {
         assert_eq!(bf16_to_f32(0x3f80), 1.0);
         assert_eq!(bf16_to_f32(0xc040), -3.0);
+    }
+
+    /// xorshift bit patterns: every binade, NaNs and infinities included.
+    fn arbitrary_floats(n: usize) -> Vec<f32> {
+        let mut x = 0x9e37_79b9u32;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                f32::from_bits(x)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn max_abs_on_bits_is_the_float_maximum() {
+        let values = arbitrary_floats(100_000);
+        for chunk in values.chunks(7).chain([&[][..], &[f32::NAN, -0.0][..]]) {
+            let float = chunk.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+            assert_eq!(max_abs(chunk).to_bits(), float.to_bits(), "{chunk:?}");
+        }
+    }
+
+    #[test]
+    fn int8_rows_quantize_as_rounding_then_clamping() {
+        let mut values = arbitrary_floats(100_000);
+        values.extend((-300_000..=300_000).map(|i| i as f32 / 1000.0));
+        for scale in [1.0f32, 0.013, 7.5e-3, 1e-30, 3e30] {
+            let mut out = Vec::new();
+            int8_row(&values, scale, &mut out);
+            let inv = 1.0 / scale;
+            for (&w, &b) in values.iter().zip(&out) {
+                let q = round_half_away(w * inv).clamp(-127.0, 127.0);
+                let q = if q.is_nan() { 0 } else { q as i8 };
+                assert_eq!(b as i8, q, "{w:e} at scale {scale:e}");
+            }
+        }
     }
 
     #[test]

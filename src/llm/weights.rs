@@ -97,6 +97,31 @@ impl View<'_> {
         }
     }
 
+    /// Elements `start..start + out.len()` (row-major indices) as float32 into `out`: what
+    /// [`View::gather`] reads for consecutive offsets, in a loop that vectorizes.
+    pub fn contiguous(&self, start: usize, out: &mut [f32]) {
+        let size = self.dtype.bytes();
+        let bytes = &self.bytes[size * start..size * (start + out.len())];
+        let pairs = out.iter_mut().zip(bytes.chunks_exact(size));
+        match self.dtype {
+            Dtype::Float32 => {
+                for (o, b) in pairs {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            Dtype::Float16 => {
+                for (o, b) in pairs {
+                    *o = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            Dtype::Bfloat16 => {
+                for (o, b) in pairs {
+                    *o = bf16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+        }
+    }
+
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()

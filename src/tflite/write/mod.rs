@@ -37,8 +37,6 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::digest::HashingWriter;
-
 mod build;
 #[cfg(test)]
 mod tests;
@@ -290,7 +288,6 @@ pub struct SignatureDef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub bytes: u64,
-    pub sha256: [u8; 32],
 }
 
 /// Why a model could not be written. Nothing is left half-valid on purpose: a caller writing
@@ -375,16 +372,16 @@ pub fn write(mut model: ModelDef, out: &mut dyn Write) -> Result<Written, WriteE
         )));
     }
 
-    let mut w = HashingWriter::new(out);
+    let mut w = Counting::new(out);
     w.write_all(&flatbuffer).map_err(WriteError::Io)?;
     drop(flatbuffer);
     for (index, (buffer, span)) in model.buffers.iter_mut().zip(&spans).enumerate() {
         let Some((start, len)) = *span else { continue };
         pad_to(&mut w, start)?;
-        if w.written() != start {
+        if w.written != start {
             return Err(WriteError::Invalid(format!(
                 "internal: buffer {index} was laid out at byte {start}, but the file is at byte {}",
-                w.written()
+                w.written
             )));
         }
         match buffer {
@@ -416,8 +413,7 @@ pub fn write(mut model: ModelDef, out: &mut dyn Write) -> Result<Written, WriteE
         }
     }
     w.flush().map_err(WriteError::Io)?;
-    let (bytes, sha256) = w.finish();
-    Ok(Written { bytes, sha256 })
+    Ok(Written { bytes: w.written })
 }
 
 /// [`write`] to a file at `path`, atomically ([`crate::fsio`]): the file appears whole or
@@ -432,18 +428,42 @@ fn align(at: u64) -> u64 {
 }
 
 /// Zeros up to file offset `to`.
-fn pad_to<W: Write>(w: &mut HashingWriter<W>, to: u64) -> Result<(), WriteError> {
+fn pad_to<W: Write>(w: &mut Counting<W>, to: u64) -> Result<(), WriteError> {
     const ZEROS: [u8; BUFFER_ALIGNMENT as usize] = [0; BUFFER_ALIGNMENT as usize];
-    let gap = to.saturating_sub(w.written());
+    let gap = to.saturating_sub(w.written);
     let gap = usize::try_from(gap).unwrap_or(usize::MAX).min(ZEROS.len());
     w.write_all(ZEROS.get(..gap).unwrap_or_default())
         .map_err(WriteError::Io)
 }
 
+/// A writer that counts the bytes it passes on: where the next buffer starts.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Counting<W> {
+    fn new(inner: W) -> Self {
+        Self { inner, written: 0 }
+    }
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The writer a [`BufferDef::Streamed`] fill writes to: passes on at most the declared
 /// length, and refuses more (so the buffers after it keep their offsets).
 struct Budget<'a, W: Write> {
-    inner: &'a mut HashingWriter<W>,
+    inner: &'a mut Counting<W>,
     left: u64,
     overflowed: bool,
 }
