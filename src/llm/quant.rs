@@ -166,22 +166,28 @@ fn round_half_away(x: f32) -> f32 {
     }
 }
 
+/// 1.5 × 2^23: a float32 sum with it (of an `x` under 2^22 in magnitude) has no fraction
+/// bits left, and its low mantissa bits are `x` rounded, offset by this number's.
+const ROUNDER: f32 = 12_582_912.0;
+
 /// A row quantized with `scale` (see the module doc for the rule).
 pub fn int8_row(row: &[f32], scale: f32, out: &mut Vec<u8>) {
     let inv = 1.0 / scale;
     out.extend(row.iter().map(|&w| {
-        // `round_half_away(w * inv).clamp(-127, 127)`, a NaN stored as 0, in a form that
-        // vectorizes: past ±128 everything clamps to ±127 anyway, and within it the
-        // truncation is exact.
+        // `round_half_away(w * inv).clamp(-127, 127)`, a NaN stored as 0, in exact
+        // operations that vectorize: past ±128 everything clamps to ±127 anyway; within
+        // it, adding 1.5 × 2^23 rounds to an integer (to nearest, ties to even) that the
+        // sum's low bits hold, and a tie rounded toward zero is moved away from it.
         let x = w * inv;
         let x = if x.is_nan() {
             0.0
         } else {
             x.clamp(-128.0, 128.0)
         };
-        let t = x as i32;
-        let frac = x - t as f32;
-        let q = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+        let m = x + ROUNDER;
+        let nearest = m.to_bits() as i32 - ROUNDER.to_bits() as i32;
+        let below = x - (m - ROUNDER);
+        let q = nearest + i32::from(below == 0.5 && x > 0.0) - i32::from(below == -0.5 && x < 0.0);
         (q.clamp(-127, 127) as i8) as u8
     }));
 }
