@@ -154,16 +154,19 @@ impl Matrix {
         } else if consecutive(&row_offsets) {
             // `[in, out]` (a Dense kernel): the block's rows of one input are adjacent.
             // Read a few inputs' columns, then transpose them into the rows while both
-            // fit in cache.
-            let mut tile = vec![0.0f32; TILE_COLS * n];
+            // fit in cache. A column's stride in the tile is one cache line more than its
+            // length: at a power of two the columns would share one set of the cache.
+            let stride = n + 16;
+            let mut tile = vec![0.0f32; TILE_COLS * stride];
             for c0 in (0..cols).step_by(TILE_COLS) {
                 let width = TILE_COLS.min(cols - c0);
                 for (j, &co) in col_offsets[c0..c0 + width].iter().enumerate() {
-                    view.contiguous(co + row_offsets[0], &mut tile[j * n..(j + 1) * n]);
+                    let column = &mut tile[j * stride..j * stride + n];
+                    view.contiguous(co + row_offsets[0], column);
                 }
                 for (k, row) in buf.chunks_mut(cols).enumerate() {
                     for (j, v) in row[c0..c0 + width].iter_mut().enumerate() {
-                        *v = tile[j * n + k];
+                        *v = tile[j * stride + k];
                     }
                 }
             }
