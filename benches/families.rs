@@ -14,6 +14,11 @@
 //! The recipe's gates are opened (every variant is written and measured, whatever its
 //! agreement): the table shows where the default gates would stop one.
 //!
+//! `LITERT_BENCH_FAMILIES_WIDE=1` adds a random Gemma 3 at Gemma 3 1B's width (bfloat16,
+//! 0.96 B parameters, `benches/support/gemma3_1b_width.py`, built once, 2 GB; its rows take
+//! about as long as all the others and need ~12 GB free); `LITERT_BENCH_FAMILIES=a,b` measures only
+//! the families so labelled (`gemma`, `gemma3`, `llama3`, `qwen3`, `gemma3_1b_width`).
+//!
 //! Run: `nice -n 10 cargo bench --bench families`. Presets, the scratch project and the
 //! artifacts live under `target/bench-families/`; the table is printed and written to
 //! `target/families_bench.md`. `LITERT_PYTHON` picks the interpreter, else the provisioned
@@ -93,6 +98,25 @@ fn remove_xnnpack_caches(bundle: &std::path::Path) {
     }
 }
 
+/// The random Gemma 3 at 1B's width, built once under `dir` (in a scratch directory renamed
+/// when complete, so an interrupted build is not mistaken for a preset).
+fn wide_gemma3(root: &std::path::Path, python: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let preset = dir.join("gemma3_1b_width");
+    if !preset.join("model.weights.h5").exists() {
+        let scratch = dir.join("gemma3_1b_width.partial");
+        let _ = std::fs::remove_dir_all(&scratch);
+        run(
+            Command::new(python)
+                .arg(root.join("benches/support/gemma3_1b_width.py"))
+                .arg(&scratch)
+                .arg(root.join("tests/presets")),
+            "building the Gemma 3 1B-width preset",
+        );
+        std::fs::rename(&scratch, &preset).expect("the Gemma 3 1B-width preset");
+    }
+    preset
+}
+
 fn main() {
     let root = common::root();
     let litert = common::litert();
@@ -111,19 +135,29 @@ fn main() {
         "writing the held-out text",
     );
     std::fs::write(project.join("held_out.txt"), text).expect("held-out text");
+    let mut families: Vec<(&str, std::path::PathBuf)> = FAMILIES
+        .iter()
+        .map(|(family, preset)| (*family, presets.join(preset)))
+        .collect();
+    if std::env::var_os("LITERT_BENCH_FAMILIES_WIDE").is_some_and(|v| v == "1") {
+        families.push(("gemma3_1b_width", wide_gemma3(&root, &python, &dir)));
+    }
+    if let Ok(only) = std::env::var("LITERT_BENCH_FAMILIES") {
+        families.retain(|(family, _)| only.split(',').any(|o| o == *family));
+    }
     let load_before = common::load_average();
 
     let mut table = String::from(
         "| family | variant | file bytes | weight bytes | vs int8 | corpus top-1 | perplexity ratio | decode t/s, 1 thread | 2 threads |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (family, preset) in FAMILIES {
+    for (family, preset) in families {
         let variants: String = VARIANTS
             .iter()
             .map(|(v, keys)| format!("  {v}: {keys}\n"))
             .collect();
         let recipe = format!(
             "version: 1\nname: {family}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\ngeneration:\n  prefill: [8, 32]\n  capacity: 128\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\n    min_top1_agreement: 0.0\n    corpus: {{file: held_out.txt, min_top1_agreement: 0.0, max_perplexity_ratio: 1000}}\n  bundle: {{}}\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
-            presets.join(preset).display()
+            preset.display()
         );
         let file = format!("{family}.yaml");
         std::fs::write(project.join(&file), recipe).expect("recipe");
