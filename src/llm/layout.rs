@@ -648,3 +648,67 @@ fn mismatch(weights: &Weights, w: &Stored, expect: [usize; 2]) -> LlmError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way `rows` walks a source (rows of contiguous inputs, inputs gathered along a
+    /// row, an `[in, out]` source transposed by tiles, any other order) reads the element
+    /// that plain row-major indexing names, for blocks that start anywhere.
+    #[test]
+    fn every_walk_of_a_source_reads_the_elements_indexing_names() {
+        let dir = tempfile::tempdir().unwrap();
+        // Element i holds i (float32) or i mod 256 (bfloat16, exact): a misread shows.
+        let float32: Vec<u8> = (0..6 * 7 * 40)
+            .flat_map(|i| (i as f32).to_le_bytes())
+            .collect();
+        let bfloat16: Vec<u8> = (0..50 * 70)
+            .flat_map(|i| (((i % 256) as f32).to_bits() >> 16).to_le_bytes()[..2].to_vec())
+            .collect();
+        let weights = Weights::for_test(
+            &dir.path().join("w.h5"),
+            &[
+                ("a", &[6, 7, 40], "float32", float32),
+                ("b", &[50, 70], "bfloat16", bfloat16),
+            ],
+        );
+        let cases: [(&str, usize, &[usize], &[usize]); 7] = [
+            ("a", 3, &[0], &[1, 2]), // contiguous rows
+            ("a", 3, &[1], &[0, 2]), // gathered along a row
+            ("a", 3, &[1, 2], &[0]), // [in, out]: tiles
+            ("a", 3, &[2], &[0, 1]), // [in, out] with 42 inputs: a partial tile
+            ("a", 3, &[0, 2], &[1]), // neither
+            ("b", 2, &[0], &[1]),
+            ("b", 2, &[1], &[0]),
+        ];
+        for (source, rank, out, inp) in cases {
+            let m = Matrix::new(source.into(), rank, out, inp);
+            let view = weights.get(source, rank).unwrap();
+            let ((rows, cols), o, i) = m.layout(view.shape);
+            let offset = |mut idx: usize, dims: &[(usize, usize)]| {
+                let mut off = 0;
+                for &(d, s) in dims.iter().rev() {
+                    off += (idx % d) * s;
+                    idx /= d;
+                }
+                off
+            };
+            for (r0, n) in [(0, rows), (1, rows - 1), (rows / 2, 1)] {
+                let mut buf = Vec::new();
+                assert_eq!(m.rows(&weights, r0, n, &mut buf).unwrap(), cols);
+                for k in 0..n {
+                    for c in 0..cols {
+                        let want = view.at(offset(r0 + k, &o) + offset(c, &i));
+                        assert_eq!(
+                            buf[k * cols + c],
+                            want,
+                            "{source} out {out:?} in {inp:?}: row {} input {c}",
+                            r0 + k
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -296,4 +296,25 @@ impl Weights {
     pub fn has(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }
+
+    /// A file at `path` of `datasets` (name, shape, dtype, bytes) laid end to end, mapped
+    /// as [`Weights::open`] maps a preset's: what a test reads without h5py.
+    #[cfg(test)]
+    pub(super) fn for_test(path: &Path, datasets: &[(&str, &[usize], &str, Vec<u8>)]) -> Self {
+        let (mut bytes, mut index) = (Vec::new(), Vec::new());
+        for (name, shape, dtype, data) in datasets {
+            index.push(IndexEntry {
+                name: name.to_string(),
+                shape: shape.iter().map(|&d| d as u64).collect(),
+                dtype: dtype.to_string(),
+                layout: "contiguous".into(),
+                offset: Some(bytes.len() as u64),
+            });
+            bytes.extend_from_slice(data);
+        }
+        std::fs::write(path, &bytes).expect("test weights");
+        let file = std::fs::File::open(path).expect("test weights");
+        let map = crate::fsio::map_readonly(&file).expect("mapped");
+        Self::from_index(path, map, index).expect("indexed")
+    }
 }
