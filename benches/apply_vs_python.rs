@@ -115,12 +115,7 @@ fn run_apply(bin: &Path, python: &str, recipes: &[PathBuf]) {
         .env("LITERT_NO_PROGRESS", "1")
         .output()
         .expect("litert apply");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "litert apply");
 }
 
 fn run_plain(python: &str, model: &Path, out: &Path) {

@@ -58,11 +58,7 @@ fn main() {
             .output()
             .expect("litert runs");
         let secs = start.elapsed().as_secs_f64();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_succeeded(&out, "litert check");
         println!(
             "binary `litert check DIR`: {RECIPES} recipes in {:.1} ms = {:.0} recipes/s",
             secs * 1e3,

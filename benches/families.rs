@@ -72,17 +72,6 @@ import build_presets
 print("\n".join(build_presets.sentences(60, 99)))
 "#;
 
-fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// LiteRT-LM's benchmark leaves `<bundle>_<time>_<size>.xnnpack_cache` files beside the
 /// bundle (the size of its weights each): remove them.
 fn remove_xnnpack_caches(bundle: &std::path::Path) {
@@ -105,7 +94,7 @@ fn wide_gemma3(root: &std::path::Path, python: &str, dir: &std::path::Path) -> s
     if !preset.join("model.weights.h5").exists() {
         let scratch = dir.join("gemma3_1b_width.partial");
         let _ = std::fs::remove_dir_all(&scratch);
-        run(
+        common::output(
             Command::new(python)
                 .arg(root.join("benches/support/gemma3_1b_width.py"))
                 .arg(&scratch)
@@ -126,7 +115,7 @@ fn main() {
     let project = dir.join("project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join(".git")).expect("bench project");
-    let text = run(
+    let text = common::output(
         Command::new(&python)
             .arg("-c")
             .arg(HELD_OUT)
@@ -161,7 +150,7 @@ fn main() {
         );
         let file = format!("{family}.yaml");
         std::fs::write(project.join(&file), recipe).expect("recipe");
-        let out = run(
+        let out = common::output(
             Command::new(&litert)
                 .args(["apply", "--json", &file])
                 .current_dir(&project),
@@ -177,7 +166,7 @@ fn main() {
                 .find(|a| a["id"] == id.as_str())
                 .unwrap_or_else(|| panic!("{id} not in the report"));
             let tflite = project.join(a["output"].as_str().expect("output"));
-            let info: Value = serde_json::from_slice(&run(
+            let info: Value = serde_json::from_slice(&common::output(
                 Command::new(&litert)
                     .arg("inspect")
                     .arg("--json")
@@ -187,7 +176,7 @@ fn main() {
             .expect("inspect --json");
             let corpus = &a["result"]["generation"]["check"]["corpus"];
             let bundle = project.join(a["bundle"]["output"].as_str().expect("bundle"));
-            let speed: Value = serde_json::from_slice(&run(
+            let speed: Value = serde_json::from_slice(&common::output(
                 Command::new(&python)
                     .arg("-c")
                     .arg(DECODE_BENCH)

@@ -64,7 +64,7 @@ fn main() {
         .stderr(Stdio::inherit())
         .output()
         .expect("gen_models.py");
-    assert!(out.status.success(), "gen_models.py failed");
+    common::assert_succeeded(&out, "gen_models.py");
     let sizes: Value = serde_json::from_slice(&out.stdout).expect("gen_models.py JSON");
 
     // The machine may be shared: the tables say how loaded it was, at the start and the end.
@@ -256,7 +256,7 @@ fn main() {
             .stderr(Stdio::inherit())
             .output()
             .expect("gen_speed.py");
-        assert!(out.status.success(), "gen_speed.py failed");
+        common::assert_succeeded(&out, "gen_speed.py");
         let s: Value = serde_json::from_slice(&out.stdout).expect("gen_speed JSON");
         let t = speed_table(name, variant, &s);
         eprint!("{t}");

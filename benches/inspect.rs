@@ -6,6 +6,8 @@
 //! Run with `cargo bench --bench inspect`. Targets: >= 50x less wall time, peak RSS <= 20 MB.
 //! Provisions the same venv and models as the cross-check (`tests/support/python.rs`).
 
+mod common;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -32,11 +34,7 @@ fn wall_ms(runs: usize, cmd: &[&Path]) -> f64 {
                 .output()
                 .expect("spawn");
             let elapsed = start.elapsed().as_secs_f64() * 1e3;
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::assert_succeeded(&out, &format!("{cmd:?}"));
             elapsed
         })
         .collect();
@@ -67,11 +65,7 @@ fn measure(runs: &str, cmd: &[&Path]) -> Value {
         .args(cmd)
         .output()
         .expect("run measure.py");
-    assert!(
-        out.status.success(),
-        "measure failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "measure.py");
     serde_json::from_slice(&out.stdout).expect("measure.py prints JSON")
 }
 

@@ -88,11 +88,7 @@ fn measure(cmd: &[&std::ffi::OsStr]) -> (f64, f64) {
             .output()
             .expect("/usr/bin/time runs");
         walls.push(start.elapsed().as_secs_f64());
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_succeeded(&out, &format!("{cmd:?}"));
         let text = String::from_utf8_lossy(&out.stderr);
         let kb: f64 = text
             .lines()
@@ -255,11 +251,7 @@ fn print_runtime_bench(worker: &str, bundle: &Path, what: &str) {
         .arg(bundle)
         .output()
         .expect("run the LiteRT-LM benchmark");
-    assert!(
-        out.status.success(),
-        "LiteRT-LM benchmark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "the LiteRT-LM benchmark");
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON rows");
     println!("LiteRT-LM benchmark, {what}, CPU, best of 5");
     println!(
@@ -302,12 +294,7 @@ fn preset_bundle(dir: &Path, worker: &str, litert: &Path) {
         .output()
         .expect("litert apply");
     let seconds = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "litert apply failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "litert apply");
     let bundle = project.join("build/gemma_int8.litertlm");
     let size = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     println!(

@@ -130,11 +130,7 @@ fn latency_of(
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
         .output()
         .expect("latency.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "latency.py");
     let by_file: BTreeMap<String, Value> = serde_json::from_slice(&out.stdout).expect("JSON");
     arts.iter()
         .map(|(variant, a)| {

@@ -340,12 +340,7 @@ fn test_section(litert: &Path, root: &Path, dir: &Path, report: &mut String) {
             .output()
             .expect("litert test");
         times.push(start.elapsed().as_secs_f64());
-        assert!(
-            out.status.success(),
-            "litert test failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_succeeded(&out, "litert test");
     }
     let trace = dir.join("test.strace");
     let traced = Command::new("strace")

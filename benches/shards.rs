@@ -79,11 +79,7 @@ fn apply(dir: &Path, args: &[&str], env: &[(String, String)]) -> (f64, usize, us
     let start = Instant::now();
     let out = litert(dir, args, env).output().expect("litert apply");
     let seconds = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "apply {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, &format!("apply {args:?}"));
     counts(&out.stdout, seconds)
 }
 
@@ -135,11 +131,7 @@ fn shards(
     for (t, child) in children {
         let out = child.wait_with_output().expect("shard");
         let seconds = t.elapsed().as_secs_f64();
-        assert!(
-            out.status.success(),
-            "a shard failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_succeeded(&out, "a shard");
         per.push(counts(&out.stdout, seconds));
     }
     let wall = start.elapsed().as_secs_f64();
@@ -152,11 +144,7 @@ fn shards(
     let mut args = vec!["lock", "merge"];
     args.extend(fragments.iter().map(String::as_str));
     let out = litert(merged, &args, &[]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_succeeded(&out, "merging the shards' lock fragments");
     (wall, per)
 }
 

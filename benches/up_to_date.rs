@@ -35,11 +35,7 @@ fn main() {
     };
     // Bring everything up to date first (this one may build).
     let first = apply();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stdout)
-    );
+    common::assert_succeeded(&first, "the first litert apply");
     let mut times = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();

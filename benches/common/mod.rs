@@ -40,6 +40,25 @@ pub fn worker_python() -> String {
         .to_string()
 }
 
+/// Panic, naming `what` and showing both of its streams, unless the process that gave `out`
+/// succeeded: how every bench checks the commands it runs.
+pub fn assert_succeeded(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run `cmd` to completion; its stdout, once [`assert_succeeded`].
+pub fn output(cmd: &mut Command, what: &str) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_succeeded(&out, what);
+    out.stdout
+}
+
 /// `/proc/loadavg`'s 1, 5 and 15 minute averages, and the number of cores beside them.
 pub fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
