@@ -593,6 +593,55 @@ fn prefill_then_decode(
 /// families (and Gemma 2's options): float32 artifacts give the same logits within 1e-5 natively (prefill, then a
 /// decode step over the cache the prefill wrote); int8 ones pass the same generation check
 /// against Keras; the report names the writer; a rebuild gives the same bytes.
+/// With the check off, the worker describes the preset while litert writes; a native write
+/// that fails (a truncated weights file) fails its build alone and leaves nothing behind;
+/// the next build, on the same worker (`--jobs 1`), builds.
+#[test]
+fn with_the_check_off_a_failed_native_write_fails_alone() {
+    let work = project();
+    let d = work.path();
+    let broken = d.join("broken_preset");
+    support::copy_tree(&presets().join("trained_gemma"), &broken);
+    let weights = broken.join("model.weights.h5");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap();
+    file.set_len(len / 2).unwrap();
+    let off = "  off: {generation: {check: {enabled: false}}}\n";
+    recipe(d, "broken.yaml", "trained_gemma", 32, "[8, 16]", off);
+    let text = std::fs::read_to_string(d.join("broken.yaml")).unwrap();
+    let text = text.replace(
+        &presets().join("trained_gemma").display().to_string(),
+        &broken.display().to_string(),
+    );
+    std::fs::write(d.join("broken.yaml"), text).unwrap();
+    recipe(d, "gemma.yaml", "trained_gemma", 32, "[8, 16]", off);
+    let out = work.litert(&[
+        "apply",
+        "--json",
+        "--jobs",
+        "1",
+        "broken.yaml",
+        "gemma.yaml",
+    ]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    let failed = &arts["broken:off"];
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["stage"], "convert", "{failed:#}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("truncated"), "{message}");
+    assert!(!d.join("out/broken-off.tflite").exists());
+    let built = &arts["gemma:off"];
+    assert_eq!(built["status"], "built", "{built:#}");
+    assert_eq!(built["result"]["generation"]["writer"], "native");
+    assert!(check(built).is_null(), "{:#}", check(built));
+    assert_eq!(built["result"]["generation"]["num_layers"], 2);
+    assert!(d.join("out/gemma-off.tflite").is_file());
+}
+
 #[test]
 fn the_native_writer_agrees_with_the_converter() {
     let work = project();
