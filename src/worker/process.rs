@@ -37,6 +37,7 @@ pub const SCRIPT_FILES: &[(&str, &str)] = &[
     embed!("litert_worker/data.py"),
     embed!("litert_worker/generation/__init__.py"),
     embed!("litert_worker/generation/corpus.py"),
+    embed!("litert_worker/generation/embedding.py"),
     embed!("litert_worker/generation/families/__init__.py"),
     embed!("litert_worker/generation/families/gemma.py"),
     embed!("litert_worker/generation/families/gemma3.py"),

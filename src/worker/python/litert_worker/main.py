@@ -100,7 +100,10 @@ def run_generation(build, holder):
         # litert wrote the artifact itself (src/llm) before this build started; the worker
         # describes and checks it.
         info = generation.describe(build, fam)
+        # The artifact's run below needs the memory of Keras' model (a reference cycle
+        # keeps it until collected).
         del fam
+        generation.release()
     else:
         build.progress("convert", "prefill/decode signatures")
         # The export releases the model before converting: hand over the only reference.

@@ -18,10 +18,11 @@ The package is split by part: `families/` (how each KerasHub causal LM maps onto
 decoder skeleton, one module per family), `graph` (the signatures, the SavedModel and the
 conversion, with the int8 table of tied embeddings), `runtime` (driving the artifact as
 LiteRT-LM does), `text` (the tokenizer as generation uses it), `parity` (the check against
-Keras `generate()`) and `corpus` (the teacher-forced check on a held-out text)."""
+Keras `generate()`), `embedding` (Keras' token embedding read a slice at a time for its
+references) and `corpus` (the teacher-forced check on a held-out text)."""
 
 from .families import family_of
-from .graph import PresetOnly, TiedInt8Table, decode_signature, describe, export, exportable
+from .graph import PresetOnly, TiedInt8Table, decode_signature, describe, export, exportable, release
 from .parity import parity, references
 from .runtime import Runtime
 
@@ -36,4 +37,5 @@ __all__ = [
     "family_of",
     "parity",
     "references",
+    "release",
 ]

@@ -22,6 +22,7 @@ token (a 256k vocabulary over a thousand tokens is a gigabyte)."""
 
 from ..libs import tf_modules
 from ..protocol import BuildError
+from .embedding import lean_heads
 from .text import tokenize
 
 
@@ -83,10 +84,9 @@ def keras_side(model, pre, g):
         nll = tf.reduce_logsumexp(logits, axis=-1) - picked
         return tf.argmax(logits, axis=-1, output_type=tf.int32), nll
 
-    # Compiled with XLA, as `keras_reference` is (no transient copies of the weights), and
-    # for one shape: a short last window is padded at its end, which causal attention keeps
-    # from the positions before it, so every window runs the one compiled program.
-    forward = tf.function(score, jit_compile=True)
+    # Eagerly, as `keras_reference` runs (no float32 copy of every weight at once). A short
+    # last window is padded at its end, which causal attention keeps from the positions
+    # before it, so every window has one shape.
     top1, nll = [], []
     for begin, first, end in corpus["windows"]:
         w = corpus["prefix"] + corpus["body"][begin:end]
@@ -94,7 +94,8 @@ def keras_side(model, pre, g):
         tokens = np.zeros((1, C), np.int32)
         mask = np.zeros((1, C), np.int32)
         tokens[0, :len(w)], mask[0, :len(w)] = w, 1
-        a, b = forward(tf.constant(tokens), tf.constant(mask))
+        with lean_heads():
+            a, b = score(tf.constant(tokens), tf.constant(mask))
         top1 += [int(x) for x in np.asarray(a)[start - 1:len(w) - 1]]
         nll += [float(x) for x in np.asarray(b, np.float64)[start - 1:len(w) - 1]]
     return {**corpus, "keras_top1": top1, "keras_nll": nll}

@@ -6,6 +6,7 @@ teacher-forced comparison on it (`corpus`)."""
 from ..libs import tf_modules
 from ..protocol import BuildError
 from . import corpus
+from .embedding import lean_heads
 from .runtime import Runtime
 from .text import detokenize, tokenize
 
@@ -14,7 +15,11 @@ def keras_reference(model, prompt, steps):
     """Keras' greedy `generate()` ids for `steps` new tokens, and the logits that chose
     each of them (one forward pass over the generated sequence). `generate()` makes the
     first `steps - 1`; the last is the greedy pick of the forward pass's last logits, so
-    Keras never needs a position beyond the cache (prompt + steps - 1 tokens are fed)."""
+    Keras never needs a position beyond the cache (prompt + steps - 1 tokens are fed).
+
+    Both run eagerly, one op at a time, so each layer's float32 view of its bfloat16
+    weights lives only while the layer runs; compiled (XLA or a graph), TensorFlow kept
+    a float32 copy of every weight at once (docs/llm.md#memory)."""
     np, tf, keras = tf_modules()
     n, total = len(prompt), len(prompt) + steps - 1
     seq = np.zeros((1, total), np.int32)
@@ -25,21 +30,23 @@ def keras_reference(model, prompt, steps):
             model.compile(sampler="greedy")
         mask = np.zeros((1, total), np.int32)
         mask[0, :n] = 1
-        pre, jit = model.preprocessor, model.jit_compile
-        # Compiled with XLA, Keras' generate() holds no transient copies of the weights;
-        # as a TensorFlow graph it held about 6 GB more for a Gemma-2B-width model, more
-        # than the whole export (docs/llm.md#memory).
-        model.preprocessor, model.jit_compile, model.generate_function = None, True, None
+        pre, eager = model.preprocessor, model.run_eagerly
+        model.preprocessor, model.run_eagerly, model.generate_function = None, True, None
         try:
             # The generate function itself: `generate()` would also batch its outputs,
             # which fails on Gemma 3's (a text-only model returns `images: None`).
             generate = model.make_generate_function()
-            out = generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
+            # Its one full-length pass fills the cache; the logits it reads come one
+            # step at a time after it, so that pass projects its last position only.
+            with lean_heads(rows=(total - 1, total)):
+                out = generate({"token_ids": seq, "padding_mask": mask}, stop_token_ids=None)
         finally:
-            model.preprocessor, model.jit_compile, model.generate_function = pre, jit, None
+            model.preprocessor, model.run_eagerly, model.generate_function = pre, eager, None
         seq = np.asarray(out["token_ids"], np.int32)
-    forward = tf.function(lambda s: model({"token_ids": s, "padding_mask": tf.ones_like(s)}, training=False), jit_compile=True)
-    logits = np.asarray(forward(tf.constant(seq))[0, n - 1:total], np.float64)
+    s = tf.constant(seq)
+    with lean_heads(rows=(n - 1, total)):
+        logits = model({"token_ids": s, "padding_mask": tf.ones_like(s)}, training=False)
+    logits = np.asarray(logits[0], np.float64)
     ids = [int(t) for t in seq[0, n:total]] + [int(np.argmax(logits[-1]))]
     return ids, logits
 
@@ -84,12 +91,17 @@ def references(model, g):
 
 def parity(build, refs, pre):
     """The artifact driven as LiteRT-LM drives it, against the Keras `references`."""
-    np, tf, keras = tf_modules()
     g = build.plan["generation"]
+    with Runtime(build.temp_output, g) as rt:
+        return judge(rt, refs, pre, g)
+
+
+def judge(rt, refs, pre, g):
+    """The check's report: the artifact run by `rt` against Keras' `refs`."""
+    np = rt.np
     c = g["check"]
     quantized = c["quantized"]
     N = c["steps"]
-    rt = Runtime(build.temp_output, g)
     atol, rtol = c["tolerance"]["atol"], c["tolerance"]["rtol"]
     results, agree, total, worst = [], 0, 0, 0.0
     for p in refs["prompts"]:

@@ -1,38 +1,66 @@
 """Driving the artifact as LiteRT-LM does: its signature runners with the caches carried
 between calls, prefill in chunks of the exported lengths, greedy decode."""
 
+import os
+import shutil
+import tempfile
+
 from ..libs import tf_modules
 from ..protocol import BuildError
 from .graph import MASKED
 
 
 class Runtime:
-    """The artifact's signature runners with the caches carried between calls, fed the
-    way LiteRT-LM feeds them: prefill in chunks of an exported length (pads: token 0,
-    position 0, fully masked rows), the last prompt token held back for the first decode."""
+    """The artifact's signatures with the caches carried between calls, fed the way
+    LiteRT-LM feeds them: prefill in chunks of an exported length (pads: token 0,
+    position 0, fully masked rows), the last prompt token held back for the first decode.
+
+    It runs on LiteRT's `CompiledModel` with XNNPACK, as LiteRT-LM does, and with
+    XNNPACK's weight cache in a file beside the artifact (removed on `close`): every
+    signature then reads one packed copy of the weights, where the `Interpreter` packs
+    them once per signature (8.6 GiB against 3.2 GiB for a 2.4 GiB artifact)."""
 
     def __init__(self, path, g, threads=None):
         np, tf, keras = tf_modules()
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.options import CpuOptions, Options
 
         self.np = np
         self.g = g
         names = g["names"]
-        kwargs = {"num_threads": threads} if threads else {}
-        self.interpreter = Interpreter(model_path=path, **kwargs)
-        sigs = self.interpreter.get_signature_list()
+        self.scratch = tempfile.mkdtemp(prefix=".litert-xnnpack-", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            cpu = CpuOptions(num_threads=threads or 0,
+                             xnnpack_weight_cache_path=os.path.join(self.scratch, "weights.xnnpack"))
+            self.model = CompiledModel.from_file(path, options=Options(cpu_options=cpu))
+        except Exception:
+            self.close()
+            raise
+        sigs = self.model.get_signature_list()
         want = [names["prefill"].format(T=T) for T in g["prefill"]] + [names["decode"]]
         missing = [k for k in want if k not in sigs]
         if missing:
+            self.close()
             raise BuildError("parity", f"the artifact lacks signature(s) {missing}; it has {sorted(sigs)}")
-        self.prefill_runners = {T: self.interpreter.get_signature_runner(names["prefill"].format(T=T))
-                                for T in g["prefill"]}
-        self.decode_runner = self.interpreter.get_signature_runner(names["decode"])
-        details = self.decode_runner.get_input_details()
+        self.signatures = {k: Signature(np, self.model, k) for k in want}
+        self.prefill_runners = {T: self.signatures[names["prefill"].format(T=T)] for T in g["prefill"]}
+        self.decode_runner = self.signatures[names["decode"]]
+        details = self.decode_runner.inputs
         self.cache_names = sorted(n for n in details if n not in (names["tokens"], names["input_pos"], names["mask"]))
-        self.cache_shapes = {n: tuple(details[n]["shape"]) for n in self.cache_names}
-        self.mask_dtype = details[names["mask"]]["dtype"]
+        self.cache_shapes = {n: details[n][0] for n in self.cache_names}
+        self.mask_dtype = details[names["mask"]][1]
         self.reset()
+
+    def close(self):
+        """Release the model and remove its weight cache."""
+        self.model = self.signatures = self.prefill_runners = self.decode_runner = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def reset(self):
         np = self.np
@@ -135,3 +163,28 @@ class Runtime:
             if not np.all(np.isfinite(c)):
                 raise BuildError("parity", f"cache `{n}` holds NaN or Inf after generation (masked pad rows?)")
         return picks, np.stack(logits)
+
+
+class Signature:
+    """One signature of a `CompiledModel` called like the `Interpreter`'s signature
+    runners: numpy arrays in by input name, numpy arrays out by output name."""
+
+    def __init__(self, np, model, key):
+        self.np, self.model, self.key = np, model, key
+        self.inputs = {n: (tuple(d["shape"]), np.dtype(d["dtype"]))
+                       for n, d in model.get_input_tensor_details(key).items()}
+        self.outputs = {n: (tuple(d["shape"]), np.dtype(d["dtype"]))
+                        for n, d in model.get_output_tensor_details(key).items()}
+        self.in_buffers = {n: model.create_input_buffer_by_name(key, n) for n in self.inputs}
+        self.out_buffers = {n: model.create_output_buffer_by_name(key, n) for n in self.outputs}
+
+    def __call__(self, **arrays):
+        np = self.np
+        if set(arrays) != set(self.inputs):
+            raise BuildError("parity", f"signature `{self.key}` takes {sorted(self.inputs)}, was given {sorted(arrays)}")
+        for n, a in arrays.items():
+            shape, dtype = self.inputs[n]
+            self.in_buffers[n].write(np.ascontiguousarray(a, dtype).reshape(shape))
+        self.model.run_by_name(self.key, self.in_buffers, self.out_buffers)
+        return {n: self.out_buffers[n].read(int(np.prod(shape)), dtype).reshape(shape)
+                for n, (shape, dtype) in self.outputs.items()}
