@@ -34,9 +34,24 @@ WORDS = (
 BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + ["."]
 
 
+# Each word's two likely successors (a fixed draw): the sentences follow them 85% and 10%
+# of the time, so a trained model's next-word choices are clear, as a real language
+# model's are, rather than near ties between equally likely random words.
+_DRAW = np.random.default_rng(99)
+SUCCESSORS = {w: _DRAW.choice(WORDS, size=2, replace=False) for w in WORDS}
+
+
 def sentences(n, seed):
     rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) + " ." for _ in range(n)]
+    out = []
+    for _ in range(n):
+        words = [str(rng.choice(WORDS))]
+        for _ in range(int(rng.integers(4, 12)) - 1):
+            r = rng.random()
+            nxt = SUCCESSORS[words[-1]]
+            words.append(str(nxt[0] if r < 0.85 else nxt[1] if r < 0.95 else rng.choice(WORDS)))
+        out.append(" ".join(words) + " .")
+    return out
 
 
 def gemma_tokenizer_proto():
