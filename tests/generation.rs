@@ -138,6 +138,63 @@ print(json.dumps(report))
     );
 }
 
+/// The check's Keras references read the token embedding a slice at a time
+/// (`generation/embedding.py`): the lookup, the vocabulary projection (in many slices, the
+/// last one short) and the whole model's logits are bit for bit Keras' own, tied (Gemma)
+/// and untied (Llama 3), stored in float32 and in bfloat16; a pass limited to some
+/// positions gives exactly those positions' logits.
+#[test]
+fn the_checks_lean_embedding_computes_what_keras_does() {
+    let script = r#"
+import json, os, sys, tempfile
+import numpy as np, keras_hub, tensorflow as tf
+from litert_worker import load
+from litert_worker.generation import embedding
+embedding.HEAD_CHUNK = 7
+report = {}
+for path in sys.argv[1:]:
+    bf16 = os.path.join(tempfile.mkdtemp(), "bf16")
+    keras_hub.models.CausalLM.from_preset(path, dtype="bfloat16").save_to_preset(bf16)
+    for label, source in ((path, path), (path + ":bf16", bf16)):
+        m = load.load_preset({"task": "CausalLM", "preset": {"path": source}}, stored_dtype=True)
+        emb = m.backbone.token_embedding
+        x = tf.constant([[2, 5, 9, 11, 3]])
+        h = tf.random.stateless_normal((1, 5, m.backbone.hidden_dim), seed=(1, 2))
+        run = lambda: (emb(x).numpy(), emb(h, reverse=True).numpy(),
+                       m({"token_ids": x, "padding_mask": tf.ones_like(x)}).numpy())
+        keras = run()
+        with embedding.lean_heads():
+            lean = run()
+        with embedding.lean_heads(rows=(1, 3)):
+            rows = m({"token_ids": x, "padding_mask": tf.ones_like(x)}).numpy()
+        report[label] = {
+            "tied": bool(emb.tie_weights),
+            "equal": [bool(np.array_equal(a, b)) for a, b in zip(keras, lean)],
+            "rows": bool(np.array_equal(rows, keras[2][:, 1:3])),
+        }
+print(json.dumps(report))
+"#;
+    let report = worker_json(
+        script,
+        &["trained_gemma", "trained_llama3"].map(|p| presets().join(p)),
+    );
+    let report = report.as_object().unwrap();
+    assert_eq!(report.len(), 4, "{report:?}");
+    for (preset, r) in report {
+        assert_eq!(
+            r["equal"],
+            serde_json::json!([true, true, true]),
+            "{preset}: {r}"
+        );
+        assert_eq!(r["rows"], true, "{preset}: {r}");
+    }
+    let tied: Vec<bool> = report
+        .values()
+        .map(|r| r["tied"].as_bool().unwrap())
+        .collect();
+    assert!(tied.contains(&true) && tied.contains(&false), "{report:?}");
+}
+
 /// The tied table's bytes go into the converted file in place, in both buffer layouts
 /// (inside the FlatBuffer, and after it as in files over 2 GB, like Gemma 2B's), and a
 /// file that is not what the export wrote (two table buffers, no placeholder) is refused.

@@ -9,9 +9,9 @@
 //! changes; docs/llm.md#memory). A small model's export stays under 2 GiB (ResNet50 peaks at
 //! ~1.7 GB). The native LLM writer streams the weights: its peak is the check's Keras model
 //! and its eager `generate()` (1.38× a bfloat16 preset's bytes at Gemma 2B's size, measured
-//! with the bundle verified), or TensorFlow's baseline with the check off (0.76 GiB there). `apply` sizes `--jobs`
-//! from the largest estimate and warns before a build that will not fit the machine or the
-//! worker's own memory limit.
+//! with the bundle verified), or TensorFlow's baseline with the check off (0.76 GiB there).
+//! `apply` sizes `--jobs` from the largest estimate and warns before a build that will not
+//! fit the machine or the worker's own memory limit.
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from ..libs import tf_modules
 
 
-# Vocabulary rows a lean head converts to float32 at once (64 MB of them at hidden 1024).
+# Vocabulary rows the projection converts at once (128 MB of float32 at hidden 2048).
 HEAD_CHUNK = 16384
 
 
@@ -23,21 +23,26 @@ def lean_heads(rows=None):
     cls = keras.layers.ReversibleEmbedding
     keras_call = cls.call
 
+    def stored(variable):
+        """The `tf.Variable` under a Keras variable: reading the Keras variable inside a
+        layer converts all of it to the compute dtype."""
+        raw = getattr(variable, "_value", None)
+        return raw if isinstance(raw, tf.Variable) else None
+
     def call(layer, inputs, reverse=False):
-        if getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False) or (
-                layer.mask_zero and not reverse):
+        raw = None
+        if not (getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False)
+                or (layer.mask_zero and not reverse)):
+            raw = stored(layer.reverse_embeddings if reverse and not layer.tie_weights else layer.embeddings)
+        if raw is None:
             # Keras' own path where its table is not one stored variable, or a mask is due.
             return keras_call(layer, inputs, reverse=reverse)
         if not reverse:
             # The rows looked up, then converted: Keras converts the table, then looks up.
-            raw = getattr(layer.embeddings, "_value", layer.embeddings)
             ids = inputs if inputs.dtype in (tf.int32, tf.int64) else tf.cast(inputs, tf.int32)
             return tf.cast(raw.sparse_read(ids), layer.compute_dtype)
         if rows is not None and len(inputs.shape) == 3 and inputs.shape[1] >= rows[1]:
             inputs = inputs[:, rows[0]:rows[1]]
-        table = layer.embeddings if layer.tie_weights else layer.reverse_embeddings
-        # The variable as stored: reading `table` inside a layer converts all of it.
-        raw = getattr(table, "_value", table)
         dtype = layer.reverse_dtype or layer.compute_dtype
         inputs = tf.cast(inputs, dtype)
         vocab = raw.shape[0] if layer.tie_weights else raw.shape[1]

@@ -15,10 +15,12 @@ class Runtime:
     LiteRT-LM feeds them: prefill in chunks of an exported length (pads: token 0,
     position 0, fully masked rows), the last prompt token held back for the first decode.
 
-    It runs on LiteRT's `CompiledModel` with XNNPACK, as LiteRT-LM does, and with
-    XNNPACK's weight cache in a file beside the artifact (removed on `close`): every
-    signature then reads one packed copy of the weights, where the `Interpreter` packs
-    them once per signature (8.6 GiB against 3.2 GiB for a 2.4 GiB artifact)."""
+    It runs on LiteRT's `CompiledModel` with XNNPACK and, as LiteRT-LM does, XNNPACK's
+    weight cache in a file (beside the artifact, removed on `close`): every signature
+    then reads one packed copy of the weights, where the `Interpreter` packed them once
+    per signature (measured for a 2.4 GiB artifact with three signatures: 8.6 GiB against
+    3.3 GiB). A cache that cannot be written (a full disk) costs memory, not the check:
+    XNNPACK then packs in memory."""
 
     def __init__(self, path, g, threads=None):
         np, tf, keras = tf_modules()
@@ -28,23 +30,22 @@ class Runtime:
         self.np = np
         self.g = g
         names = g["names"]
+        # In the artifact's private directory, which litert removes whatever happens here.
         self.scratch = tempfile.mkdtemp(prefix=".litert-xnnpack-", dir=os.path.dirname(os.path.abspath(path)))
         try:
             cpu = CpuOptions(num_threads=threads or 0,
                              xnnpack_weight_cache_path=os.path.join(self.scratch, "weights.xnnpack"))
             self.model = CompiledModel.from_file(path, options=Options(cpu_options=cpu))
+            sigs = self.model.get_signature_list()
+            want = [names["prefill"].format(T=T) for T in g["prefill"]] + [names["decode"]]
+            missing = [k for k in want if k not in sigs]
+            if missing:
+                raise BuildError("parity", f"the artifact lacks signature(s) {missing}; it has {sorted(sigs)}")
+            self.prefill_runners = {T: Signature(np, self.model, names["prefill"].format(T=T)) for T in g["prefill"]}
+            self.decode_runner = Signature(np, self.model, names["decode"])
         except Exception:
             self.close()
             raise
-        sigs = self.model.get_signature_list()
-        want = [names["prefill"].format(T=T) for T in g["prefill"]] + [names["decode"]]
-        missing = [k for k in want if k not in sigs]
-        if missing:
-            self.close()
-            raise BuildError("parity", f"the artifact lacks signature(s) {missing}; it has {sorted(sigs)}")
-        self.signatures = {k: Signature(np, self.model, k) for k in want}
-        self.prefill_runners = {T: self.signatures[names["prefill"].format(T=T)] for T in g["prefill"]}
-        self.decode_runner = self.signatures[names["decode"]]
         details = self.decode_runner.inputs
         self.cache_names = sorted(n for n in details if n not in (names["tokens"], names["input_pos"], names["mask"]))
         self.cache_shapes = {n: details[n][0] for n in self.cache_names}
@@ -53,7 +54,7 @@ class Runtime:
 
     def close(self):
         """Release the model and remove its weight cache."""
-        self.model = self.signatures = self.prefill_runners = self.decode_runner = None
+        self.model = self.prefill_runners = self.decode_runner = None
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self):
