@@ -1,7 +1,8 @@
 //! Each language-model family's export measured (issue 22, "Measured"), every figure in one
 //! run: for the trained test presets of Gemma, Gemma 3, Llama 3 and Qwen 3
 //! (`tests/presets/build_presets.py`), in float32, int8 (`dynamic_range`) and int4 (blocks of
-//! 32 and per channel), all written by the native writer and bundled by `litert apply`:
+//! 32 and per channel, with the default int8 embedding table and with `embedding: int4`), all
+//! written by the native writer and bundled by `litert apply`:
 //!
 //! - file bytes, and weight bytes (every constant buffer, `litert inspect --json`) against
 //!   int8's;
@@ -17,9 +18,12 @@
 //! `LITERT_BENCH_FAMILIES_WIDE=1` adds a random Gemma 3 at Gemma 3 1B's width (bfloat16,
 //! 0.96 B parameters, `benches/support/gemma3_1b_width.py`, built once, 2 GB; its rows take
 //! about as long as all the others and need ~12 GB free); `LITERT_BENCH_FAMILIES=a,b` measures only
-//! the families so labelled (`gemma`, `gemma3`, `llama3`, `qwen3`, `gemma3_1b_width`).
+//! the families so labelled (`gemma`, `gemma3`, `llama3`, `qwen3`, `gemma3_1b_width`);
+//! `LITERT_BENCH_FAMILIES_VARIANTS=a,b` only the variants so labelled (keep `int8` for the
+//! ratios).
 //!
-//! Run: `nice -n 10 cargo bench --bench families`. Presets, the scratch project and the
+//! Run: `nice -n 10 cargo bench --bench families`. The presets are the tests' (built once per
+//! version of their script, `target/fixtures-presets-*`); the scratch project and the
 //! artifacts live under `target/bench-families/`; the table is printed and written to
 //! `target/families_bench.md`. `LITERT_PYTHON` picks the interpreter, else the provisioned
 //! environment.
@@ -48,6 +52,14 @@ const VARIANTS: &[(&str, &str)] = &[
         "{quantization: {mode: dynamic_int4, block_size: 32}}",
     ),
     ("int4_channel", "{quantization: {mode: dynamic_int4}}"),
+    (
+        "int4_b32_int4_table",
+        "{quantization: {mode: dynamic_int4, block_size: 32, embedding: int4}}",
+    ),
+    (
+        "int4_channel_int4_table",
+        "{quantization: {mode: dynamic_int4, embedding: int4}}",
+    ),
 ];
 
 const DECODE_BENCH: &str = r#"
@@ -111,7 +123,7 @@ fn main() {
     let litert = common::litert();
     let python = common::worker_python();
     let dir = root.join("target/bench-families");
-    let presets = common::test_presets(&python, &dir.join("presets"));
+    let presets = common::test_presets(&python);
     let project = dir.join("project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join(".git")).expect("bench project");
@@ -134,18 +146,26 @@ fn main() {
     if let Ok(only) = std::env::var("LITERT_BENCH_FAMILIES") {
         families.retain(|(family, _)| only.split(',').any(|o| o == *family));
     }
+    let variants: Vec<(&str, &str)> = match std::env::var("LITERT_BENCH_FAMILIES_VARIANTS") {
+        Ok(only) => VARIANTS
+            .iter()
+            .copied()
+            .filter(|(v, _)| only.split(',').any(|o| o == *v))
+            .collect(),
+        Err(_) => VARIANTS.to_vec(),
+    };
     let load_before = common::load_average();
 
     let mut table = String::from(
         "| family | variant | file bytes | weight bytes | vs int8 | corpus top-1 | perplexity ratio | decode t/s, 1 thread | 2 threads |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (family, preset) in families {
-        let variants: String = VARIANTS
+        let listed: String = variants
             .iter()
             .map(|(v, keys)| format!("  {v}: {keys}\n"))
             .collect();
         let recipe = format!(
-            "version: 1\nname: {family}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\ngeneration:\n  prefill: [8, 32]\n  capacity: 128\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\n    min_top1_agreement: 0.0\n    corpus: {{file: held_out.txt, min_top1_agreement: 0.0, max_perplexity_ratio: 1000}}\n  bundle: {{}}\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
+            "version: 1\nname: {family}\nmodel:\n  preset: {{path: {}, task: CausalLM}}\ngeneration:\n  prefill: [8, 32]\n  capacity: 128\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\n    min_top1_agreement: 0.0\n    corpus: {{file: held_out.txt, min_top1_agreement: 0.0, max_perplexity_ratio: 1000}}\n  bundle: {{}}\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{listed}",
             preset.display()
         );
         let file = format!("{family}.yaml");
@@ -159,7 +179,7 @@ fn main() {
         let report: Value = serde_json::from_slice(&out).expect("apply --json");
         let artifacts = report["artifacts"].as_array().expect("artifacts");
         let mut rows = Vec::new();
-        for (variant, _) in VARIANTS {
+        for (variant, _) in &variants {
             let id = format!("{family}:{variant}");
             let a = artifacts
                 .iter()

@@ -68,17 +68,26 @@ pub fn load_average() -> String {
 }
 
 /// The tests' KerasHub presets (`tests/presets/build_presets.py`: the trained Gemma, Gemma 3,
-/// Llama 3 and Qwen 3 among them) under `dir`, built with `python` unless already there.
-pub fn test_presets(python: &str, dir: &std::path::Path) -> PathBuf {
+/// Llama 3 and Qwen 3 among them), built with `python` unless already there: in the
+/// directory the tests use, named by the script's digest, so a changed script is never
+/// measured on presets an older one built.
+pub fn test_presets(python: &str) -> PathBuf {
+    let script = root().join("tests/presets/build_presets.py");
+    let text = std::fs::read(&script).expect("tests/presets/build_presets.py");
+    let digest = litert::digest::sha256_hex(&text);
+    let dir = root().join("target").join(format!(
+        "fixtures-presets-{}",
+        litert::digest::short(&digest)
+    ));
     if !dir.join("READY").exists() {
         let ok = Command::new(python)
-            .arg(root().join("tests/presets/build_presets.py"))
-            .arg(dir)
+            .arg(&script)
+            .arg(&dir)
             .env("TF_CPP_MIN_LOG_LEVEL", "3")
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "building the test presets failed");
     }
-    dir.to_path_buf()
+    dir
 }

@@ -10,7 +10,7 @@ use crate::provenance::Provenance;
 use crate::pyenv::WorkerEnv;
 use crate::recipe::BuildPlan;
 use crate::recipe::plan::{GenerationPlan, ModelPlan, PresetRef};
-use crate::recipe::types::{GenerationWriter, QuantizationMode};
+use crate::recipe::types::{EmbeddingStorage, GenerationWriter, QuantizationMode};
 
 /// Whether the native writer writes `plan`'s artifact.
 pub fn writes(plan: &BuildPlan) -> bool {
@@ -57,6 +57,11 @@ pub fn write(
             )));
         }
     };
+    let table_storage = match plan.quantization.embedding {
+        Some(EmbeddingStorage::Int4) => storage,
+        Some(EmbeddingStorage::Int8) => Storage::Int8PerChannel,
+        None => storage.default_table(),
+    };
     let prefill: Vec<usize> = g.prefill.iter().map(|&t| t as usize).collect();
     let spec = Spec {
         preset: dir,
@@ -66,6 +71,7 @@ pub fn write(
         mask_dtype: mask_dtype(g),
         names: names(g),
         storage,
+        table_storage,
         metadata: provenance
             .entries()
             .into_iter()

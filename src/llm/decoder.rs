@@ -49,8 +49,10 @@ impl Model {
     fn embed(&self, g: &mut Graph<'_>, tokens: T) -> T {
         let table = g.matrix(&self.table);
         let rows = g.gather(table, tokens);
-        let x = match &self.table_scales {
-            Some(scales) => {
+        // A quantized table's rows come out as integers (int8, or int4 that CAST widens),
+        // scaled by their row's scale, or block by block by their float16 block scales.
+        let x = match (&self.table_scales, &self.table.blocks) {
+            (Some(scales), _) => {
                 let rows = g.cast(rows, tt::FLOAT32);
                 let s = g.weight(scales);
                 let s = g.gather(s, tokens);
@@ -58,7 +60,19 @@ impl Model {
                 let s = g.reshape(s, &[shape[0], shape[1], 1]);
                 g.mul(rows, s)
             }
-            None => rows,
+            (None, Some(blocks)) => {
+                let rows = g.cast(rows, tt::FLOAT32);
+                let shape = g.shape(rows).to_vec();
+                let size = blocks.size as i32;
+                let rows = g.reshape(rows, &[shape[0], shape[1], shape[2] / size, size]);
+                let s = g.weight(&blocks.scales);
+                let s = g.gather(s, tokens);
+                let s = g.dequantize(s);
+                let s = g.reshape(s, &[shape[0], shape[1], shape[2] / size, 1]);
+                let x = g.mul(rows, s);
+                g.reshape(x, &shape)
+            }
+            (None, None) => rows,
         };
         if self.arch.scale_embeddings {
             let s = g.scalar((self.arch.hidden as f32).sqrt());
@@ -327,7 +341,14 @@ pub fn build(
     arch: Architecture,
 ) -> Result<crate::tflite::ModelDef, LlmError> {
     let mut shared = Shared::new();
-    let model = load(&mut shared, &weights, adapter, arch, spec.storage)?;
+    let model = load(
+        &mut shared,
+        &weights,
+        adapter,
+        arch,
+        spec.storage,
+        spec.table_storage,
+    )?;
     let mut subgraphs = Vec::new();
     let mut signatures = Vec::new();
     let mut keys: Vec<(String, usize, bool)> = spec

@@ -386,8 +386,8 @@ pub struct Layer {
 pub struct Model {
     pub arch: Architecture,
     pub table: Stored,
-    /// Per-row scales of an int8 table, for the lookup (the table is never int4:
-    /// [`table_storage`]).
+    /// Per-row scales of an int8 or per-channel int4 table, for the lookup (a blockwise
+    /// table's lookup reads its float16 block scales).
     pub table_scales: Option<Stored>,
     /// The untied output projection; `None`: the table.
     pub head: Option<Stored>,
@@ -475,18 +475,6 @@ const QWEN3: Layout = Layout {
     ..LLAMA
 };
 
-/// How the embedding table and the logits projection are stored: as every other matrix,
-/// except that int4 keeps them int8 per channel. Measured on the trained test Gemma
-/// (docs/llm.md#int4-weights): with an int4 table, greedy top-1 agreement with Keras falls
-/// to 0.79 (per channel) and 0.88 (blocks of 32), under the 0.9 that int4 layers with an
-/// int8 table keep.
-fn table_storage(storage: Storage) -> Storage {
-    match storage {
-        Storage::Int4 { .. } => Storage::Int8PerChannel,
-        s => s,
-    }
-}
-
 /// Store every weight of the preset once, with what `adapter` changes merged in.
 pub fn load(
     shared: &mut Shared,
@@ -494,6 +482,7 @@ pub fn load(
     adapter: Option<&Adapter>,
     arch: Architecture,
     storage: Storage,
+    table_storage: Storage,
 ) -> Result<Model, LlmError> {
     let f = match arch.family {
         Family::Gemma => &GEMMA,
@@ -519,7 +508,7 @@ pub fn load(
         adapter,
         "token_embedding",
         Matrix::new(format!("{embedding}/0"), 2, &[0], &[1]),
-        table_storage(storage),
+        table_storage,
     )?;
     if table.shape != [arch.vocab as i32, arch.hidden as i32] {
         return Err(mismatch(weights, &table, [arch.vocab, arch.hidden]));
@@ -543,7 +532,7 @@ pub fn load(
             adapter,
             "output_projection",
             Matrix::new(untied, 2, &[1], &[0]),
-            table_storage(storage),
+            table_storage,
         )?)
     } else {
         None

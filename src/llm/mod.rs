@@ -57,7 +57,11 @@ pub struct Spec<'a> {
     pub prefill: &'a [usize],
     pub mask_dtype: MaskDtype,
     pub names: Names,
+    /// How the layers' matrices are stored.
     pub storage: Storage,
+    /// How the token embedding table and the logits projection are stored
+    /// ([`Storage::default_table`] unless the recipe says otherwise).
+    pub table_storage: Storage,
     /// Metadata entries (name, value) written into the model as they are.
     pub metadata: Vec<(String, Vec<u8>)>,
 }

@@ -57,6 +57,17 @@ impl Storage {
         }
     }
 
+    /// How the token embedding table and the logits projection are stored, unless the
+    /// recipe says otherwise, beside layer matrices stored as `self`: the same, except that
+    /// int4 layers keep an int8 table. The table is read twice (the lookup and, tied, the
+    /// logits), so its error reaches the logits directly; measured in docs/llm.md#int4-weights.
+    pub fn default_table(self) -> Storage {
+        match self {
+            Self::Int4 { .. } => Self::Int8PerChannel,
+            s => s,
+        }
+    }
+
     /// Why a matrix with `cols` inputs (`what`, to name them) cannot be stored this way:
     /// int4 rows must have an even number of inputs (XNNPACK's int4 kernels refuse odd
     /// ones) and a block must divide them.

@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::types::{
-    ChannelOrder, Dtype, GenerationWriter, InputOverride, InputSpec, LitertKwargs, MaskDtype,
-    OpsSet, Optimize, PromptTemplate, QuantizationMode, QuantizedIo, SupportedType, TokenName,
+    ChannelOrder, Dtype, EmbeddingStorage, GenerationWriter, InputOverride, InputSpec,
+    LitertKwargs, MaskDtype, OpsSet, Optimize, PromptTemplate, QuantizationMode, QuantizedIo,
+    SupportedType, TokenName,
 };
 
 /// Everything needed to build one artifact.
@@ -152,6 +153,9 @@ pub struct QuantizationPlan {
     /// `dynamic_int4`'s block size; `None`: one scale per output channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
+    /// `dynamic_int4`'s embedding table and logits projection; `None`: int8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingStorage>,
 }
 
 /// Exactly what is set on `tf.lite.TFLiteConverter` before `convert()`.

@@ -327,6 +327,7 @@ impl Cx<'_> {
                 mode: qmode,
                 io,
                 block_size: r.quantization.as_ref().and_then(|q| q.block_size),
+                embedding: r.quantization.as_ref().and_then(|q| q.embedding),
             },
             calibration,
             converter,

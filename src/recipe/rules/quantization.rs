@@ -86,6 +86,14 @@ impl Cx<'_> {
                 );
             }
         }
+        if q.embedding.is_some() && mode != QuantizationMode::DynamicInt4 {
+            let d = self.err(
+                "E0254",
+                "/quantization/embedding",
+                format!("`embedding` does not apply to mode `{}`", mode.as_str()),
+            );
+            d.label = Some("only `dynamic_int4` stores the table apart from the layers".into());
+        }
         (Some(mode), io)
     }
 }

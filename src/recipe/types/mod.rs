@@ -355,6 +355,22 @@ pub struct Quantization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 32, max = 65536))]
     pub block_size: Option<u32>,
+    /// `dynamic_int4` only: how the token embedding table and the logits projection are
+    /// stored. `int8` (default): one scale per row, whatever the layers use. `int4`: the
+    /// layers' layout (blocks of `block_size`, or one scale per row), for the smallest
+    /// file where a large vocabulary dominates it; measure its agreement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingStorage>,
+}
+
+/// How `dynamic_int4` stores the token embedding table and the logits projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingStorage {
+    /// int8, one scale per row.
+    Int8,
+    /// int4, in the layers' layout.
+    Int4,
 }
 
 /// What the artifact's numbers become.
