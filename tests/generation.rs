@@ -1166,6 +1166,74 @@ fn llama3_qwen3_and_gemma3_generate_what_keras_generates() {
     }
 }
 
+/// A recipe FILE in `dir` over the test preset PRESET, with the LoRA adapter `lora` if
+/// given: capacity 24, prefill 8, the check's two prompts × 8 steps.
+fn lora_recipe(dir: &Path, file: &str, preset: &str, lora: Option<&Path>, variants: &str) {
+    let lora = lora.map_or(String::new(), |p| format!(", lora: {}", p.display()));
+    let text = format!(
+        "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM{lora}}}\ngeneration:\n  prefill: [8]\n  capacity: 24\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
+        file.trim_end_matches(".yaml"),
+        presets().join(preset).display()
+    );
+    std::fs::write(dir.join(file), text).unwrap();
+}
+
+/// LoRA fine-tunes of the trained Llama 3, Qwen 3 and Gemma 3 (their own adapters, taught
+/// reversed sentences as Gemma's is) export merged by either writer: each generates the
+/// fine-tuned Keras model's greedy tokens, which are not the base's; int8 keeps top-1
+/// agreement at least 0.9.
+#[test]
+fn every_familys_lora_fine_tune_exports_merged() {
+    let work = project();
+    let d = work.path();
+    let families = ["llama3", "qwen3", "gemma3"];
+    let mut files = Vec::new();
+    for family in families {
+        let preset = format!("trained_{family}");
+        let adapter = presets().join(format!("{preset}.lora.h5"));
+        let base = format!("{family}_base.yaml");
+        let tuned = format!("{family}_tuned.yaml");
+        lora_recipe(d, &base, &preset, None, "  native: {}\n");
+        lora_recipe(
+            d,
+            &tuned,
+            &preset,
+            Some(&adapter),
+            "  native: {}\n  converter: {generation: {writer: converter}}\n  int8: {quantization: {mode: dynamic_range}}\n",
+        );
+        files.extend([base, tuned]);
+    }
+    let mut args = vec!["apply", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = work.litert(&args);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let arts = artifacts(&out);
+    let ids = |id: &str, side: &str| -> Vec<Value> {
+        check(&arts[id])["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[side].clone())
+            .collect()
+    };
+    for family in families {
+        for writer in ["native", "converter"] {
+            let id = format!("{family}_tuned:{writer}");
+            let c = check(&arts[&id]);
+            assert_eq!(c["ok"], true, "{id}: {c:#}");
+            assert_eq!(ids(&id, "litert_ids"), ids(&id, "keras_ids"), "{id}");
+        }
+        let id = format!("{family}_tuned:int8");
+        let agreement = check(&arts[&id])["top1_agreement"].as_f64().unwrap();
+        assert!(agreement >= 0.9, "{id}: {agreement}");
+        assert_ne!(
+            ids(&format!("{family}_tuned:native"), "keras_ids"),
+            ids(&format!("{family}_base:native"), "keras_ids"),
+            "{family}: the fine-tune generates what the base does"
+        );
+    }
+}
+
 /// A LoRA fine-tune (`save_lora_weights` of the trained Gemma, taught reversed sentences)
 /// named beside its base preset exports merged, by either writer: each artifact generates what
 /// Keras' fine-tuned model generates, which is not what the base generates. An adapter of
@@ -1176,13 +1244,7 @@ fn a_lora_fine_tune_exports_merged_and_generates_like_the_fine_tuned_keras_model
     let d = work.path();
     let adapter = presets().join("trained_gemma.lora.h5");
     let write = |file: &str, preset: &str, lora: Option<&Path>, variants: &str| {
-        let lora = lora.map_or(String::new(), |p| format!(", lora: {}", p.display()));
-        let text = format!(
-            "version: 1\nname: {}\nmodel:\n  preset: {{path: {}, task: CausalLM{lora}}}\ngeneration:\n  prefill: [8]\n  capacity: 24\n  check:\n    prompts: [\"the quick brown fox\", \"children play with red kites\"]\n    steps: 8\noutput: out/{{{{ name }}}}-{{{{ variant }}}}.tflite\nvariants:\n{variants}",
-            file.trim_end_matches(".yaml"),
-            presets().join(preset).display()
-        );
-        std::fs::write(d.join(file), text).unwrap();
+        lora_recipe(d, file, preset, lora, variants);
     };
     write("base.yaml", "trained_gemma", None, "  native: {}\n");
     write(

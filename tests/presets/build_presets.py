@@ -105,19 +105,22 @@ def trained_gemma(out):
     train(lm, "trained_gemma", out)
 
 
-def trained_gemma_lora(out):
-    """A LoRA fine-tune of `trained_gemma` (KerasHub's workflow: `enable_lora`, fit, keep the
-    adapter apart), taught the test sentences with their words reversed, so its greedy
-    continuations are not the base model's. Saved as OUT/trained_gemma.lora.h5."""
+def trained_lora(out, name, prompts=False):
+    """A LoRA fine-tune of the trained preset OUT/NAME (KerasHub's workflow: `enable_lora`,
+    fit, keep the adapter apart), taught the test sentences with their words reversed, so
+    its greedy continuations are not the base model's. Saved as OUT/NAME.lora.h5. `prompts`:
+    as `train`'s."""
     keras.utils.clear_session()
     keras.utils.set_random_seed(1)
-    lm = keras_hub.models.GemmaCausalLM.from_preset(os.path.join(out, "trained_gemma"))
+    lm = keras_hub.models.CausalLM.from_preset(os.path.join(out, name))
     lm.backbone.enable_lora(4)
     lm.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                weighted_metrics=[])
     x = [" ".join(reversed(s[:-2].split())) + " ." for s in sentences(512, 5)]
+    if prompts:
+        x = {"prompts": [""] * len(x), "responses": x}
     lm.fit(x, batch_size=32, epochs=6, verbose=0)
-    lm.backbone.save_lora_weights(os.path.join(out, "trained_gemma.lora.h5"))
+    lm.backbone.save_lora_weights(os.path.join(out, f"{name}.lora.h5"))
 
 
 def tiny_gemma2(out):
@@ -357,13 +360,17 @@ def main(out):
     tiny_bert(out)
     tiny_resnet(out)
     trained_gemma(out)
-    trained_gemma_lora(out)
+    trained_lora(out, "trained_gemma")
     tiny_gemma2(out)
     tiny_llama(out)
     tiny_gpt2(out)
     trained_llama3(out)
     trained_qwen3(out)
     trained_gemma3(out)
+    # Adapters of the other families, after every preset, so that none of those changes.
+    trained_lora(out, "trained_llama3")
+    trained_lora(out, "trained_qwen3")
+    trained_lora(out, "trained_gemma3", prompts=True)
     with open(os.path.join(out, "READY"), "w") as f:
         f.write("ok\n")
 
