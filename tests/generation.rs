@@ -855,7 +855,14 @@ fn int4_weights_generate_like_keras_in_litert_lm() {
         // Seven matrices in each of two layers; the table int8 unless `embedding: int4`
         // makes it int4 too, in the layers' layout, and the file smaller.
         let by_dtype = &info["weights"]["by_dtype"];
+        let verified = a["quantization"]["checks"].as_array().unwrap();
+        let table_check = verified.iter().find(|c| c["check"] == "int4_table");
         if int4_table {
+            assert_eq!(
+                table_check.map(|c| &c["ok"]),
+                Some(&Value::Bool(true)),
+                "{id}: {verified:#?}"
+            );
             assert_eq!(by_dtype["int4"]["tensors"], 15, "{id}: {info:#}");
             assert!(by_dtype["int8"].is_null(), "{id}: {info:#}");
             let int8_table = with_int8_table[layout];
@@ -864,6 +871,7 @@ fn int4_weights_generate_like_keras_in_litert_lm() {
                 "{id}: {bytes} weight bytes, {int8_table} with an int8 table"
             );
         } else {
+            assert!(table_check.is_none(), "{id}: {verified:#?}");
             assert_eq!(by_dtype["int4"]["tensors"], 14, "{id}: {info:#}");
             assert_eq!(by_dtype["int8"]["tensors"], 1, "{id}: {info:#}");
             with_int8_table.insert(layout, bytes);

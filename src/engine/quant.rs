@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::recipe::BuildPlan;
-use crate::recipe::types::{QuantizationMode, QuantizedIo};
+use crate::recipe::types::{EmbeddingStorage, QuantizationMode, QuantizedIo};
 use crate::tflite::{self, model::ModelInfo, model::Tensor};
 use crate::worker::protocol::SignatureInput;
 
@@ -22,8 +22,12 @@ use crate::worker::protocol::SignatureInput;
 pub enum Expect {
     Float,
     DynamicRange,
-    /// int4 weights with this block size (`None`: per channel).
-    DynamicInt4(Option<u32>),
+    /// int4 weights with this block size (`None`: per channel); `int4_table`: the embedding
+    /// table (and an untied logits projection) int4 too, so no weight is int8.
+    DynamicInt4 {
+        block: Option<u32>,
+        int4_table: bool,
+    },
     Float16,
     Int8Fallback,
     FullInt8(QuantizedIo),
@@ -35,7 +39,7 @@ impl Expect {
         match self {
             Self::Float => "none",
             Self::DynamicRange => "dynamic_range",
-            Self::DynamicInt4(_) => "dynamic_int4",
+            Self::DynamicInt4 { .. } => "dynamic_int4",
             Self::Float16 => "float16",
             Self::Int8Fallback => "int8_fallback",
             Self::FullInt8(_) => "full_int8",
@@ -99,7 +103,10 @@ pub fn expectation(plan: &BuildPlan) -> (Expect, bool) {
         let e = match mode {
             QuantizationMode::None => Expect::Float,
             QuantizationMode::DynamicRange => Expect::DynamicRange,
-            QuantizationMode::DynamicInt4 => Expect::DynamicInt4(plan.quantization.block_size),
+            QuantizationMode::DynamicInt4 => Expect::DynamicInt4 {
+                block: plan.quantization.block_size,
+                int4_table: plan.quantization.embedding == Some(EmbeddingStorage::Int4),
+            },
             QuantizationMode::Float16 => Expect::Float16,
             QuantizationMode::Int8Fallback => Expect::Int8Fallback,
             QuantizationMode::FullInt8 => Expect::FullInt8(io),
@@ -331,7 +338,7 @@ pub fn verify(
                 },
             ));
         }
-        Expect::DynamicInt4(block) => {
+        Expect::DynamicInt4 { block, int4_table } => {
             let layout = |b: Option<i32>| match b {
                 Some(b) => format!("blocks of {b}"),
                 None => "per channel".to_string(),
@@ -359,6 +366,21 @@ pub fn verify(
                     )
                 },
             ));
+            // The table is the only weight an int4 model stores in int8.
+            if int4_table {
+                let n = c.int8_weights;
+                checks.push(check(
+                    "int4_table",
+                    n == 0,
+                    if n == 0 {
+                        "the embedding table is int4 too (no int8 weights)".into()
+                    } else {
+                        format!(
+                            "{n} int8 weight tensors, but `embedding: int4` promises an int4 table"
+                        )
+                    },
+                ));
+            }
         }
         Expect::Float16 => {
             let ok = c.f16_weights > 0;
