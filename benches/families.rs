@@ -22,13 +22,15 @@
 //! `LITERT_BENCH_FAMILIES_VARIANTS=a,b` only the variants so labelled (keep `int8` for the
 //! ratios).
 //!
-//! Run: `nice -n 10 cargo bench --bench families`. The presets are the tests' (built once per
-//! version of their script, `target/fixtures-presets-*`); the scratch project and the
-//! artifacts live under `target/bench-families/`; the table is printed and written to
-//! `target/families_bench.md`. `LITERT_PYTHON` picks the interpreter, else the provisioned
-//! environment.
+//! Run: `nice -n 10 cargo bench --bench families`. The presets are the tests' (built by the
+//! provisioned environment once per version of their script, `target/fixtures-presets-*`);
+//! the scratch project and the artifacts live under `target/bench-families/`; the table is
+//! printed and written to `target/families_bench.md`. `LITERT_PYTHON` picks the interpreter
+//! of the held-out text and LiteRT-LM's benchmark, else the provisioned environment.
 
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -123,7 +125,7 @@ fn main() {
     let litert = common::litert();
     let python = common::worker_python();
     let dir = root.join("target/bench-families");
-    let presets = common::test_presets(&python);
+    let presets = support::fixture_dir("tests/presets/build_presets.py");
     let project = dir.join("project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join(".git")).expect("bench project");

@@ -276,7 +276,7 @@ fn print_runtime_bench(worker: &str, bundle: &Path, what: &str) {
 /// benchmark on the bundle it wrote.
 fn preset_bundle(dir: &Path, worker: &str, litert: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let presets = common::test_presets(worker);
+    let presets = support::fixture_dir("tests/presets/build_presets.py");
     let project = dir.join("gemma_project");
     let _ = std::fs::remove_dir_all(&project);
     std::fs::create_dir_all(project.join("recipes")).expect("bench project");

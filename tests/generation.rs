@@ -31,6 +31,16 @@ fn check(a: &Value) -> &Value {
     &a["result"]["generation"]["check"]
 }
 
+/// Each checked prompt's `side` (`keras_ids`, `litert_ids`) of artifact `a`.
+fn prompt_ids(a: &Value, side: &str) -> Vec<Value> {
+    check(a)["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[side].clone())
+        .collect()
+}
+
 /// Held-out text for the trained Gemma: sentences of its word list (seeded, not its training
 /// sentences), 141 tokens with the start token.
 const HELD_OUT: &str = "while red fox jumps a play fox day sing .
@@ -826,7 +836,8 @@ fn int4_weights_generate_like_keras_in_litert_lm() {
     };
     let (int8_bytes, _) = weight_bytes("gemma:int8");
     // One scale per 64-input row is the coarsest int4 there is: its gate is lower (measured
-    // on 2026-12-07: 0.96 per channel, 1.0 in blocks of 32, either table).
+    // on 2026-12-07: 1.0 in blocks of 32 with either table; per channel 0.96 with the int8
+    // table, 1.0 with the int4 one).
     let mut with_int8_table = BTreeMap::new();
     for (v, layout, gate, int4_table) in [
         ("int4_b32", "blocks of 32", 0.9, false),
@@ -1216,14 +1227,7 @@ fn every_familys_lora_fine_tune_exports_merged() {
     let out = work.litert(&args);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
-    let ids = |id: &str, side: &str| -> Vec<Value> {
-        check(&arts[id])["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p[side].clone())
-            .collect()
-    };
+    let ids = |id: &str, side: &str| prompt_ids(&arts[id], side);
     for family in families {
         for writer in ["native", "converter"] {
             let id = format!("{family}_tuned:{writer}");
@@ -1264,14 +1268,7 @@ fn a_lora_fine_tune_exports_merged_and_generates_like_the_fine_tuned_keras_model
     let out = work.litert(&["apply", "--json", "base.yaml", "tuned.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let arts = artifacts(&out);
-    let ids = |id: &str, side: &str| -> Vec<Value> {
-        check(&arts[id])["prompts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p[side].clone())
-            .collect()
-    };
+    let ids = |id: &str, side: &str| prompt_ids(&arts[id], side);
     for id in ["tuned:native", "tuned:converter"] {
         let c = check(&arts[id]);
         assert_eq!(c["ok"], true, "{id}: {c:#}");

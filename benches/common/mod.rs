@@ -1,6 +1,7 @@
 //! What the benchmarks share: the `litert` binary cargo built for them (with the bench,
 //! i.e. release, profile), the repository root, the worker's Python interpreter, and the
-//! machine's load average to read the figures by, and the tests' presets.
+//! machine's load average to read the figures by. (The tests' presets come from the tests'
+//! own `support::fixture_dir`, named by their script's digest.)
 
 #![allow(dead_code)]
 
@@ -65,29 +66,4 @@ pub fn load_average() -> String {
     let avg: Vec<&str> = text.split_whitespace().take(3).collect();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{} (1, 5, 15 min) on {cores} cores", avg.join(" / "))
-}
-
-/// The tests' KerasHub presets (`tests/presets/build_presets.py`: the trained Gemma, Gemma 3,
-/// Llama 3 and Qwen 3 among them), built with `python` unless already there: in the
-/// directory the tests use, named by the script's digest, so a changed script is never
-/// measured on presets an older one built.
-pub fn test_presets(python: &str) -> PathBuf {
-    let script = root().join("tests/presets/build_presets.py");
-    let text = std::fs::read(&script).expect("tests/presets/build_presets.py");
-    let digest = litert::digest::sha256_hex(&text);
-    let dir = root().join("target").join(format!(
-        "fixtures-presets-{}",
-        litert::digest::short(&digest)
-    ));
-    if !dir.join("READY").exists() {
-        let ok = Command::new(python)
-            .arg(&script)
-            .arg(&dir)
-            .env("TF_CPP_MIN_LOG_LEVEL", "3")
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "building the test presets failed");
-    }
-    dir
 }

@@ -109,7 +109,7 @@ def trained_lora(out, name, prompts=False):
     """A LoRA fine-tune of the trained preset OUT/NAME (KerasHub's workflow: `enable_lora`,
     fit, keep the adapter apart), taught the test sentences with their words reversed, so
     its greedy continuations are not the base model's. Saved as OUT/NAME.lora.h5. `prompts`:
-    as `train`'s."""
+    as `as_samples`'."""
     keras.utils.clear_session()
     keras.utils.set_random_seed(1)
     lm = keras_hub.models.CausalLM.from_preset(os.path.join(out, name))
@@ -117,9 +117,7 @@ def trained_lora(out, name, prompts=False):
     lm.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                weighted_metrics=[])
     x = [" ".join(reversed(s[:-2].split())) + " ." for s in sentences(512, 5)]
-    if prompts:
-        x = {"prompts": [""] * len(x), "responses": x}
-    lm.fit(x, batch_size=32, epochs=6, verbose=0)
+    lm.fit(as_samples(x, prompts), batch_size=32, epochs=6, verbose=0)
     lm.backbone.save_lora_weights(os.path.join(out, f"{name}.lora.h5"))
 
 
@@ -172,17 +170,19 @@ def tiny_gpt2(out):
     keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=pre).save_to_preset(os.path.join(out, "tiny_gpt2"))
 
 
+def as_samples(texts, prompts):
+    """`texts` as a causal LM's `fit` takes them: as they are, or, for a preprocessor of
+    prompt/response pairs (`prompts`: Gemma 3's), each text a response to an empty prompt."""
+    return {"prompts": [""] * len(texts), "responses": texts} if prompts else texts
+
+
 def train(lm, name, out, prompts=False):
     """Fit `lm` for a few epochs on the test sentences (their greedy continuations become
-    confident, as a real language model's are) and save it as OUT/NAME. `prompts`: the
-    preprocessor takes prompt/response pairs (Gemma 3's); each sentence is a response to
-    an empty prompt."""
+    confident, as a real language model's are) and save it as OUT/NAME. `prompts`: as
+    `as_samples`'."""
     lm.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                weighted_metrics=[])
-    x = sentences(512, 4)
-    if prompts:
-        x = {"prompts": [""] * len(x), "responses": x}
-    lm.fit(x, batch_size=32, epochs=12, verbose=0)
+    lm.fit(as_samples(sentences(512, 4), prompts), batch_size=32, epochs=12, verbose=0)
     lm.save_to_preset(os.path.join(out, name))
 
 
